@@ -1,0 +1,64 @@
+"""The wire form of a CDR (the value on the ``cdrs`` topic), contract v1.
+
+Fields come in the contract's order. Durations and ``recording_s`` are JSON
+numbers with exactly three decimals (``12.500``), written verbatim through
+``orjson.Fragment`` so that no float ever touches them; ``rate_per_min`` and
+``cost`` are decimal strings; timestamps are RFC 3339 UTC with milliseconds.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from streams.domain.cdr import Cdr
+from streams.domain.timefmt import format_ts_ms
+
+CDR_FIELDS = (
+    "call_id", "portal_id", "version", "direction", "line", "from", "to", "line_number",
+    "shown_number", "extranet", "user_id", "started_at", "answered_at", "ended_at", "ring_s",
+    "talk_s", "duration_s", "status", "hangup_cause", "queue_attempts", "forwarded_to",
+    "controller", "controller_result", "region", "rate_per_min", "billed_s", "cost", "currency",
+    "recording_urls", "recording_bytes", "recording_s", "events",
+)
+
+
+def _seconds(value: Decimal | None) -> orjson.Fragment | None:
+    return None if value is None else orjson.Fragment(format(value, "f").encode())
+
+
+def _ts(value: int | None) -> str | None:
+    return None if value is None else format_ts_ms(value)
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def cdr_to_dict(cdr: Cdr, version: int) -> dict[str, Any]:
+    """The contract's CDR object as an ordered dict ready for ``orjson.dumps``."""
+    if version < 1:
+        raise ValueError(f"CDR versions start at 1, got {version}")
+    return {
+        "call_id": cdr.call_id, "portal_id": cdr.portal_id, "version": version,
+        "direction": cdr.direction, "line": cdr.line, "from": cdr.from_, "to": cdr.to,
+        "line_number": cdr.line_number, "shown_number": cdr.shown_number,
+        "extranet": cdr.extranet, "user_id": cdr.user_id,
+        "started_at": _ts(cdr.started_at_us), "answered_at": _ts(cdr.answered_at_us),
+        "ended_at": _ts(cdr.ended_at_us), "ring_s": _seconds(cdr.ring_s),
+        "talk_s": _seconds(cdr.talk_s), "duration_s": _seconds(cdr.duration_s),
+        "status": cdr.status, "hangup_cause": cdr.hangup_cause,
+        "queue_attempts": cdr.queue_attempts, "forwarded_to": cdr.forwarded_to,
+        "controller": cdr.controller, "controller_result": cdr.controller_result,
+        "region": cdr.region, "rate_per_min": _money(cdr.rate_per_min),
+        "billed_s": cdr.billed_s, "cost": _money(cdr.cost), "currency": cdr.currency,
+        "recording_urls": list(cdr.recording_urls), "recording_bytes": cdr.recording_bytes,
+        "recording_s": _seconds(cdr.recording_s), "events": cdr.events,
+    }
+
+
+def cdr_to_json(cdr: Cdr, version: int) -> bytes:
+    """The CDR as UTF-8 JSON bytes, the value of one ``cdrs`` message."""
+    return orjson.dumps(cdr_to_dict(cdr, version))
