@@ -1,0 +1,227 @@
+"""Contract v1 validation: raw Kafka bytes in, an :class:`Event` or a :class:`Rejection` out.
+
+``validate`` sits on the worker's hot path and must never raise, whatever the
+bytes: every failure becomes a ``Rejection`` whose ``reason`` is one of the
+contract's DLQ reasons. Checks run in contract order and stop at the first
+failure, so the reason always names the first offending field.
+
+Choices where the contract is silent (see also the project docs):
+- A required field that is present but ``null`` is ``bad_field``, not ``missing_field``.
+- Integers are bounded by the signed 64-bit range (what the warehouse stores).
+- Cross-field plausibility (e.g. ``line`` vs ``direction``) is not checked: it is
+  analytics' business, not the wire format's, and refusing would lose calls.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+from streams.domain import validation_fields as c
+from streams.domain.validation_fields import MISSING, Reject
+from streams.domain.events import (
+    BYPASS_REASONS,
+    CONTROLLER_RESULTS,
+    DIRECTIONS,
+    END_BY,
+    END_CAUSES,
+    FORWARD_REASONS,
+    LINES,
+    OFFER_RULES,
+    RECORDING_FORMATS,
+    SOURCE_OF_TYPE,
+    CallAnswered,
+    CallEnded,
+    CallForwarded,
+    CallOffered,
+    CallOfferMissed,
+    CallStarted,
+    ControllerBypassed,
+    ControllerReplied,
+    ControllerRequested,
+    Event,
+    RecordingStored,
+    Rejection,
+)
+
+MAX_VALUE_BYTES = 1_048_576  # contract: "too_large (over 1 MiB)"
+
+_loads = orjson.loads
+_CONTROLLER_REQUESTED = ControllerRequested()
+
+
+def validate(value: bytes | None, key: bytes | None = None) -> Event | Rejection:
+    """Check one ``call-events`` message against contract v1; never raises.
+
+    ``key``, when not None, must be the UTF-8 ``call_id`` (checked last); a None key is
+    accepted and left to the caller.
+    """
+    try:
+        event = _event(_document(value))
+        _check_key(key, event.call_id)
+        return event
+    except Reject as rejection:
+        return Rejection(rejection.reason, rejection.error)
+
+
+def _document(value: Any) -> dict:
+    """The parsed JSON object of a message value, or Reject (size, JSON, object)."""
+    if value is None:
+        raise Reject("not_json", "tombstone: the message has no value (null)")
+    if type(value) is not bytes:
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise Reject("not_json", f"value must be bytes, got {type(value).__name__}")
+        value = bytes(value)
+    if len(value) > MAX_VALUE_BYTES:
+        raise Reject("too_large", f"value is {len(value)} bytes, over the 1 MiB limit ({MAX_VALUE_BYTES})")
+    try:
+        doc = _loads(value)
+    except ValueError as exc:
+        doc = _parse_fallback(value, exc)
+    if type(doc) is not dict:
+        raise Reject("not_object", f"value must be a JSON object, got {c.show(doc)}")
+    return doc
+
+
+def _parse_fallback(value: bytes, orjson_error: ValueError) -> Any:
+    """Second opinion of the stdlib parser on valid JSON that orjson refuses.
+
+    orjson refuses some valid JSON (numbers overflowing a double such as ``1e400``,
+    escaped lone surrogates); the stdlib accepts those, but also NaN and Infinity,
+    which are not JSON and are refused here.
+    """
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Reject("not_json", f"not valid UTF-8 (byte {exc.start})") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):
+        raise Reject("not_json", c.clip(f"not valid JSON: {orjson_error}")) from None
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _event(doc: dict) -> Event:
+    """Envelope checks in contract order, then the type's data fields."""
+    v = doc.get("v", MISSING)
+    if v is MISSING:
+        raise Reject("missing_field:v", "v (contract version) is missing")
+    if type(v) is not int or v != 1:
+        raise Reject("bad_version", f"v must be the integer 1, got {c.show(v)}")
+    kind = doc.get("type", MISSING)
+    if kind is MISSING:
+        raise Reject("missing_field:type", "type is missing")
+    parse_data = _DATA_PARSERS.get(kind) if type(kind) is str else None
+    if parse_data is None:
+        raise Reject("unknown_type", f"unknown event type {c.show(kind)}")
+    event_id = c.ident(doc, "event_id")
+    call_id = c.ident(doc, "call_id")
+    portal_id = c.ident(doc, "portal_id")
+    source = c.source(doc, SOURCE_OF_TYPE[kind], kind)
+    node = c.ident(doc, "node")
+    ts_us = c.timestamp(doc, "ts")
+    data = doc.get("data", MISSING)
+    if data is MISSING:
+        raise Reject("missing_field:data", "data is missing")
+    if type(data) is not dict:
+        raise Reject("bad_field:data", f"data must be an object, got {c.show(data)}")
+    return Event(event_id, kind, call_id, portal_id, source, node, ts_us, parse_data(data))
+
+
+def _check_key(key: Any, call_id: str) -> None:
+    """The message key must be the UTF-8 call_id; None means the caller did not pass one."""
+    if key is None:
+        return
+    if isinstance(key, (bytearray, memoryview)):
+        key = bytes(key)
+    if key == call_id.encode("ascii") or key == call_id:
+        return
+    raise Reject("bad_field:call_id", f"message key {c.show(key)} differs from call_id {call_id!r}")
+
+
+# Each data parser reads its fields in the contract's order (call arguments are
+# evaluated left to right), so the first bad field is the one reported.
+def _call_started(d: dict) -> CallStarted:
+    return CallStarted(
+        direction=c.enum(d, "direction", DIRECTIONS),
+        line=c.enum(d, "line", LINES),
+        from_=c.party(d, "from"),
+        to=c.party(d, "to"),
+        line_number=c.nullable_text(d, "line_number"),
+        shown_number=c.nullable_phone(d, "shown_number"),
+        user_id=c.nullable_ident(d, "user_id"),
+        extranet=c.flag(d, "extranet"),
+        record=c.flag(d, "record"),
+    )
+
+
+def _controller_requested(d: dict) -> ControllerRequested:
+    return _CONTROLLER_REQUESTED
+
+
+def _controller_replied(d: dict) -> ControllerReplied:
+    return ControllerReplied(
+        result=c.enum(d, "result", CONTROLLER_RESULTS),
+        config_id=c.nullable_text(d, "config_id"),
+    )
+
+
+def _controller_bypassed(d: dict) -> ControllerBypassed:
+    return ControllerBypassed(
+        reason=c.enum(d, "reason", BYPASS_REASONS),
+        key_saved_at_us=c.timestamp(d, "key_saved_at"),
+    )
+
+
+def _call_offered(d: dict) -> CallOffered:
+    return CallOffered(
+        user_id=c.ident(d, "user_id"),
+        attempt=c.integer(d, "attempt", 1),
+        rule=c.enum(d, "rule", OFFER_RULES),
+        rings=c.integer(d, "rings", 1),
+    )
+
+
+def _call_offer_missed(d: dict) -> CallOfferMissed:
+    return CallOfferMissed(user_id=c.ident(d, "user_id"), attempt=c.integer(d, "attempt", 1))
+
+
+def _call_forwarded(d: dict) -> CallForwarded:
+    return CallForwarded(to=c.forward_target(d, "to"), reason=c.enum(d, "reason", FORWARD_REASONS))
+
+
+def _call_answered(d: dict) -> CallAnswered:
+    return CallAnswered(user_id=c.ident(d, "user_id"))
+
+
+def _recording_stored(d: dict) -> RecordingStored:
+    return RecordingStored(
+        url=c.url(d, "url"),
+        bytes=c.integer(d, "bytes", 0),
+        seconds=c.seconds(d, "seconds"),
+        format=c.enum(d, "format", RECORDING_FORMATS),
+    )
+
+
+def _call_ended(d: dict) -> CallEnded:
+    return CallEnded(cause=c.enum(d, "cause", END_CAUSES), by=c.enum(d, "by", END_BY))
+
+
+_DATA_PARSERS: dict[str, Any] = {
+    "call.started": _call_started,
+    "controller.requested": _controller_requested,
+    "controller.replied": _controller_replied,
+    "controller.bypassed": _controller_bypassed,
+    "call.offered": _call_offered,
+    "call.offer_missed": _call_offer_missed,
+    "call.forwarded": _call_forwarded,
+    "call.answered": _call_answered,
+    "recording.stored": _recording_stored,
+    "call.ended": _call_ended,
+}
+
