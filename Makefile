@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine:
+#   make up    - install, then run the whole pipeline (broker, worker, sink, simulator, dashboard)
+#   make test  - install, then run every test (starts a local broker if none answers)
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: setup up test unit integration clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+up: setup
+	$(BIN)/callstream up
+
+test: setup
+	scripts/ensure-chromium
+	$(BIN)/pytest
+
+unit: setup
+	$(BIN)/pytest -m unit
+
+integration: setup
+	scripts/ensure-chromium
+	$(BIN)/pytest -m integration
+
+clean:
+	rm -rf $(VENV) var test-artifacts

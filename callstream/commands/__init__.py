@@ -1,0 +1,1 @@
+"""One module per ``callstream`` subcommand (see :mod:`callstream.cli`)."""

@@ -1,0 +1,273 @@
+"""The one configuration object: read from the environment, CLI flags win.
+
+Every setting is declared once in ``SETTINGS`` with its environment variable,
+its default and a line of documentation; ``tests/unit/test_config.py`` fails
+when one of them is missing from the README.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+
+class ConfigError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+def _default_tariffs() -> str:
+    return str(resources.files("streams") / "tariffs" / "default.csv")
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise ValueError("must be > 0")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be >= 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be >= 0")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 < value < 65536:
+        raise ValueError("must be a TCP port")
+    return value
+
+
+def _text(text: str) -> str:
+    return text
+
+
+def _optional(text: str) -> str | None:
+    return text or None
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("must be true or false")
+
+
+def _security_protocol(text: str) -> str:
+    value = text.upper()
+    if value not in {"PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"}:
+        raise ValueError("must be PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
+    return value
+
+
+def _decimal_bytes(text: str) -> int:
+    value = int(Decimal(text))
+    if value < 1:
+        raise ValueError("must be >= 1")
+    return value
+
+
+@dataclass(frozen=True)
+class Setting:
+    """Declaration of one setting: where it comes from and what it means."""
+
+    name: str
+    env: str
+    default: Any
+    parse: Callable[[str], Any]
+    doc: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    # Kafka
+    Setting("bootstrap", "CALLSTREAM_BOOTSTRAP", "127.0.0.1:9092", _text,
+            "Kafka bootstrap servers, comma-separated host:port."),
+    Setting("topic_events", "CALLSTREAM_TOPIC_EVENTS", "call-events", _text,
+            "Topic of raw call events (the source of truth)."),
+    Setting("topic_dlq", "CALLSTREAM_TOPIC_DLQ", "call-events-dlq", _text,
+            "Topic of rejected events with their reason."),
+    Setting("topic_cdrs", "CALLSTREAM_TOPIC_CDRS", "cdrs", _text,
+            "Topic of CDR versions, keyed by call_id."),
+    Setting("topic_alerts", "CALLSTREAM_TOPIC_ALERTS", "alerts", _text,
+            "Topic of alerts, keyed by portal_id."),
+    Setting("events_partitions", "CALLSTREAM_EVENTS_PARTITIONS", 8, _positive_int,
+            "Partitions of the events topic (and of every topic co-partitioned with it)."),
+    Setting("output_partitions", "CALLSTREAM_OUTPUT_PARTITIONS", 8, _positive_int,
+            "Partitions of the cdrs, alerts and DLQ topics when the project creates them."),
+    Setting("security_protocol", "CALLSTREAM_SECURITY_PROTOCOL", "PLAINTEXT", _security_protocol,
+            "Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."),
+    Setting("sasl_mechanism", "CALLSTREAM_SASL_MECHANISM", None, _optional,
+            "SASL mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512) for SASL_* protocols."),
+    Setting("sasl_username", "CALLSTREAM_SASL_USERNAME", None, _optional, "SASL user name."),
+    Setting("sasl_password", "CALLSTREAM_SASL_PASSWORD", None, _optional, "SASL password."),
+    Setting("ssl_cafile", "CALLSTREAM_SSL_CAFILE", None, _optional,
+            "CA bundle that signs the brokers' certificates (SSL, SASL_SSL)."),
+    Setting("ssl_certfile", "CALLSTREAM_SSL_CERTFILE", None, _optional,
+            "Client certificate for mutual TLS."),
+    Setting("ssl_keyfile", "CALLSTREAM_SSL_KEYFILE", None, _optional,
+            "Private key of the client certificate."),
+    # Local broker
+    Setting("kafka_dir", "CALLSTREAM_KAFKA_DIR", "var/kafka", _text,
+            "Data directory of the local broker: storage, logs, pid, resolved jars."),
+    Setting("kafka_heap_mb", "CALLSTREAM_KAFKA_HEAP_MB", 512, _positive_int,
+            "Maximum heap of the local broker JVM, MiB (at most 512 by design)."),
+    Setting("java_home", "CALLSTREAM_JAVA_HOME", None, _optional,
+            "JDK used to run the local broker (default: JAVA_HOME, then java on PATH)."),
+    # Rating, worker, alert rules
+    Setting("tariffs", "CALLSTREAM_TARIFFS", None, _optional,
+            "Tariff CSV file (default: the table shipped with the package)."),
+    Setting("incomplete_after", "CALLSTREAM_INCOMPLETE_AFTER", 14400.0, _positive_float,
+            "Seconds of worker clock since a call's last event before it is emitted as incomplete."),
+    Setting("forget_after", "CALLSTREAM_FORGET_AFTER", 3600.0, _positive_float,
+            "Seconds a closed call stays in worker memory before it moves to the on-disk archive."),
+    Setting("worker_group", "CALLSTREAM_WORKER_GROUP", "callstream-worker", _text,
+            "Consumer group (Faust app id) of the workers; workers sharing it share partitions."),
+    Setting("state_dir", "CALLSTREAM_STATE_DIR", "var/worker", _text,
+            "Local directory for the worker's on-disk table store (one per worker process)."),
+    Setting("outage_calls", "CALLSTREAM_OUTAGE_CALLS", 5, _positive_int,
+            "Bypassed calls of one portal within the outage window that open controller_outage."),
+    Setting("outage_window", "CALLSTREAM_OUTAGE_WINDOW", 300.0, _positive_float,
+            "Event-time window, seconds, for controller_outage."),
+    Setting("stale_key_after", "CALLSTREAM_STALE_KEY_AFTER", 93600.0, _positive_float,
+            "A bypass whose key_saved_at is older than this many seconds raises stale_key."),
+    # Warehouse
+    Setting("warehouse", "CALLSTREAM_WAREHOUSE", "var/warehouse", _text,
+            "Warehouse location (a directory: Parquet files plus a DuckDB catalog)."),
+    Setting("sink_group", "CALLSTREAM_SINK_GROUP", "callstream-sink", _text,
+            "Consumer group of the warehouse sink."),
+    # Dashboard
+    Setting("dash_host", "CALLSTREAM_DASH_HOST", "127.0.0.1", _text,
+            "Address the dashboard binds to; anything but loopback requires credentials."),
+    Setting("dash_port", "CALLSTREAM_DASH_PORT", 8050, _port, "Port of the dashboard."),
+    Setting("dash_users", "CALLSTREAM_DASH_USERS", None, _optional,
+            "Dashboard basic-auth users, 'user:password' pairs separated by commas."),
+    Setting("dash_token", "CALLSTREAM_DASH_TOKEN", None, _optional,
+            "Dashboard bearer token (alternative to basic auth)."),
+    Setting("recording_quota_bytes", "CALLSTREAM_RECORDING_QUOTA_BYTES", 100 * 1024**3,
+            _decimal_bytes, "Disk quota for call recordings, bytes, for the days-until-full estimate."),
+    Setting("refresh_s", "CALLSTREAM_REFRESH_S", 5.0, _positive_float,
+            "Dashboard live-update interval, seconds (at most 5 by design)."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Immutable settings of one process. Build with :meth:`from_env`."""
+
+    bootstrap: str
+    topic_events: str
+    topic_dlq: str
+    topic_cdrs: str
+    topic_alerts: str
+    events_partitions: int
+    output_partitions: int
+    security_protocol: str
+    sasl_mechanism: str | None
+    sasl_username: str | None
+    sasl_password: str | None
+    ssl_cafile: str | None
+    ssl_certfile: str | None
+    ssl_keyfile: str | None
+    kafka_dir: str
+    kafka_heap_mb: int
+    java_home: str | None
+    tariffs: str | None
+    incomplete_after: float
+    forget_after: float
+    worker_group: str
+    state_dir: str
+    outage_calls: int
+    outage_window: float
+    stale_key_after: float
+    warehouse: str
+    sink_group: str
+    dash_host: str
+    dash_port: int
+    dash_users: str | None
+    dash_token: str | None
+    recording_quota_bytes: int
+    refresh_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Read every setting from ``env`` (default ``os.environ``); non-None overrides win."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = env.get(setting.env)
+            if raw is None or raw == "":
+                values[setting.name] = setting.default
+                continue
+            try:
+                values[setting.name] = setting.parse(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{setting.env}={raw!r}: {exc}") from None
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            if name not in _BY_NAME:
+                raise ConfigError(f"unknown setting {name!r}")
+            values[name] = value
+        if values["kafka_heap_mb"] > 512:
+            raise ConfigError("CALLSTREAM_KAFKA_HEAP_MB: the local broker runs with at most 512 MiB")
+        if values["refresh_s"] > 5:
+            raise ConfigError("CALLSTREAM_REFRESH_S: the dashboard refreshes at least every 5 s")
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        """A copy with some fields changed (tests give each run its own topics)."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def tariffs_path(self) -> Path:
+        """The tariff CSV in force: the configured file or the packaged default."""
+        return Path(self.tariffs) if self.tariffs else Path(_default_tariffs())
+
+    def kafka_client_options(self) -> dict[str, Any]:
+        """Security options in the spelling kafka-python and aiokafka share."""
+        options: dict[str, Any] = {"security_protocol": self.security_protocol}
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+        if self.sasl_username is not None:
+            options["sasl_plain_username"] = self.sasl_username
+        if self.sasl_password is not None:
+            options["sasl_plain_password"] = self.sasl_password
+        if self.security_protocol in {"SSL", "SASL_SSL"}:
+            options["ssl_cafile"] = self.ssl_cafile
+            options["ssl_certfile"] = self.ssl_certfile
+            options["ssl_keyfile"] = self.ssl_keyfile
+        return options
+
+    def aiokafka_ssl_context(self):
+        """An SSL context for aiokafka/faust, or None for plaintext protocols."""
+        if self.security_protocol not in {"SSL", "SASL_SSL"}:
+            return None
+        import ssl
+
+        context = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.ssl_certfile:
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return context
+
+
+def setting(name: str) -> Setting:
+    """The declaration of one setting, by field name."""
+    return _BY_NAME[name]

@@ -1,0 +1,1 @@
+"""The Dash dashboard over the warehouse's shared queries."""

@@ -1,0 +1,1 @@
+"""The Kafka/Faust side of callstream; the pure domain core lives in :mod:`streams.domain`."""

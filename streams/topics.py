@@ -1,0 +1,112 @@
+"""The project's topics: their specs and their idempotent creation.
+
+Auto-creation is off on our broker (and should be on production clusters):
+``call-events`` is the source of truth, so it is created here with unlimited
+retention and the partition count every co-partitioned topic must share.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from callstream.config import Settings
+from callstream.errors import CliError
+
+UNLIMITED = "-1"
+# Room for a message just over 1 MiB: the pipeline, not the broker, decides too_large.
+MAX_MESSAGE_BYTES = str(2 * 1024 * 1024)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic as the project needs it."""
+
+    name: str
+    partitions: int
+    configs: Mapping[str, str] = field(default_factory=dict)
+
+
+def project_topics(settings: Settings) -> list[TopicSpec]:
+    """The contract's four topics with the partitions and retention they need."""
+    keep_forever = {"retention.ms": UNLIMITED, "retention.bytes": UNLIMITED,
+                    "max.message.bytes": MAX_MESSAGE_BYTES}
+    return [
+        TopicSpec(settings.topic_events, settings.events_partitions, keep_forever),
+        # Rejected messages are evidence: kept as long as the events they stand for.
+        TopicSpec(settings.topic_dlq, settings.output_partitions, keep_forever),
+        # The newest version of a call is the truth: compaction keeps it, forever.
+        TopicSpec(settings.topic_cdrs, settings.output_partitions,
+                  {"cleanup.policy": "compact", "max.message.bytes": MAX_MESSAGE_BYTES}),
+        # Keyed by portal: compaction would keep one alert per portal, so keep them all.
+        TopicSpec(settings.topic_alerts, settings.output_partitions,
+                  {"retention.ms": UNLIMITED, "retention.bytes": UNLIMITED}),
+    ]
+
+
+def _admin(settings: Settings):
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        return KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15000,
+                                **settings.kafka_client_options())
+    except (KafkaError, OSError) as exc:
+        raise CliError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
+
+
+def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> dict[str, str]:
+    """Create missing topics; report existing ones. Returns name -> 'created'|'exists'."""
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = _admin(settings)
+    try:
+        existing = set(admin.list_topics())
+        outcome: dict[str, str] = {}
+        missing = [spec for spec in specs if spec.name not in existing]
+        for spec in specs:
+            outcome[spec.name] = "exists"
+        for spec in missing:
+            try:
+                admin.create_topics([NewTopic(spec.name, spec.partitions, 1,
+                                              topic_configs=dict(spec.configs))])
+                outcome[spec.name] = "created"
+            except TopicAlreadyExistsError:
+                pass  # another process created it between list and create
+        for spec in specs:
+            if spec.name == settings.topic_events and spec.name in existing:
+                _check_events_partitions(admin, spec)
+        return outcome
+    finally:
+        admin.close()
+
+
+def _check_events_partitions(admin, spec: TopicSpec) -> None:
+    # The worker's tables are co-partitioned with the events topic: their
+    # partition counts must be equal, so a mismatch with an existing topic is fatal.
+    described = admin.describe_topics([spec.name])
+    have = len(described[0]["partitions"]) if described else None
+    if have is not None and have != spec.partitions:
+        raise CliError(f"topic {spec.name} exists with {have} partitions but "
+                       f"CALLSTREAM_EVENTS_PARTITIONS is {spec.partitions}; set it to {have}")
+
+
+def describe(settings: Settings) -> list[tuple[str, int]]:
+    """(name, partitions) of every non-internal topic on the cluster."""
+    admin = _admin(settings)
+    try:
+        names = sorted(n for n in admin.list_topics() if not n.startswith("__"))
+        topics = admin.describe_topics(names) if names else []
+        return sorted((t["name"], len(t["partitions"])) for t in topics)
+    finally:
+        admin.close()
+
+
+def delete_topics(settings: Settings, names: list[str]) -> None:
+    """Delete topics (tests clean up after themselves)."""
+    admin = _admin(settings)
+    try:
+        admin.delete_topics(names)
+    finally:
+        admin.close()

@@ -1,0 +1,1 @@
+"""The DuckDB warehouse: schema, the one writer (sink), shared queries, export, rebuild."""
