@@ -26,7 +26,7 @@ region/rate/currency when ``call.started`` is known, billing 0).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 from typing import Iterable
 
 from streams.domain.events import Event
@@ -46,6 +46,9 @@ STATUS_BY_CAUSE = {
     "config_not_found": "failed",
 }
 _MS = Decimal("0.001")
+# The contract lets ``seconds`` be any finite double (up to ~1.8e308, down to
+# 5e-324): 1000 digits keep a sum of such values exact before its one rounding.
+_EXACT = Context(prec=1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +191,8 @@ def _recordings(state: CallState) -> tuple[tuple[str, ...], int, Decimal]:
     for rec in state.recordings:  # sorted by ts, so the first seen is the earliest
         first_ts.setdefault(rec.url, rec.ts_us)
     urls = tuple(sorted(first_ts, key=lambda url: (first_ts[url], url)))
-    seconds = sum((rec.seconds for rec in state.recordings), Decimal(0))
+    seconds = Decimal(0)
+    for rec in state.recordings:
+        seconds = _EXACT.add(seconds, rec.seconds)
     return (urls, sum(rec.bytes for rec in state.recordings),
-            seconds.quantize(_MS, rounding=ROUND_HALF_UP))
+            seconds.quantize(_MS, rounding=ROUND_HALF_UP, context=_EXACT))

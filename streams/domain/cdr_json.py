@@ -23,6 +23,7 @@ CDR_FIELDS = (
     "controller", "controller_result", "region", "rate_per_min", "billed_s", "cost", "currency",
     "recording_urls", "recording_bytes", "recording_s", "events",
 )
+_UINT64_MAX = 2**64 - 1
 
 
 def _seconds(value: Decimal | None) -> orjson.Fragment | None:
@@ -35,6 +36,11 @@ def _ts(value: int | None) -> str | None:
 
 def _money(value: Decimal | None) -> str | None:
     return None if value is None else format(value, "f")
+
+
+def _count(value: int) -> int | orjson.Fragment:
+    # A sum of several int64 byte counts can leave orjson's 64-bit range.
+    return value if value <= _UINT64_MAX else orjson.Fragment(str(value).encode())
 
 
 def cdr_to_dict(cdr: Cdr, version: int) -> dict[str, Any]:
@@ -54,7 +60,7 @@ def cdr_to_dict(cdr: Cdr, version: int) -> dict[str, Any]:
         "controller": cdr.controller, "controller_result": cdr.controller_result,
         "region": cdr.region, "rate_per_min": _money(cdr.rate_per_min),
         "billed_s": cdr.billed_s, "cost": _money(cdr.cost), "currency": cdr.currency,
-        "recording_urls": list(cdr.recording_urls), "recording_bytes": cdr.recording_bytes,
+        "recording_urls": list(cdr.recording_urls), "recording_bytes": _count(cdr.recording_bytes),
         "recording_s": _seconds(cdr.recording_s), "events": cdr.events,
     }
 
