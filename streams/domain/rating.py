@@ -29,6 +29,7 @@ from streams.domain.events import DIRECTIONS, LINES
 from streams.domain.timefmt import parse_ts_us
 
 INTERNAL_REGION = "internal"
+USER_REF_PREFIX = "user:"
 ZERO_COST = Decimal("0.00")
 _CENT = Decimal("0.01")
 _SIXTY = Decimal(60)
@@ -135,8 +136,15 @@ def digits_only(number: str | None) -> str:
 
 
 def rated_number(direction: str, to: str, line_number: str | None) -> str:
-    """Digits of the number a call is rated on: ``to`` outbound, ``line_number`` inbound."""
-    return digits_only(to if direction == "outbound" else line_number)
+    """Digits of the number a call is rated on: ``to`` outbound, ``line_number`` inbound.
+
+    A user ref (``user:42``) is nobody's phone number: it rates as no digits
+    (no row matches) rather than as the digits of the user id.
+    """
+    number = to if direction == "outbound" else line_number
+    if number is None or number.startswith(USER_REF_PREFIX):
+        return ""
+    return digits_only(number)
 
 
 def billed_seconds(talk_s: Decimal, row: TariffRow) -> int:
