@@ -7,10 +7,12 @@ is tested elsewhere).
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -178,3 +180,19 @@ def test_changed_is_true_exactly_for_a_new_event_id(data: Any) -> None:
 def test_ten_event_calls_serialise_small(events: list[E.Event]) -> None:
     # Short ids here; test_state.py checks the size with uuid-long ids.
     assert len(state_to_bytes(_fold_all(events))) < 1024
+
+
+@settings(deadline=None, max_examples=200)
+@given(st.data())
+def test_any_valid_events_of_the_shared_strategy_fold_to_the_set_form(data: Any) -> None:
+    # Extreme but valid values: years 0001-9999, 64-character ids, seconds up to 1.8e308.
+    from tests.unit.strategies import valid_events
+
+    drawn = data.draw(st.lists(valid_events(), min_size=1, max_size=12, unique_by=lambda e: e.event_id))
+    events = [dataclasses.replace(e, call_id="call-x") for e in drawn]
+    state = _fold_all(data.draw(deliveries(events)))
+    incomplete = not is_complete(state)
+    expected = cdr_to_json(build_cdr(events, TARIFFS, incomplete=incomplete), 1)
+    assert cdr_to_json(cdr_from_state(state, TARIFFS, incomplete=incomplete), 1) == expected
+    assert orjson.loads(expected)["events"] == len(events)
+    assert state_from_bytes(state_to_bytes(state)) == state

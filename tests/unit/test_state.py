@@ -46,7 +46,7 @@ def test_ten_events_with_uuid_ids_serialise_under_one_kib() -> None:
 
 def test_bookkeeping_survives_bytes_and_is_untouched_by_fold() -> None:
     state = folded(ev("call.started", "s", 0))
-    state = dataclasses.replace(state, version=3, partition=5, touched_at=1764064800.125,
+    state = state._replace(version=3, partition=5, touched_at=1764064800.125,
                                 emitted={"alerts": ["stale_key:call-1"], "digest": {"n": 2}})
     revived = state_from_bytes(state_to_bytes(state))
     assert (revived.version, revived.partition, revived.touched_at, revived.emitted) == (
