@@ -5,9 +5,15 @@ bytes: every failure becomes a ``Rejection`` whose ``reason`` is one of the
 contract's DLQ reasons. Checks run in contract order and stop at the first
 failure, so the reason always names the first offending field.
 
-Choices where the contract is silent (see also the project docs):
-- A required field that is present but ``null`` is ``bad_field``, not ``missing_field``.
-- Integers are bounded by the signed 64-bit range (what the warehouse stores).
+Choices where the contract is silent:
+- A required field that is present but ``null`` is ``bad_field``, not ``missing_field``;
+  ``extranet``/``record`` may be absent (false) but not null.
+- ``user_id`` of call.offered, call.offer_missed and call.answered is a required id.
+- Integers are bounded by the signed 64-bit range (what the warehouse stores);
+  orjson reads integers beyond 2**64 - 1 as floats, refused as non-integers.
+- ``seconds`` goes through a double (``Decimal(str(float))``), so ~17 significant digits.
+- URL schemes are case-insensitive (RFC 3986 3.1); an empty port (``http://h:/``) is allowed.
+- Timestamps may use lower-case ``t``/``z`` (RFC 3339 5.6); only ASCII digits count.
 - Cross-field plausibility (e.g. ``line`` vs ``direction``) is not checked: it is
   analytics' business, not the wire format's, and refusing would lose calls.
 """
@@ -19,8 +25,25 @@ from typing import Any
 
 import orjson
 
-from streams.domain import validation_fields as c
-from streams.domain.validation_fields import MISSING, Reject
+from streams.domain.validation_fields import (
+    MISSING,
+    Reject,
+    clip,
+    enum,
+    flag,
+    forward_target,
+    ident,
+    integer,
+    nullable_ident,
+    nullable_phone,
+    nullable_text,
+    party,
+    seconds,
+    show,
+    source,
+    timestamp,
+    url,
+)
 from streams.domain.events import (
     BYPASS_REASONS,
     CONTROLLER_RESULTS,
@@ -81,7 +104,7 @@ def _document(value: Any) -> dict:
     except ValueError as exc:
         doc = _parse_fallback(value, exc)
     if type(doc) is not dict:
-        raise Reject("not_object", f"value must be a JSON object, got {c.show(doc)}")
+        raise Reject("not_object", f"value must be a JSON object, got {show(doc)}")
     return doc
 
 
@@ -99,7 +122,7 @@ def _parse_fallback(value: bytes, orjson_error: ValueError) -> Any:
     try:
         return json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):
-        raise Reject("not_json", c.clip(f"not valid JSON: {orjson_error}")) from None
+        raise Reject("not_json", clip(f"not valid JSON: {orjson_error}")) from None
 
 
 def _refuse_constant(name: str) -> Any:
@@ -112,25 +135,25 @@ def _event(doc: dict) -> Event:
     if v is MISSING:
         raise Reject("missing_field:v", "v (contract version) is missing")
     if type(v) is not int or v != 1:
-        raise Reject("bad_version", f"v must be the integer 1, got {c.show(v)}")
+        raise Reject("bad_version", f"v must be the integer 1, got {show(v)}")
     kind = doc.get("type", MISSING)
     if kind is MISSING:
         raise Reject("missing_field:type", "type is missing")
     parse_data = _DATA_PARSERS.get(kind) if type(kind) is str else None
     if parse_data is None:
-        raise Reject("unknown_type", f"unknown event type {c.show(kind)}")
-    event_id = c.ident(doc, "event_id")
-    call_id = c.ident(doc, "call_id")
-    portal_id = c.ident(doc, "portal_id")
-    source = c.source(doc, SOURCE_OF_TYPE[kind], kind)
-    node = c.ident(doc, "node")
-    ts_us = c.timestamp(doc, "ts")
+        raise Reject("unknown_type", f"unknown event type {show(kind)}")
+    event_id = ident(doc, "event_id")
+    call_id = ident(doc, "call_id")
+    portal_id = ident(doc, "portal_id")
+    emitter = source(doc, SOURCE_OF_TYPE[kind], kind)
+    node = ident(doc, "node")
+    ts_us = timestamp(doc, "ts")
     data = doc.get("data", MISSING)
     if data is MISSING:
         raise Reject("missing_field:data", "data is missing")
     if type(data) is not dict:
-        raise Reject("bad_field:data", f"data must be an object, got {c.show(data)}")
-    return Event(event_id, kind, call_id, portal_id, source, node, ts_us, parse_data(data))
+        raise Reject("bad_field:data", f"data must be an object, got {show(data)}")
+    return Event(event_id, kind, call_id, portal_id, emitter, node, ts_us, parse_data(data))
 
 
 def _check_key(key: Any, call_id: str) -> None:
@@ -141,22 +164,22 @@ def _check_key(key: Any, call_id: str) -> None:
         key = bytes(key)
     if key == call_id.encode("ascii") or key == call_id:
         return
-    raise Reject("bad_field:call_id", f"message key {c.show(key)} differs from call_id {call_id!r}")
+    raise Reject("bad_field:call_id", f"message key {show(key)} differs from call_id {call_id!r}")
 
 
 # Each data parser reads its fields in the contract's order (call arguments are
 # evaluated left to right), so the first bad field is the one reported.
 def _call_started(d: dict) -> CallStarted:
     return CallStarted(
-        direction=c.enum(d, "direction", DIRECTIONS),
-        line=c.enum(d, "line", LINES),
-        from_=c.party(d, "from"),
-        to=c.party(d, "to"),
-        line_number=c.nullable_text(d, "line_number"),
-        shown_number=c.nullable_phone(d, "shown_number"),
-        user_id=c.nullable_ident(d, "user_id"),
-        extranet=c.flag(d, "extranet"),
-        record=c.flag(d, "record"),
+        direction=enum(d, "direction", DIRECTIONS),
+        line=enum(d, "line", LINES),
+        from_=party(d, "from"),
+        to=party(d, "to"),
+        line_number=nullable_text(d, "line_number"),
+        shown_number=nullable_phone(d, "shown_number"),
+        user_id=nullable_ident(d, "user_id"),
+        extranet=flag(d, "extranet"),
+        record=flag(d, "record"),
     )
 
 
@@ -166,50 +189,50 @@ def _controller_requested(d: dict) -> ControllerRequested:
 
 def _controller_replied(d: dict) -> ControllerReplied:
     return ControllerReplied(
-        result=c.enum(d, "result", CONTROLLER_RESULTS),
-        config_id=c.nullable_text(d, "config_id"),
+        result=enum(d, "result", CONTROLLER_RESULTS),
+        config_id=nullable_text(d, "config_id"),
     )
 
 
 def _controller_bypassed(d: dict) -> ControllerBypassed:
     return ControllerBypassed(
-        reason=c.enum(d, "reason", BYPASS_REASONS),
-        key_saved_at_us=c.timestamp(d, "key_saved_at"),
+        reason=enum(d, "reason", BYPASS_REASONS),
+        key_saved_at_us=timestamp(d, "key_saved_at"),
     )
 
 
 def _call_offered(d: dict) -> CallOffered:
     return CallOffered(
-        user_id=c.ident(d, "user_id"),
-        attempt=c.integer(d, "attempt", 1),
-        rule=c.enum(d, "rule", OFFER_RULES),
-        rings=c.integer(d, "rings", 1),
+        user_id=ident(d, "user_id"),
+        attempt=integer(d, "attempt", 1),
+        rule=enum(d, "rule", OFFER_RULES),
+        rings=integer(d, "rings", 1),
     )
 
 
 def _call_offer_missed(d: dict) -> CallOfferMissed:
-    return CallOfferMissed(user_id=c.ident(d, "user_id"), attempt=c.integer(d, "attempt", 1))
+    return CallOfferMissed(user_id=ident(d, "user_id"), attempt=integer(d, "attempt", 1))
 
 
 def _call_forwarded(d: dict) -> CallForwarded:
-    return CallForwarded(to=c.forward_target(d, "to"), reason=c.enum(d, "reason", FORWARD_REASONS))
+    return CallForwarded(to=forward_target(d, "to"), reason=enum(d, "reason", FORWARD_REASONS))
 
 
 def _call_answered(d: dict) -> CallAnswered:
-    return CallAnswered(user_id=c.ident(d, "user_id"))
+    return CallAnswered(user_id=ident(d, "user_id"))
 
 
 def _recording_stored(d: dict) -> RecordingStored:
     return RecordingStored(
-        url=c.url(d, "url"),
-        bytes=c.integer(d, "bytes", 0),
-        seconds=c.seconds(d, "seconds"),
-        format=c.enum(d, "format", RECORDING_FORMATS),
+        url=url(d, "url"),
+        bytes=integer(d, "bytes", 0),
+        seconds=seconds(d, "seconds"),
+        format=enum(d, "format", RECORDING_FORMATS),
     )
 
 
 def _call_ended(d: dict) -> CallEnded:
-    return CallEnded(cause=c.enum(d, "cause", END_CAUSES), by=c.enum(d, "by", END_BY))
+    return CallEnded(cause=enum(d, "cause", END_CAUSES), by=enum(d, "by", END_BY))
 
 
 _DATA_PARSERS: dict[str, Any] = {
