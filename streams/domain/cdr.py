@@ -20,7 +20,9 @@ CDR fills what can be computed and leaves the rest None: ``ring_s`` needs
 started and (answered or ended); ``talk_s`` is ended - answered, 0 when ended
 and never answered, else None; ``duration_s`` needs started and ended; it is
 rated only when ``talk_s`` is known (otherwise the row is still looked up for
-region/rate/currency when ``call.started`` is known, billing 0).
+region/rate/currency when ``call.started`` is known, billing 0). Without
+``call.started`` nothing can be looked up: rating fields null, ``unrated``
+False (the ``incomplete`` status already flags such a call).
 """
 
 from __future__ import annotations
