@@ -21,6 +21,7 @@ from callstream.errors import CliError
 COMMANDS = (
     "broker",
     "topics",
+    "simulate",
 )
 
 
