@@ -1,0 +1,94 @@
+"""The Kafka side of the simulator: pacing, and a thin producer over the pure engine.
+
+The producer is kafka-python with ``acks="all"`` and idempotence, so a
+retried batch is never written twice (duplicates are only the ones the
+simulator sends on purpose). Partitions are computed here with Kafka's default
+murmur2 partitioner, once per call instead of once per event.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from callstream.config import Settings
+from callstream.errors import CliError
+
+COMPRESSIONS = ("none", "gzip", "lz4", "zstd", "snappy")
+# Room for the simulator's own too_large messages (just over 1 MiB).
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+_PARTITION_CACHE = 100_000
+
+
+def partition_of(key: bytes, partitions: int) -> int:
+    """Kafka's default partition for a keyed message (murmur2, as the Java client)."""
+    from kafka.partitioner.default import murmur2
+
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def topic_partitions(settings: Settings, topic: str) -> int:
+    """Partitions of ``topic``; a clear error if Kafka is unreachable or the topic is missing."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, bootstrap_timeout_ms=10_000,
+                                 request_timeout_ms=15_000, **settings.kafka_client_options())
+    except (KafkaError, OSError) as exc:
+        raise CliError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
+    try:
+        described = admin.describe_topics([topic])
+    except (KafkaError, OSError) as exc:
+        raise CliError(f"cannot describe topic {topic}: {exc}") from None
+    finally:
+        admin.close()
+    partitions = described[0]["partitions"] if described else []
+    if not partitions:
+        raise CliError(f"topic {topic} does not exist (create it with: callstream topics create)")
+    return len(partitions)
+
+
+class KafkaSink:
+    """Sends simulator messages to one topic; counts and keeps the first delivery error."""
+
+    def __init__(self, settings: Settings, topic: str, compression: str = "none",
+                 linger_ms: int = 100, batch_size: int = 512 * 1024) -> None:
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        self._topic = topic
+        self._partitions = topic_partitions(settings, topic)
+        self._cache: dict[bytes, int] = {}
+        self.failed = 0
+        self.first_error: str | None = None
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=True,
+                linger_ms=linger_ms, batch_size=batch_size, max_request_size=MAX_REQUEST_BYTES,
+                compression_type=None if compression == "none" else compression,
+                bootstrap_timeout_ms=10_000, **settings.kafka_client_options())
+        except (KafkaError, OSError) as exc:
+            raise CliError(f"cannot start a producer on {settings.bootstrap}: {exc}") from None
+        except RuntimeError as exc:  # kafka-python: the compression library is missing
+            raise CliError(f"--compression {compression}: {exc}", exit_code=2) from None
+        self._send = self._producer.send
+
+    def send(self, key: bytes, value: bytes) -> None:
+        """Queue one message (key = call_id) for its murmur2 partition."""
+        partition = self._cache.get(key)
+        if partition is None:
+            if len(self._cache) >= _PARTITION_CACHE:
+                self._cache.clear()
+            partition = self._cache[key] = partition_of(key, self._partitions)
+        self._send(self._topic, value=value, key=key, partition=partition) \
+            .add_errback(self._on_error)
+
+    def _on_error(self, exc: Any) -> None:
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = f"{type(exc).__name__}: {exc}"
+
+    def close(self, timeout_s: float = 120.0) -> None:
+        """Wait for every queued message to be acknowledged, then close."""
+        self._producer.flush(timeout=timeout_s)
+        self._producer.close(timeout=timeout_s)
