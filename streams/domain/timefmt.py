@@ -17,7 +17,7 @@ _MS_QUANTUM = Decimal("0.001")
 
 # Contract: RFC 3339 in UTC, 0-6 fraction digits, "Z" or "+00:00".
 _RFC3339_UTC = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:[Zz]|\+00:00)\Z"
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,6}))?(?:[Zz]|\+00:00)\Z"
 )
 
 
@@ -50,8 +50,10 @@ def datetime_to_us(moment: datetime) -> int:
 
 def format_ts_ms(ts_us: int) -> str:
     """``2026-11-25T10:15:30.123Z``: UTC, milliseconds, truncated (not rounded)."""
-    moment = us_to_datetime(ts_us - ts_us % 1000)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    m = us_to_datetime(ts_us - ts_us % 1000)
+    # By hand: strftime("%Y") does not zero-pad years before 1000 on glibc.
+    return (f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
+            f"{m.microsecond // 1000:03d}Z")
 
 
 def seconds_between(start_us: int, end_us: int) -> Decimal:

@@ -1,0 +1,45 @@
+"""Contract timestamps: parsing, exact microseconds, millisecond printing."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from streams.domain.timefmt import format_ts_ms, parse_ts_us, seconds_between
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize("text, expected_us", [
+    ("1970-01-01T00:00:00Z", 0),
+    ("1970-01-01T00:00:01.5Z", 1_500_000),
+    ("1970-01-01T00:00:00.000001+00:00", 1),
+    ("1970-01-01t00:00:00z", 0),
+])
+def test_parses_to_exact_microseconds(text, expected_us):
+    assert parse_ts_us(text) == expected_us
+
+
+@pytest.mark.parametrize("text", [
+    "2026-11-25T10:15:30.1234567Z",    # 7 fraction digits
+    "2026-11-25T10:15:30+01:00",       # not UTC
+    "2026-11-25 10:15:30Z",            # no T
+    "2026-02-30T10:15:30Z",            # no such day
+    "2026-11-25T10:15:30",             # no offset
+    "٢٠٢٦-11-25T10:15:30Z",            # non-ASCII digits
+    "2026-11-25T24:00:00Z",
+])
+def test_refuses_what_the_contract_does_not_allow(text):
+    assert parse_ts_us(text) is None
+
+
+def test_prints_milliseconds_truncated_and_pads_early_years():
+    assert format_ts_ms(parse_ts_us("2026-11-25T10:15:30.123999Z")) == "2026-11-25T10:15:30.123Z"
+    assert format_ts_ms(parse_ts_us("0001-01-01T00:00:00Z")) == "0001-01-01T00:00:00.000Z"
+
+
+def test_seconds_between_rounds_half_up_and_clamps_skew():
+    assert seconds_between(0, 1_234_500) == Decimal("1.235")
+    assert seconds_between(0, 1_234_499) == Decimal("1.234")
+    assert seconds_between(5_000_000, 1_000_000) == Decimal("0.000")
