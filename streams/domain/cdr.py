@@ -33,7 +33,8 @@ from typing import Iterable
 
 from streams.domain.events import Event
 from streams.domain.rating import NOT_RATED, Rating, TariffTable, rate_call
-from streams.domain.state import (EARLIEST_FIELD, LATEST_FIELD, CallState, First, Replied,
+from streams.domain.state import (
+    EARLIEST_FIELD, LATEST_FIELD, CallState, First, Replied, staleness,
                                   is_complete, record_of)
 from streams.domain.timefmt import seconds_between
 
@@ -129,7 +130,8 @@ def state_of_events(events: Iterable[Event]) -> CallState:
         first=First(earliest.ts_us, earliest.event_id, earliest.portal_id), **winners,
         replied_first=tuple(first_of_result[r] for r in sorted(first_of_result)),
         attempts=tuple(sorted(attempts)),
-        recordings=tuple(sorted(records.get("recording.stored", ()))))
+        recordings=tuple(sorted(records.get("recording.stored", ()))),
+        stalest=min(records.get("controller.bypassed", ()), key=staleness, default=None))
 
 
 def cdr_from_state(state: CallState, tariffs: TariffTable, *, incomplete: bool = False) -> Cdr:

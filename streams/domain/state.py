@@ -130,6 +130,7 @@ class CallState(NamedTuple):
     bypassed: Bypassed | None = None
     attempts: tuple[int, ...] = ()  # distinct call.offered attempts, ascending
     recordings: tuple[Recording, ...] = ()  # by (ts_us, event_id)
+    stalest: Bypassed | None = None  # the bypass with the oldest key (stale_key alert)
     version: int = 0  # the last CDR version the worker emitted
     partition: int | None = None
     touched_at: float = 0.0  # worker wall clock of the call's last event
@@ -171,6 +172,9 @@ def _changes(state: CallState, event: Event) -> dict[str, Any]:
         current = getattr(state, name)
         if current is None or record < current:
             changes[name] = record
+        if event.type == "controller.bypassed" and (
+                state.stalest is None or staleness(record) < staleness(state.stalest)):
+            changes["stalest"] = record
         return changes
     name = LATEST_FIELD.get(event.type)
     if name is not None:
@@ -187,6 +191,12 @@ def _changes(state: CallState, event: Event) -> dict[str, Any]:
     elif event.type == "recording.stored":
         changes["recordings"] = tuple(sorted(state.recordings + (record,)))
     return changes
+
+
+def staleness(bypass: Bypassed) -> tuple[int, int, str]:
+    """Sort key of bypasses: the oldest key (largest age) first, then earliest (ts_us, event_id)."""
+    # Oldest key first (largest age), then earliest (ts_us, event_id): a total order.
+    return (bypass.key_saved_at_us - bypass.ts_us, bypass.ts_us, bypass.event_id)
 
 
 def _result(reply: Replied) -> str:
@@ -229,7 +239,7 @@ def cdr_from_state(state: CallState, tariffs: TariffTable, *, incomplete: bool =
 # record is written as its index into the sorted ``event_ids``: each id is
 # stored once, and ~10 events of a call take a few hundred bytes.
 
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 
 
 def _pack(record: tuple | None, index: dict[str, int]) -> list | None:
@@ -248,7 +258,7 @@ def state_to_bytes(state: CallState) -> bytes:
         [_pack(r, index) for r in state.replied_first], _pack(state.bypassed, index),
         state.attempts,
         [[r.ts_us, index[r.event_id], r.url, r.bytes, str(r.seconds)] for r in state.recordings],
-        state.version, state.partition, state.touched_at,
+        _pack(state.stalest, index), state.version, state.partition, state.touched_at,
         state.emitted if type(state.emitted) is dict else dict(state.emitted),
     ])
 
@@ -257,8 +267,8 @@ def state_from_bytes(data: bytes) -> CallState:
     """Rebuild a state from ``state_to_bytes``; corrupt input raises ValueError."""
     try:
         raw = orjson.loads(data)
-        if not isinstance(raw, list) or len(raw) != 17 or raw[0] != STATE_FORMAT:
-            raise ValueError("not a call state of format 1")
+        if not isinstance(raw, list) or len(raw) != 18 or raw[0] != STATE_FORMAT:
+            raise ValueError(f"not a call state of format {STATE_FORMAT}")
         ids = tuple(raw[2])
         return CallState(
             raw[1], ids, _unpack(First, raw[3], ids), _unpack(Started, raw[4], ids),
@@ -267,7 +277,7 @@ def state_from_bytes(data: bytes) -> CallState:
             tuple(_unpack(Replied, r, ids) for r in raw[9]), _unpack(Bypassed, raw[10], ids),
             tuple(raw[11]),
             tuple(Recording(ts, ids[i], url, size, Decimal(secs)) for ts, i, url, size, secs in raw[12]),
-            raw[13], raw[14], float(raw[15]), raw[16])
+            _unpack(Bypassed, raw[13], ids), raw[14], raw[15], float(raw[16]), raw[17])
     except (IndexError, KeyError, TypeError, ArithmeticError) as exc:
         raise ValueError(f"corrupt call state: {exc}") from exc
 

@@ -112,3 +112,21 @@ def test_the_byte_form_is_the_same_for_any_arrival_order() -> None:
 def test_corrupt_bytes_raise_value_error(data: bytes) -> None:
     with pytest.raises(ValueError):
         state_from_bytes(data)
+
+
+def test_stalest_bypass_is_the_oldest_key_whatever_the_order():
+    from streams.domain.events import ControllerBypassed, Event
+    from streams.domain.state import fold
+
+    def bypass(event_id: str, ts_us: int, key_us: int) -> Event:
+        return Event(event_id, "controller.bypassed", "c-1", "p-1", "voice", "vox-1", ts_us,
+                     ControllerBypassed("timeout", key_us))
+
+    fresh = bypass("a", 10_000_000, 9_000_000)       # key 1 s old
+    stale = bypass("b", 20_000_000, 1_000_000)       # key 19 s old
+    for order in ([fresh, stale], [stale, fresh]):
+        state = None
+        for event in order:
+            state, _ = fold(state, event)
+        assert state.bypassed.event_id == "a"   # the earliest bypass
+        assert state.stalest.event_id == "b"    # the oldest key
