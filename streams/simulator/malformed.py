@@ -20,6 +20,9 @@ import orjson
 from streams.simulator.stamps import uuid4_hex
 
 TOO_LARGE_BYTES = 1_048_576  # contract: a value over 1 MiB goes to the DLQ as too_large
+MAX_PADDING = 64 * 1024
+# The largest message the simulator sends (padding, the event, and record/batch framing).
+LARGEST_VALUE = TOO_LARGE_BYTES + MAX_PADDING + 4096
 
 ENVELOPE = ("type", "event_id", "call_id", "portal_id", "source", "node", "ts", "data")
 BAD_ENVELOPE: dict[str, tuple[Any, ...]] = {
@@ -131,7 +134,7 @@ def _bad_data(rng: random.Random, doc: dict) -> Built:
 
 def _too_large(rng: random.Random, doc: dict) -> Built:
     # A valid event padded past the limit: only its size is wrong.
-    doc["padding"] = "x" * (TOO_LARGE_BYTES + rng.randrange(1, 64 * 1024))
+    doc["padding"] = "x" * (TOO_LARGE_BYTES + rng.randrange(1, MAX_PADDING))
     return orjson.dumps(doc), "too_large", "too_large"
 
 

@@ -26,9 +26,10 @@ def partition_of(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def topic_partitions(settings: Settings, topic: str) -> int:
-    """Partitions of ``topic``; a clear error if Kafka is unreachable or the topic is missing."""
+def topic_limits(settings: Settings, topic: str) -> tuple[int, int]:
+    """(partitions, max.message.bytes) of ``topic``; a clear error if Kafka or the topic is missing."""
     from kafka import KafkaAdminClient
+    from kafka.admin import ConfigResource, ConfigResourceType
     from kafka.errors import KafkaError
 
     try:
@@ -38,26 +39,36 @@ def topic_partitions(settings: Settings, topic: str) -> int:
         raise CliError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
     try:
         described = admin.describe_topics([topic])
-    except (KafkaError, OSError) as exc:
+        partitions = described[0]["partitions"] if described else []
+        if not partitions:
+            raise CliError(f"topic {topic} does not exist (create it with: callstream topics create)")
+        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                         configs=["max.message.bytes"])],
+                                         config_filter="all")
+        limit = int(configs["topic"][topic]["max.message.bytes"]["value"])
+    except (KafkaError, OSError, KeyError, TypeError, ValueError) as exc:
         raise CliError(f"cannot describe topic {topic}: {exc}") from None
     finally:
         admin.close()
-    partitions = described[0]["partitions"] if described else []
-    if not partitions:
-        raise CliError(f"topic {topic} does not exist (create it with: callstream topics create)")
-    return len(partitions)
+    return len(partitions), limit
 
 
 class KafkaSink:
     """Sends simulator messages to one topic; counts and keeps the first delivery error."""
 
     def __init__(self, settings: Settings, topic: str, compression: str = "none",
-                 linger_ms: int = 100, batch_size: int = 512 * 1024) -> None:
+                 linger_ms: int = 100, batch_size: int = 512 * 1024,
+                 largest_value: int | None = None) -> None:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
 
         self._topic = topic
-        self._partitions = topic_partitions(settings, topic)
+        self._partitions, limit = topic_limits(settings, topic)
+        if largest_value is not None and limit < largest_value:
+            # The broker refuses a whole batch for one over-size message: innocent events would be lost.
+            raise CliError(f"topic {topic} takes messages up to {limit} bytes, but --malformed sends "
+                           f"values over 1 MiB: set its max.message.bytes to 2 MiB "
+                           f"(callstream topics create does)", exit_code=2)
         self._cache: dict[bytes, int] = {}
         self.failed = 0
         self.first_error: str | None = None

@@ -15,7 +15,7 @@ from callstream.config import Settings
 from callstream.errors import CliError
 from streams.simulator.engine import Simulator, Stats
 from streams.simulator.feeder import ChildFeed, FeedSpec
-from streams.simulator.knobs import Faults, Knobs
+from streams.simulator.malformed import LARGEST_VALUE
 from streams.simulator.pacing import paced
 from streams.simulator.produce import KafkaSink
 from streams.simulator.truth import truth_file
@@ -30,7 +30,8 @@ class Session:
         self.spec = spec
         self.topic = settings.topic_events
         self.stats = Stats()
-        self._sink = KafkaSink(settings, self.topic, compression)
+        largest = LARGEST_VALUE if spec.faults.malformed else None
+        self._sink = KafkaSink(settings, self.topic, compression, largest_value=largest)
         self._elapsed = 0.0
 
     @property

@@ -149,3 +149,18 @@ def test_missing_topic_and_unreachable_broker_are_one_line_errors(kafka_settings
     assert nowhere.returncode == 1
     lines = nowhere.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("callstream simulate: error: cannot reach Kafka at 127.0.0.1:1")
+
+
+def test_malformed_needs_room_for_over_size_values(kafka_settings, unique):
+    from streams import topics
+
+    small = kafka_settings.replace(topic_events=f"t{unique}-small")
+    topics.ensure_topics(small, [topics.TopicSpec(small.topic_events, 2, {})])  # broker default: 1 MiB
+    try:
+        done = subprocess.run(_command(small, "--calls", "50", "--malformed", "0.1"),
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2
+        assert "takes messages up to" in done.stderr and "max.message.bytes to 2 MiB" in done.stderr
+        assert _read_topic(small) == []  # refused before sending anything
+    finally:
+        topics.delete_topics(small, [small.topic_events])
