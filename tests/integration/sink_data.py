@@ -1,0 +1,118 @@
+"""Realistic messages for the sink's integration tests, built with the real domain code.
+
+Events come from the simulator (with duplicates and malformed messages),
+CDRs from ``build_cdr`` + ``cdr_to_json`` (several versions per call, some
+re-emitted), alerts from ``alert_to_json`` (an outage that opens and then
+resolves under the same id), DLQ records from ``encode_dlq`` (one rejected
+message recorded twice), and a few garbage messages the sink must reject.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from callstream.config import Settings
+from streams.domain.alerts import Alert, alert_to_json
+from streams.domain.cdr import build_cdr
+from streams.domain.cdr_json import cdr_to_json
+from streams.domain.dlq import encode_dlq
+from streams.domain.events import Event
+from streams.domain.rating import load_tariffs
+from streams.domain.validation import validate
+from streams.simulator import Faults, generate_all
+
+START_US = 1_795_417_200_000_000  # 2026-11-24T07:00:00Z
+
+Message = tuple[bytes | None, bytes | None]  # key, value
+
+
+@dataclass
+class Dataset:
+    """Messages per topic role, and what the warehouse must end up holding."""
+
+    events: list[Message] = field(default_factory=list)
+    cdrs: list[Message] = field(default_factory=list)
+    alerts: list[Message] = field(default_factory=list)
+    dlq: list[Message] = field(default_factory=list)
+    latest_cdr: dict[str, bytes] = field(default_factory=dict)  # call_id -> JSON of the winner
+    event_ids: set[str] = field(default_factory=set)
+    garbage_cdrs: int = 0
+
+
+def _cdr_versions(events: list[Event], tariffs) -> list[bytes]:
+    types = {e.type for e in events}
+    if not {"call.started", "call.ended"} <= types:
+        return [cdr_to_json(build_cdr(events, tariffs, incomplete=True), 1)]
+    early = [e for e in events if e.type != "recording.stored"]
+    versions = []
+    if len(early) < len(events):
+        versions.append(build_cdr(early, tariffs))
+    versions.append(build_cdr(events, tariffs))
+    return [cdr_to_json(cdr, n) for n, cdr in enumerate(versions, start=1)]
+
+
+def build(calls: int = 300, seed: str = "sink", portals: int = 4) -> Dataset:
+    """A dataset of ``calls`` simulated calls and everything derived from them."""
+    messages, _ = generate_all(seed, calls, portals, START_US,
+                               Faults(duplicates=0.1, malformed=0.03))
+    data = Dataset()
+    by_call: dict[str, list[Event]] = defaultdict(list)
+    seen: set[str] = set()
+    for index, message in enumerate(messages):
+        data.events.append((message.key, message.value))
+        result = validate(message.value, message.key)
+        if isinstance(result, Event):
+            data.event_ids.add(result.event_id)
+            if result.event_id not in seen:
+                seen.add(result.event_id)
+                by_call[result.call_id].append(result)
+        else:
+            record = encode_dlq(result, "call-events", 0, index, message.value)
+            data.dlq.append((message.key, record))
+            if index % 3 == 0:  # a worker restart rejects the same message again
+                data.dlq.append((message.key, record))
+    tariffs = load_tariffs(Settings.from_env().tariffs_path)
+    for n, (call_id, events) in enumerate(sorted(by_call.items())):
+        versions = _cdr_versions(events, tariffs)
+        if n % 7 == 0:
+            versions.append(versions[-1])  # re-emitted after a worker restart
+        data.cdrs += [(call_id.encode(), v) for v in versions]
+        data.latest_cdr[call_id] = versions[-1]
+    for n in range(3):
+        data.cdrs.append((b"junk", b"not json at all" if n else b"\xff\xfe garbage"))
+        data.garbage_cdrs += 1
+    data.alerts = _alerts(by_call)
+    return data
+
+
+def _alerts(by_call: dict[str, list[Event]]) -> list[Message]:
+    out: list[Message] = []
+    for call_id, events in sorted(by_call.items()):
+        bypass = [e for e in events if e.type == "controller.bypassed"]
+        if bypass:
+            alert = Alert(f"controller_bypassed:{call_id}", "controller_bypassed", bypass[0].portal_id,
+                          call_id, bypass[0].ts_us, {"reason": bypass[0].data.reason})
+            out.append((alert.portal_id.encode(), alert_to_json(alert)))
+    opened = Alert("controller_outage:p-test:2026-11-24T08:00:00.000Z", "controller_outage", "p-test",
+                   None, START_US + 3_600_000_000, {"state": "open", "bypassed_calls": 5})
+    resolved = Alert(opened.alert_id, opened.type, opened.portal_id, None, opened.ts_us + 60_000_000,
+                     {"state": "resolved", "bypassed_calls": 7})
+    out += [(b"p-test", alert_to_json(opened)), (b"p-test", alert_to_json(opened)),
+            (b"p-test", alert_to_json(resolved))]
+    return out
+
+
+def produce(settings: Settings, data: Dataset) -> None:
+    """Send every message of ``data`` to the topics of ``settings`` (keyed, in order)."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=20,
+                             max_request_size=4 * 1024 * 1024,
+                             **settings.kafka_client_options())
+    for topic, messages in ((settings.topic_events, data.events), (settings.topic_cdrs, data.cdrs),
+                            (settings.topic_alerts, data.alerts), (settings.topic_dlq, data.dlq)):
+        for key, value in messages:
+            producer.send(topic, key=key, value=value)
+    producer.flush()
+    producer.close()

@@ -1,0 +1,175 @@
+"""Compaction: keep the number of files small and the base deduplicated.
+
+Runs inside the writing process (the sink, or a rebuild), through the same
+:class:`~warehouse.writer.Writer`, so there is still one writer.
+
+- *minor*: once a table has ``minor_files`` delta files, merge them into one
+  (deduplicated by the table's winner rule). Cheap; keeps readers from
+  opening hundreds of small files.
+- *major*: once the deltas hold ``major_rows`` rows or the oldest is
+  ``major_age_s`` old, fold them into the base: every base partition that a
+  delta row falls in, or that holds an older row of a delta key (a call whose
+  ``started_at`` changed month), is rewritten as one sorted file of winners.
+  The key scan over the whole base makes this exact whatever the readers'
+  shortcut (views.py) assumed.
+
+Published like any write: new files first, then one manifest that swaps them
+in and retires the old ones (deleted after the grace period).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, replace
+
+import duckdb
+
+from warehouse import schema
+from warehouse.layout import DataFile
+from warehouse.views import literal
+from warehouse.writer import Writer, now_us
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CompactionPolicy:
+    """When to merge deltas (minor) and fold them into the base (major)."""
+
+    minor_files: int = 8
+    major_rows: int = 250_000
+    major_age_s: float = 120.0
+    interval_s: float = 0.5  # how often the compactor thread looks
+    gc_interval_s: float = 10.0
+
+
+def _paths(writer: Writer, files: list[DataFile] | tuple[DataFile, ...]) -> str:
+    return "[" + ", ".join(literal(str(writer.root / f.path)) for f in files) + "]"
+
+
+def _dedup_sql(spec: schema.TableSpec, source: str) -> str:
+    return (f"SELECT {schema.select_list(spec)} FROM {source} "
+            f"QUALIFY row_number() OVER (PARTITION BY {schema.key_list(spec)} ORDER BY {spec.winner}) = 1")
+
+
+def minor(writer: Writer, table: str) -> bool:
+    """Merge all current delta files of ``table`` into one; False if fewer than two."""
+    deltas = writer.manifest.table_files(table, "delta")
+    if len(deltas) < 2:
+        return False
+    spec = schema.TABLES[table]
+    con = writer.cursor()
+    try:
+        merged = writer.write_file(con, table, _dedup_sql(spec, f"read_parquet({_paths(writer, deltas)})"))
+    finally:
+        con.close()
+    if merged is not None:
+        # The merge keeps the age of its oldest input, or minor merges would postpone majors forever.
+        merged = replace(merged, created_us=min(f.created_us for f in deltas))
+    writer.publish(add=[merged] if merged else [], remove=[f.path for f in deltas])
+    return True
+
+
+def major(writer: Writer, table: str) -> bool:
+    """Fold all current delta files of ``table`` into its base; False if there are none."""
+    manifest = writer.manifest
+    deltas = manifest.table_files(table, "delta")
+    if not deltas:
+        return False
+    spec = schema.TABLES[table]
+    base = manifest.table_files(table, "base")
+    con = writer.cursor()
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE c_delta AS "
+                    f"{_dedup_sql(spec, f'read_parquet({_paths(writer, deltas)})')}")
+        affected = _affected_base(writer, con, spec, base, deltas)
+        source = "SELECT * FROM c_delta"
+        if affected:
+            source += (f" UNION ALL SELECT {schema.select_list(spec)} "
+                       f"FROM read_parquet({_paths(writer, affected)})")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE c_rows AS {_dedup_sql(spec, f'({source})')}")
+        labels = [r[0] for r in con.execute(
+            f"SELECT DISTINCT {spec.partition} FROM c_rows ORDER BY 1").fetchall()]
+        written = writer.write_partitions(con, table, "c_rows", labels)
+        con.execute("DROP TABLE c_rows")
+        con.execute("DROP TABLE c_delta")
+    finally:
+        con.close()
+    writer.publish(add=written, remove=[f.path for f in (*affected, *deltas)])
+    return True
+
+
+def _affected_base(writer: Writer, con: duckdb.DuckDBPyConnection, spec: schema.TableSpec,
+                   base: tuple[DataFile, ...], deltas: tuple[DataFile, ...]) -> list[DataFile]:
+    """Base files to rewrite: the deltas' partitions and any file holding a delta key."""
+    if not base:
+        return []
+    labels = {label for f in deltas for label in f.labels}
+    hit = {row[0] for row in con.execute(
+        f"SELECT DISTINCT b.filename FROM read_parquet({_paths(writer, base)}, filename = true) b "
+        f"SEMI JOIN c_delta d USING ({schema.key_list(spec)})").fetchall()}
+    return [f for f in base if f.partition in labels or str(writer.root / f.path) in hit]
+
+
+def due(writer: Writer, table: str, policy: CompactionPolicy, now: int) -> str | None:
+    """"major", "minor" or None: what the policy asks for ``table`` right now."""
+    deltas = writer.manifest.table_files(table, "delta")
+    if not deltas:
+        return None
+    oldest = min(f.created_us for f in deltas)
+    if (sum(f.rows for f in deltas) >= policy.major_rows
+            or now - oldest >= policy.major_age_s * 1_000_000):
+        return "major"
+    return "minor" if len(deltas) >= policy.minor_files else None
+
+
+def compact_due(writer: Writer, policy: CompactionPolicy) -> list[str]:
+    """Run every compaction the policy asks for; returns what was done ("major cdrs", ...)."""
+    done = []
+    for table in schema.TABLES:
+        action = due(writer, table, policy, now_us())
+        if action == "major" and major(writer, table):
+            done.append(f"major {table}")
+        elif action == "minor" and minor(writer, table):
+            done.append(f"minor {table}")
+    return done
+
+
+def compact_all(writer: Writer) -> None:
+    """Fold every delta of every table into the base (end of a rebuild, tests)."""
+    for table in schema.TABLES:
+        major(writer, table)
+
+
+class Compactor(threading.Thread):
+    """Background thread of the writing process: compaction and garbage collection."""
+
+    def __init__(self, writer: Writer, policy: CompactionPolicy) -> None:
+        super().__init__(name="compactor", daemon=True)
+        self.writer = writer
+        self.policy = policy
+        self.stopping = threading.Event()
+        self.failures = 0
+
+    def run(self) -> None:
+        last_gc = 0.0
+        while not self.stopping.wait(self.policy.interval_s):
+            try:
+                for action in compact_due(self.writer, self.policy):
+                    log.info("compaction: %s", action)
+                if now_us() - last_gc >= self.policy.gc_interval_s * 1_000_000:
+                    deleted = self.writer.collect_garbage()
+                    if deleted:
+                        log.info("garbage collection: %d files deleted", deleted)
+                    last_gc = now_us()
+                self.failures = 0
+            except Exception:  # noqa: BLE001 - a failed compaction must not stop the sink
+                self.failures += 1
+                log.exception("compaction failed (attempt %d); the sink keeps writing deltas",
+                              self.failures)
+
+    def stop(self) -> None:
+        """Ask the thread to finish its current step and exit; waits for it."""
+        self.stopping.set()
+        self.join()

@@ -1,0 +1,223 @@
+"""Kafka messages to typed warehouse rows, in batches.
+
+CDRs, alerts and DLQ records are parsed by DuckDB's JSON reader over one
+Arrow column of message values (vectorised: no per-message Python work
+besides collecting the values). Events go through the contract validator
+(:func:`streams.domain.validation.validate`), which is per message by nature.
+
+A message the sink cannot use (not JSON, no identity, a malformed timestamp)
+becomes a row of ``rejects`` with its position and an excerpt: never
+silently dropped, never blocking the sink. An invalid ``call-events`` message
+is not a reject: the worker has already sent it to the DLQ, counted there.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from warehouse import duck, schema
+
+EXCERPT_CHARS = 256
+ERROR_CHARS = 1000
+
+
+@dataclass
+class RawBatch:
+    """Messages of one topic, column-wise, in consumption order."""
+
+    topic: str
+    partitions: list[int] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    timestamps_ms: list[int] = field(default_factory=list)
+    keys: list[bytes | None] = field(default_factory=list)
+    values: list[bytes | None] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def add(self, partition: int, offset: int, timestamp_ms: int, key: bytes | None,
+            value: bytes | None) -> None:
+        """Append one message."""
+        self.partitions.append(partition)
+        self.offsets.append(offset)
+        self.timestamps_ms.append(timestamp_ms)
+        self.keys.append(key)
+        self.values.append(value)
+
+
+@lru_cache(maxsize=None)
+def arrow_schema(table: str) -> pa.Schema:
+    """The Arrow schema of a warehouse table (DuckDB's mapping of its SQL types)."""
+    con = duck.connect()
+    try:
+        return con.sql(schema.empty_select(schema.TABLES[table])).to_arrow_table().schema
+    finally:
+        con.close()
+
+
+def _text_values(values: list[bytes | None]) -> tuple[pa.Array, list[str | None]]:
+    """Values as an Arrow string array; invalid UTF-8 becomes null with an error."""
+    try:
+        return pa.array(values, pa.binary()).cast(pa.string()), [None] * len(values)
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        texts, errors = [], []
+        for value in values:
+            try:
+                texts.append(None if value is None else value.decode("utf-8"))
+                errors.append(None)
+            except UnicodeDecodeError:
+                texts.append(None)
+                errors.append("value is not valid UTF-8")
+        return pa.array(texts, pa.string()), errors
+
+
+def raw_table(raw: RawBatch) -> pa.Table:
+    """The batch as an Arrow table: position, Kafka time, value text, decoding error."""
+    values, errors = _text_values(raw.values)
+    excerpts = [None if v is None else v[:EXCERPT_CHARS].decode("utf-8", "replace") for v in raw.values]
+    return pa.table({
+        "kafka_partition": pa.array(raw.partitions, pa.int32()),
+        "kafka_offset": pa.array(raw.offsets, pa.int64()),
+        "kafka_ts": pa.array(raw.timestamps_ms, pa.int64()),
+        "v": values,
+        "utf8_error": pa.array(errors, pa.string()),
+        "_excerpt": pa.array(excerpts, pa.string()),
+    })
+
+
+_CDR_JSON = {name: ("VARCHAR" if sql_type in ("TIMESTAMPTZ", "DATE") else sql_type)
+             for name, sql_type in schema.CDR_COLUMNS
+             if not name.startswith("kafka_") and not name.endswith("_text") and name != "started_day"}
+# Money arrives as decimal strings; the text is kept, the DECIMAL derived from it.
+_CDR_JSON.update({"rate_per_min": "VARCHAR", "cost": "VARCHAR"})
+_CDR_TIMES = ("started_at", "answered_at", "ended_at")
+
+
+def _field(name: str) -> str:
+    return f"struct_extract(j, '{name}')"
+
+
+def _cdr_select() -> str:
+    items = []
+    for name, sql_type in schema.CDR_COLUMNS:
+        if name in _CDR_TIMES:
+            expr = f"TRY_CAST({_field(name)} AS TIMESTAMPTZ)"
+        elif name in ("rate_per_min", "cost"):
+            expr = f"TRY_CAST({_field(name)} AS {sql_type})"
+        elif name.endswith("_text"):
+            expr = _field(name[: -len("_text")])
+        elif name == "started_day":
+            expr = f"CAST(TRY_CAST({_field('started_at')} AS TIMESTAMPTZ) AS DATE)"
+        elif name.startswith("kafka_"):
+            expr = name
+        else:
+            expr = _field(name)
+        items.append(f"{expr} AS {schema.quote(name)}")
+    bad_time = " OR ".join(f"({_field(t)} IS NOT NULL AND TRY_CAST({_field(t)} AS TIMESTAMPTZ) IS NULL)"
+                           for t in _CDR_TIMES)
+    bad_money = " OR ".join(f"({_field(m)} IS NOT NULL AND TRY_CAST({_field(m)} AS DECIMAL(38,10)) IS NULL)"
+                            for m in ("rate_per_min", "cost"))
+    error = ("CASE WHEN utf8_error IS NOT NULL THEN utf8_error "
+             "WHEN v IS NULL THEN 'null value (tombstone)' "
+             "WHEN j IS NULL THEN 'not a JSON object' "
+             f"WHEN {_field('call_id')} IS NULL THEN 'call_id missing or not a string' "
+             f"WHEN {_field('portal_id')} IS NULL THEN 'portal_id missing or not a string' "
+             f"WHEN {_field('version')} IS NULL THEN 'version missing or not an integer' "
+             f"WHEN {bad_time} THEN 'a timestamp is not RFC 3339' "
+             f"WHEN {bad_money} THEN 'rate_per_min or cost is not a decimal string' END")
+    return ", ".join(items) + f", {error} AS _error"
+
+
+_JSON_OBJECT = ("CASE WHEN v IS NOT NULL AND json_valid(v) AND json_type(v) = 'OBJECT' "
+                "THEN json_transform(v, ?) END AS j")
+
+_ALERT_JSON = {"alert_id": "VARCHAR", "type": "VARCHAR", "portal_id": "VARCHAR",
+               "call_id": "VARCHAR", "ts": "VARCHAR"}
+_ALERT_SELECT = (
+    f"{_field('alert_id')} AS alert_id, {_field('type')} AS type, {_field('portal_id')} AS portal_id, "
+    f"{_field('call_id')} AS call_id, TRY_CAST({_field('ts')} AS TIMESTAMPTZ) AS ts, "
+    "CASE WHEN j IS NOT NULL THEN json_extract_string(v, '$.detail.state') END AS state, "
+    "CASE WHEN j IS NOT NULL THEN json_extract(v, '$.detail')::VARCHAR END AS detail, "
+    "kafka_partition, kafka_offset, "
+    "CASE WHEN utf8_error IS NOT NULL THEN utf8_error WHEN v IS NULL THEN 'null value (tombstone)' "
+    "WHEN j IS NULL THEN 'not a JSON object' "
+    f"WHEN {_field('alert_id')} IS NULL OR {_field('type')} IS NULL THEN 'alert_id or type missing' "
+    f"WHEN TRY_CAST({_field('ts')} AS TIMESTAMPTZ) IS NULL THEN 'ts missing or not RFC 3339' END AS _error"
+)
+
+_DLQ_JSON = {"reason": "VARCHAR", "error": "VARCHAR", "topic": "VARCHAR", "partition": "INTEGER",
+             "offset": "BIGINT", "raw": "VARCHAR", "raw_b64": "VARCHAR"}
+_DLQ_SELECT = (
+    f"{_field('reason')} AS reason, left({_field('error')}, {ERROR_CHARS}) AS error, "
+    f"{_field('topic')} AS src_topic, {_field('partition')} AS src_partition, "
+    f"{_field('offset')} AS src_offset, "
+    f"left(coalesce({_field('raw')}, {_field('raw_b64')}), {EXCERPT_CHARS}) AS raw_excerpt, "
+    "make_timestamptz(kafka_ts * 1000) AS ts, kafka_partition, kafka_offset, "
+    "CASE WHEN utf8_error IS NOT NULL THEN utf8_error WHEN v IS NULL THEN 'null value (tombstone)' "
+    "WHEN j IS NULL THEN 'not a JSON object' "
+    f"WHEN {_field('reason')} IS NULL THEN 'reason missing' "
+    f"WHEN {_field('topic')} IS NULL OR {_field('partition')} IS NULL OR {_field('offset')} IS NULL "
+    "THEN 'topic, partition or offset of the rejected message missing' END AS _error"
+)
+
+_SELECTS = {"cdrs": (_CDR_JSON, None), "alerts": (_ALERT_JSON, _ALERT_SELECT),
+            "dlq": (_DLQ_JSON, _DLQ_SELECT)}
+
+
+def decode_json(con: duckdb.DuckDBPyConnection, table: str, raw: RawBatch) -> tuple[pa.Table, pa.Table]:
+    """Rows of ``table`` (cdrs, alerts or dlq) and ``rejects`` rows from one topic's batch."""
+    structure, select = _SELECTS[table]
+    select = select or _cdr_select()
+    con.register("raw_in", raw_table(raw))
+    try:
+        decoded = con.sql(
+            f"SELECT {select}, _excerpt, kafka_ts FROM (SELECT *, {_JSON_OBJECT} FROM raw_in)",
+            params=[json.dumps(structure)]).to_arrow_table()
+    finally:
+        con.unregister("raw_in")
+    return _split(table, raw.topic, decoded)
+
+
+def _split(table: str, topic: str, decoded: pa.Table) -> tuple[pa.Table, pa.Table]:
+    errors = decoded.column("_error")
+    good = decoded.filter(errors.is_null()).select(list(schema.TABLES[table].column_names))
+    bad = decoded.filter(errors.is_valid())
+    rejects = pa.table({
+        "topic": pa.array([topic] * bad.num_rows, pa.string()),
+        "kafka_partition": bad.column("kafka_partition"),
+        "kafka_offset": bad.column("kafka_offset"),
+        "ts": pa.array([ms * 1000 for ms in bad.column("kafka_ts").to_pylist()],
+                       pa.timestamp("us", tz="UTC")),
+        "error": bad.column("_error"),
+        "raw_excerpt": bad.column("_excerpt"),
+    })
+    return good.cast(arrow_schema(table)), rejects.cast(arrow_schema("rejects"))
+
+
+def decode_events(raw: RawBatch) -> pa.Table:
+    """Valid ``call-events`` messages as ``events`` rows (invalid ones are the DLQ's)."""
+    from streams.domain.events import Event
+    from streams.domain.validation import validate
+    from streams.domain.wire import event_to_dict
+
+    rows: dict[str, list] = {name: [] for name in schema.TABLES["events"].column_names}
+    for partition, offset, key, value in zip(raw.partitions, raw.offsets, raw.keys, raw.values):
+        event = validate(value, key)
+        if not isinstance(event, Event):
+            continue
+        for name in ("event_id", "call_id", "portal_id", "type", "source", "node"):
+            rows[name].append(getattr(event, name))
+        rows["ts"].append(event.ts_us)
+        rows["data"].append(orjson.dumps(event_to_dict(event)["data"]).decode())
+        rows["kafka_partition"].append(partition)
+        rows["kafka_offset"].append(offset)
+    arrays = {name: pa.array(values, pa.timestamp("us", tz="UTC") if name == "ts" else None)
+              for name, values in rows.items()}
+    return pa.table(arrays).cast(arrow_schema("events")) if rows["event_id"] else \
+        arrow_schema("events").empty_table()
