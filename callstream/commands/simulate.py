@@ -41,6 +41,7 @@ _FAULT_FLAGS = (
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    """Register ``simulate`` and its flags."""
     parser = sub.add_parser(
         "simulate", help="simulate voice servers and the Controller into call-events",
         description="Play realistic calls of Bitrix24-style portals (inbound, outbound, internal; "
@@ -94,6 +95,7 @@ def _world(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Simulate into the events topic; 0 when done, 130 when interrupted (after flushing)."""
     from streams.simulator.feeder import FeedSpec
     from streams.simulator.session import Session
 
@@ -125,6 +127,7 @@ def _run_interruptible(session: Any, rate: float) -> bool:
     stopped: list[bool] = []
 
     def on_sigint(signum: int, frame: Any) -> None:
+        """First Ctrl-C: stop gracefully; the next one raises KeyboardInterrupt."""
         stopped.append(True)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 

@@ -81,6 +81,7 @@ class _Outages(_Periods):
         self.on_new_period()
 
     def on_new_period(self) -> None:
+        """Draw the new outage's bypass reason and the key the voice servers hold during it."""
         rng = self._rng
         roll = rng.random()
         self.reason = "timeout" if roll < 0.5 else "unreachable" if roll < 0.85 else "error"

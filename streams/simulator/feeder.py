@@ -93,9 +93,11 @@ class ChildFeed:
                 self.error = payload
                 return
 
-    def close(self) -> None:
-        """Reap the child (kill it if it is still running, e.g. after an abort)."""
-        self._proc.join(timeout=5)
+    def close(self, kill: bool = False) -> None:
+        """Reap the child; ``kill`` it first when the parent gives up on it."""
+        if kill:
+            self._proc.kill()
+        self._proc.join(timeout=10)
         if self._proc.is_alive():
             self._proc.kill()
             self._proc.join()

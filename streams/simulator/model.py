@@ -84,10 +84,12 @@ class _Ids:
         self.sip = 0
 
     def next_user(self) -> str:
+        """A new user id, ``u-<n>``."""
         self.user += 1
         return f"u-{self.user}"
 
     def next_sip(self) -> str:
+        """A new SIP connection id, ``sip-<n>``."""
         self.sip += 1
         return f"sip-{self.sip}"
 

@@ -13,7 +13,6 @@ from typing import Any
 from callstream.config import Settings
 from callstream.errors import CliError
 
-COMPRESSIONS = ("none", "gzip", "lz4", "zstd", "snappy")
 # Room for the simulator's own too_large messages (just over 1 MiB).
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
 _PARTITION_CACHE = 100_000

@@ -46,6 +46,8 @@ class Session:
 
     def run(self, rate: float, stop: Callable[[], bool], progress: bool) -> None:
         """Send the spec's calls (0 = until ``stop()``), at ``rate`` calls/s (0 = flat out)."""
+        from kafka.errors import KafkaError
+
         began = time.perf_counter()
         bar = _progress_bar(self.spec.calls) if progress else None
         try:
@@ -53,6 +55,8 @@ class Session:
                 self._run_paced(rate, stop, bar)
             else:
                 self._run_fed(stop, bar)
+        except KafkaError as exc:
+            raise CliError(f"sending to {self.topic} failed: {exc}") from None
         finally:
             if bar is not None:
                 bar.close()
@@ -71,8 +75,10 @@ class Session:
                 if bar is not None:
                     bar.update(feed.calls - shown)
                     shown = feed.calls
-        finally:
-            feed.close()
+        except BaseException:
+            feed.close(kill=True)  # aborted: the child may be blocked on a pipe nobody reads
+            raise
+        feed.close()
         if feed.error:
             raise CliError(f"the generator failed: {feed.error}")
         self.stats = feed.stats
