@@ -22,6 +22,7 @@ COMMANDS = (
     "broker",
     "topics",
     "simulate",
+    "worker",
     "sink",
 )
 

@@ -1,0 +1,110 @@
+"""The worker's agents and timer: thin wiring around the pure core.
+
+- ``assemble_cdrs``: call-events (+ sweep commands) -> cdrs, alerts, DLQ, signals;
+- ``flag_outages``: portal signals -> ``controller_outage`` alerts;
+- ``sweep_calls``: a timer that asks calls' partitions to expire or archive them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import orjson
+
+from streams.app import Worker
+from streams.assemble import CallBatches
+from streams.call_store import CallStore, Schedule
+from streams.domain.outages import (PortalSignal, apply_signal, outage_state_from_bytes,
+                                    outage_state_to_bytes)
+from streams.event_context import event_context
+
+log = logging.getLogger("callstream.worker")
+
+BATCH_MAX = 5000
+BATCH_WITHIN_S = 0.05
+
+
+def sweep_interval(worker: Worker) -> float:
+    """How often the sweep runs: often enough for short test timeouts, at most every 5 s."""
+    settings = worker.settings
+    return max(0.2, min(5.0, settings.incomplete_after / 4, settings.forget_after / 4))
+
+
+def register(worker: Worker) -> CallBatches:
+    """Attach the agents and the timer to the worker's Faust app."""
+    app = worker.app
+    schedule = Schedule(worker.settings.incomplete_after, worker.settings.forget_after)
+    store = CallStore(worker.calls_by_id, worker.archived_calls_by_id, schedule)
+    batches = CallBatches(worker, store)
+
+    @app.agent(worker.events, name="assemble_cdrs")
+    async def assemble_cdrs(stream):
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            try:
+                await batches.process(batch)
+            except Exception:  # noqa: BLE001
+                _die("assemble_cdrs")
+
+    @app.agent(worker.signals, name="flag_outages")
+    async def flag_outages(stream):
+        async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
+            try:
+                await _flag_outages(worker, batch)
+            except Exception:  # noqa: BLE001
+                _die("flag_outages")
+
+    watched: dict[str, frozenset[int]] = {"partitions": frozenset()}
+
+    @app.timer(sweep_interval(worker), name="sweep_calls")
+    async def sweep_calls():
+        if not app.tables.recovery.completed.is_set():
+            return
+        events_topic = worker.settings.topic_events
+        actives = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == events_topic}
+        if frozenset(actives) != watched["partitions"]:
+            standbys = {tp.partition for tp in app.assignor.assigned_standbys()}
+            purged = store.purge_local(actives | standbys)
+            schedule.rebuild(store.hot_states(), actives)
+            watched["partitions"] = frozenset(actives)
+            log.info("sweep: partitions %s, %d calls in memory, %d stale copies dropped",
+                     sorted(actives), len(schedule), purged)
+        for due in schedule.due(time.time()):
+            worker.commands.send_soon(
+                key=due.call_id.encode(), partition=due.partition,
+                value=orjson.dumps({"kind": due.kind, "call_id": due.call_id,
+                                    "touched_at": due.touched_at}))
+
+    return batches
+
+
+def _die(agent: str) -> None:
+    # Faust's take_events acknowledges a batch even when the agent raises, and
+    # a restarted agent would go on after it: the batch would be lost. Exit at
+    # once instead; the restarted process re-reads from the committed offsets.
+    log.critical("%s failed; exiting so that the batch is processed again", agent, exc_info=True)
+    logging.shutdown()
+    os._exit(70)
+
+
+async def _flag_outages(worker: Worker, batch) -> None:
+    """Fold a batch of signals into each portal's outage machine (outputs before state)."""
+    states: dict[bytes, tuple] = {}
+    for kafka_event in batch:
+        key = kafka_event.message.key
+        portal_id, call_id, verdict, ts_us = orjson.loads(kafka_event.message.value)
+        if key not in states:
+            with event_context(kafka_event):
+                blob = worker.outages_by_portal.get(key)
+            states[key] = (kafka_event, outage_state_from_bytes(blob) if blob else None)
+        _, state = states[key]
+        state, alerts = apply_signal(state, PortalSignal(portal_id, call_id, verdict, ts_us),
+                                     worker.rules)
+        states[key] = (kafka_event, state)
+        for _alert, payload in alerts:
+            worker.alerts.send_soon(key=key, value=payload)
+    await worker.app.producer.flush()
+    for key, (anchor, state) in states.items():
+        with event_context(anchor):
+            worker.outages_by_portal[key] = outage_state_to_bytes(state)

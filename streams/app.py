@@ -1,0 +1,128 @@
+"""The Faust app of the worker: its topics, tables and configuration.
+
+Topics and tables are declared here, agents in :mod:`streams.agents`. Two
+internal topics belong to the worker group, both created by the worker at
+start-up with the events topic's partition count:
+- ``<group>-call-commands``: the sweep asks the call's own partition to expire
+  or archive it, so that only the agent ever writes a call's state;
+- ``<group>-portal-signals``: each call's Controller verdict, keyed by portal,
+  for the per-portal ``controller_outage`` rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import faust
+
+from callstream.config import Settings
+from streams.domain.alerts import AlertRules
+from streams.domain.rating import TariffTable
+
+# RocksDB for the archive: small memtables and cache; the archive is written
+# once per call and read only for late events.
+ARCHIVE_ROCKSDB = {
+    "write_buffer_size": 8 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "target_file_size_base": 16 * 1024 * 1024,
+    "block_cache_size": 32 * 1024 * 1024,
+    "block_cache_compressed_size": 0,
+    "max_open_files": 512,
+    "driver": "rocksdict",
+}
+
+
+@dataclass
+class Worker:
+    """Everything the agents need, built once per process."""
+
+    settings: Settings
+    tariffs: TariffTable
+    rules: AlertRules
+    app: faust.App
+    events: faust.TopicT
+    commands: faust.TopicT
+    signals: faust.TopicT
+    cdrs: faust.TopicT
+    alerts: faust.TopicT
+    dlq: faust.TopicT
+    calls_by_id: faust.Table
+    archived_calls_by_id: faust.Table
+    outages_by_portal: faust.Table
+
+
+def internal_topic_names(settings: Settings) -> tuple[str, str]:
+    """Names of the worker group's own topics (commands, signals)."""
+    return f"{settings.worker_group}-call-commands", f"{settings.worker_group}-portal-signals"
+
+
+def alert_rules(settings: Settings) -> AlertRules:
+    """The alert thresholds from the settings."""
+    return AlertRules(outage_calls=settings.outage_calls,
+                      outage_window_us=int(settings.outage_window * 1_000_000),
+                      stale_key_after_us=int(settings.stale_key_after * 1_000_000))
+
+
+def _broker_url(settings: Settings) -> str:
+    return ";".join(f"kafka://{host.strip()}" for host in settings.bootstrap.split(","))
+
+
+def _credentials(settings: Settings):
+    protocol = settings.security_protocol
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(
+            username=settings.sasl_username, password=settings.sasl_password,
+            mechanism=settings.sasl_mechanism or "PLAIN",
+            ssl_context=settings.aiokafka_ssl_context())
+    if protocol == "SSL":
+        return faust.SSLCredentials(settings.aiokafka_ssl_context())
+    return None
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app tuned for the worker: at-least-once, batches, no web server."""
+    return faust.App(
+        settings.worker_group,
+        broker=_broker_url(settings),
+        broker_credentials=_credentials(settings),
+        store="memory://",
+        datadir=str(Path(settings.state_dir).resolve()),
+        topic_partitions=settings.events_partitions,
+        topic_disable_leader=True,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_max_poll_records=5000,
+        consumer_max_fetch_size=8 * 1024 * 1024,
+        stream_buffer_maxsize=20000,
+        broker_commit_interval=1.0,
+        producer_acks=-1,
+        producer_linger=0.005,
+        producer_max_batch_size=512 * 1024,
+        table_standby_replicas=1,
+        web_enabled=False,
+    )
+
+
+def declare(settings: Settings, tariffs: TariffTable, app: faust.App | None = None) -> Worker:
+    """Declare the worker's topics and tables on a (new) Faust app."""
+    app = app or create_app(settings)
+    raw = {"key_serializer": "raw", "value_serializer": "raw"}
+    commands_name, signals_name = internal_topic_names(settings)
+    # One agent consumes both: events and the sweep's commands share partitions.
+    events = app.topic(settings.topic_events, commands_name, **raw)
+    table = {"partitions": settings.events_partitions,
+             "schema": faust.Schema(key_type=bytes, value_type=bytes, **raw)}
+    return Worker(
+        settings=settings, tariffs=tariffs, rules=alert_rules(settings), app=app,
+        events=events,
+        commands=app.topic(commands_name, **raw),
+        signals=app.topic(signals_name, **raw),
+        cdrs=app.topic(settings.topic_cdrs, **raw),
+        alerts=app.topic(settings.topic_alerts, **raw),
+        dlq=app.topic(settings.topic_dlq, **raw),
+        calls_by_id=app.Table("calls_by_id", **table),
+        archived_calls_by_id=app.Table("archived_calls_by_id", store="rocksdb://",
+                                       options=dict(ARCHIVE_ROCKSDB), **table),
+        outages_by_portal=app.Table("outages_by_portal", **table),
+    )

@@ -1,0 +1,145 @@
+"""Where a call's state lives: in memory while it can change, on disk after.
+
+Two changelog-backed Faust tables, both co-partitioned with ``call-events``:
+- ``calls_by_id`` (in memory): every call that is open or recently settled;
+- ``archived_calls_by_id`` (RocksDB on disk): settled calls that stayed quiet
+  for ``forget_after``. Memory stays bounded by the calls of the last
+  ``forget_after`` seconds, and a late event (a recording stored an hour after
+  the call) still finds the call's full state and emits its next version.
+
+Keys are the UTF-8 call id and values the compact bytes of
+:mod:`streams.domain.state` (raw serialisers: what recovery reads back from the
+changelog is bytes, so live writes use bytes too). Every operation
+runs in the context of an event of the call's partition (see event_context).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator
+
+from faust.types import EventT
+
+from streams.domain.calls import expiry_due, settled
+from streams.domain.state import CallState, state_from_bytes, state_to_bytes
+from streams.event_context import event_context
+
+
+class CallStore:
+    """Load and save call states across the hot table and the archive."""
+
+    def __init__(self, hot, archive, schedule: "Schedule") -> None:
+        self.hot = hot
+        self.archive = archive
+        self.schedule = schedule
+
+    def load(self, event: EventT, call_id: str) -> tuple[CallState | None, bool]:
+        """The call's state and whether it came from the archive."""
+        key = call_id.encode()
+        with event_context(event):
+            blob = self.hot.get(key)
+            if blob is not None:
+                return state_from_bytes(blob), False
+            blob = self.archive.get(key)
+        return (state_from_bytes(blob), True) if blob is not None else (None, False)
+
+    def save(self, event: EventT, state: CallState, *, from_archive: bool) -> None:
+        """Write the state to the hot table (a revived call leaves the archive)."""
+        key = state.call_id.encode()
+        with event_context(event):
+            self.hot[key] = state_to_bytes(state)
+            if from_archive:
+                del self.archive[key]
+        self.schedule.track(state)
+
+    def archive_state(self, event: EventT, state: CallState) -> None:
+        """First half of forgetting: the archive holds the state (flush before dropping)."""
+        with event_context(event):
+            self.archive[state.call_id.encode()] = state_to_bytes(state)
+
+    def drop_hot(self, event: EventT, call_id: str) -> None:
+        """Second half of forgetting, once the archive write is durable."""
+        with event_context(event):
+            del self.hot[call_id.encode()]
+        self.schedule.forget(call_id)
+
+    def hot_states(self) -> Iterator[CallState]:
+        """Every state in the in-memory table, this worker's standbys included."""
+        for blob in list(self.hot.data.values()):
+            if blob:
+                yield state_from_bytes(blob)
+
+    def purge_local(self, keep_partitions: set[int]) -> int:
+        """Drop local copies of calls in partitions this worker no longer holds (no changelog)."""
+        stale = [s.call_id for s in self.hot_states() if s.partition not in keep_partitions]
+        for call_id in stale:
+            self.hot.data.pop(call_id.encode(), None)
+        return len(stale)
+
+
+@dataclass(order=True)
+class _Due:
+    at: float
+    call_id: str = field(compare=False)
+    kind: str = field(compare=False)
+    touched_at: float = field(compare=False)
+    partition: int = field(compare=False)
+
+
+class Schedule:
+    """When each hot call next needs the worker: to expire it, or to archive it."""
+
+    def __init__(self, incomplete_after: float, forget_after: float, retry_after: float = 30.0):
+        self.incomplete_after = incomplete_after
+        self.forget_after = forget_after
+        self.retry_after = retry_after
+        self._heap: list[_Due] = []
+        self._current: dict[str, _Due | None] = {}  # call -> its live heap entry (None: nothing due)
+
+    def __len__(self) -> int:
+        return len(self._current)
+
+    def track(self, state: CallState) -> None:
+        """(Re)schedule a call after its state was written."""
+        due = expiry_due(state, self.incomplete_after)
+        kind = "expire"
+        if due is None and settled(state):
+            due, kind = state.touched_at + self.forget_after, "forget"
+        partition = state.partition if state.partition is not None else -1
+        self._set(state.call_id, None if due is None else
+                  _Due(due, state.call_id, kind, state.touched_at, partition))
+
+    def forget(self, call_id: str) -> None:
+        self._current.pop(call_id, None)
+
+    def rebuild(self, states: Iterable[CallState], partitions: set[int]) -> None:
+        """Start over from the table after a rebalance: only this worker's active partitions."""
+        self._heap.clear()
+        self._current.clear()
+        for state in states:
+            if state.partition in partitions:
+                self.track(state)
+
+    def due(self, now: float) -> list[_Due]:
+        """Calls whose time has come; each is retried later unless its state changes."""
+        ready: list[_Due] = []
+        while self._heap and self._heap[0].at <= now:
+            item = heapq.heappop(self._heap)
+            if self._current.get(item.call_id) is not item:
+                continue  # superseded by a newer schedule, or forgotten
+            ready.append(item)
+            self._set(item.call_id, _Due(now + self.retry_after, item.call_id, item.kind,
+                                         item.touched_at, item.partition))
+        return ready
+
+    def _set(self, call_id: str, entry: _Due | None) -> None:
+        self._current[call_id] = entry
+        if entry is None:
+            return
+        heapq.heappush(self._heap, entry)
+        # Superseded entries stay in the heap until popped; rebuild it before
+        # they outnumber the live ones (a busy call is rescheduled per batch).
+        if len(self._heap) > 2 * len(self._current) + 1024:
+            self._heap = [e for e in self._current.values() if e is not None]
+            heapq.heapify(self._heap)

@@ -1,0 +1,44 @@
+"""Run the worker process: check inputs, create topics, start Faust."""
+
+from __future__ import annotations
+
+import logging
+
+from callstream.config import Settings
+from callstream.errors import CliError
+from streams import topics
+from streams.app import declare, internal_topic_names
+from streams.domain.rating import TariffError, TariffTable, load_tariffs
+
+
+def load_tariffs_or_fail(settings: Settings) -> TariffTable:
+    """The tariff table, or a one-line error naming the file and line."""
+    try:
+        return load_tariffs(settings.tariffs_path)
+    except FileNotFoundError:
+        raise CliError(f"tariff file not found: {settings.tariffs_path}", exit_code=2) from None
+    except TariffError as exc:
+        raise CliError(f"bad tariff file: {exc}", exit_code=2) from None
+
+
+def worker_topics(settings: Settings) -> list[topics.TopicSpec]:
+    """The contract's topics plus the worker group's internal ones."""
+    commands, signals = internal_topic_names(settings)
+    return topics.project_topics(settings) + [
+        topics.TopicSpec(commands, settings.events_partitions, {"retention.ms": str(24 * 3600 * 1000)}),
+        topics.TopicSpec(signals, settings.events_partitions, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
+    ]
+
+
+def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
+    """Build the Faust app and run it until SIGINT/SIGTERM."""
+    from faust.worker import Worker as FaustWorker
+
+    from streams.agents import register
+
+    tariffs = load_tariffs_or_fail(settings)
+    topics.ensure_topics(settings, worker_topics(settings))
+    worker = declare(settings, tariffs)
+    register(worker)
+    logging.getLogger("callstream.worker").setLevel(loglevel.upper())
+    FaustWorker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()
