@@ -55,7 +55,8 @@ def seconds_text(delta_us: int) -> str:
 def call_truth(call: Call) -> dict[str, Any]:
     """The truth record of a finished call."""
     outcome = call.outcome
-    assert outcome is not None, "a call's truth is taken once it has ended"
+    if outcome is None:
+        raise ValueError(f"call {call.call_id} has not ended: its truth is not known yet")
     answered = call.answered_us
     ring_end = answered if answered is not None else call.ended_us
     stale = call.bypassed_us is not None and call.bypassed_us - call.key_saved_us > STALE_AFTER_US
