@@ -134,6 +134,7 @@ SELECT
   CASE WHEN status = 'answered' AND line <> 'internal' AND p % 3 <> 0
        THEN talk_s ELSE 0::DECIMAL(18,3) END AS recording_s,
   4 + CAST(u_user * 8 AS INTEGER) AS events,
+  CASE WHEN NOT no_start THEN CAST(make_timestamp(start_us) AS DATE) END AS started_day,
   CAST(hash(i, 'call') % 8 AS INTEGER) AS kafka_partition, i AS kafka_offset
 FROM b
 """

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 import duckdb
 
 from warehouse import schema
-from warehouse.layout import DataFile
+from warehouse.layout import DataFile, Manifest
 from warehouse.views import literal
 from warehouse.writer import Writer, now_us
 
@@ -112,9 +112,9 @@ def _affected_base(writer: Writer, con: duckdb.DuckDBPyConnection, spec: schema.
     return [f for f in base if f.partition in labels or str(writer.root / f.path) in hit]
 
 
-def due(writer: Writer, table: str, policy: CompactionPolicy, now: int) -> str | None:
-    """"major", "minor" or None: what the policy asks for ``table`` right now."""
-    deltas = writer.manifest.table_files(table, "delta")
+def due(manifest: Manifest, table: str, policy: CompactionPolicy, now: int) -> str | None:
+    """"major", "minor" or None: what the policy asks for ``table`` at ``now`` (UTC µs)."""
+    deltas = manifest.table_files(table, "delta")
     if not deltas:
         return None
     oldest = min(f.created_us for f in deltas)
@@ -128,7 +128,7 @@ def compact_due(writer: Writer, policy: CompactionPolicy) -> list[str]:
     """Run every compaction the policy asks for; returns what was done ("major cdrs", ...)."""
     done = []
     for table in schema.TABLES:
-        action = due(writer, table, policy, now_us())
+        action = due(writer.manifest, table, policy, now_us())
         if action == "major" and major(writer, table):
             done.append(f"major {table}")
         elif action == "minor" and minor(writer, table):

@@ -22,7 +22,7 @@ from streams.domain.rating import load_tariffs
 from streams.domain.validation import validate
 from streams.simulator import Faults, generate_all
 
-START_US = 1_795_417_200_000_000  # 2026-11-24T07:00:00Z
+START_US = 1_795_503_600_000_000  # 2026-11-24T07:00:00Z
 
 Message = tuple[bytes | None, bytes | None]  # key, value
 

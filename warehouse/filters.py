@@ -1,0 +1,127 @@
+"""Typed filters of the call pages and their one translation into parameterised SQL.
+
+The dashboard builds a :class:`CallFilter` from its controls; every query in
+:mod:`warehouse.queries` turns it into a WHERE clause here, so the same
+filter means the same rows on every page and in the export. Values only ever
+travel as parameters; the SQL text depends on which filters are set and on
+how many values a list has, never on the values themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timezone
+from decimal import Decimal
+from typing import Any, Sequence
+
+from warehouse.schema import quote
+
+# Sort keys the call-detail page may ask for -> the column (whitelist: never user text).
+SORT_COLUMNS: dict[str, str] = {
+    name: quote(name)
+    for name in ("started_at", "ended_at", "answered_at", "call_id", "portal_id", "direction",
+                 "line", "from", "to", "user_id", "region", "status", "controller", "talk_s",
+                 "duration_s", "billed_s", "cost", "recording_bytes", "version")
+}
+
+_NUMBER_NOISE = re.compile(r"[\s()\-.]")
+
+
+def utc_start(moment: date | datetime) -> datetime:
+    """A date as 00:00 UTC of that day; an aware datetime as is (naive ones are refused)."""
+    if isinstance(moment, datetime):
+        if moment.tzinfo is None:
+            raise ValueError("naive datetime: pass an aware (UTC) datetime or a date")
+        return moment.astimezone(timezone.utc)
+    return datetime.combine(moment, time(0), tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """Filters of the call pages; an unset field (None or empty tuple) filters nothing.
+
+    ``start``/``end``: ``started_at`` in [start, end) (dates mean 00:00 UTC; calls
+    without ``started_at`` only match when neither is set). ``number``: a part of
+    ``from``, ``to``, ``line_number`` or ``shown_number`` (spaces, dashes, dots and
+    parentheses ignored). Talk and cost bounds are inclusive.
+    """
+
+    start: date | datetime | None = None
+    end: date | datetime | None = None
+    portals: Sequence[str] = ()
+    lines: Sequence[str] = ()
+    directions: Sequence[str] = ()
+    statuses: Sequence[str] = ()
+    regions: Sequence[str] = ()
+    controllers: Sequence[str] = ()  # controller verdict: checked, bypassed, none
+    users: Sequence[str] = ()
+    has_recording: bool | None = None
+    min_talk_s: Decimal | int | None = None
+    max_talk_s: Decimal | int | None = None
+    min_cost: Decimal | int | None = None
+    max_cost: Decimal | int | None = None
+    number: str | None = None
+
+    def replace(self, **changes: Any) -> "CallFilter":
+        """A copy with some fields changed."""
+        from dataclasses import replace
+
+        return replace(self, **changes)
+
+
+ALL_CALLS = CallFilter()
+
+_LISTS = (("portals", "portal_id"), ("lines", "line"), ("directions", "direction"),
+          ("statuses", "status"), ("regions", "region"), ("controllers", "controller"),
+          ("users", "user_id"))
+_BOUNDS = (("min_talk_s", "talk_s", ">="), ("max_talk_s", "talk_s", "<="),
+           ("min_cost", "cost", ">="), ("max_cost", "cost", "<="))
+
+
+def call_conditions(flt: CallFilter) -> tuple[list[str], list[Any]]:
+    """SQL conditions over the ``cdrs`` columns and their parameters, in order."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if flt.start is not None:
+        conditions.append("started_at >= ?")
+        params.append(utc_start(flt.start))
+    if flt.end is not None:
+        conditions.append("started_at < ?")
+        params.append(utc_start(flt.end))
+    for field_name, column in _LISTS:
+        values = list(getattr(flt, field_name) or ())
+        if values:
+            conditions.append(f"{quote(column)} IN ({', '.join('?' * len(values))})")
+            params += values
+    if flt.has_recording is not None:
+        conditions.append("recording_bytes > 0" if flt.has_recording else "recording_bytes = 0")
+    for field_name, column, op in _BOUNDS:
+        value = getattr(flt, field_name)
+        if value is not None:
+            conditions.append(f"{quote(column)} {op} ?")
+            params.append(Decimal(value))
+    if flt.number:
+        needle = _NUMBER_NOISE.sub("", flt.number)
+        if needle:
+            conditions.append('(contains("from", ?) OR contains("to", ?) '
+                              'OR contains(line_number, ?) OR contains(shown_number, ?))')
+            params += [needle] * 4
+    return conditions, params
+
+
+def where(flt: CallFilter, *extra: str) -> tuple[str, list[Any]]:
+    """``WHERE ...`` (or an empty string) for ``flt`` plus constant ``extra`` conditions."""
+    conditions, params = call_conditions(flt)
+    conditions += extra
+    return ("WHERE " + " AND ".join(conditions) if conditions else ""), params
+
+
+def order_by(sort: str, descending: bool) -> str:
+    """``ORDER BY`` for a whitelisted sort key, ties broken by call_id; ValueError otherwise."""
+    try:
+        column = SORT_COLUMNS[sort]
+    except KeyError:
+        raise ValueError(f"cannot sort calls by {sort!r}; choose one of {sorted(SORT_COLUMNS)}") from None
+    direction = "DESC" if descending else "ASC"
+    return f"ORDER BY {column} {direction} NULLS LAST, call_id {direction}"
