@@ -24,6 +24,7 @@ COMMANDS = (
     "simulate",
     "worker",
     "sink",
+    "export",
 )
 
 
