@@ -95,7 +95,7 @@ def _world(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Simulate into the events topic; 0 when done, 130 when interrupted (after flushing)."""
+    """Simulate into the events topic; 0 when done, 130/143 when stopped by SIGINT/SIGTERM (flushed)."""
     from streams.simulator.feeder import FeedSpec
     from streams.simulator.session import Session
 
@@ -105,11 +105,11 @@ def run(args: argparse.Namespace) -> int:
     _check_writable(args.truth)
     spec = FeedSpec(seed, args.portals, _start_us(args.start), args.calls, knobs, faults, args.truth)
     session = Session(settings, spec, args.compression)
-    interrupted = _run_interruptible(session, args.rate)
+    code = _run_interruptible(session, args.rate)
     print(session.summary(), flush=True)
     if session.failed:
         raise CliError(f"{session.failed} messages were not delivered; first error: {session.first_error}")
-    return 130 if interrupted else 0
+    return code
 
 
 def _check_writable(path: str | None) -> None:
@@ -122,18 +122,23 @@ def _check_writable(path: str | None) -> None:
         raise UsageError(f"--truth: cannot write {path}: {exc.strerror}") from None
 
 
-def _run_interruptible(session: Any, rate: float) -> bool:
-    """Run until done; the first Ctrl-C stops making calls and flushes, a second one aborts."""
-    stopped: list[bool] = []
+def _run_interruptible(session: Any, rate: float) -> int:
+    """Run until done; return 0, or 128 + the signal that stopped it.
 
-    def on_sigint(signum: int, frame: Any) -> None:
-        """First Ctrl-C: stop gracefully; the next one raises KeyboardInterrupt."""
-        stopped.append(True)
+    The first Ctrl-C (or SIGTERM) stops making calls, sends what was made and
+    flushes; a second Ctrl-C aborts at once.
+    """
+    stopped: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        """First signal: stop gracefully; a later Ctrl-C raises KeyboardInterrupt."""
+        stopped.append(signum)
         signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         session.run(rate, stop=lambda: bool(stopped), progress=sys.stderr.isatty())
     finally:
-        signal.signal(signal.SIGINT, previous)
-    return bool(stopped)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 128 + stopped[0] if stopped else 0

@@ -51,6 +51,8 @@ def _child(conn: Any, spec: FeedSpec, stop: Any) -> None:
                     batch = []
             conn.send(("batch", (batch, sim.stats.calls)))
         conn.send(("done", sim.stats))
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the parent is gone: nobody is left to tell
     except Exception as exc:  # the parent turns this into a one-line error
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
     finally:

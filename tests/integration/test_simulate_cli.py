@@ -102,7 +102,8 @@ def test_simulate_sends_exactly_what_the_generator_makes(pipeline_settings, tmp_
     assert read == sent
 
 
-def test_ctrl_c_flushes_and_reports(pipeline_settings, tmp_path):
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_or_sigterm_flushes_and_reports(pipeline_settings, tmp_path, signum, code):
     truth_path = tmp_path / "truth.jsonl"
     proc = subprocess.Popen(_command(pipeline_settings, "--calls", "0", "--portals", "5", "--seed", "3",
                                      "--truth", str(truth_path)),
@@ -110,9 +111,10 @@ def test_ctrl_c_flushes_and_reports(pipeline_settings, tmp_path):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not truth_path.exists() or truth_path.stat().st_size < 200_000):
         time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == code, stderr
+    assert stderr == ""
     calls, events, duplicates, bad = _counts(stdout)
     assert calls > 100 and duplicates == bad == 0
     records = _read_topic(pipeline_settings)
