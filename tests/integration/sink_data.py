@@ -116,3 +116,34 @@ def produce(settings: Settings, data: Dataset) -> None:
             producer.send(topic, key=key, value=value)
     producer.flush()
     producer.close()
+
+
+def table_arrow(root, table: str):
+    """Every row of one warehouse table, read through a fresh Reader."""
+    from warehouse.reader import Reader
+
+    with Reader(root) as reader, reader.cursor() as con:
+        return con.sql(f"SELECT * FROM {table}").to_arrow_table()
+
+
+def differences(root_a, root_b, table: str) -> tuple[int, int]:
+    """(rows of A not in B, rows of B not in A), duplicates counted (EXCEPT ALL both ways)."""
+    from warehouse import duck
+
+    con = duck.connect()
+    try:
+        con.register("a", table_arrow(root_a, table))
+        con.register("b", table_arrow(root_b, table))
+        only_a = con.sql("SELECT count(*) FROM (SELECT * FROM a EXCEPT ALL SELECT * FROM b)").fetchall()
+        only_b = con.sql("SELECT count(*) FROM (SELECT * FROM b EXCEPT ALL SELECT * FROM a)").fetchall()
+        return only_a[0][0], only_b[0][0]
+    finally:
+        con.close()
+
+
+def assert_same_warehouse(root_a, root_b) -> None:
+    """Every table of both warehouses holds exactly the same rows."""
+    from warehouse import schema
+
+    for table in schema.TABLES:
+        assert differences(root_a, root_b, table) == (0, 0), table

@@ -1,0 +1,214 @@
+"""The warehouse's write path and read path on real files (no broker).
+
+Winner rules before and after compaction, idempotent re-application, the
+writer lock, garbage collection, and readers in other processes while the
+writer writes, compacts and deletes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from streams.domain.alerts import Alert, alert_to_json
+from streams.domain.cdr_json import cdr_to_json
+from streams.domain.dlq import encode_dlq
+from streams.domain.events import Rejection
+from tests.integration.sink_data import assert_same_warehouse, table_arrow
+from tests.unit.warehouse_samples import CDR, T0
+from warehouse import compaction
+from warehouse.decode import RawBatch, decode_json
+from warehouse.layout import load_manifest
+from warehouse.reader import Reader
+from warehouse.writer import Batch, Writer, WriterBusy
+
+pytestmark = pytest.mark.integration
+
+DAY_US = 86_400_000_000
+
+
+def cdr(call_id: str, version: int, started_us: int | None = T0, cost: str = "1.53") -> bytes:
+    from decimal import Decimal
+
+    return cdr_to_json(replace(CDR, call_id=call_id, started_at_us=started_us, cost=Decimal(cost)), version)
+
+
+class Feed:
+    """Writes messages the way the sink does: one partition, growing offsets."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+        self.offsets: dict[str, int] = {}
+
+    def send(self, table: str, *values: bytes) -> None:
+        raw = RawBatch(table)
+        for value in values:
+            offset = self.offsets.get(table, 0)
+            raw.add(0, offset, 1_795_430_130_000, b"k", value)
+            self.offsets[table] = offset + 1
+        con = self.writer.cursor()
+        try:
+            rows, rejects = decode_json(con, table, raw)
+        finally:
+            con.close()
+        assert rejects.num_rows == 0
+        self.writer.write(Batch({table: rows}, {table: {0: self.offsets[table]}}))
+
+
+def cdr_rows(root: Path) -> dict[str, tuple[int, str]]:
+    rows = table_arrow(root, "cdrs").to_pylist()
+    assert len(rows) == len({r["call_id"] for r in rows}), "one row per call"
+    return {r["call_id"]: (r["version"], r["cost_text"]) for r in rows}
+
+
+def test_highest_version_then_latest_offset_wins_in_every_layout(tmp_path):
+    with Writer(tmp_path) as writer:
+        feed = Feed(writer)
+        feed.send("cdrs", cdr("a", 1), cdr("b", 1))
+        feed.send("cdrs", cdr("a", 3, cost="3.00"), cdr("b", 1, cost="1.11"))
+        feed.send("cdrs", cdr("a", 2, cost="2.00"), cdr("c", 1, T0 - 40 * DAY_US))
+        expected = {"a": (3, "3.00"), "b": (1, "1.11"), "c": (1, "1.53")}
+        assert cdr_rows(tmp_path) == expected
+        compaction.minor(writer, "cdrs")
+        assert len(writer.manifest.table_files("cdrs", "delta")) == 1
+        assert cdr_rows(tmp_path) == expected
+        compaction.major(writer, "cdrs")
+        assert not writer.manifest.table_files("cdrs", "delta")
+        assert {f.partition for f in writer.manifest.table_files("cdrs")} == {"2026-10", "2026-11"}
+        assert cdr_rows(tmp_path) == expected
+        feed.send("cdrs", cdr("b", 2, cost="2.22"), cdr("d", 1, None))
+        assert cdr_rows(tmp_path) == {**expected, "b": (2, "2.22"), "d": (1, "1.53")}
+
+
+def test_a_stale_version_never_survives_compaction(tmp_path):
+    with Writer(tmp_path) as writer:
+        feed = Feed(writer)
+        feed.send("cdrs", cdr("a", 5, cost="5.00"))
+        compaction.major(writer, "cdrs")
+        feed.send("cdrs", cdr("a", 4, cost="4.00"))  # a worker regression: lower version, later offset
+        compaction.major(writer, "cdrs")
+        assert cdr_rows(tmp_path) == {"a": (5, "5.00")}
+
+
+def test_a_call_whose_started_at_changes_month_keeps_one_row(tmp_path):
+    with Writer(tmp_path) as writer:
+        feed = Feed(writer)
+        feed.send("cdrs", cdr("a", 1, None), cdr("b", 1, T0))
+        compaction.major(writer, "cdrs")
+        feed.send("cdrs", cdr("a", 2, T0), cdr("b", 2, T0 - 30 * DAY_US))
+        assert cdr_rows(tmp_path)["a"] == (2, "1.53")  # 'none' partition is always checked
+        compaction.major(writer, "cdrs")
+        assert cdr_rows(tmp_path) == {"a": (2, "1.53"), "b": (2, "1.53")}
+
+
+def test_alerts_keep_their_latest_state_events_and_dlq_their_first_copy(tmp_path):
+    opened = Alert("controller_outage:p:1", "controller_outage", "p", None, T0, {"state": "open"})
+    resolved = replace(opened, detail={"state": "resolved"})
+    rejected = encode_dlq(Rejection("not_json", "boom"), "call-events", 2, 40, b"x")
+    again = encode_dlq(Rejection("not_json", "boom again"), "call-events", 2, 40, b"x")
+    with Writer(tmp_path) as writer:
+        feed = Feed(writer)
+        feed.send("alerts", alert_to_json(opened), alert_to_json(opened))
+        feed.send("dlq", rejected)
+        compaction.major(writer, "alerts")
+        compaction.major(writer, "dlq")
+        feed.send("alerts", alert_to_json(resolved))
+        feed.send("dlq", again)
+        for step in ("before", "after"):
+            alerts = table_arrow(tmp_path, "alerts").to_pylist()
+            assert [(a["alert_id"], a["state"]) for a in alerts] == [(opened.alert_id, "resolved")], step
+            dlq = table_arrow(tmp_path, "dlq").to_pylist()
+            assert [(d["src_offset"], d["error"]) for d in dlq] == [(40, "boom")], step
+            compaction.compact_all(writer)
+
+
+def _write_history(root: Path, repeat: int) -> None:
+    with Writer(root) as writer:
+        for _ in range(repeat):
+            feed = Feed(writer)  # offsets restart: the same messages at the same offsets
+            for n in range(4):
+                feed.send("cdrs", *(cdr(f"c{k}", 1 + n, T0 - k * DAY_US * 9) for k in range(12)))
+                feed.send("alerts", alert_to_json(Alert(f"a{n % 2}", "t", "p", None, T0 + n,
+                                                        {"n": n})))
+            compaction.compact_due(writer, compaction.CompactionPolicy(minor_files=2))
+
+
+def test_applying_the_same_messages_twice_leaves_the_same_tables(tmp_path):
+    _write_history(tmp_path / "once", 1)
+    _write_history(tmp_path / "twice", 2)
+    assert_same_warehouse(tmp_path / "once", tmp_path / "twice")
+    for root in (tmp_path / "once", tmp_path / "twice"):
+        with Writer(root) as writer:
+            compaction.compact_all(writer)
+    assert_same_warehouse(tmp_path / "once", tmp_path / "twice")
+
+
+def test_only_one_writer_per_warehouse(tmp_path):
+    with Writer(tmp_path):
+        with pytest.raises(WriterBusy, match="another process"):
+            Writer(tmp_path)
+    Writer(tmp_path).close()  # released on close
+
+
+def test_retired_files_outlive_the_grace_period_and_orphans_are_swept(tmp_path):
+    with Writer(tmp_path, grace_s=3600) as writer:
+        feed = Feed(writer)
+        feed.send("cdrs", cdr("a", 1))
+        feed.send("cdrs", cdr("a", 2))
+        old = {f.path for f in writer.manifest.table_files("cdrs")}
+        compaction.major(writer, "cdrs")
+        orphan = tmp_path / "data/cdrs/delta/.crashed.parquet.tmp"
+        orphan.write_bytes(b"half a file")
+        os.utime(orphan, (0, 0))
+        assert writer.collect_garbage() == 1  # the orphan; retired files wait
+        assert all((tmp_path / p).exists() for p in old) and not orphan.exists()
+        writer.grace_s = 0
+        assert writer.collect_garbage() == len(old)
+        assert not any((tmp_path / p).exists() for p in old)
+        assert cdr_rows(tmp_path) == {"a": (2, "1.53")}
+        feed.send("cdrs", cdr("b", 1))
+    assert not load_manifest(tmp_path).retired
+
+
+_READER = """
+import json, sys, time
+from warehouse.reader import Reader
+from warehouse import queries
+reader = Reader(sys.argv[1])
+counts, errors, deadline = [], [], time.monotonic() + float(sys.argv[2])
+while time.monotonic() < deadline:
+    try:
+        counts.append(queries.call_count(reader))
+        queries.spend_by_region_day_line(reader)
+    except Exception as exc:
+        errors.append(repr(exc))
+print(json.dumps({"counts": counts, "errors": errors}))
+"""
+
+
+def test_readers_in_other_processes_query_without_errors_while_the_writer_works(tmp_path):
+    with Writer(tmp_path, grace_s=1.0) as writer:
+        feed = Feed(writer)
+        feed.send("cdrs", cdr("seed", 1))
+        readers = [subprocess.Popen([sys.executable, "-c", _READER, str(tmp_path), "6"],
+                                    stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        policy = compaction.CompactionPolicy(minor_files=3, major_rows=40, major_age_s=0.5)
+        n = 0
+        while any(r.poll() is None for r in readers):
+            feed.send("cdrs", *(cdr(f"c{n}-{k}", 1) for k in range(10)))
+            compaction.compact_due(writer, policy)
+            writer.collect_garbage()
+            n += 1
+        results = [json.loads(r.stdout.read()) for r in readers]
+    for result in results:
+        assert result["errors"] == []
+        assert len(result["counts"]) > 10
+        assert result["counts"] == sorted(result["counts"]), "a reader never sees rows disappear"
+    assert results[0]["counts"][-1] > 1 and n > 10
