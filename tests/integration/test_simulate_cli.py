@@ -25,6 +25,16 @@ SUMMARY = re.compile(r"simulate: (\d+) calls, (\d+) events, (\d+) duplicates, (\
 START = "2026-11-24T07:00:00Z"
 
 
+@pytest.fixture
+def sim_settings(pipeline_settings):
+    """This test's own topics, deleted afterwards (each run writes up to megabytes)."""
+    from streams import topics
+
+    yield pipeline_settings
+    s = pipeline_settings
+    topics.delete_topics(s, [s.topic_events, s.topic_dlq, s.topic_cdrs, s.topic_alerts])
+
+
 def _command(settings, *args: str) -> list[str]:
     return [sys.executable, "-m", "callstream.cli", "simulate", "--bootstrap", settings.bootstrap,
             "--topic-events", settings.topic_events, *args]
@@ -63,15 +73,15 @@ def _truth(path) -> tuple[list[dict], list[dict]]:
     return [t for t in lines if not t.get("malformed")], [t for t in lines if t.get("malformed")]
 
 
-def test_simulate_sends_exactly_what_the_generator_makes(pipeline_settings, tmp_path):
+def test_simulate_sends_exactly_what_the_generator_makes(sim_settings, tmp_path):
     truth_path = tmp_path / "truth.jsonl"
     args = ("--calls", "400", "--seed", "7", "--start", START, "--portals", "8", "--duplicates", "0.05",
             "--malformed", "0.03", "--shuffle", "0.2", "--late-recordings", "0.2", "--truth", str(truth_path))
-    done = subprocess.run(_command(pipeline_settings, *args), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_command(sim_settings, *args), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     calls, events, duplicates, bad = _counts(done.stdout)
     assert calls == 400 and duplicates > 0 and bad > 0
-    records = _read_topic(pipeline_settings)
+    records = _read_topic(sim_settings)
     assert len(records) == events + duplicates + bad
 
     call_truth, bad_truth = _truth(truth_path)
@@ -103,9 +113,9 @@ def test_simulate_sends_exactly_what_the_generator_makes(pipeline_settings, tmp_
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
-def test_ctrl_c_or_sigterm_flushes_and_reports(pipeline_settings, tmp_path, signum, code):
+def test_ctrl_c_or_sigterm_flushes_and_reports(sim_settings, tmp_path, signum, code):
     truth_path = tmp_path / "truth.jsonl"
-    proc = subprocess.Popen(_command(pipeline_settings, "--calls", "0", "--portals", "5", "--seed", "3",
+    proc = subprocess.Popen(_command(sim_settings, "--calls", "0", "--portals", "5", "--seed", "3",
                                      "--truth", str(truth_path)),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -117,7 +127,7 @@ def test_ctrl_c_or_sigterm_flushes_and_reports(pipeline_settings, tmp_path, sign
     assert stderr == ""
     calls, events, duplicates, bad = _counts(stdout)
     assert calls > 100 and duplicates == bad == 0
-    records = _read_topic(pipeline_settings)
+    records = _read_topic(sim_settings)
     assert len(records) == events
     call_truth, _ = _truth(truth_path)
     assert len(call_truth) == calls
@@ -125,13 +135,13 @@ def test_ctrl_c_or_sigterm_flushes_and_reports(pipeline_settings, tmp_path, sign
     assert per_call == Counter({t["call_id"]: t["events"] for t in call_truth})
 
 
-def test_paced_run_follows_wall_time(pipeline_settings):
+def test_paced_run_follows_wall_time(sim_settings):
     began = time.time()
-    done = subprocess.run(_command(pipeline_settings, "--calls", "15", "--rate", "10", "--portals", "3"),
+    done = subprocess.run(_command(sim_settings, "--calls", "15", "--rate", "10", "--portals", "3"),
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert _counts(done.stdout)[0] == 15
-    starts = [parse_ts_us(orjson.loads(r.value)["ts"]) / 1e6 for r in _read_topic(pipeline_settings)
+    starts = [parse_ts_us(orjson.loads(r.value)["ts"]) / 1e6 for r in _read_topic(sim_settings)
               if orjson.loads(r.value)["type"] == "call.started"]
     assert len(starts) == 15
     assert all(began - 5 < s < time.time() + 5 for s in starts)
