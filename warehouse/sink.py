@@ -117,11 +117,11 @@ class Sink:
         partitions = []
         for topic in self.tables:
             ids = None
-            for _ in range(20):
+            for _ in range(10):
                 ids = consumer.partitions_for_topic(topic)
                 if ids:
                     break
-                time.sleep(0.5)
+                time.sleep(0.3)  # metadata of a just-created topic may lag
             if not ids:
                 raise SinkError(f"topic {topic!r} does not exist on {self.settings.bootstrap} "
                                 "(create it with `callstream topics create`)")
