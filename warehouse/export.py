@@ -89,7 +89,7 @@ def export_to_file(reader: Reader, out: Path, start: datetime, end: datetime,
         os.replace(tmp, out)
         return rows
     except duckdb.Error as exc:
-        raise ExportError(f"cannot write {out}: {str(exc).splitlines()[0]}") from None
+        raise ExportError(f"export failed, {out} left unchanged: {str(exc).splitlines()[0]}") from None
     except OSError as exc:
         raise ExportError(f"cannot write {out}: {exc.strerror}") from None
     finally:

@@ -86,8 +86,11 @@ class Reader:
         try:
             con.execute("BEGIN")
             for statement in views.all_views(self.root, manifest):
-                con.execute(statement)
+                con.execute(statement)  # binds: reads each listed file's Parquet footer
             con.execute("COMMIT")
+        except duckdb.Error as exc:
+            raise WarehouseError(f"cannot read the warehouse at {self.root}: "
+                                 f"{str(exc).splitlines()[0]}") from None
         finally:
             con.close()
         self._manifest = manifest

@@ -147,3 +147,48 @@ def assert_same_warehouse(root_a, root_b) -> None:
 
     for table in schema.TABLES:
         assert differences(root_a, root_b, table) == (0, 0), table
+
+
+_SAMPLE_START = object()
+
+
+def cdr(call_id: str, version: int, started_us: int | None | object = _SAMPLE_START, cost: str = "1.53",
+        **changes) -> bytes:
+    """The JSON of the sample CDR (tests.unit.warehouse_samples) with a few fields changed.
+
+    ``started_us`` None makes an incomplete call without ``started_at``; default: the sample's.
+    """
+    from dataclasses import replace
+    from decimal import Decimal
+
+    from tests.unit.warehouse_samples import CDR, T0
+
+    started = T0 if started_us is _SAMPLE_START else started_us
+    return cdr_to_json(replace(CDR, call_id=call_id, cost=Decimal(cost), started_at_us=started,
+                               **changes), version)
+
+
+class Feed:
+    """Writes messages into a warehouse the way the sink does: one partition, growing offsets."""
+
+    def __init__(self, writer) -> None:
+        self.writer = writer
+        self.offsets: dict[str, int] = {}
+
+    def send(self, table: str, *values: bytes) -> None:
+        """Decode ``values`` as messages of ``table``'s topic and publish them as one batch."""
+        from warehouse.decode import RawBatch, decode_json
+        from warehouse.writer import Batch
+
+        raw = RawBatch(table)
+        for value in values:
+            offset = self.offsets.get(table, 0)
+            raw.add(0, offset, 1_795_430_130_000, b"k", value)
+            self.offsets[table] = offset + 1
+        con = self.writer.cursor()
+        try:
+            rows, rejects = decode_json(con, table, raw)
+        finally:
+            con.close()
+        assert rejects.num_rows == 0, rejects.to_pylist()
+        self.writer.write(Batch({table: rows}, {table: {0: self.offsets[table]}}))

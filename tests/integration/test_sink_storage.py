@@ -18,48 +18,18 @@ from pathlib import Path
 import pytest
 
 from streams.domain.alerts import Alert, alert_to_json
-from streams.domain.cdr_json import cdr_to_json
 from streams.domain.dlq import encode_dlq
 from streams.domain.events import Rejection
-from tests.integration.sink_data import assert_same_warehouse, table_arrow
-from tests.unit.warehouse_samples import CDR, T0
+from tests.integration.sink_data import Feed, assert_same_warehouse, cdr, table_arrow
+from tests.unit.warehouse_samples import T0
 from warehouse import compaction
-from warehouse.decode import RawBatch, decode_json
 from warehouse.layout import load_manifest
 from warehouse.reader import Reader
-from warehouse.writer import Batch, Writer, WriterBusy
+from warehouse.writer import Writer, WriterBusy
 
 pytestmark = pytest.mark.integration
 
 DAY_US = 86_400_000_000
-
-
-def cdr(call_id: str, version: int, started_us: int | None = T0, cost: str = "1.53") -> bytes:
-    from decimal import Decimal
-
-    return cdr_to_json(replace(CDR, call_id=call_id, started_at_us=started_us, cost=Decimal(cost)), version)
-
-
-class Feed:
-    """Writes messages the way the sink does: one partition, growing offsets."""
-
-    def __init__(self, writer: Writer) -> None:
-        self.writer = writer
-        self.offsets: dict[str, int] = {}
-
-    def send(self, table: str, *values: bytes) -> None:
-        raw = RawBatch(table)
-        for value in values:
-            offset = self.offsets.get(table, 0)
-            raw.add(0, offset, 1_795_430_130_000, b"k", value)
-            self.offsets[table] = offset + 1
-        con = self.writer.cursor()
-        try:
-            rows, rejects = decode_json(con, table, raw)
-        finally:
-            con.close()
-        assert rejects.num_rows == 0
-        self.writer.write(Batch({table: rows}, {table: {0: self.offsets[table]}}))
 
 
 def cdr_rows(root: Path) -> dict[str, tuple[int, str]]:
