@@ -43,9 +43,38 @@ def call_detail(reader: Reader, flt: CallFilter = ALL_CALLS, *, sort: str = "sta
     """One page of calls (``DETAIL_COLUMNS``), sorted by a whitelisted column, then call_id."""
     if page < 0 or not 1 <= page_size <= 10_000:
         raise ValueError("page must be >= 0 and page_size between 1 and 10000")
+    order = order_by(sort, descending)
+    if sort == "started_at" and descending and not (flt.number or flt.users):
+        # Newest first (the default page): try the last day, week, two months before scanning
+        # everything. A window that fills the page holds exactly the page the full query would
+        # give, because every call outside it started earlier than every call inside it.
+        # (Not for needle-in-a-haystack filters, whose windows would rarely fill a page.)
+        for lower in _windows(reader, flt):
+            frame = _page(reader, flt.replace(start=lower), order, page, page_size)
+            if len(frame) == page_size:
+                return frame
+    return _page(reader, flt, order, page, page_size)
+
+
+def _page(reader: Reader, flt: CallFilter, order: str, page: int, page_size: int) -> pd.DataFrame:
     clause, params = where(flt)
-    sql = f"SELECT {DETAIL_COLUMNS} FROM cdrs {clause} {order_by(sort, descending)} LIMIT ? OFFSET ?"
+    sql = f"SELECT {DETAIL_COLUMNS} FROM cdrs {clause} {order} LIMIT ? OFFSET ?"
     return _frame(reader, sql, params + [page_size, page * page_size])
+
+
+def _windows(reader: Reader, flt: CallFilter) -> list[datetime]:
+    """Lower bounds of growing started_at windows ending at the newest data (or the filter's end)."""
+    reader.refresh()
+    newest = [f.ts_max_us for f in (reader.manifest.table_files("cdrs") if reader.manifest else ())
+              if f.ts_max_us is not None]
+    if not newest:
+        return []
+    anchor = _dt(max(newest))
+    if flt.end is not None:
+        anchor = min(anchor, utc_start(flt.end))
+    start = utc_start(flt.start) if flt.start is not None else None
+    lowers = [anchor - timedelta(days=days) for days in (1, 8, 64)]
+    return [lower for lower in lowers if start is None or lower > start]
 
 
 def call_count(reader: Reader, flt: CallFilter = ALL_CALLS) -> int:
@@ -178,9 +207,9 @@ def dlq_counts(reader: Reader, *, start: date | datetime | None = None,
         conditions.append("ts < ?")
         params.append(utc_start(end))
     clause = "WHERE " + " AND ".join(conditions) if conditions else ""
-    day = "CAST(ts AS DATE) AS day, " if by_day else ""
+    day, by = ("CAST(ts AS DATE) AS day, ", "day, ") if by_day else ("", "")
     return _frame(reader, f"SELECT reason, {day}count(*) AS count FROM dlq {clause} "
-                          "GROUP BY ALL ORDER BY count DESC, ALL", params)
+                          f"GROUP BY ALL ORDER BY {by}count DESC, reason", params)
 
 
 def dlq_examples(reader: Reader, reason: str, limit: int = 5) -> pd.DataFrame:
