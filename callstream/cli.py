@@ -34,6 +34,13 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(2, f"{self.prog}: error: {message}\n")
 
+    def subparser_of(self, command: str) -> argparse.ArgumentParser:
+        """The parser of one subcommand."""
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return action.choices[command]
+        return self
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(
@@ -53,7 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Reported by the subcommand's parser, so the message names the subcommand.
+        parser.subparser_of(args.command).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         return int(args.run(args) or 0)
     except (CliError, ConfigError) as exc:

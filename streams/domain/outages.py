@@ -146,7 +146,9 @@ def _only_changed(state: OutageState,
 
 def outage_state_to_bytes(state: OutageState) -> bytes:
     """Compact JSON for the changelog-backed table."""
-    return orjson.dumps([1, state.portal_id, state.window, state.open, state.resolved_until_us,
+    # orjson refuses tuple subclasses: the episode goes as a plain list.
+    return orjson.dumps([1, state.portal_id, state.window,
+                         list(state.open) if state.open else None, state.resolved_until_us,
                          dict(state.emitted)])
 
 
