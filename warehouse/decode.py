@@ -80,14 +80,13 @@ def _text_values(values: list[bytes | None]) -> tuple[pa.Array, list[str | None]
 def raw_table(raw: RawBatch) -> pa.Table:
     """The batch as an Arrow table: position, Kafka time, value text, decoding error."""
     values, errors = _text_values(raw.values)
-    excerpts = [None if v is None else v[:EXCERPT_CHARS].decode("utf-8", "replace") for v in raw.values]
     return pa.table({
+        "_row": pa.array(range(len(raw)), pa.int64()),
         "kafka_partition": pa.array(raw.partitions, pa.int32()),
         "kafka_offset": pa.array(raw.offsets, pa.int64()),
         "kafka_ts": pa.array(raw.timestamps_ms, pa.int64()),
         "v": values,
         "utf8_error": pa.array(errors, pa.string()),
-        "_excerpt": pa.array(excerpts, pa.string()),
     })
 
 
@@ -177,25 +176,30 @@ def decode_json(con: duckdb.DuckDBPyConnection, table: str, raw: RawBatch) -> tu
     con.register("raw_in", raw_table(raw))
     try:
         decoded = con.sql(
-            f"SELECT {select}, _excerpt, kafka_ts FROM (SELECT *, {_JSON_OBJECT} FROM raw_in)",
+            f"SELECT {select}, _row, kafka_ts FROM (SELECT *, {_JSON_OBJECT} FROM raw_in)",
             params=[json.dumps(structure)]).to_arrow_table()
     finally:
         con.unregister("raw_in")
-    return _split(table, raw.topic, decoded)
+    return _split(table, raw, decoded)
 
 
-def _split(table: str, topic: str, decoded: pa.Table) -> tuple[pa.Table, pa.Table]:
+def _excerpt(value: bytes | None) -> str | None:
+    return None if value is None else value[:EXCERPT_CHARS].decode("utf-8", "replace")
+
+
+def _split(table: str, raw: RawBatch, decoded: pa.Table) -> tuple[pa.Table, pa.Table]:
     errors = decoded.column("_error")
     good = decoded.filter(errors.is_null()).select(list(schema.TABLES[table].column_names))
     bad = decoded.filter(errors.is_valid())
     rejects = pa.table({
-        "topic": pa.array([topic] * bad.num_rows, pa.string()),
+        "topic": pa.array([raw.topic] * bad.num_rows, pa.string()),
         "kafka_partition": bad.column("kafka_partition"),
         "kafka_offset": bad.column("kafka_offset"),
         "ts": pa.array([ms * 1000 for ms in bad.column("kafka_ts").to_pylist()],
                        pa.timestamp("us", tz="UTC")),
         "error": bad.column("_error"),
-        "raw_excerpt": bad.column("_excerpt"),
+        "raw_excerpt": pa.array([_excerpt(raw.values[i]) for i in bad.column("_row").to_pylist()],
+                                pa.string()),
     })
     return good.cast(arrow_schema(table)), rejects.cast(arrow_schema("rejects"))
 
@@ -221,3 +225,38 @@ def decode_events(raw: RawBatch) -> pa.Table:
               for name, values in rows.items()}
     return pa.table(arrays).cast(arrow_schema("events")) if rows["event_id"] else \
         arrow_schema("events").empty_table()
+
+
+def decode_buffers(con: duckdb.DuckDBPyConnection, buffers: dict[str, RawBatch],
+                   tables: dict[str, str]) -> dict[str, pa.Table]:
+    """Rows per table (``rejects`` included) from the buffered messages of each topic.
+
+    ``tables`` maps a topic name to the table its messages feed.
+    """
+    out: dict[str, pa.Table] = {}
+    rejects = []
+    for topic, raw in buffers.items():
+        if not len(raw):
+            continue
+        table = tables[topic]
+        if table == "events":
+            out["events"] = decode_events(raw)
+            continue
+        out[table], bad = decode_json(con, table, raw)
+        if bad.num_rows:
+            rejects.append(bad)
+    if rejects:
+        out["rejects"] = pa.concat_tables(rejects)
+    return out
+
+
+def warm_up(con: duckdb.DuckDBPyConnection) -> None:
+    """Decode one sample of each kind, so that lazy imports do not delay the first real flush."""
+    samples = {"cdrs": b'{"call_id": "c", "portal_id": "p", "version": 1}',
+               "alerts": b'{"alert_id": "a", "type": "t", "ts": "2026-01-01T00:00:00Z"}',
+               "dlq": b'{"reason": "r", "topic": "t", "partition": 0, "offset": 0}'}
+    for table, value in samples.items():
+        raw = RawBatch(table)
+        raw.add(0, 0, 0, None, value)
+        decode_json(con, table, raw)
+    decode_events(RawBatch("events"))

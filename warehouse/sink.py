@@ -1,14 +1,15 @@
 """The sink: Kafka topics in, warehouse files out; the one writer of the warehouse.
 
-One loop, one thread for Kafka (kafka-python ``KafkaConsumer``, manual
-assignment of every partition of the four topics, ``enable_auto_commit``
-off), a background :class:`~warehouse.compaction.Compactor`:
+One thread talks to Kafka (kafka-python ``KafkaConsumer``, manual assignment
+of every partition of the four topics, ``enable_auto_commit`` off), one
+flusher thread decodes and writes (DuckDB releases the GIL, so polling goes on
+meanwhile), and a background :class:`~warehouse.compaction.Compactor`:
 
 1. poll and buffer raw messages per topic;
-2. every ``flush_interval_s`` (or ``flush_rows`` messages) decode the buffers
-   into typed rows and hand them to :meth:`Writer.write`, which makes the
-   files durable and then publishes a manifest carrying the next offset of
-   every partition;
+2. every ``flush_interval_s`` (or ``flush_rows`` messages) hand the buffers to
+   the flusher, which decodes them into typed rows (Arrow, vectorised) and
+   calls :meth:`Writer.write`: files made durable, then a manifest published
+   carrying the next offset of every partition;
 3. only then commit those offsets to the consumer group (for lag monitoring:
    the manifest, not the group, is what the sink resumes from).
 
@@ -25,16 +26,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass, field
 
 from callstream.config import Settings
 from warehouse.compaction import CompactionPolicy, Compactor
-from warehouse.decode import RawBatch, decode_events, decode_json
+from warehouse.decode import RawBatch, decode_buffers, warm_up
 from warehouse.writer import Batch, Writer
 
 log = logging.getLogger("callstream.sink")
 
 _STATS_EVERY_S = 10.0
+# Small polls keep the loop responsive: flush deadlines are checked between them.
+_POLL_RECORDS = 10_000
 
 
 class SinkError(RuntimeError):
@@ -77,7 +82,7 @@ def make_consumer(settings: Settings, options: SinkOptions):
         return KafkaConsumer(
             bootstrap_servers=settings.bootstrap.split(","), group_id=settings.sink_group,
             client_id="callstream-sink", enable_auto_commit=False, auto_offset_reset="earliest",
-            max_poll_records=options.flush_rows, fetch_max_wait_ms=100,
+            max_poll_records=_POLL_RECORDS, fetch_max_wait_ms=100,
             fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
             **settings.kafka_client_options())
     except (KafkaError, OSError) as exc:
@@ -96,17 +101,23 @@ class Sink:
         self._buffers = {topic: RawBatch(topic) for topic in self.tables}
         self._pending: dict[str, dict[int, int]] = {}  # next offsets not yet published
         self._first_buffered: float | None = None
+        self._inflight: tuple[Future, dict[str, dict[int, int]]] | None = None
 
     def run(self, stop: threading.Event) -> SinkStats:
         """Consume until ``stop`` is set (or caught up with ``until_caught_up``); flushes on exit."""
         consumer = make_consumer(self.settings, self.options)
         compactor = Compactor(self.writer, self.options.policy)
+        flusher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sink-flush")
+        with closing(self.writer.cursor()) as con:
+            warm_up(con)
         compactor.start()
         try:
             partitions = self._assign(consumer)
-            self._loop(consumer, partitions, stop)
-            self._flush(consumer)
+            self._loop(consumer, partitions, stop, flusher)
+            self._flush(consumer, flusher)
+            self._settle(consumer)
         finally:
+            flusher.shutdown(wait=True)
             compactor.stop()
             consumer.close(autocommit=False)
         return self.stats
@@ -136,14 +147,15 @@ class Sink:
                 consumer.seek(tp, position)
         return partitions
 
-    def _loop(self, consumer, partitions: list, stop: threading.Event) -> None:
+    def _loop(self, consumer, partitions: list, stop: threading.Event, flusher: ThreadPoolExecutor) -> None:
         last_stats = time.monotonic()
         while not stop.is_set():
-            polled = consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=self.options.flush_rows)
+            polled = consumer.poll(timeout_ms=self._poll_timeout_ms(), max_records=_POLL_RECORDS)
             for tp, records in polled.items():
                 self._buffer(tp.topic, tp.partition, records)
+            self._settle(consumer, block=False)
             if self._flush_due():
-                self._flush(consumer)
+                self._flush(consumer, flusher)
             if not polled and self.options.until_caught_up and self._caught_up(consumer, partitions):
                 return
             if time.monotonic() - last_stats >= _STATS_EVERY_S:
@@ -178,43 +190,42 @@ class Sink:
         return (buffered >= self.options.flush_rows
                 or time.monotonic() - self._first_buffered >= self.options.flush_interval_s)
 
-    def _flush(self, consumer) -> None:
+    def _flush(self, consumer, flusher: ThreadPoolExecutor) -> None:
+        """Hand the buffered messages to the flusher thread and keep polling meanwhile.
+
+        One flush at a time: the previous one is settled (published, then committed) first.
+        """
         if not self._pending:
             return
-        batch = Batch(offsets=self._pending)
-        self._decode_into(batch)
-        self.writer.write(batch)  # durable and published: only now may Kafka hear of it
-        self._commit(consumer, batch.offsets)
-        for table, rows in batch.tables.items():
-            self.stats.rows[table] = self.stats.rows.get(table, 0) + rows.num_rows
-        self.stats.flushes += 1
+        self._settle(consumer)
+        buffers, offsets = self._buffers, self._pending
         self._buffers = {topic: RawBatch(topic) for topic in self.tables}
         self._pending = {}
         self._first_buffered = None
+        self._inflight = (flusher.submit(self._write, buffers, offsets), offsets)
 
-    def _decode_into(self, batch: Batch) -> None:
-        rejects = []
-        con = self.writer.cursor()
-        try:
-            for topic, raw in self._buffers.items():
-                if not len(raw):
-                    continue
-                table = self.tables[topic]
-                if table == "events":
-                    batch.tables["events"] = decode_events(raw)
-                    continue
-                rows, bad = decode_json(con, table, raw)
-                batch.tables[table] = rows
-                if bad.num_rows:
-                    log.warning("sink: %d messages of %s could not be decoded (table rejects)",
-                                bad.num_rows, topic)
-                    rejects.append(bad)
-        finally:
-            con.close()
-        if rejects:
-            import pyarrow as pa
+    def _write(self, buffers: dict[str, RawBatch], offsets: dict[str, dict[int, int]]) -> dict[str, int]:
+        """(flusher thread) Decode, then write durably and publish; rows written per table."""
+        with closing(self.writer.cursor()) as con:
+            tables = decode_buffers(con, buffers, self.tables)
+        if "rejects" in tables:
+            log.warning("sink: %d messages could not be decoded (table rejects)", tables["rejects"].num_rows)
+        self.writer.write(Batch(tables, offsets))
+        return {table: rows.num_rows for table, rows in tables.items()}
 
-            batch.tables["rejects"] = pa.concat_tables(rejects)
+    def _settle(self, consumer, block: bool = True) -> None:
+        """Once the flush in flight is published, commit its offsets (it re-raises a failed write)."""
+        if self._inflight is None:
+            return
+        future, offsets = self._inflight
+        if not block and not future.done():
+            return
+        rows = future.result()
+        self._inflight = None
+        self._commit(consumer, offsets)  # durable and published: only now may Kafka hear of it
+        for table, count in rows.items():
+            self.stats.rows[table] = self.stats.rows.get(table, 0) + count
+        self.stats.flushes += 1
 
     def _commit(self, consumer, offsets: dict[str, dict[int, int]]) -> None:
         from kafka import TopicPartition
