@@ -9,18 +9,24 @@ from the CDR's own strings, ``talk_s`` from DECIMAL(18,3) (the CDR writes it
 with exactly three decimals), timestamps as ``2026-11-25T10:15:30.123Z``.
 Incomplete calls without ``started_at`` fall in no range.
 
-To a file: written to a temporary file next to the target and renamed over
-it only when complete, so the target name never holds half a file. To
-stdout: streamed by DuckDB straight to the process's standard output.
+The range is cut at UTC midnights into chunks of about 100,000 calls; DuckDB
+sorts and writes each chunk (two at a time), and the chunks are appended in
+order: the output is the same as one big sorted COPY, with memory bounded by
+two chunks. To a file: written to a temporary file next to the target, fsynced
+and renamed over it only when complete, so the target name never holds half
+a file. To stdout: each chunk is streamed as soon as it is ready.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-import uuid
-from datetime import datetime
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 
@@ -46,6 +52,10 @@ _CSV_OPTIONS = ("FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"'
                 "NEW_LINE '\\r\\n', NULLSTR ''")
 
 
+# Calls per chunk: each chunk is one sorted DuckDB COPY, so memory does not grow with the range.
+CHUNK_ROWS = 100_000
+
+
 class ExportError(RuntimeError):
     """The export cannot be written (the message is one line for the user)."""
 
@@ -61,42 +71,104 @@ def export_query(start: datetime, end: datetime, portal: str | None) -> tuple[st
     return f"SELECT {select} FROM cdrs WHERE {conditions} ORDER BY started_at, call_id", params
 
 
-def _copy(reader: Reader, target: str, start: datetime, end: datetime, portal: str | None) -> int:
-    query, params = export_query(start, end, portal)
+def chunk_bounds(reader: Reader, start: datetime, end: datetime, portal: str | None,
+                 chunk_rows: int = CHUNK_ROWS) -> list[tuple[datetime, datetime]]:
+    """Consecutive sub-ranges of [start, end), cut at UTC midnights, of about ``chunk_rows`` calls."""
+    query = "SELECT started_day, count(*) FROM cdrs WHERE started_at >= ? AND started_at < ?"
+    params: list[object] = [start, end]
+    if portal is not None:
+        query += " AND portal_id = ?"
+        params.append(portal)
     with reader.cursor() as con:
-        return con.execute(f"COPY ({query}) TO ? ({_CSV_OPTIONS})", [*params, target]).fetchall()[0][0]
+        days = con.execute(query + " GROUP BY 1 ORDER BY 1", params).fetchall()
+    bounds, lower, rows = [], start, 0
+    for day, count in days:
+        rows += count
+        cut = datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
+        if rows >= chunk_rows and lower < cut < end:
+            bounds.append((lower, cut))
+            lower, rows = cut, 0
+    return bounds + [(lower, end)]
 
 
-def _temp_next_to(out: Path) -> Path:
-    """Create (and so check we can write) a temporary file in the target's directory."""
+def _copy_chunk(reader: Reader, target: Path, bounds: tuple[datetime, datetime], portal: str | None,
+                header: bool) -> int:
+    query, params = export_query(*bounds, portal)
+    options = _CSV_OPTIONS.replace("HEADER true", f"HEADER {str(header).lower()}")
+    with reader.cursor() as con:
+        return con.execute(f"COPY ({query}) TO ? ({options})", [*params, str(target)]).fetchall()[0][0]
+
+
+def stream_csv(reader: Reader, dest: BinaryIO, workdir: Path, start: datetime, end: datetime,
+               portal: str | None = None, chunk_rows: int = CHUNK_ROWS) -> int:
+    """Write the billing CSV to ``dest`` chunk after chunk; returns the number of calls.
+
+    Each chunk (about ``chunk_rows`` calls, whole UTC days) is sorted and written by
+    DuckDB into ``workdir``, two at a time, then appended to ``dest`` in order and
+    deleted: memory and scratch space stay bounded by two chunks, whatever the range.
+    """
+    chunks = chunk_bounds(reader, start, end, portal, chunk_rows)
+    paths = [workdir / f"chunk-{n:06d}.csv" for n in range(len(chunks))]
+    rows = 0
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="export") as pool:
+        futures = [pool.submit(_copy_chunk, reader, path, bounds, portal, n == 0)
+                   for n, (path, bounds) in enumerate(zip(paths, chunks))]
+        try:
+            for future, path in zip(futures, paths):
+                rows += future.result()
+                with open(path, "rb") as chunk:
+                    shutil.copyfileobj(chunk, dest, 1024 * 1024)
+                path.unlink()
+        finally:
+            for future in futures:
+                future.cancel()
+    return rows
+
+
+def _check_target(out: Path) -> None:
+    """Fail early, with the reason, when ``out`` cannot become a file."""
     if out.is_dir():
         raise ExportError(f"cannot write {out}: it is a directory")
-    tmp = out.parent / f".{out.name}.{uuid.uuid4().hex[:8]}.tmp"
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except OSError as exc:
-        raise ExportError(f"cannot write {out}: {exc.strerror}") from None
-    os.close(fd)
-    return tmp
+    if not out.parent.is_dir():
+        raise ExportError(f"cannot write {out}: No such file or directory")
+    if not os.access(out.parent, os.W_OK | os.X_OK):
+        raise ExportError(f"cannot write {out}: Permission denied")
 
 
 def export_to_file(reader: Reader, out: Path, start: datetime, end: datetime,
-                   portal: str | None = None) -> int:
-    """Write the billing CSV to ``out`` atomically; returns the number of calls."""
-    tmp = _temp_next_to(out)
+                   portal: str | None = None, chunk_rows: int = CHUNK_ROWS) -> int:
+    """Write the billing CSV to ``out`` atomically (temp file + rename); returns the number of calls."""
+    _check_target(out)
     try:
-        rows = _copy(reader, str(tmp), start, end, portal)
+        workdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as exc:
+        raise ExportError(f"cannot write {out}: {exc.strerror}") from None
+    tmp = workdir / "export.csv"
+    try:
+        with open(tmp, "wb") as dest:
+            rows = stream_csv(reader, dest, workdir, start, end, portal, chunk_rows)
+            dest.flush()
+            os.fsync(dest.fileno())
         os.replace(tmp, out)
         return rows
     except duckdb.Error as exc:
         raise ExportError(f"export failed, {out} left unchanged: {str(exc).splitlines()[0]}") from None
     except OSError as exc:
-        raise ExportError(f"cannot write {out}: {exc.strerror}") from None
+        raise ExportError(f"export failed, {out} left unchanged: {exc.strerror}") from None
     finally:
-        tmp.unlink(missing_ok=True)
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
-def export_to_stdout(reader: Reader, start: datetime, end: datetime, portal: str | None = None) -> int:
-    """Stream the billing CSV to standard output (fd 1); returns the number of calls."""
-    sys.stdout.flush()
-    return _copy(reader, "/dev/stdout", start, end, portal)
+def export_to_stdout(reader: Reader, start: datetime, end: datetime, portal: str | None = None,
+                     chunk_rows: int = CHUNK_ROWS) -> int:
+    """Stream the billing CSV to standard output as chunks complete; returns the number of calls."""
+    workdir = Path(tempfile.mkdtemp(prefix="callstream-export-"))
+    try:
+        sys.stdout.flush()
+        rows = stream_csv(reader, sys.stdout.buffer, workdir, start, end, portal, chunk_rows)
+        sys.stdout.buffer.flush()
+        return rows
+    except duckdb.Error as exc:
+        raise ExportError(f"export failed: {str(exc).splitlines()[0]}") from None
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from callstream.errors import CliError, UsageError
-    from warehouse.export import ExportError, export_to_file, export_to_stdout
+    from warehouse.export import ExportError, export_to_file
     from warehouse.layout import MANIFEST
     from warehouse.reader import Reader, WarehouseError
 
@@ -61,7 +61,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError(f"no warehouse at {root} (is `callstream sink` running with this "
                        "CALLSTREAM_WAREHOUSE?)")
     try:
-        with Reader(root, memory_limit="512MB", temp_directory=str(root / ".spill")) as reader:
+        # Chunks of 100k calls fit well within this; DuckDB would spill beyond it, not grow.
+        with Reader(root, memory_limit="256MB") as reader:
             if args.out is None:
                 return _to_stdout(reader, args)
             rows = export_to_file(reader, Path(args.out), args.start, args.end, args.portal)
@@ -72,12 +73,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _to_stdout(reader, args: argparse.Namespace) -> int:
-    import duckdb
+    import os
+    import sys
 
     from warehouse.export import export_to_stdout
 
     try:
         export_to_stdout(reader, args.start, args.end, args.portal)
-    except duckdb.IOException:
-        return 141  # the reader of the pipe went away (like `| head`): stop quietly, as SIGPIPE would
+    except BrokenPipeError:
+        # The reader of the pipe went away (`| head`): stop quietly with SIGPIPE's status.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return 0

@@ -173,3 +173,25 @@ def test_an_unreadable_warehouse_is_one_line_too(warehouse):
     message = result.stderr.decode().strip()
     assert message.startswith(f"callstream export: error: cannot read the warehouse at {warehouse}: ")
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 3])
+def test_cutting_the_range_into_chunks_does_not_change_a_byte(warehouse, tmp_path, chunk_rows):
+    out = tmp_path / "chunked.csv"
+    with Reader(warehouse) as reader:
+        assert export_to_file(reader, out, NOV24, DEC01, chunk_rows=chunk_rows) == 4
+    assert out.read_bytes() == _expected(CALLS)
+
+
+def test_a_closed_pipe_stops_the_export_quietly(tmp_path):
+    root = tmp_path / "big"
+    with Writer(root) as writer:
+        Feed(writer).send("cdrs", *(_cdr(f"call-{n:05d}", f"2026-11-{1 + n % 28:02d}T10:00:00.000Z")
+                                    for n in range(30_000)))  # MBs: far more than a pipe holds
+    process = subprocess.Popen([sys.executable, "-m", "callstream.cli", "export", "--warehouse", str(root),
+                                "--from", "2026-11-01", "--to", "2026-12-01"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout.read(100).startswith(b"call_id,portal_id,")
+    process.stdout.close()  # like `| head`
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 141 and stderr == b""
