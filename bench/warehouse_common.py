@@ -121,3 +121,24 @@ def summary(values: list[float]) -> str:
 def now_us() -> int:
     """Wall-clock UTC microseconds."""
     return time.time_ns() // 1000
+
+
+def feed(settings: Settings, rate: float, seconds: float, seed: int = 1) -> int:
+    """Send new CDRs (and second versions of recent ones) at ``rate`` per second; returns the count."""
+    rng = random.Random(seed)
+    send = producer(settings)
+    started, sent, recent = time.monotonic(), 0, []
+    while (elapsed := time.monotonic() - started) < seconds:
+        due = int(elapsed * rate) - sent
+        for _ in range(due):
+            if recent and rng.random() < 0.2:
+                call_id, version = recent[rng.randrange(len(recent))], 2
+            else:
+                call_id, version = f"live-{seed}-{sent:08d}", 1
+                recent = (recent + [call_id])[-1000:]
+            send.send(settings.topic_cdrs, key=call_id.encode(),
+                      value=cdr_value(random.Random(call_id), call_id, version, now_us() - 60_000_000))
+            sent += 1
+        time.sleep(0.01)
+    send.flush()
+    return sent

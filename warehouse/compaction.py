@@ -96,7 +96,8 @@ def major(writer: Writer, table: str) -> bool:
         con.execute("DROP TABLE c_delta")
     finally:
         con.close()
-    writer.publish(add=written, remove=[f.path for f in (*affected, *deltas)])
+    rewritten = set(labels) | {f.partition for f in affected}
+    writer.publish(add=written, remove=[f.path for f in deltas] + writer.partition_files(table, rewritten))
     return True
 
 

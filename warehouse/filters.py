@@ -117,6 +117,39 @@ def where(flt: CallFilter, *extra: str) -> tuple[str, list[Any]]:
     return ("WHERE " + " AND ".join(conditions) if conditions else ""), params
 
 
+def _day_of(moment: date | datetime) -> date | None:
+    """The UTC day a bound stands for, or None if it is not a UTC midnight."""
+    start = utc_start(moment)
+    return start.date() if start.time() == time(0) else None
+
+
+def rollup_conditions(flt: CallFilter) -> tuple[list[str], list[Any]] | None:
+    """Conditions over ``cdrs_daily`` equivalent to ``flt``, or None when it cannot express it.
+
+    The daily rollup knows days (not instants), portals, lines, directions, statuses,
+    regions, controller verdicts and currencies; users, recordings, talk or cost
+    bounds and number search need the calls themselves.
+    """
+    if flt.users or flt.has_recording is not None or flt.number or any(
+            getattr(flt, name) is not None for name, _, _ in _BOUNDS):
+        return None
+    conditions: list[str] = []
+    params: list[Any] = []
+    for bound, op in ((flt.start, ">="), (flt.end, "<")):
+        if bound is not None:
+            day = _day_of(bound)
+            if day is None:
+                return None
+            conditions.append(f"started_day {op} ?")
+            params.append(day)
+    for field_name, column in _LISTS:
+        values = list(getattr(flt, field_name) or ())
+        if values:
+            conditions.append(f"{quote(column)} IN ({', '.join('?' * len(values))})")
+            params += values
+    return conditions, params
+
+
 def order_by(sort: str, descending: bool) -> str:
     """``ORDER BY`` for a whitelisted sort key, ties broken by call_id; ValueError otherwise."""
     try:
@@ -125,3 +158,31 @@ def order_by(sort: str, descending: bool) -> str:
         raise ValueError(f"cannot sort calls by {sort!r}; choose one of {sorted(SORT_COLUMNS)}") from None
     direction = "DESC" if descending else "ASC"
     return f"ORDER BY {column} {direction} NULLS LAST, call_id {direction}"
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where an aggregate query reads: raw ``cdrs`` or the ``cdrs_daily`` rollup, and its WHERE.
+
+    ``calls`` and ``recordings`` count calls in either (``count(*)`` or ``sum(calls)``);
+    ``talk_s``, ``billed_s``, ``cost`` and ``recording_bytes`` are summed the same way in both.
+    """
+
+    table: str
+    where: str
+    params: list[Any]
+    calls: str
+    recordings: str
+
+
+def aggregate_source(flt: CallFilter, raw_extra: tuple[str, ...] = (),
+                     rollup_extra: tuple[str, ...] = ()) -> Source:
+    """The rollup when it can answer ``flt`` exactly, else the calls themselves."""
+    rolled = rollup_conditions(flt)
+    if rolled is not None:
+        conditions, params = rolled
+        conditions += rollup_extra
+        clause = "WHERE " + " AND ".join(conditions) if conditions else ""
+        return Source("cdrs_daily", clause, params, "sum(calls)", "sum(recordings)")
+    clause, params = where(flt, *raw_extra)
+    return Source("cdrs", clause, params, "count(*)", "count(*) FILTER (recording_bytes > 0)")

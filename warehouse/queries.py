@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from warehouse.filters import ALL_CALLS, CallFilter, order_by, utc_start, where
+from warehouse.filters import ALL_CALLS, CallFilter, aggregate_source, order_by, utc_start, where
 from warehouse.reader import Reader
 
 DETAIL_COLUMNS = ('call_id, portal_id, started_at, answered_at, ended_at, direction, line, "from", "to", '
@@ -79,8 +79,8 @@ def _windows(reader: Reader, flt: CallFilter) -> list[datetime]:
 
 def call_count(reader: Reader, flt: CallFilter = ALL_CALLS) -> int:
     """Number of calls matching the filter (for paging)."""
-    clause, params = where(flt)
-    return _rows(reader, f"SELECT count(*) FROM cdrs {clause}", params)[0][0]
+    src = aggregate_source(flt)
+    return int(_rows(reader, f"SELECT coalesce({src.calls}, 0) FROM {src.table} {src.where}", src.params)[0][0])
 
 
 def cdr_by_id(reader: Reader, call_id: str) -> dict[str, Any] | None:
@@ -98,33 +98,33 @@ def call_timeline(reader: Reader, call_id: str) -> pd.DataFrame:
 
 def spend_by_region_day_line(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
     """Per UTC day, region, line and currency: calls, billed_s and cost (sums)."""
-    clause, params = where(flt)
-    return _frame(reader, "SELECT started_day AS day, region, line, currency, count(*) AS calls, "
-                          "sum(billed_s) AS billed_s, sum(cost) AS cost "
-                          f"FROM cdrs {clause} GROUP BY ALL ORDER BY day, region, line, currency",
-                  params)
+    src = aggregate_source(flt)
+    return _frame(reader, f"SELECT started_day AS day, region, line, currency, "
+                          f"CAST({src.calls} AS BIGINT) AS calls, CAST(sum(billed_s) AS BIGINT) AS billed_s, "
+                          f"sum(cost) AS cost FROM {src.table} {src.where} "
+                          "GROUP BY ALL ORDER BY day, region, line, currency", src.params)
 
 
-def _bytes_before(flt: CallFilter, group: str | None) -> tuple[str, list[Any]]:
-    """SQL of recording bytes stored before ``flt.start`` (per group), for cumulative sums."""
+def _stored_before(flt: CallFilter, key: str | None) -> tuple[str, list[Any]]:
+    """Recording bytes stored before ``flt.start`` (per ``key`` column), for cumulative sums."""
     if flt.start is None:
-        return "", []
-    before, params = where(flt.replace(start=None, end=flt.start))
-    key = f"{group} AS key, " if group else ""
-    return f"SELECT {key}sum(recording_bytes) AS bytes FROM cdrs {before}" + (
-        " GROUP BY 1" if group else ""), params
+        select = "NULL::VARCHAR AS key, " if key else ""
+        return f"SELECT {select}0 AS bytes WHERE false", []
+    src = aggregate_source(flt.replace(start=None, end=flt.start))
+    select, group = (f"{key} AS key, ", " GROUP BY 1") if key else ("", "")
+    return f"SELECT {select}sum(recording_bytes) AS bytes FROM {src.table} {src.where}{group}", src.params
 
 
 def recording_bytes_daily(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
     """Per UTC day: recordings, bytes, and cumulative_bytes (storage used at the day's end)."""
-    clause, params = where(flt, "recording_bytes > 0")
-    base_sql, base_params = _bytes_before(flt, None)
-    base = f"(SELECT coalesce(bytes, 0) FROM ({base_sql}))" if base_sql else "0"
-    sql = ("SELECT day, recordings, bytes, "
-           f"CAST({base} + sum(bytes) OVER (ORDER BY day) AS BIGINT) AS cumulative_bytes FROM ("
-           "SELECT started_day AS day, count(*) AS recordings, sum(recording_bytes) AS bytes "
-           f"FROM cdrs {clause} GROUP BY 1) ORDER BY day")
-    return _frame(reader, sql, base_params + params)
+    src = aggregate_source(flt, ("recording_bytes > 0",), ("recordings > 0",))
+    before, before_params = _stored_before(flt, None)
+    sql = ("SELECT day, recordings, bytes, CAST(coalesce((SELECT sum(bytes) FROM (" + before + ")), 0) "
+           "+ sum(bytes) OVER (ORDER BY day) AS BIGINT) AS cumulative_bytes FROM ("
+           f"SELECT started_day AS day, CAST({src.recordings} AS BIGINT) AS recordings, "
+           f"CAST(sum(recording_bytes) AS BIGINT) AS bytes FROM {src.table} {src.where} GROUP BY 1) "
+           "ORDER BY day")
+    return _frame(reader, sql, before_params + src.params)
 
 
 def recording_bytes_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CALLS, *,
@@ -138,38 +138,43 @@ def recording_bytes_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CAL
         column = RECORDING_DIMENSIONS[dimension]
     except KeyError:
         raise ValueError(f"dimension must be one of {sorted(RECORDING_DIMENSIONS)}") from None
-    clause, params = where(flt, "recording_bytes > 0")
-    base_sql, base_params = _bytes_before(flt, column)
-    base_sql = base_sql or "SELECT NULL::VARCHAR AS key, 0 AS bytes WHERE false"
-    sql = (f"WITH d AS (SELECT started_day AS day, {column} AS key, sum(recording_bytes) AS bytes "
-           f"FROM cdrs {clause} GROUP BY 1, 2), "
-           "t AS (SELECT key FROM d GROUP BY key ORDER BY sum(bytes) DESC, key LIMIT ?) "
+    if dimension == "user":  # the rollup has no users
+        flt = flt.replace(has_recording=True)
+    src = aggregate_source(flt, ("recording_bytes > 0",), ("recordings > 0",))
+    before, before_params = _stored_before(flt, column)
+    # The top keys first (few groups), then the daily series of those keys only.
+    sql = (f"WITH t AS (SELECT {column} AS key FROM {src.table} {src.where} GROUP BY 1 "
+           "ORDER BY sum(recording_bytes) DESC, key LIMIT ?), "
+           f"d AS (SELECT started_day AS day, {column} AS key, CAST(sum(recording_bytes) AS BIGINT) AS bytes "
+           f"FROM {src.table} {src.where} {'AND' if src.where else 'WHERE'} {column} IN (SELECT key FROM t) "
+           "GROUP BY 1, 2) "
            "SELECT d.day, d.key, d.bytes, CAST(coalesce(b.bytes, 0) + sum(d.bytes) OVER "
            "(PARTITION BY d.key ORDER BY d.day) AS BIGINT) AS cumulative_bytes "
-           f"FROM d SEMI JOIN t USING (key) LEFT JOIN ({base_sql}) b USING (key) ORDER BY d.day, d.key")
-    return _frame(reader, sql, params + [top] + base_params)
+           f"FROM d LEFT JOIN ({before}) b USING (key) ORDER BY d.day, d.key")
+    return _frame(reader, sql, src.params + [top] + src.params + before_params)
 
 
 def bypass_rate_by_portal(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
     """Per portal: calls, checked, bypassed, none (controller verdicts) and bypass_rate (0..1)."""
-    clause, params = where(flt)
-    return _frame(reader, "SELECT portal_id, count(*) AS calls, "
-                          "count(*) FILTER (controller = 'checked') AS checked, "
-                          "count(*) FILTER (controller = 'bypassed') AS bypassed, "
-                          "count(*) FILTER (controller = 'none') AS \"none\", "
-                          "count(*) FILTER (controller = 'bypassed') / count(*) AS bypass_rate "
-                          f"FROM cdrs {clause} GROUP BY 1 ORDER BY bypass_rate DESC, portal_id",
-                  params)
+    src = aggregate_source(flt)
+    n = src.calls
+    verdict = "CAST(coalesce({n} FILTER (controller = '{v}'), 0) AS BIGINT)".format
+    return _frame(reader, f"SELECT portal_id, CAST({n} AS BIGINT) AS calls, "
+                          f"{verdict(n=n, v='checked')} AS checked, {verdict(n=n, v='bypassed')} AS bypassed, "
+                          f"{verdict(n=n, v='none')} AS \"none\", "
+                          f"{verdict(n=n, v='bypassed')} / {n} AS bypass_rate "
+                          f"FROM {src.table} {src.where} GROUP BY 1 ORDER BY bypass_rate DESC, portal_id",
+                  src.params)
 
 
 def asr_acd_by_line(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
     """Per line: calls (incomplete ones excluded), answered, asr (answered/calls), acd_s (mean talk)."""
-    clause, params = where(flt, "status <> 'incomplete'")
-    return _frame(reader, "SELECT line, count(*) AS calls, "
-                          "count(*) FILTER (status = 'answered') AS answered, "
-                          "count(*) FILTER (status = 'answered') / count(*) AS asr, "
-                          "CAST(avg(talk_s) FILTER (status = 'answered') AS DECIMAL(18,3)) AS acd_s "
-                          f"FROM cdrs {clause} GROUP BY 1 ORDER BY line", params)
+    src = aggregate_source(flt, ("status <> 'incomplete'",), ("status <> 'incomplete'",))
+    n, answered = src.calls, f"coalesce({src.calls} FILTER (status = 'answered'), 0)"
+    return _frame(reader, f"SELECT line, CAST({n} AS BIGINT) AS calls, CAST({answered} AS BIGINT) AS answered, "
+                          f"{answered} / {n} AS asr, CAST(sum(talk_s) FILTER (status = 'answered') "
+                          f"/ nullif({answered}, 0) AS DECIMAL(18,3)) AS acd_s "
+                          f"FROM {src.table} {src.where} GROUP BY 1 ORDER BY line", src.params)
 
 
 def alerts(reader: Reader, *, start: date | datetime | None = None, end: date | datetime | None = None,
@@ -243,19 +248,24 @@ def kpis(reader: Reader, flt: CallFilter = ALL_CALLS, *, now: datetime | None = 
     spend_month ({currency: Decimal}, UTC, ``flt`` without its dates); recording_bytes (all time)."""
     now = now or datetime.now(timezone.utc)
     today = now.astimezone(timezone.utc).date()
-    clause, params = where(flt)
-    calls, answered, acd, bypassed = _rows(reader, (
-        "SELECT count(*) FILTER (status <> 'incomplete'), count(*) FILTER (status = 'answered'), "
-        "CAST(avg(talk_s) FILTER (status = 'answered') AS DECIMAL(18,3)), "
-        f"count(*) FILTER (controller = 'bypassed') FROM cdrs {clause}"), params)[0]
-    undated = flt.replace(start=today.replace(day=1), end=today + timedelta(days=1))
-    month_clause, month_params = where(undated)
+    src = aggregate_source(flt)
+    complete, answered, bypassed = "status <> 'incomplete'", "status = 'answered'", "controller = 'bypassed'"
+
+    def count(condition: str) -> str:
+        return f"CAST(coalesce({src.calls} FILTER ({condition}), 0) AS BIGINT)"
+
+    calls, answered_calls, acd, bypassed_calls = _rows(reader, (
+        f"SELECT {count(complete)}, {count(answered)}, CAST(sum(talk_s) FILTER ({answered}) "
+        f"/ nullif({src.calls} FILTER ({answered}), 0) AS DECIMAL(18,3)), {count(bypassed)} "
+        f"FROM {src.table} {src.where}"), src.params)[0]
+    month = aggregate_source(flt.replace(start=today.replace(day=1), end=today + timedelta(days=1)))
     spend = _rows(reader, ("SELECT currency, sum(cost) FILTER (started_day = ?), sum(cost) "
-                           f"FROM cdrs {month_clause} GROUP BY 1 ORDER BY 1"), [today] + month_params)
-    all_time, all_params = where(flt.replace(start=None, end=None))
-    stored = _rows(reader, f"SELECT coalesce(sum(recording_bytes), 0) FROM cdrs {all_time}", all_params)
-    return {"calls": calls, "answered": answered, "asr": answered / calls if calls else None,
-            "acd_s": acd, "bypassed": bypassed,
+                           f"FROM {month.table} {month.where} GROUP BY 1 ORDER BY 1"), [today] + month.params)
+    ever = aggregate_source(flt.replace(start=None, end=None))
+    stored = _rows(reader, f"SELECT coalesce(sum(recording_bytes), 0) FROM {ever.table} {ever.where}",
+                   ever.params)
+    return {"calls": calls, "answered": answered_calls, "asr": answered_calls / calls if calls else None,
+            "acd_s": acd, "bypassed": bypassed_calls,
             "spend_today": {c: d for c, d, _ in spend if c is not None and d is not None},
             "spend_month": {c: m for c, _, m in spend if c is not None and m is not None},
             "recording_bytes": int(stored[0][0])}

@@ -6,7 +6,11 @@ the newest message wins (``cdrs``, ``alerts``) a delta row hides the base row
 of the same key; where the first copy wins (``events``, ``dlq``) a base row
 hides a later delta copy. Only the base partitions that the deltas' rows fall
 in ("hot" partitions, plus ``none``) take part in that join, so a query over
-ten million CDRs pays for the current month only.
+ten million CDRs pays for the current month only. Each table ``T`` is the
+union of ``T__cold`` (untouched base files) and ``T__hot`` (the rest).
+
+``cdrs_daily`` (the per-day aggregate) reads the compactor's rollup files for
+cold partitions and aggregates ``cdrs__hot`` on the fly: exact at any moment.
 
 File lists are SQL string literals built from the manifest (paths the writer
 generated, quoted here); no value from a user ever reaches these statements.
@@ -18,8 +22,6 @@ from pathlib import Path
 
 from warehouse import schema
 from warehouse.layout import DataFile, Manifest
-
-TABLE_NAMES = tuple(schema.TABLES)
 
 
 def literal(text: str) -> str:
@@ -37,37 +39,63 @@ def _dedup(spec: schema.TableSpec, source: str) -> str:
             f"QUALIFY row_number() OVER (PARTITION BY {schema.key_list(spec)} ORDER BY {spec.winner}) = 1")
 
 
+def _view(name: str, parts: list[str], spec: schema.TableSpec) -> str:
+    body = " UNION ALL ".join(parts) if parts else schema.empty_select(spec)
+    return f"CREATE OR REPLACE VIEW {schema.quote(name)} AS {body}"
+
+
+def hot_labels(manifest: Manifest | None, table: str) -> set[str]:
+    """Base partitions that the table's delta files may shadow (empty when there are no deltas)."""
+    deltas = manifest.table_files(table, "delta") if manifest else ()
+    return {label for f in deltas for label in f.labels} | {"none"} if deltas else set()
+
+
 def table_view(root: Path, spec: schema.TableSpec, manifest: Manifest | None) -> list[str]:
-    """CREATE VIEW statements for one table (its delta view first, then the table)."""
-    files = list(manifest.table_files(spec.name)) if manifest else []
-    deltas = [f for f in files if f.kind == "delta"]
-    base = [f for f in files if f.kind == "base"]
-    hot = {label for f in deltas for label in f.labels} | {"none"} if deltas else set()
+    """CREATE VIEW statements of one table: ``T__delta``, ``T__cold``, ``T__hot``, ``T``."""
+    deltas = list(manifest.table_files(spec.name, "delta")) if manifest else []
+    base = list(manifest.table_files(spec.name, "base")) if manifest else []
+    hot = hot_labels(manifest, spec.name)
     cold = [f for f in base if f.partition not in hot]
     warm = [f for f in base if f.partition in hot]
-    cols = schema.select_list(spec)
-    keys = schema.key_list(spec)
-    statements, parts = [], []
-    if cold:
-        parts.append(f"SELECT {cols} FROM {_scan(root, cold)}")
+    cols, keys = schema.select_list(spec), schema.key_list(spec)
+    name = spec.name
+    statements, hot_parts = [], []
     if deltas:
-        delta_view = schema.quote(f"{spec.name}__delta")
+        delta_view = schema.quote(f"{name}__delta")
         statements.append(f"CREATE OR REPLACE VIEW {delta_view} AS {_dedup(spec, _scan(root, deltas))}")
         if not warm:
-            parts.append(f"SELECT {cols} FROM {delta_view}")
+            hot_parts.append(f"SELECT {cols} FROM {delta_view}")
         elif spec.newest_wins:
-            parts.append(f"SELECT {schema.select_list(spec, 'b')} FROM {_scan(root, warm)} b "
-                         f"ANTI JOIN {delta_view} d USING ({keys})")
-            parts.append(f"SELECT {cols} FROM {delta_view}")
+            hot_parts.append(f"SELECT {schema.select_list(spec, 'b')} FROM {_scan(root, warm)} b "
+                             f"ANTI JOIN {delta_view} d USING ({keys})")
+            hot_parts.append(f"SELECT {cols} FROM {delta_view}")
         else:
-            parts.append(f"SELECT {cols} FROM {_scan(root, warm)}")
-            parts.append(f"SELECT {schema.select_list(spec, 'd')} FROM {delta_view} d "
-                         f"ANTI JOIN {_scan(root, warm)} b USING ({keys})")
-    body = " UNION ALL ".join(parts) if parts else schema.empty_select(spec)
-    statements.append(f"CREATE OR REPLACE VIEW {schema.quote(spec.name)} AS {body}")
+            hot_parts.append(f"SELECT {cols} FROM {_scan(root, warm)}")
+            hot_parts.append(f"SELECT {schema.select_list(spec, 'd')} FROM {delta_view} d "
+                             f"ANTI JOIN {_scan(root, warm)} b USING ({keys})")
+    statements.append(_view(f"{name}__cold", [f"SELECT {cols} FROM {_scan(root, cold)}"] if cold else [], spec))
+    statements.append(_view(f"{name}__hot", hot_parts, spec))
+    statements.append(_view(name, [f"SELECT {cols} FROM {schema.quote(name + '__cold')}",
+                                   f"SELECT {cols} FROM {schema.quote(name + '__hot')}"], spec))
     return statements
 
 
+def rollup_view(root: Path, manifest: Manifest | None) -> str:
+    """CREATE VIEW ``cdrs_daily``: stored rollups of cold partitions + the hot part aggregated now."""
+    hot = hot_labels(manifest, "cdrs")
+    base = [f for f in (manifest.table_files("cdrs", "base") if manifest else ()) if f.partition not in hot]
+    rolled = {f.partition: f for f in (manifest.table_files(schema.ROLLUP.name, "base") if manifest else ())}
+    stored = [rolled[f.partition] for f in base if f.partition in rolled]
+    unrolled = [f for f in base if f.partition not in rolled]  # written before rollups existed
+    sources = [f"SELECT {schema.select_list(schema.TABLES['cdrs'])} FROM cdrs__hot"]
+    if unrolled:
+        sources.append(f"SELECT {schema.select_list(schema.TABLES['cdrs'])} FROM {_scan(root, unrolled)}")
+    parts = [f"SELECT {schema.select_list(schema.ROLLUP)} FROM {_scan(root, stored)}"] if stored else []
+    parts.append(schema.rollup_select("(" + " UNION ALL ".join(sources) + ")"))
+    return _view(schema.ROLLUP.name, parts, schema.ROLLUP)
+
+
 def all_views(root: Path, manifest: Manifest | None) -> list[str]:
-    """CREATE VIEW statements for every table of the warehouse."""
-    return [stmt for spec in schema.TABLES.values() for stmt in table_view(root, spec, manifest)]
+    """CREATE VIEW statements for every table of the warehouse, then ``cdrs_daily``."""
+    statements = [stmt for spec in schema.TABLES.values() for stmt in table_view(root, spec, manifest)]
+    return statements + [rollup_view(root, manifest)]

@@ -105,7 +105,7 @@ class Writer:
 
         The file is not visible until :meth:`publish`; returns None for no rows.
         """
-        spec = schema.TABLES[table]
+        spec = schema.spec_of(table)
         rel = f"SELECT {schema.select_list(spec)} FROM ({query}) ORDER BY {spec.sort}"
         rel_path = new_file_path(table, kind, partition)
         final = self.root / rel_path
@@ -173,15 +173,30 @@ class Writer:
 
     def write_partitions(self, con: duckdb.DuckDBPyConnection, table: str, source: str,
                          labels: Iterable[str]) -> list[DataFile]:
-        """Write one base file per partition label from the rows of ``source`` (a table name)."""
+        """Write one base file per partition label from the rows of ``source`` (a table name).
+
+        For ``cdrs``, each partition's ``cdrs_daily`` aggregate is written alongside.
+        """
         spec = schema.TABLES[table]
         written = []
         for label in labels:
             query = f"SELECT * FROM {schema.quote(source)} WHERE {spec.partition} = ?"
             data_file = self.write_file(con, table, query, [label], kind="base", partition=label)
-            if data_file is not None:
-                written.append(data_file)
+            if data_file is None:
+                continue
+            written.append(data_file)
+            if table == "cdrs":
+                rollup = self.write_file(con, schema.ROLLUP.name, schema.rollup_select(f"({query})"),
+                                         [label], kind="base", partition=label)
+                written.append(rollup)
         return written
+
+    def partition_files(self, table: str, labels: Iterable[str]) -> list[str]:
+        """Paths of the base files (and rollups) of ``table`` in the partitions ``labels``."""
+        wanted = set(labels)
+        names = (table, schema.ROLLUP.name) if table == "cdrs" else (table,)
+        return [f.path for name in names for f in self._manifest.table_files(name, "base")
+                if f.partition in wanted]
 
     def load_base(self, table: str, con: duckdb.DuckDBPyConnection, source: str) -> Manifest:
         """Bulk-load ``source`` (deduplicated rows) as the base of ``table``, replacing it."""
@@ -189,8 +204,8 @@ class Writer:
         labels = [row[0] for row in con.execute(
             f"SELECT DISTINCT {spec.partition} FROM {schema.quote(source)} ORDER BY 1").fetchall()]
         written = self.write_partitions(con, table, source, labels)
-        old = [f.path for f in self._manifest.table_files(table, "base")]
-        return self.publish(add=written, remove=old)
+        old_labels = {f.partition for f in self._manifest.table_files(table, "base")}
+        return self.publish(add=written, remove=self.partition_files(table, old_labels))
 
     def collect_garbage(self) -> int:
         """Delete retired files older than the grace period and orphans of crashed writes."""

@@ -145,8 +145,19 @@ def assert_same_warehouse(root_a, root_b) -> None:
     """Every table of both warehouses holds exactly the same rows."""
     from warehouse import schema
 
-    for table in schema.TABLES:
+    for table in (*schema.TABLES, schema.ROLLUP.name):
         assert differences(root_a, root_b, table) == (0, 0), table
+
+
+def assert_rollup_exact(root) -> None:
+    """``cdrs_daily`` (stored rollups + hot part) equals the rollup of ``cdrs`` computed now."""
+    from warehouse import schema
+    from warehouse.reader import Reader
+
+    with Reader(root) as reader, reader.cursor() as con:
+        fresh = schema.rollup_select("cdrs")
+        for a, b in (("SELECT * FROM cdrs_daily", fresh), (fresh, "SELECT * FROM cdrs_daily")):
+            assert con.sql(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchall() == [(0,)]
 
 
 _SAMPLE_START = object()

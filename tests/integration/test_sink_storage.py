@@ -20,7 +20,7 @@ import pytest
 from streams.domain.alerts import Alert, alert_to_json
 from streams.domain.dlq import encode_dlq
 from streams.domain.events import Rejection
-from tests.integration.sink_data import Feed, assert_same_warehouse, cdr, table_arrow
+from tests.integration.sink_data import Feed, assert_rollup_exact, assert_same_warehouse, cdr, table_arrow
 from tests.unit.warehouse_samples import T0
 from warehouse import compaction
 from warehouse.layout import load_manifest
@@ -33,6 +33,7 @@ DAY_US = 86_400_000_000
 
 
 def cdr_rows(root: Path) -> dict[str, tuple[int, str]]:
+    assert_rollup_exact(root)  # whatever the layout, the daily rollup agrees with the calls
     rows = table_arrow(root, "cdrs").to_pylist()
     assert len(rows) == len({r["call_id"] for r in rows}), "one row per call"
     return {r["call_id"]: (r["version"], r["cost_text"]) for r in rows}
@@ -52,6 +53,7 @@ def test_highest_version_then_latest_offset_wins_in_every_layout(tmp_path):
         compaction.major(writer, "cdrs")
         assert not writer.manifest.table_files("cdrs", "delta")
         assert {f.partition for f in writer.manifest.table_files("cdrs")} == {"2026-10", "2026-11"}
+        assert {f.partition for f in writer.manifest.table_files("cdrs_daily")} == {"2026-10", "2026-11"}
         assert cdr_rows(tmp_path) == expected
         feed.send("cdrs", cdr("b", 2, cost="2.22"), cdr("d", 1, None))
         assert cdr_rows(tmp_path) == {**expected, "b": (2, "2.22"), "d": (1, "1.53")}
