@@ -103,22 +103,23 @@ def test_reading_the_topics_again_from_the_beginning_leaves_the_same_tables(pipe
 
 
 def test_kill_9_at_any_moment_and_a_restart_leave_the_same_tables(pipeline_settings, tmp_path):
-    sink_data.produce(pipeline_settings, sink_data.build(2500, seed="kill"))
+    sink_data.produce(pipeline_settings, sink_data.build(5000, seed="kill"))
     clean = tmp_path / "clean"
     run_sink(pipeline_settings.replace(sink_group=pipeline_settings.sink_group + "-clean"), clean)
     crashed = tmp_path / "crashed"
-    small = ("--flush-interval", "0.02", "--flush-rows", "100", "--compact-files", "2",
+    small = ("--flush-interval", "0.02", "--flush-rows", "50", "--compact-files", "2",
              "--compact-rows", "400", "--compact-age", "0.2", "--until-caught-up", "--log-level", "WARNING")
     rng = random.Random(9)
     kills = 0
-    for _ in range(8):
+    for _ in range(10):
         sink = subprocess.Popen(sink_command(pipeline_settings, crashed, *small),
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        time.sleep(rng.uniform(0.5, 2.5))  # from start-up to mid-flush, mid-compaction
-        if sink.poll() is None:
-            sink.send_signal(signal.SIGKILL)
-            kills += 1
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.4, 1.8))  # from start-up to mid-flush, mid-compaction
+        if sink.poll() is not None:
+            break  # it caught up on its own
+        sink.send_signal(signal.SIGKILL)
         sink.wait()
+        kills += 1
     final = subprocess.run(sink_command(pipeline_settings, crashed, *small), capture_output=True,
                            text=True, timeout=300)
     assert final.returncode == 0, final.stderr
