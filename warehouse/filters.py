@@ -176,13 +176,18 @@ class Source:
 
 
 def aggregate_source(flt: CallFilter, raw_extra: tuple[str, ...] = (),
-                     rollup_extra: tuple[str, ...] = ()) -> Source:
-    """The rollup when it can answer ``flt`` exactly, else the calls themselves."""
+                     dimension_extra: tuple[str, ...] = ()) -> Source:
+    """The rollup when it can answer ``flt`` exactly, else the calls themselves.
+
+    ``raw_extra`` conditions apply to the calls only (they may narrow rows for speed);
+    ``dimension_extra`` conditions, on rollup dimensions, apply to both. A rollup row
+    may be negative (views.py), so nothing may filter on its measures: use HAVING.
+    """
     rolled = rollup_conditions(flt)
     if rolled is not None:
         conditions, params = rolled
-        conditions += rollup_extra
+        conditions += dimension_extra
         clause = "WHERE " + " AND ".join(conditions) if conditions else ""
         return Source("cdrs_daily", clause, params, "sum(calls)", "sum(recordings)")
-    clause, params = where(flt, *raw_extra)
+    clause, params = where(flt, *raw_extra, *dimension_extra)
     return Source("cdrs", clause, params, "count(*)", "count(*) FILTER (recording_bytes > 0)")

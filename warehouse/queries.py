@@ -117,13 +117,13 @@ def _stored_before(flt: CallFilter, key: str | None) -> tuple[str, list[Any]]:
 
 def recording_bytes_daily(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
     """Per UTC day: recordings, bytes, and cumulative_bytes (storage used at the day's end)."""
-    src = aggregate_source(flt, ("recording_bytes > 0",), ("recordings > 0",))
+    src = aggregate_source(flt, ("recording_bytes > 0",))
     before, before_params = _stored_before(flt, None)
     sql = ("SELECT day, recordings, bytes, CAST(coalesce((SELECT sum(bytes) FROM (" + before + ")), 0) "
            "+ sum(bytes) OVER (ORDER BY day) AS BIGINT) AS cumulative_bytes FROM ("
            f"SELECT started_day AS day, CAST({src.recordings} AS BIGINT) AS recordings, "
-           f"CAST(sum(recording_bytes) AS BIGINT) AS bytes FROM {src.table} {src.where} GROUP BY 1) "
-           "ORDER BY day")
+           f"CAST(sum(recording_bytes) AS BIGINT) AS bytes FROM {src.table} {src.where} GROUP BY 1 "
+           f"HAVING {src.recordings} > 0) ORDER BY day")
     return _frame(reader, sql, before_params + src.params)
 
 
@@ -140,14 +140,14 @@ def recording_bytes_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CAL
         raise ValueError(f"dimension must be one of {sorted(RECORDING_DIMENSIONS)}") from None
     if dimension == "user":  # the rollup has no users
         flt = flt.replace(has_recording=True)
-    src = aggregate_source(flt, ("recording_bytes > 0",), ("recordings > 0",))
+    src = aggregate_source(flt, ("recording_bytes > 0",))
     before, before_params = _stored_before(flt, column)
     # The top keys first (few groups), then the daily series of those keys only.
     sql = (f"WITH t AS (SELECT {column} AS key FROM {src.table} {src.where} GROUP BY 1 "
-           "ORDER BY sum(recording_bytes) DESC, key LIMIT ?), "
+           "HAVING sum(recording_bytes) > 0 ORDER BY sum(recording_bytes) DESC, key LIMIT ?), "
            f"d AS (SELECT started_day AS day, {column} AS key, CAST(sum(recording_bytes) AS BIGINT) AS bytes "
            f"FROM {src.table} {src.where} {'AND' if src.where else 'WHERE'} {column} IN (SELECT key FROM t) "
-           "GROUP BY 1, 2) "
+           "GROUP BY 1, 2 HAVING sum(recording_bytes) > 0) "
            "SELECT d.day, d.key, d.bytes, CAST(coalesce(b.bytes, 0) + sum(d.bytes) OVER "
            "(PARTITION BY d.key ORDER BY d.day) AS BIGINT) AS cumulative_bytes "
            f"FROM d LEFT JOIN ({before}) b USING (key) ORDER BY d.day, d.key")
@@ -169,7 +169,7 @@ def bypass_rate_by_portal(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.Dat
 
 def asr_acd_by_line(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
     """Per line: calls (incomplete ones excluded), answered, asr (answered/calls), acd_s (mean talk)."""
-    src = aggregate_source(flt, ("status <> 'incomplete'",), ("status <> 'incomplete'",))
+    src = aggregate_source(flt, dimension_extra=("status <> 'incomplete'",))
     n, answered = src.calls, f"coalesce({src.calls} FILTER (status = 'answered'), 0)"
     return _frame(reader, f"SELECT line, CAST({n} AS BIGINT) AS calls, CAST({answered} AS BIGINT) AS answered, "
                           f"{answered} / {n} AS asr, CAST(sum(talk_s) FILTER (status = 'answered') "

@@ -181,6 +181,7 @@ ROLLUP_COLUMNS: tuple[tuple[str, str], ...] = tuple(
     ("recording_bytes", "BIGINT"),
     ("recordings", "BIGINT"),  # calls with recording_bytes > 0
 )
+ROLLUP_MEASURES = tuple(name for name, _ in ROLLUP_COLUMNS if name not in ROLLUP_DIMENSIONS)
 ROLLUP = TableSpec(
     "cdrs_daily", ROLLUP_COLUMNS, ROLLUP_DIMENSIONS, winner="", newest_wins=False,
     partition="coalesce(strftime(started_day, '%Y-%m'), 'none')",

@@ -1,0 +1,139 @@
+"""Named, parameterised queries the dashboard needs beyond :mod:`warehouse.queries`.
+
+Same conventions as ``warehouse.queries``: a :class:`~warehouse.reader.Reader`
+and typed arguments in, a pandas DataFrame out; money and seconds are
+``decimal.Decimal``; days are UTC days; aggregates read the ``cdrs_daily``
+rollup whenever the filter allows (``aggregate_source``). Identifiers come
+only from the whitelists below, never from the caller's text.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from warehouse import export
+from warehouse.filters import ALL_CALLS, CallFilter, aggregate_source, utc_start, where
+from warehouse.reader import Reader
+from warehouse.schema import quote
+
+# Dimension name -> column. The rollup has every one of them except users.
+SPEND_DIMENSIONS = {"region": "region", "line": "line", "direction": "direction", "portal": "portal_id",
+                    "currency": "currency", "status": "status"}
+RECORDING_DIMENSIONS = {"portal": "portal_id", "line": "line", "user": "user_id"}
+VALUE_DIMENSIONS = {"portal": "portal_id", "line": "line", "direction": "direction", "status": "status",
+                    "region": "region", "controller": "controller", "user": "user_id"}
+
+
+def _frame(reader: Reader, sql: str, params: list[Any]) -> pd.DataFrame:
+    with reader.cursor() as con:
+        return con.sql(sql, params=params).to_arrow_table().to_pandas()
+
+
+def _column(mapping: dict[str, str], dimension: str) -> str:
+    try:
+        return quote(mapping[dimension])
+    except KeyError:
+        raise ValueError(f"dimension must be one of {sorted(mapping)}") from None
+
+
+def daily_kpis(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
+    """Per UTC day: calls (incomplete excluded), answered, asr, acd_s, bypassed."""
+    src = aggregate_source(flt)
+    n = src.calls
+    complete, answered = f"{n} FILTER (status <> 'incomplete')", f"{n} FILTER (status = 'answered')"
+    return _frame(reader, f"SELECT started_day AS day, CAST(coalesce({complete}, 0) AS BIGINT) AS calls, "
+                          f"CAST(coalesce({answered}, 0) AS BIGINT) AS answered, "
+                          f"coalesce({answered}, 0) / nullif({complete}, 0) AS asr, "
+                          f"CAST(sum(talk_s) FILTER (status = 'answered') / nullif({answered}, 0) "
+                          "AS DECIMAL(18,3)) AS acd_s, "
+                          f"CAST(coalesce({n} FILTER (controller = 'bypassed'), 0) AS BIGINT) AS bypassed "
+                          f"FROM {src.table} {src.where} {'AND' if src.where else 'WHERE'} "
+                          "started_day IS NOT NULL GROUP BY 1 ORDER BY 1", src.params)
+
+
+def spend_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CALLS, *, top: int = 50) -> pd.DataFrame:
+    """Per key of ``dimension`` and currency: calls, billed_s, cost; the biggest cost first."""
+    column = _column(SPEND_DIMENSIONS, dimension)
+    src = aggregate_source(flt)
+    return _frame(reader, f"SELECT {column} AS key, currency, CAST({src.calls} AS BIGINT) AS calls, "
+                          "CAST(sum(billed_s) AS BIGINT) AS billed_s, sum(cost) AS cost "
+                          f"FROM {src.table} {src.where} GROUP BY 1, 2 "
+                          "ORDER BY cost DESC NULLS LAST, key NULLS LAST, currency LIMIT ?",
+                  src.params + [top])
+
+
+def top_users_by_cost(reader: Reader, flt: CallFilter = ALL_CALLS, *, top: int = 15) -> pd.DataFrame:
+    """The employees (user_id) with the biggest spend: user_id, portal_id, currency, calls, billed_s, cost."""
+    clause, params = where(flt, "user_id IS NOT NULL", "cost > 0")
+    return _frame(reader, "SELECT user_id, any_value(portal_id) AS portal_id, currency, "
+                          "count(*) AS calls, CAST(sum(billed_s) AS BIGINT) AS billed_s, sum(cost) AS cost "
+                          f"FROM cdrs {clause} GROUP BY user_id, currency "
+                          "ORDER BY cost DESC, user_id LIMIT ?", params + [top])
+
+
+def recording_totals_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CALLS, *,
+                        top: int = 15) -> pd.DataFrame:
+    """The biggest recording consumers per portal, line or user: key, recordings, bytes."""
+    column = _column(RECORDING_DIMENSIONS, dimension)
+    if dimension == "user":  # the rollup has no users: read the calls that have recordings
+        flt = flt.replace(has_recording=True)
+    # Rollup rows may be negative (warehouse.views): filter on measures only after summing.
+    src = aggregate_source(flt, ("recording_bytes > 0",))
+    return _frame(reader, f"SELECT {column} AS key, CAST({src.recordings} AS BIGINT) AS recordings, "
+                          f"CAST(sum(recording_bytes) AS BIGINT) AS bytes FROM {src.table} {src.where} "
+                          "GROUP BY 1 HAVING sum(recording_bytes) > 0 "
+                          "ORDER BY bytes DESC, key NULLS LAST LIMIT ?", src.params + [top])
+
+
+def alert_counts(reader: Reader, *, start: date | datetime | None = None,
+                 end: date | datetime | None = None, by_day: bool = False) -> pd.DataFrame:
+    """Alerts (latest state of each) with ts in [start, end): type, state, [day,] count."""
+    conditions, params = [], []
+    for bound, op in ((start, ">="), (end, "<")):
+        if bound is not None:
+            conditions.append(f"ts {op} ?")
+            params.append(utc_start(bound))
+    clause = "WHERE " + " AND ".join(conditions) if conditions else ""
+    day = "CAST(ts AS DATE) AS day, " if by_day else ""
+    return _frame(reader, f"SELECT type, state, {day}count(*) AS count FROM alerts {clause} "
+                          "GROUP BY ALL ORDER BY ALL", params)
+
+
+def dimension_values(reader: Reader, dimension: str, *, search: str | None = None,
+                     limit: int = 50) -> list[str]:
+    """Distinct non-null values of a filter dimension (containing ``search``), sorted."""
+    column = _column(VALUE_DIMENSIONS, dimension)
+    table = "cdrs" if dimension == "user" else "cdrs_daily"
+    condition, params = f"{column} IS NOT NULL", []
+    if search:
+        condition += f" AND contains(lower({column}), ?)"
+        params.append(search.lower())
+    with reader.cursor() as con:
+        rows = con.execute(f"SELECT {column} FROM {table} WHERE {condition} GROUP BY 1 "
+                           f"HAVING {'count(*)' if table == 'cdrs' else 'sum(calls)'} > 0 "
+                           "ORDER BY 1 LIMIT ?", params + [limit]).fetchall()
+    return [value for (value,) in rows]
+
+
+def billing_csv_query(flt: CallFilter) -> tuple[str, list[Any]]:
+    """The billing CSV (contract columns and formats) of the calls matching ``flt``.
+
+    The column expressions are :mod:`warehouse.export`'s own, so a dashboard
+    download and ``callstream export`` print every value identically.
+    """
+    select = ", ".join(f"{export._EXPRESSIONS.get(name, quote(name))} AS {quote(name)}"
+                       for name in export.CSV_COLUMNS)
+    clause, params = where(flt, "started_at IS NOT NULL")
+    return f"SELECT {select} FROM cdrs {clause} ORDER BY started_at, call_id", params
+
+
+def write_billing_csv(reader: Reader, flt: CallFilter, target: Path) -> int:
+    """Write the billing CSV of ``flt`` to ``target`` (RFC 4180, CRLF); returns the number of calls."""
+    query, params = billing_csv_query(flt)
+    with reader.cursor() as con:
+        return con.execute(f"COPY ({query}) TO ? ({export._CSV_OPTIONS})",
+                           [*params, str(target)]).fetchall()[0][0]
