@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -440,3 +441,44 @@ def outage_problems(alerts: dict[str, dict], expected: Expected, rules: AlertRul
         elif detail["state"] != "open":
             problems.append(f"{alert_id}: state {detail['state']!r}")
     return problems
+
+
+# ---------------------------------------------------------------- hand-built events
+
+def event(call_id: str, type_: str, ts_us: int, data: dict | None = None, *,
+          portal: str = "portal-1", event_id: str | None = None) -> tuple[bytes, bytes]:
+    """One contract-v1 event as a (key, value) message."""
+    source = "controller" if type_ == "controller.replied" else "voice"
+    doc = {"event_id": event_id or uuid.uuid4().hex, "v": 1, "type": type_, "call_id": call_id,
+           "portal_id": portal, "source": source, "node": "ctl-1" if source == "controller" else "vs-1",
+           "ts": format_ts_ms(ts_us), "data": data or {}}
+    return call_id.encode(), orjson.dumps(doc)
+
+
+def call_events(call_id: str, start_us: int, *, record: bool = False,
+                portal: str = "portal-1") -> dict[str, tuple[bytes, bytes]]:
+    """An answered outbound operator call to Moscow (8 s ring, 95.5 s talk), by event type."""
+    s = 1_000_000
+    started = {"direction": "outbound", "line": "operator", "from": "user:u1", "to": "+74951234567",
+               "line_number": None, "shown_number": None, "user_id": "u1", "extranet": False,
+               "record": record}
+    events = {
+        "call.started": event(call_id, "call.started", start_us, started, portal=portal),
+        "controller.requested": event(call_id, "controller.requested", start_us + s // 10, portal=portal),
+        "controller.replied": event(call_id, "controller.replied", start_us + s // 5,
+                                    {"result": "ok", "config_id": "cfg-1"}, portal=portal),
+        "call.answered": event(call_id, "call.answered", start_us + 8 * s, {"user_id": "u1"},
+                               portal=portal),
+        "call.ended": event(call_id, "call.ended", start_us + 103_500_000,
+                            {"cause": "normal", "by": "caller"}, portal=portal),
+    }
+    if record:
+        events["recording.stored"] = recording(call_id, start_us + 105 * s, 760_000, portal=portal)
+    return events
+
+
+def recording(call_id: str, ts_us: int, size: int, *, portal: str = "portal-1") -> tuple[bytes, bytes]:
+    """A ``recording.stored`` event of ``size`` bytes at a fresh URL."""
+    url = f"https://rec.example.net/{call_id}/{uuid.uuid4().hex[:8]}.mp3"
+    return event(call_id, "recording.stored", ts_us,
+                 {"url": url, "bytes": size, "seconds": 95.5, "format": "mp3"}, portal=portal)

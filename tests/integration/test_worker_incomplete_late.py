@@ -1,0 +1,119 @@
+"""Timeouts and late events on the real broker: incomplete CDRs, the archive, late recordings.
+
+One worker with ``CALLSTREAM_INCOMPLETE_AFTER=2`` and ``CALLSTREAM_FORGET_AFTER=2``:
+calls missing ``call.ended`` (or ``call.started``) are emitted ``incomplete``, then
+completed by the missing event; settled calls move to the on-disk archive
+(seen on its changelog topic), and a late ``recording.stored`` revives such a
+call into its next version, counted once however often it is redelivered.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from streams.domain.timefmt import parse_ts_us
+from tests.integration.worker_harness import (CdrLog, Fleet, call_events, expect, produce,
+                                              read_topic, recording, wait_for, wait_until_done,
+                                              worker_settings)
+
+pytestmark = pytest.mark.integration
+__all__ = ["worker_settings"]  # the fixture, imported for pytest
+
+START_US = parse_ts_us("2026-11-24T09:00:00Z")
+TIMEOUTS = {"CALLSTREAM_INCOMPLETE_AFTER": "2", "CALLSTREAM_FORGET_AFTER": "2"}
+
+
+def _cdrs(settings) -> CdrLog:
+    log = CdrLog.of(read_topic(settings, settings.topic_cdrs))
+    assert not log.problems, log.problems
+    return log
+
+
+def _wait_versions(settings, least: dict[str, int]) -> CdrLog:
+    """The CDR log once every call in ``least`` reached at least that version."""
+    def reached():
+        log = _cdrs(settings)
+        return log if all(log.top_version(c) >= v for c, v in least.items()) else None
+    return wait_for(reached, f"CDR versions {least}")
+
+
+def _stored(settings, table: str) -> dict[str, bool]:
+    """call_id -> whether its latest record on ``table``'s changelog is a value (not a tombstone)."""
+    present: dict[str, bool] = {}
+    for record in read_topic(settings, f"{settings.worker_group}-{table}-changelog"):
+        present[record.key.decode()] = record.value is not None
+    return present
+
+
+def _archived(settings, call_ids: set[str]) -> bool:
+    archive, hot = _stored(settings, "archived_calls_by_id"), _stored(settings, "calls_by_id")
+    return all(archive.get(c) and not hot.get(c) for c in call_ids)
+
+
+def _expected(settings) -> dict[str, dict]:
+    return expect(read_topic(settings, settings.topic_events), settings).cdrs
+
+
+def test_incomplete_calls_are_emitted_then_completed_and_late_events_revive_archived_calls(
+        worker_settings, tmp_path):
+    settings = worker_settings
+    a = call_events("call-a", START_US)                  # will lack call.ended for a while
+    b = call_events("call-b", START_US + 60_000_000)     # will lack call.started for a while
+    c = call_events("call-c", START_US + 120_000_000, record=True)
+    d = call_events("call-d", START_US + 180_000_000)
+    held_back = {"call-a": a.pop("call.ended"), "call-b": b.pop("call.started")}
+    produce(settings, [*a.values(), *b.values(), *c.values(), *d.values()])
+
+    with Fleet(tmp_path) as fleet:
+        worker = fleet.start(settings, "worker", **TIMEOUTS)
+        log = _wait_versions(settings, {"call-a": 1, "call-b": 1, "call-c": 1, "call-d": 1})
+        first = log.latest()
+        expected = expect(read_topic(settings, settings.topic_events), settings)
+        assert expected.incomplete == {"call-a", "call-b"}
+        assert first == expected.cdrs
+        assert first["call-a"]["status"] == first["call-b"]["status"] == "incomplete"
+        assert first["call-a"]["ended_at"] is None and first["call-a"]["talk_s"] is None
+        assert first["call-b"]["started_at"] is None and first["call-b"]["region"] is None
+        assert first["call-c"]["recording_bytes"] == 760_000
+
+        # Settled (incomplete ones included) and quiet: all four move to the archive,
+        # and an incomplete call is emitted once per quiet period, not once per sweep.
+        wait_for(lambda: _archived(settings, {"call-a", "call-b", "call-c", "call-d"}),
+                 "the four calls in the archive", timeout=60)
+        assert {c: v for c, v in _cdrs(settings).versions.items()} == log.versions
+
+        produce(settings, held_back.values())
+        _wait_versions(settings, {"call-a": 2, "call-b": 2})
+        wait_until_done(settings, [worker])
+        log, want = _cdrs(settings), _expected(settings)
+        assert log.top_version("call-a") == log.top_version("call-b") == 2
+        assert log.latest() == want
+        assert want["call-a"]["status"] == want["call-b"]["status"] == "answered"
+
+        # A recording stored long after the call, which now lives only in the archive.
+        wait_for(lambda: _archived(settings, {"call-c"}), "call-c back in the archive", timeout=60)
+        settled_c = _cdrs(settings).top_version("call-c")
+        late = recording("call-c", START_US + 3_600_000_000, 1_200_000)
+        produce(settings, [late])
+        _wait_versions(settings, {"call-c": settled_c + 1})
+        wait_until_done(settings, [worker])
+        log = _cdrs(settings)
+        assert log.top_version("call-c") == settled_c + 1  # the next version, not 1 of a new call
+        cdr = log.latest()["call-c"]
+        assert cdr["recording_bytes"] == 760_000 + 1_200_000 and len(cdr["recording_urls"]) == 2
+        assert cdr == _expected(settings)["call-c"]
+
+        # The same late event again, while hot and once archived again: nothing new.
+        before = log.versions
+        produce(settings, [late, c["call.ended"], d["call.answered"]])
+        wait_until_done(settings, [worker])
+        assert _cdrs(settings).versions == before
+        wait_for(lambda: _archived(settings, {"call-c", "call-d"}), "call-c archived again", timeout=60)
+        produce(settings, [late, c["recording.stored"]])
+        wait_until_done(settings, [worker])
+        final = _cdrs(settings)
+        assert final.versions == before
+        assert final.latest() == _expected(settings)
+        assert final.latest()["call-c"]["recording_bytes"] == 1_960_000
+        assert not read_topic(settings, settings.topic_dlq)
+        assert worker.alive
