@@ -70,9 +70,6 @@ class Reader:
                 manifest = load_manifest(self.root)
             except (ValueError, KeyError, TypeError) as exc:
                 raise WarehouseError(f"unreadable manifest in {self.root}: {exc}") from None
-            if manifest is not None and manifest.seq == getattr(self._manifest, "seq", None):
-                self._stamp = stamp
-                return False
             self._install(manifest)
             self._stamp = stamp
             return True
@@ -82,10 +79,13 @@ class Reader:
             raise WarehouseError(
                 f"the warehouse at {self.root} was written by DuckDB {manifest.duckdb_version}, "
                 f"this process runs {duckdb.__version__}; pin one DuckDB version for every process")
+        # Resolved: when the warehouse path is a symlink swapped to a rebuilt generation, views
+        # made before the swap keep reading the old generation's files (kept for the grace period).
+        location = self.root.resolve()
         con = self._db.cursor()
         try:
             con.execute("BEGIN")
-            for statement in views.all_views(self.root, manifest):
+            for statement in views.all_views(location, manifest):
                 con.execute(statement)  # binds: reads each listed file's Parquet footer
             con.execute("COMMIT")
         except duckdb.Error as exc:

@@ -15,6 +15,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from streams.domain.alerts import Alert, alert_to_json
@@ -24,7 +25,7 @@ from tests.integration.sink_data import Feed, assert_rollup_exact, assert_same_w
 from tests.unit.warehouse_samples import T0
 from warehouse import compaction
 from warehouse.layout import load_manifest
-from warehouse.reader import Reader
+from warehouse.reader import Reader, WarehouseError
 from warehouse.writer import Writer, WriterBusy
 
 pytestmark = pytest.mark.integration
@@ -151,7 +152,7 @@ def test_retired_files_outlive_the_grace_period_and_orphans_are_swept(tmp_path):
 
 _READER = """
 import json, sys, time
-from warehouse.reader import Reader
+from warehouse.reader import Reader, WarehouseError
 from warehouse import queries
 reader = Reader(sys.argv[1])
 counts, errors, deadline = [], [], time.monotonic() + float(sys.argv[2])
@@ -184,3 +185,32 @@ def test_readers_in_other_processes_query_without_errors_while_the_writer_works(
         assert len(result["counts"]) > 10
         assert result["counts"] == sorted(result["counts"]), "a reader never sees rows disappear"
     assert results[0]["counts"][-1] > 1 and n > 10
+
+
+def test_a_reader_refuses_a_warehouse_written_by_another_duckdb(tmp_path):
+    with Writer(tmp_path) as writer:
+        Feed(writer).send("cdrs", cdr("a", 1))
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(manifest.read_text().replace(f'"duckdb_version": "{duckdb.__version__}"',
+                                                     '"duckdb_version": "0.9.2"'))
+    with pytest.raises(WarehouseError, match="written by DuckDB 0.9.2, this process runs"):
+        Reader(tmp_path)
+
+
+def test_readers_follow_a_symlink_swapped_to_a_rebuilt_generation(tmp_path):
+    for generation, call in (("gen-1", "old"), ("gen-2", "new")):
+        with Writer(tmp_path / generation) as writer:
+            Feed(writer).send("cdrs", cdr(call, 1))
+    link = tmp_path / "warehouse"
+    link.symlink_to(tmp_path / "gen-1")
+    with Reader(link) as reader:
+        assert queries_call_ids(reader) == ["old"]
+        swap = tmp_path / "warehouse.swap"
+        swap.symlink_to(tmp_path / "gen-2")
+        os.replace(swap, link)  # atomic: readers see one generation or the other
+        assert queries_call_ids(reader) == ["new"]
+
+
+def queries_call_ids(reader: Reader) -> list[str]:
+    with reader.cursor() as con:
+        return [row[0] for row in con.execute("SELECT call_id FROM cdrs").fetchall()]
