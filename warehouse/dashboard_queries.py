@@ -90,13 +90,17 @@ def recording_totals_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CA
 
 
 def alert_counts(reader: Reader, *, start: date | datetime | None = None,
-                 end: date | datetime | None = None, by_day: bool = False) -> pd.DataFrame:
-    """Alerts (latest state of each) with ts in [start, end): type, state, [day,] count."""
+                 end: date | datetime | None = None, portals: tuple[str, ...] = (),
+                 by_day: bool = False) -> pd.DataFrame:
+    """Alerts (latest state of each) with ts in [start, end), of some portals: type, state, [day,] count."""
     conditions, params = [], []
     for bound, op in ((start, ">="), (end, "<")):
         if bound is not None:
             conditions.append(f"ts {op} ?")
             params.append(utc_start(bound))
+    if portals:
+        conditions.append(f"portal_id IN ({', '.join('?' * len(portals))})")
+        params += list(portals)
     clause = "WHERE " + " AND ".join(conditions) if conditions else ""
     day = "CAST(ts AS DATE) AS day, " if by_day else ""
     return _frame(reader, f"SELECT type, state, {day}count(*) AS count FROM alerts {clause} "

@@ -1,0 +1,76 @@
+"""The Dash app: a shell with live freshness, one page per path, all reading one warehouse.
+
+``create_app(settings, reader)`` builds it (tests build it against a small
+warehouse); ``serve(settings)`` runs it with waitress, a production WSGI
+server, after checking that a non-loopback bind has credentials.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from dash import Dash, Input, Output, html, no_update
+
+from callstream.config import Settings
+from dashboards import auth, download, formatting as fmt, layout
+from dashboards.data import Context, Data
+from dashboards.pages import PAGES
+from warehouse import queries
+from warehouse.reader import Reader
+
+ASSETS = Path(__file__).resolve().parent / "assets"
+HEALTH_PATH = "/healthz"
+
+
+def route(pathname: str | None, ctx: Context) -> Any:
+    """The layout of the page at ``pathname`` (a not-found note for anything else)."""
+    for page in PAGES:
+        if (pathname or "/") == page.PATH:
+            return page.layout(ctx)
+    return html.Div([html.H1("Not found"), html.P(f"No page at {pathname}")], id="not-found")
+
+
+def freshness_state(ctx: Context, last_seq: Any) -> tuple[str, str, Any]:
+    """(badge text, badge class, new data stamp or no_update when nothing was published)."""
+    info = queries.freshness(ctx.data.reader, ctx.now())  # never cached: its ages are of this moment
+    text, level = fmt.freshness(info, ctx.stale_after_s)
+    seq = info.get("seq")
+    return text, f"freshness {level}", (seq if seq != last_seq else no_update)
+
+
+def create_app(settings: Settings, reader: Reader, *, context: Context | None = None) -> Dash:
+    """The dashboard over ``reader`` with auth and the CSV route installed on its Flask server."""
+    ctx = context or Context(settings, Data(reader))
+    app = Dash(__name__, title="callstream", update_title=None, assets_folder=str(ASSETS),
+               suppress_callback_exceptions=True, serve_locally=True, compress=False)
+    app.layout = lambda: layout.shell(PAGES, settings.refresh_s, ctx.data.seq())
+    app.validation_layout = html.Div([layout.shell(PAGES, settings.refresh_s), *[p.layout(ctx) for p in PAGES]])
+
+    @app.callback(Output("page", "children"), Input("url", "pathname"))
+    def _route(pathname: str | None) -> Any:
+        return route(pathname, ctx)
+
+    @app.callback(Output("freshness", "children"), Output("freshness", "className"), Output("seq", "data"),
+                  Input("tick", "n_intervals"), Input("seq", "data"))
+    def _freshness(_n: Any, last_seq: Any) -> tuple[str, str, Any]:
+        return freshness_state(ctx, last_seq)
+
+    for page in PAGES:
+        page.register(app, ctx)
+    auth.install(app.server, settings)
+    download.install(app.server, ctx)
+    app.server.add_url_rule(HEALTH_PATH, "healthz", lambda: ("ok\n", 200, {"Content-Type": "text/plain"}))
+    app.context = ctx  # for tests and benchmarks: the data door of this app
+    return app
+
+
+def serve(settings: Settings, *, threads: int = 8) -> None:
+    """Run the dashboard until interrupted (waitress; SIGINT/SIGTERM stop it)."""
+    import waitress
+
+    auth.check_bind(settings)
+    reader = Reader(settings.warehouse)
+    app = create_app(settings, reader)
+    waitress.serve(app.server, host=settings.dash_host, port=settings.dash_port, threads=threads,
+                   ident="callstream", _quiet=True)

@@ -1,0 +1,76 @@
+"""The dashboard's one door to the warehouse: a shared Reader and a small result cache.
+
+Every callback asks :meth:`Data.get` for a named query of ``warehouse.queries``
+(or ``warehouse.dashboard_queries``) with its arguments. Results are cached per
+published manifest (``seq``): while the sink publishes nothing new, a live
+refresh or a second viewer costs a dictionary lookup; the first publish after
+it invalidates everything at once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from callstream.config import Settings
+from warehouse.reader import Reader
+
+
+class Data:
+    """Cached, thread-safe access to the warehouse queries for every callback of one app."""
+
+    def __init__(self, reader: Reader, *, size: int = 512) -> None:
+        self.reader = reader
+        self._size = size
+        self._cache: OrderedDict[tuple, Any] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def seq(self) -> int | None:
+        """The sequence number of the newest published manifest (None: nothing yet)."""
+        self.reader.refresh()
+        manifest = self.reader.manifest
+        return None if manifest is None else manifest.seq
+
+    def get(self, query: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``query(reader, *args, **kwargs)``, from the cache when the data has not changed since.
+
+        Arguments must be hashable (filters are frozen dataclasses of tuples). Callers must not
+        mutate a returned frame.
+        """
+        key = (self.seq(), query.__module__, query.__qualname__, args, tuple(sorted(kwargs.items())))
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                self.hits += 1
+                return self._cache[key]
+        value = query(self.reader, *args, **kwargs)
+        with self._lock:
+            self.misses += 1
+            self._cache[key] = value
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return value
+
+
+def utc_now() -> datetime:
+    """The wall clock, UTC (injected into pages so tests can fix it)."""
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Context:
+    """What every page needs: settings, the data door and a clock."""
+
+    settings: Settings
+    data: Data
+    now: Callable[[], datetime] = field(default=utc_now)
+
+    @property
+    def stale_after_s(self) -> float:
+        """Freshness badge turns to STALE past this age of the last publish."""
+        return max(30.0, 6 * self.settings.refresh_s)

@@ -1,0 +1,102 @@
+"""Building blocks shared by the pages: the shell, cards, charts, tables, the period bar.
+
+Everything here renders data as text children of Dash components (never as
+raw HTML), and links only through :func:`link`, which accepts http(s) only.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from dash import dcc, html
+
+from dashboards import controls, formatting as fmt
+from dashboards.safe import playable, safe_url
+
+GRAPH_CONFIG = {"displaylogo": False}
+SPARK_CONFIG = {"displayModeBar": False, "staticPlot": True}
+
+
+def nav(pages: Sequence[Any]) -> html.Nav:
+    """The top bar: product name and one link per page."""
+    links = [dcc.Link(page.TITLE, href=page.PATH, className="nav-link", id=f"nav-{page.NAME}")
+             for page in pages]
+    return html.Nav([html.Span("callstream", className="brand"), *links], className="nav")
+
+
+def shell(pages: Sequence[Any], refresh_s: float, seq: int | None = None) -> html.Div:
+    """The app layout: location, live tick, data stamp, freshness badge, nav and the page slot.
+
+    ``seq`` is the data stamp at page load, so the first tick does not redraw the page again.
+    """
+    return html.Div([
+        dcc.Location(id="url"),
+        dcc.Interval(id="tick", interval=int(refresh_s * 1000)),
+        dcc.Store(id="seq", data=seq),
+        nav(pages),
+        html.Div(id="freshness", className="freshness empty", children="Connecting to the warehouse…"),
+        html.Main(id="page", className="page"),
+    ])
+
+
+def period_bar(prefix: str, *, portals: bool = True) -> html.Div:
+    """Period radio buttons (and a portal picker) of the analytics pages."""
+    items = [dcc.RadioItems(id=f"{prefix}-period", value=controls.DEFAULT_PERIOD, inline=True,
+                            options=[{"label": v, "value": k} for k, v in controls.PERIODS.items()],
+                            persistence=True, className="period")]
+    if portals:
+        items.append(dcc.Dropdown(id=f"{prefix}-portals", multi=True, placeholder="All portals",
+                                  persistence=True, className="portal-picker"))
+    return html.Div(items, className="filter-bar")
+
+
+def kpi_card(card_id: str, title: str, href: str) -> dcc.Link:
+    """A headline figure with its sparkline; the whole card links to the page behind it."""
+    return dcc.Link(html.Div([
+        html.Div(title, className="kpi-title"),
+        html.Div("…", id=f"kpi-{card_id}-value", className="kpi-value"),
+        html.Div("", id=f"kpi-{card_id}-note", className="kpi-note"),
+        dcc.Graph(id=f"kpi-{card_id}-spark", config=SPARK_CONFIG, className="spark",
+                  style={"height": "60px"}),
+    ], className="kpi"), href=href, className="kpi-link", id=f"kpi-{card_id}")
+
+
+def chart(graph_id: str, wide: bool = False) -> html.Div:
+    """A card holding one graph."""
+    return html.Div(dcc.Graph(id=graph_id, config=GRAPH_CONFIG), className="card wide" if wide else "card")
+
+
+def text_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], table_id: str | None = None,
+               empty: str = "Nothing here in this period") -> html.Table | html.Div:
+    """A plain table of text cells (components in a row are kept as they are)."""
+    body = [html.Tr([cell if _is_component(cell) else html.Td(_text(cell)) for cell in row]) for row in rows]
+    if not body:
+        return html.Div(empty, className="empty-note")
+    kwargs = {"id": table_id} if table_id else {}
+    return html.Table([html.Thead(html.Tr([html.Th(h) for h in headers])), html.Tbody(body)],
+                      className="table", **kwargs)
+
+
+def _is_component(value: Any) -> bool:
+    return isinstance(value, html.Td)
+
+
+def _text(value: Any) -> str:
+    return "—" if fmt.missing(value) else str(value)
+
+
+def link(url: Any, text: str | None = None) -> html.A | html.Span:
+    """A link that opens in a new tab, only for a safe http(s) URL; anything else as plain text."""
+    safe = safe_url(url)
+    if safe is None:
+        return html.Span(_text(url) if url else "—", className="unsafe-url", title="not an http(s) link")
+    return html.A(text or safe, href=safe, target="_blank", rel="noopener noreferrer nofollow")
+
+
+def recording(url: Any) -> html.Div:
+    """A recording: its link, plus an audio player when the browser can play the file."""
+    safe = safe_url(url)
+    items: list[Any] = [link(url)]
+    if safe is not None and playable(safe):
+        items.append(html.Audio(src=safe, controls=True, preload="none", className="player"))
+    return html.Div(items, className="recording")

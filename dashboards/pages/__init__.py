@@ -1,0 +1,9 @@
+"""One module per page; each has NAME, PATH, TITLE, ``layout(ctx)`` and ``register(app, ctx)``.
+
+Callback bodies are plain functions of the context and the control values
+(``render`` and friends), registered by ``register``: tests call them directly.
+"""
+
+from dashboards.pages import alerts, calls, overview, recordings, spend
+
+PAGES = (overview, calls, spend, recordings, alerts)

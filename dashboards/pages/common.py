@@ -1,0 +1,27 @@
+"""Callbacks every analytics page shares: its portal picker options and its filter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import Input, Output
+
+from dashboards import controls
+from dashboards.data import Context
+from warehouse import dashboard_queries as dq
+from warehouse.filters import CallFilter
+
+
+def page_filter(ctx: Context, period: str | None, portals: Any) -> CallFilter:
+    """The filter of a period bar: the named period ending today (UTC) and the chosen portals."""
+    return controls.call_filter({"period": period, "portals": portals}, ctx.now().date())
+
+
+def portal_options(ctx: Context) -> list[dict[str, str]]:
+    """Every portal that has calls, for the portal pickers."""
+    return controls.options(ctx.data.get(dq.dimension_values, "portal", limit=1000))
+
+
+def register_portal_picker(app: Any, ctx: Context, prefix: str) -> None:
+    """Fill ``<prefix>-portals`` with the portals in the warehouse, refreshed with the data."""
+    app.callback(Output(f"{prefix}-portals", "options"), Input("seq", "data"))(lambda _seq: portal_options(ctx))

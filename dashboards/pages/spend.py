@@ -1,0 +1,84 @@
+"""Spend: tariff spend by region over time, by line and direction, top destinations and
+employees, totals per currency, and this period against the previous one."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+from dash import Input, Output, html
+
+from dashboards import controls, figures, formatting as fmt, layout as ui
+from dashboards.data import Context
+from dashboards.pages.common import page_filter, register_portal_picker
+from warehouse import dashboard_queries as dq, queries
+
+NAME, PATH, TITLE = "spend", "/spend", "Spend"
+GRAPHS = ("spend-by-region", "spend-by-line", "spend-by-direction", "spend-destinations", "spend-employees",
+          "spend-comparison")
+
+
+def layout(ctx: Context) -> html.Div:
+    """Period bar, totals, then the charts."""
+    return html.Div([
+        html.H1(TITLE), ui.period_bar("sp"),
+        html.Div([html.H3("Totals per currency"), html.Div(id="spend-totals")], className="card wide"),
+        html.Div([ui.chart("spend-by-region", wide=True), ui.chart("spend-by-line"),
+                  ui.chart("spend-by-direction"), ui.chart("spend-destinations"),
+                  ui.chart("spend-employees"), ui.chart("spend-comparison")], className="grid2"),
+    ])
+
+
+def change(current: Decimal | None, previous: Decimal | None) -> str:
+    """``+12.5 %`` from the previous amount to the current one (``new`` when there was none)."""
+    if fmt.missing(previous) or previous == 0:
+        return "new" if not fmt.missing(current) and current else "—"
+    delta = ((current or Decimal(0)) - previous) / previous
+    return f"{'+' if delta >= 0 else ''}{fmt.percent(delta)}"
+
+
+def totals_rows(current: pd.DataFrame, previous: pd.DataFrame) -> list[tuple[str, ...]]:
+    """(currency, calls, billed minutes, cost, previous period's cost, change) per currency."""
+    before = {k: c for k, c in zip(previous["key"], previous["cost"]) if not fmt.missing(k)}
+    rows = []
+    for row in current.to_dict("records"):
+        if fmt.missing(row["key"]):
+            continue  # internal and unrated calls: no currency, no money
+        cur = row["key"]
+        rows.append((cur, fmt.count(row["calls"]), fmt.count((row["billed_s"] or 0) // 60),
+                     fmt.money(row["cost"], cur), fmt.money(before.get(cur), cur), change(row["cost"], before.get(cur))))
+    return rows
+
+
+def render(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
+    """(totals table, then one figure per id of ``GRAPHS``) for the period and portals."""
+    flt = page_filter(ctx, period, portals)
+    start, end = controls.previous_period(flt.start, flt.end)
+    current = ctx.data.get(dq.spend_by, "currency", flt)
+    previous = ctx.data.get(dq.spend_by, "currency", flt.replace(start=start, end=end))
+    destinations = ctx.data.get(dq.spend_by, "region", flt, top=15)
+    destinations = destinations[destinations["cost"].map(lambda c: not fmt.missing(c) and c > 0)]
+    employees = ctx.data.get(dq.top_users_by_cost, flt, top=15)
+    totals = ui.text_table(("currency", "calls", "billed minutes", "cost", "previous period", "change"),
+                               totals_rows(current, previous), "spend-totals-table", empty="No spend in this period")
+    return (totals,
+            figures.spend_by_region_over_time(ctx.data.get(queries.spend_by_region_day_line, flt)),
+            figures.spend_by_dimension(ctx.data.get(dq.spend_by, "line", flt), "Spend by line"),
+            figures.spend_by_dimension(ctx.data.get(dq.spend_by, "direction", flt), "Spend by direction"),
+            figures.bars(destinations, "key", "cost", "Top destinations",
+                         text=[fmt.money(c, cur) for c, cur in zip(destinations["cost"], destinations["currency"])]),
+            figures.bars(employees, "user_id", "cost", "Top employees by spend",
+                         text=[f"{fmt.money(c, cur)} · {p}" for c, cur, p in
+                               zip(employees["cost"], employees["currency"], employees["portal_id"])],
+                         color=figures.PALETTE[1]),
+            figures.period_comparison(current, previous))
+
+
+def register(app: Any, ctx: Context) -> None:
+    """Wire the totals and charts to the data stamp and the period bar."""
+    app.callback(Output("spend-totals", "children"), *[Output(g, "figure") for g in GRAPHS],
+                 Input("seq", "data"), Input("sp-period", "value"), Input("sp-portals", "value"))(
+        lambda _seq, period, portals: render(ctx, period, portals))
+    register_portal_picker(app, ctx, "sp")
+

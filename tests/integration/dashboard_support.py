@@ -1,0 +1,147 @@
+"""Helpers of the dashboard's browser tests and benchmark: headless Chromium, a small
+real warehouse, and "fully rendered" measured inside the browser.
+
+Chromium is Debian's (``scripts/ensure-chromium``), driven by its chromium-driver
+through Selenium (pinned by ``dash[testing]``).
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+# Resolves with performance.now() at the first moment the page was fully rendered
+# and stayed so for STABLE_MS: no Dash callback pending, the page slot filled, every
+# graph drawn, no "…" placeholder left. Rejects (returns -1) after the timeout.
+READY_JS = """
+const done = arguments[arguments.length - 1];
+const since = arguments[0], stableMs = arguments[1], timeoutMs = arguments[2];
+let firstReady = null;
+function ready() {
+  if (document.querySelector('._dash-loading-callback')) return false;
+  const page = document.getElementById('page');
+  if (!page || !page.children.length) return false;
+  const fresh = document.getElementById('freshness');
+  if (!fresh || fresh.textContent.startsWith('Connecting')) return false;
+  for (const g of document.querySelectorAll('#page .dash-graph')) {
+    if (g.classList.contains('dash-graph--pending') || !g.querySelector('.main-svg')) return false;
+  }
+  for (const v of document.querySelectorAll('#page .kpi-value')) { if (v.textContent === '…') return false; }
+  return true;
+}
+function poll() {
+  const now = performance.now();
+  if (ready()) {
+    if (firstReady === null) firstReady = now;
+    if (now - firstReady >= stableMs) { done(firstReady); return; }
+  } else { firstReady = null; }
+  if (now - since > timeoutMs) { done(-1); return; }
+  requestAnimationFrame(poll);
+}
+poll();
+"""
+
+
+def chrome(width: int = 1400, height: int = 1000) -> Any:
+    """A headless Chromium (root-safe flags, throw-away profile) driven by chromium-driver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="callstream-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(shutil.which("chromedriver") or "/usr/bin/chromedriver"),
+                              options=options)
+    driver.set_script_timeout(60)
+    driver._callstream_profile = profile  # removed by quit()
+    return driver
+
+
+def quit_chrome(driver: Any) -> None:
+    """Stop the browser and remove its profile."""
+    profile = getattr(driver, "_callstream_profile", None)
+    driver.quit()
+    if profile:
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def load(driver: Any, url: str, *, stable_ms: int = 150, timeout_ms: int = 30000) -> float:
+    """Navigate to ``url``; milliseconds from the navigation's start to the fully rendered page."""
+    driver.get(url)
+    return wait_rendered(driver, 0.0, stable_ms=stable_ms, timeout_ms=timeout_ms)
+
+
+def wait_rendered(driver: Any, since: float, *, stable_ms: int = 150, timeout_ms: int = 30000) -> float:
+    """performance.now() when the page became fully rendered (AssertionError on timeout)."""
+    at = driver.execute_async_script(READY_JS, since, stable_ms, timeout_ms)
+    assert at >= 0, f"page not rendered within {timeout_ms} ms: {driver.current_url}"
+    return float(at)
+
+
+def change_and_wait(driver: Any, script: str, *, stable_ms: int = 150, timeout_ms: int = 30000) -> float:
+    """Run ``script`` (a filter change) and return ms until the page is fully rendered again.
+
+    Waits first for Dash to start the callbacks the change triggers, so the old page
+    is never mistaken for the updated one.
+    """
+    start = driver.execute_script(script + "; return performance.now();")
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not driver.execute_script("return !!document.querySelector('._dash-loading-callback')"):
+        if time.monotonic() > deadline:
+            raise AssertionError("the change started no callback")
+        time.sleep(0.002)
+    return wait_rendered(driver, start, stable_ms=stable_ms, timeout_ms=timeout_ms) - start
+
+
+def browser_errors(driver: Any) -> list[str]:
+    """Dash error messages shown on the page (callback errors surface in the error container)."""
+    return [e.text for e in driver.find_elements("css selector", "._dash-error, .dash-fe-error__title")]
+
+
+def screenshot(driver: Any, name: str) -> Path:
+    """Save a full-height screenshot under test-artifacts/ and return its path."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(1400, min(max(1000, int(height)), 6000))
+    time.sleep(0.3)  # let the graphs lay out again at the new size
+    path = ARTIFACTS / f"{name}.png"
+    driver.save_screenshot(str(path))
+    return path
+
+
+class ServerThread:
+    """A dashboard Flask server of ``app`` in a background thread (waitress), on a free port."""
+
+    def __init__(self, app: Any) -> None:
+        import socket
+
+        import waitress.server
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.server = waitress.server.create_server(app.server, host="127.0.0.1", port=self.port, threads=8)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        """The root URL of the running server."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "ServerThread":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.close()
+        self.thread.join(timeout=5)
