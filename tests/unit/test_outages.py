@@ -6,6 +6,7 @@ byte form after each signal and checks that the machine goes on identically.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any, Iterable
 
 import orjson
@@ -387,3 +388,54 @@ def test_duplicates_interleaved_anywhere_change_no_alert(data: Any) -> None:
     assert [(a.alert_id, a.detail["state"]) for a, _ in clean] == _oracle(signals, rules)
     assert {a.alert_id for a, _ in noisy} == {a.alert_id for a, _ in clean}
     assert [payload for _, payload in noisy] == [payload for _, payload in clean]
+
+
+def test_a_burst_of_n_bypasses_opens_the_same_outage_in_any_arrival_order() -> None:
+    signals = burst(1, [0, 0.5, 2, 3, 4])
+    for order in itertools.permutations(signals):
+        _, alerts = run(order)
+        assert [(a.alert_id, a.detail["opened_by_call_id"]) for a, _ in alerts] == [(outage_id(4), "c5")]
+
+
+# --- property: whatever the arrival order, every alert is justified by what arrived ----------
+
+@st.composite
+def any_order_with_duplicates(draw: Any) -> list[PortalSignal]:
+    signals = draw(ordered_signals())
+    extra = draw(st.lists(st.sampled_from(signals), max_size=len(signals)))
+    return draw(st.permutations(signals + extra))
+
+
+@settings(deadline=None, max_examples=250)
+@given(st.data())
+def test_in_any_order_every_alert_is_justified_by_the_signals_so_far(data: Any) -> None:
+    rules = data.draw(_PROPERTY_RULES)
+    signals = data.draw(any_order_with_duplicates())
+    state, arrived = None, []
+    open_id, last_resolution = None, None
+    for signal in signals:
+        arrived.append(signal)
+        state, alerts = step(state, signal, rules)
+        for alert, _ in alerts:
+            detail = alert.detail
+            assert alert.call_id is None and alert.portal_id == "p1"
+            assert (detail["threshold_calls"], detail["window_s"]) == (
+                rules.outage_calls, rules.outage_window_us // S)
+            opened = next(s.ts_us for s in arrived if s.call_id == detail["opened_by_call_id"]
+                          and s.verdict == "bypassed")
+            assert alert.alert_id == f"controller_outage:p1:{format_ts_ms(opened)}"
+            if detail["state"] == "open":
+                assert open_id is None, "while open no other opens"
+                open_id = alert.alert_id
+                calls = {s.call_id for s in arrived if s.verdict == "bypassed"
+                         and opened - rules.outage_window_us <= s.ts_us <= opened
+                         and (last_resolution is None or s.ts_us > last_resolution)}
+                assert len(calls) >= rules.outage_calls
+                assert alert.ts_us == opened
+            else:
+                assert alert.alert_id == open_id, "only the open outage resolves"
+                resolver = [s for s in arrived if s.call_id == detail["resolved_by_call_id"]]
+                assert resolver and resolver[-1].verdict == "checked"
+                assert alert.ts_us == resolver[-1].ts_us > opened
+                open_id, last_resolution = None, alert.ts_us
+        assert (state.open is None) == (open_id is None)
