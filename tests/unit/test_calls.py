@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import orjson
@@ -371,3 +372,22 @@ def test_expiry_then_the_rest_of_the_events_converges_to_the_set_form(data: Any)
     assert [orjson.loads(c)["version"] for c in emitted] == list(range(1, len(emitted) + 1))
     assert _without_version(emitted[-1]) == _without_version(cdr_to_json(build_cdr(events, TABLE), 1))
     assert settled(state) and not needs_expiry(state, 1e12, AFTER)
+
+
+@pytest.mark.parametrize("events", [
+    pytest.param([ev("call.started", "s1", 1, extranet=True, line="sip"),
+                  ev("call.started", "s2", 0, extranet=False, line="sip"), ENDED],
+                 id="extranet-call.started-superseded-by-an-earlier-one"),
+    pytest.param([ev("call.started", "s", 0, to="+12125550100"), ev("call.answered", "a", 5),
+                  ev("call.ended", "e1", 65), ev("call.ended", "e2", 5)],
+                 id="unrated-talk-removed-by-an-earlier-call.ended"),
+])
+def test_every_arrival_order_ends_with_the_alert_ids_of_the_set(events: list) -> None:
+    expected = {a.alert_id for a in call_alerts(state_of_events(events), build_cdr(events, TABLE), RULES)}
+    assert expected == set()
+    for order in itertools.permutations(events):
+        state, raised = None, set()
+        for event in order:
+            state, out = advance(state, [event], TABLE, RULES, 1.0, 0)
+            raised |= set(alert_ids(out))
+        assert raised == expected, f"arrival order {[e.event_id for e in order]}"
