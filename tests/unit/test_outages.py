@@ -439,3 +439,13 @@ def test_in_any_order_every_alert_is_justified_by_the_signals_so_far(data: Any) 
                 assert alert.ts_us == resolver[-1].ts_us > opened
                 open_id, last_resolution = None, alert.ts_us
         assert (state.open is None) == (open_id is None)
+
+
+def test_a_new_outage_in_the_same_millisecond_still_gets_a_new_id() -> None:
+    # With N = 1, open (100 µs), resolve (200 µs) and reopen (300 µs) within one millisecond.
+    rules = AlertRules(outage_calls=1)
+    signals = [PortalSignal("p1", "a", "bypassed", T0 + 100), PortalSignal("p1", "k", "checked", T0 + 200),
+               PortalSignal("p1", "b", "bypassed", T0 + 300)]
+    _, alerts = run(signals, rules)
+    assert [a.detail["state"] for a, _ in alerts] == ["open", "resolved", "open"]
+    assert alerts[0][0].alert_id == alerts[1][0].alert_id != alerts[2][0].alert_id
