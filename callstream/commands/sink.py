@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.log_level != "DEBUG":  # kafka-python narrates every connection and offset reset at INFO
+        logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = settings_from_args(args)
     policy = CompactionPolicy(minor_files=args.compact_files, major_rows=args.compact_rows,
                               major_age_s=args.compact_age)
