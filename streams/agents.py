@@ -14,7 +14,7 @@ import time
 import orjson
 
 from streams.app import Worker
-from streams.assemble import CallBatches
+from streams.assemble import CallBatches, Outbox
 from streams.call_store import CallStore, Schedule
 from streams.domain.outages import (PortalSignal, apply_signal, outage_state_from_bytes,
                                     outage_state_to_bytes)
@@ -22,8 +22,8 @@ from streams.event_context import event_context
 
 log = logging.getLogger("callstream.worker")
 
-BATCH_MAX = 5000
-BATCH_WITHIN_S = 0.05
+BATCH_MAX = 20000
+BATCH_WITHIN_S = 0.2
 
 
 def sweep_interval(worker: Worker) -> float:
@@ -91,20 +91,22 @@ def _die(agent: str) -> None:
 async def _flag_outages(worker: Worker, batch) -> None:
     """Fold a batch of signals into each portal's outage machine (outputs before state)."""
     states: dict[bytes, tuple] = {}
+    outbox = Outbox()
     for kafka_event in batch:
         key = kafka_event.message.key
-        portal_id, call_id, verdict, ts_us = orjson.loads(kafka_event.message.value)
+        portal_id = key.decode()
         if key not in states:
             with event_context(kafka_event):
                 blob = worker.outages_by_portal.get(key)
             states[key] = (kafka_event, outage_state_from_bytes(blob) if blob else None)
-        _, state = states[key]
-        state, alerts = apply_signal(state, PortalSignal(portal_id, call_id, verdict, ts_us),
-                                     worker.rules)
+        state = states[key][1]
+        for call_id, verdict, ts_us in orjson.loads(kafka_event.message.value):
+            state, alerts = apply_signal(state, PortalSignal(portal_id, call_id, verdict, ts_us),
+                                         worker.rules)
+            for _alert, payload in alerts:
+                outbox.add(worker.settings.topic_alerts, key, payload)
         states[key] = (kafka_event, state)
-        for _alert, payload in alerts:
-            worker.alerts.send_soon(key=key, value=payload)
-    await worker.app.producer.flush()
+    await outbox.flush(worker.app.producer)
     for key, (anchor, state) in states.items():
         with event_context(anchor):
             worker.outages_by_portal[key] = outage_state_to_bytes(state)

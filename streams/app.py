@@ -65,7 +65,8 @@ def alert_rules(settings: Settings) -> AlertRules:
 
 
 def _broker_url(settings: Settings) -> str:
-    return ";".join(f"kafka://{host.strip()}" for host in settings.bootstrap.split(","))
+    # callstream:// is faust's aiokafka transport with our consumer (streams/transport.py).
+    return ";".join(f"callstream://{host.strip()}" for host in settings.bootstrap.split(","))
 
 
 def _credentials(settings: Settings):

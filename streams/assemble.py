@@ -29,6 +29,28 @@ from streams.domain.state import CallState
 from streams.domain.validation import validate
 
 
+class Outbox:
+    """Messages of one batch, sent straight through the producer driver.
+
+    Faust's ``Topic.send_soon`` wraps each message in a FutureMessage, a
+    buffer and callbacks; the worker needs none of that (it only needs the
+    flush), and on its hot path that wrapping cost more than the send itself.
+    """
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes | None, bytes, int | None]] = []
+
+    def add(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
+        self.messages.append((topic, key, value, partition))
+
+    async def flush(self, producer) -> None:
+        """Send everything and wait until the broker has it (acks=all)."""
+        for topic, key, value, partition in self.messages:
+            await producer.send(topic, key, value, partition, None, None)
+        self.messages.clear()
+        await producer.flush()
+
+
 @dataclass
 class _Pending:
     """A call touched by this batch: the event that anchors its partition and its new state."""
@@ -47,6 +69,12 @@ class CallBatches:
         self.worker = worker
         self.store = store
         self.commands_topic = worker.commands.get_topic_name()
+        settings = worker.settings
+        self.topic_cdrs, self.topic_alerts, self.topic_dlq = (
+            settings.topic_cdrs, settings.topic_alerts, settings.topic_dlq)
+        self.topic_signals = worker.signals.get_topic_name()
+        self.outbox = Outbox()
+        self.signals: dict[str, list] = {}
         self.counts = {"events": 0, "rejected": 0, "cdrs": 0, "alerts": 0}
 
     async def process(self, batch: Sequence[EventT]) -> None:
@@ -67,7 +95,8 @@ class CallBatches:
                 item.state, item.dirty = state, True
             self._send(call_id, outputs)
         archive = self._run_commands(commands, pending, now)
-        await self.worker.app.producer.flush()
+        self._queue_signals()
+        await self.outbox.flush(self.worker.app.producer)
         for item in pending.values():
             if item.dirty:
                 self.store.save(item.anchor, item.state, from_archive=item.from_archive)
@@ -80,7 +109,7 @@ class CallBatches:
         result = validate(message.value, message.key)
         if isinstance(result, Rejection):
             self.counts["rejected"] += 1
-            self.worker.dlq.send_soon(key=message.key, value=encode_dlq(
+            self.outbox.add(self.topic_dlq, message.key, encode_dlq(
                 result, message.topic, message.partition, message.offset, message.value))
             return
         item = pending.get(result.call_id)
@@ -125,11 +154,19 @@ class CallBatches:
     def _send(self, call_id: str, outputs: Outputs) -> None:
         key = call_id.encode()
         for cdr in outputs.cdrs:
-            self.worker.cdrs.send_soon(key=key, value=cdr)
+            self.outbox.add(self.topic_cdrs, key, cdr)
         for portal_id, alert in outputs.alerts:
-            self.worker.alerts.send_soon(key=portal_id.encode(), value=alert)
+            self.outbox.add(self.topic_alerts, portal_id.encode(), alert)
         if outputs.signal is not None:
             signal = outputs.signal
-            self.worker.signals.send_soon(key=signal.portal_id.encode(), value=orjson.dumps(list(signal)))
+            self.signals.setdefault(signal.portal_id, []).append(
+                [signal.call_id, signal.verdict, signal.ts_us])
         self.counts["cdrs"] += len(outputs.cdrs)
         self.counts["alerts"] += len(outputs.alerts)
+
+    def _queue_signals(self) -> None:
+        # One message per portal per batch: the outage rule needs every verdict,
+        # but not one Kafka message each.
+        for portal_id, signals in self.signals.items():
+            self.outbox.add(self.topic_signals, portal_id.encode(), orjson.dumps(signals))
+        self.signals.clear()

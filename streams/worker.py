@@ -40,5 +40,14 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     topics.ensure_topics(settings, worker_topics(settings))
     worker = declare(settings, tariffs)
     register(worker)
-    logging.getLogger("callstream.worker").setLevel(loglevel.upper())
+    level = logging.getLevelName(loglevel.upper())
+
+    @worker.app.task
+    async def set_log_levels() -> None:
+        # mode's logging set-up leaves loggers at DEBUG with a filtering handler:
+        # every debug call on the hot path (aiokafka logs each request) would still
+        # build a LogRecord. Raise the loggers themselves once the worker runs.
+        for name in ("", "aiokafka", "faust", "mode", "callstream"):
+            logging.getLogger(name).setLevel(level)
+
     FaustWorker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()
