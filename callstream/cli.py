@@ -26,6 +26,7 @@ COMMANDS = (
     "sink",
     "export",
     "dashboard",
+    "up",
 )
 
 
