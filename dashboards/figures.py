@@ -217,13 +217,3 @@ def bypass_timeline(bypasses: pd.DataFrame, outages: pd.DataFrame, now: datetime
     fig.update_yaxes(categoryorder="category descending", automargin=True)
     return fig
 
-
-def daily_lines(rows: pd.DataFrame, columns: dict[str, str], title: str) -> go.Figure:
-    """Per-day lines of several numeric columns (``daily_kpis``): column -> legend name."""
-    if not len(rows):
-        return empty(f"{title}: nothing in this period")
-    fig = go.Figure(layout=dict(_LAYOUT, title=title))
-    for n, (column, name) in enumerate(columns.items()):
-        fig.add_trace(go.Scatter(x=list(rows["day"]), y=_numbers(rows[column]), name=name, mode="lines+markers",
-                                 line=dict(color=PALETTE[n % len(PALETTE)])))
-    return fig

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from datetime import date, datetime, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Mapping
 
 _UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
@@ -61,7 +61,7 @@ def money(amount: Any, currency: Any = None) -> str:
     """``1 432 183.32 RUB`` from a Decimal (never through float)."""
     if missing(amount):
         return "—"
-    value = Decimal(amount).quantize(Decimal("0.01"))
+    value = Decimal(amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
     sign, text = ("-", f"{-value:,.2f}") if value < 0 else ("", f"{value:,.2f}")
     text = sign + text.replace(",", " ")
     return f"{text} {currency}" if not missing(currency) else text

@@ -145,3 +145,86 @@ class ServerThread:
     def __exit__(self, *exc: object) -> None:
         self.server.close()
         self.thread.join(timeout=5)
+
+
+def build_warehouse(root: Path, *, calls: int = 600, portals: int = 6, days_ago: int = 3,
+                    seed: str = "dash") -> dict[str, Any]:
+    """A small real warehouse: simulated calls folded by the real domain code, written by the Writer.
+
+    Events (valid ones), their CDRs, their alerts (plus one open and one resolved
+    Controller outage) and DLQ records of the malformed messages; the calls start
+    ``days_ago`` UTC days before today. Returns what was written, for the oracles.
+    """
+    from datetime import datetime, timedelta, timezone
+
+    from callstream.config import Settings
+    from streams.domain.alerts import AlertRules, alert_to_json, call_alerts
+    from streams.domain.cdr_json import cdr_to_json
+    from streams.domain.dlq import encode_dlq
+    from streams.domain.events import Event
+    from streams.domain.rating import load_tariffs
+    from streams.domain.state import cdr_from_state, fold, is_complete
+    from streams.domain.validation import validate
+    from streams.simulator import Faults, Knobs, generate_all
+
+    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    start_us = int((today - timedelta(days=days_ago)).timestamp()) * 1_000_000
+    knobs = Knobs(outage_rate=0.2, stale_key=0.5, license_errors=0.05, dev_copy=0.05, extranet=0.05)
+    messages, _ = generate_all(seed, calls, portals, start_us, Faults(duplicates=0.05, malformed=0.02), knobs)
+    tariffs = load_tariffs(Settings.from_env().tariffs_path)
+    states: dict[str, Any] = {}
+    out: dict[str, list[tuple[bytes | None, bytes]]] = {"events": [], "cdrs": [], "alerts": [], "dlq": []}
+    for offset, message in enumerate(messages):
+        result = validate(message.value, message.key)
+        if isinstance(result, Event):
+            out["events"].append((message.key, message.value))
+            states[result.call_id], _ = fold(states.get(result.call_id), result)
+        else:
+            out["dlq"].append((message.key, encode_dlq(result, "call-events", 0, offset, message.value)))
+    for call_id, state in sorted(states.items()):
+        cdr = cdr_from_state(state, tariffs, incomplete=not is_complete(state))
+        out["cdrs"].append((call_id.encode(), cdr_to_json(cdr, 1)))
+        out["alerts"] += [(a.portal_id.encode(), alert_to_json(a)) for a in call_alerts(state, cdr, AlertRules())]
+    out["alerts"] += _outages(start_us)
+    _write(root, out)
+    return {"calls": len(states), "start_us": start_us, **{k: len(v) for k, v in out.items()}}
+
+
+def _outages(start_us: int) -> list[tuple[bytes, bytes]]:
+    """One outage that opened and resolved (same alert_id), one still open."""
+    from streams.domain.alerts import Alert, alert_to_json
+    from streams.domain.timefmt import format_ts_ms
+
+    hour = 3_600_000_000
+    opened, resolved, still = start_us + 10 * hour, start_us + 10 * hour + 600_000_000, start_us + 30 * hour
+    messages = []
+    for portal, at, end in (("p-outage-a", opened, resolved), ("p-outage-b", still, None)):
+        alert_id = f"controller_outage:{portal}:{format_ts_ms(at)}"
+        detail = {"state": "open", "opened_at": format_ts_ms(at), "opened_by_call_id": "c-x",
+                  "threshold_calls": 5, "window_s": 300, "resolved_at": None, "resolved_by_call_id": None}
+        messages.append((portal.encode(), alert_to_json(Alert(alert_id, "controller_outage", portal, None, at, detail))))
+        if end is not None:
+            done = dict(detail, state="resolved", resolved_at=format_ts_ms(end), resolved_by_call_id="c-y")
+            messages.append((portal.encode(),
+                             alert_to_json(Alert(alert_id, "controller_outage", portal, None, end, done))))
+    return messages
+
+
+def _write(root: Path, out: dict[str, list[tuple[bytes | None, bytes]]]) -> None:
+    from warehouse.decode import RawBatch, decode_buffers
+    from warehouse.writer import Batch, Writer
+
+    buffers = {}
+    for table, messages in out.items():
+        raw = RawBatch(table)
+        for offset, (key, value) in enumerate(messages):
+            raw.add(0, offset, 1_795_430_130_000, key, value)
+        buffers[table] = raw
+    with Writer(root) as writer:
+        con = writer.cursor()
+        try:
+            tables = decode_buffers(con, buffers, {t: t for t in buffers})
+        finally:
+            con.close()
+        assert "rejects" not in tables, tables.get("rejects")
+        writer.write(Batch(tables, {t: {0: len(m)} for t, m in out.items()}))

@@ -1,0 +1,135 @@
+"""Figures are pure functions of query rows: hand-made frames in, plotly figures out."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+import pandas as pd
+import pytest
+
+from dashboards import figures
+
+pytestmark = pytest.mark.unit
+
+D1, D2 = date(2026, 11, 24), date(2026, 11, 25)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+
+
+def test_empty_figure_says_why() -> None:
+    fig = figures.empty("No spend in this period")
+    assert fig.layout.annotations[0].text == "No spend in this period"
+    assert not fig.data
+
+
+def test_sparkline_draws_one_line_of_the_values() -> None:
+    fig = figures.sparkline([D1, D2], [Decimal("1.5"), None])
+    assert len(fig.data) == 1
+    assert list(fig.data[0].y) == [1.5, None]
+    assert fig.layout.height == 60
+
+
+def test_spend_by_region_stacks_regions_and_prints_exact_money() -> None:
+    rows = pd.DataFrame({"day": [D1, D1, D2, D2], "region": ["Russia", "Europe", "Russia", None],
+                         "line": ["operator"] * 4, "currency": ["RUB", "RUB", "RUB", None],
+                         "calls": [3, 1, 2, 5], "billed_s": [60, 60, 60, 0],
+                         "cost": [Decimal("10.10"), Decimal("2.20"), Decimal("5.05"), Decimal("0.00")]})
+    fig = figures.spend_by_region_over_time(rows)
+    names = [t.name for t in fig.data]
+    assert names == ["Russia", "Europe"]  # biggest first; the zero-cost internal row is left out
+    russia = fig.data[0]
+    assert list(russia.y) == [10.1, 5.05]
+    assert list(russia.customdata) == ["10.10 RUB", "5.05 RUB"]
+    assert fig.layout.barmode == "relative"
+
+
+def test_spend_by_region_groups_small_regions_as_other() -> None:
+    regions = [f"r{n:02d}" for n in range(figures.TOP_REGIONS + 3)]
+    rows = pd.DataFrame({"day": [D1] * len(regions), "region": regions, "line": ["operator"] * len(regions),
+                         "currency": ["RUB"] * len(regions), "calls": [1] * len(regions),
+                         "billed_s": [60] * len(regions),
+                         "cost": [Decimal(100 - n) for n in range(len(regions))]})
+    names = [t.name for t in figures.spend_by_region_over_time(rows).data]
+    assert len(names) == figures.TOP_REGIONS + 1 and "other regions" in names
+
+
+def test_spend_with_two_currencies_names_the_currency() -> None:
+    rows = pd.DataFrame({"day": [D1, D1], "region": ["Europe", "Europe"], "line": ["operator"] * 2,
+                         "currency": ["RUB", "EUR"], "calls": [1, 1], "billed_s": [60, 60],
+                         "cost": [Decimal("5"), Decimal("7")]})
+    assert sorted(t.name for t in figures.spend_by_region_over_time(rows).data) == ["Europe (EUR)", "Europe (RUB)"]
+
+
+def test_spend_by_dimension_leaves_out_calls_without_currency() -> None:
+    rows = pd.DataFrame({"key": ["operator", "internal"], "currency": ["RUB", None], "calls": [2, 9],
+                         "billed_s": [120, 0], "cost": [Decimal("3.30"), Decimal("0.00")]})
+    fig = figures.spend_by_dimension(rows, "Spend by line")
+    assert [t.name for t in fig.data] == ["RUB"]
+    assert list(fig.data[0].x) == ["operator"] and list(fig.data[0].text) == ["3.30 RUB"]
+
+
+def test_period_comparison_has_previous_then_current() -> None:
+    now = pd.DataFrame({"key": ["RUB", None], "cost": [Decimal("12.00"), Decimal("0")]})
+    before = pd.DataFrame({"key": ["RUB"], "cost": [Decimal("10.00")]})
+    fig = figures.period_comparison(now, before)
+    assert [t.name for t in fig.data] == ["previous period", "this period"]
+    assert list(fig.data[1].x) == ["RUB"] and list(fig.data[1].text) == ["12.00 RUB"]
+
+
+def test_bars_label_with_given_text_and_grow_with_rows() -> None:
+    rows = pd.DataFrame({"key": [f"k{n}" for n in range(20)], "bytes": list(range(20))})
+    fig = figures.bars(rows, "key", "bytes", "By line", text=[f"{n} B" for n in range(20)])
+    assert list(fig.data[0].y)[:2] == ["k0", "k1"] and fig.data[0].text[3] == "3 B"
+    assert fig.layout.height > 320
+    assert figures.bars(rows.iloc[0:0], "key", "bytes", "By line").layout.annotations
+
+
+def test_storage_and_growth_from_recording_bytes_daily() -> None:
+    daily = pd.DataFrame({"day": [D1, D2], "recordings": [2, 3], "bytes": [1024, 2048],
+                          "cumulative_bytes": [5120, 7168]})
+    storage, growth = figures.storage_over_time(daily), figures.growth_per_day(daily)
+    assert list(storage.data[0].y) == [5120.0, 7168.0] and list(storage.data[0].hovertext) == ["5.0 KiB", "7.0 KiB"]
+    assert list(growth.data[0].y) == [1024.0, 2048.0]
+
+
+def test_storage_by_key_one_line_per_key_biggest_first() -> None:
+    rows = pd.DataFrame({"day": [D1, D1, D2], "key": ["p-1", "p-2", "p-2"], "bytes": [10, 20, 30],
+                         "cumulative_bytes": [10, 20, 50]})
+    fig = figures.storage_by_key(rows, "By portal")
+    assert [t.name for t in fig.data] == ["p-2", "p-1"]
+    assert list(fig.data[0].y) == [20.0, 50.0]
+
+
+def _outages() -> pd.DataFrame:
+    return pd.DataFrame({
+        "alert_id": ["o1", "o2"], "type": ["controller_outage"] * 2, "portal_id": ["p-1", "p-2"],
+        "call_id": [None, None], "ts": [datetime(2026, 11, 25, 10, 10, tzinfo=timezone.utc),
+                                        datetime(2026, 11, 26, 11, 0, tzinfo=timezone.utc)],
+        "state": ["resolved", "open"],
+        "detail": ['{"state":"resolved","opened_at":"2026-11-25T10:00:00.000Z","resolved_at":"2026-11-25T10:10:00.000Z"}',
+                   '{"state":"open","opened_at":"2026-11-26T11:00:00.000Z","resolved_at":null}']})
+
+
+def test_outage_spans_from_alert_detail() -> None:
+    spans = figures.outage_spans(_outages(), NOW)
+    assert spans[0]["opened"] == datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
+    assert spans[0]["resolved"] == datetime(2026, 11, 25, 10, 10, tzinfo=timezone.utc)
+    assert spans[1]["resolved"] is None and spans[1]["end"] == NOW and spans[1]["state"] == "open"
+
+
+def test_outage_span_survives_a_broken_detail() -> None:
+    broken = _outages().assign(detail=["not json", None])
+    spans = figures.outage_spans(broken, NOW)
+    assert spans[0]["opened"] == broken["ts"][0] and spans[0]["resolved"] is None
+
+
+def test_bypass_timeline_has_outage_bars_and_bypass_dots() -> None:
+    bypasses = pd.DataFrame({"alert_id": ["b1"], "type": ["controller_bypassed"], "portal_id": ["p-3"],
+                             "call_id": ["c-1"], "ts": [NOW], "state": [None], "detail": ["{}"]})
+    fig = figures.bypass_timeline(bypasses, _outages(), NOW)
+    assert [t.name for t in fig.data] == ["outage (open)", "outage (resolved)", "bypassed call"]
+    assert list(fig.data[2].y) == ["p-3"]
+    assert list(fig.data[1].x) == [600_000.0]  # ten minutes, in milliseconds
+    empty = figures.bypass_timeline(bypasses.iloc[0:0], _outages().iloc[0:0], NOW)
+    assert empty.layout.annotations[0].text == "No Controller bypasses in this period"
+
