@@ -39,6 +39,8 @@ from streams.domain.timefmt import format_ts_ms, parse_ts_us
 from streams.domain.validation import validate
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # room for the simulator's over-1-MiB messages
+# Log lines after which a worker never gets anywhere: fail at once instead of at the deadline.
+FATAL_MARKS = ("Error in recovery", "[CRITICAL]")
 
 
 # ---------------------------------------------------------------- processes
@@ -61,6 +63,7 @@ class WorkerProcess:
         self.settings = settings
         self.log_path = log_path
         self._log = open(log_path, "ab")
+        self._scanned, self._fatal = 0, None
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "callstream.cli", "worker", *args], env=env,
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -94,6 +97,27 @@ class WorkerProcess:
             self.proc.wait(10)
         finally:
             self._log.close()
+
+    def fatal_line(self, marks: tuple[str, ...] = FATAL_MARKS) -> str | None:
+        """The first log line carrying one of ``marks``, if any (the log is read once, incrementally)."""
+        if self._fatal is None:
+            with open(self.log_path, "rb") as log:
+                log.seek(self._scanned)
+                for raw in log:
+                    if not raw.endswith(b"\n"):
+                        break  # a line still being written: read it next time
+                    self._scanned += len(raw)
+                    line = raw.decode("utf-8", "replace")
+                    if any(mark in line for mark in marks):
+                        self._fatal = line.strip()
+                        break
+        return self._fatal
+
+    def check(self, marks: tuple[str, ...] = FATAL_MARKS) -> None:
+        """Fail when the worker exited or logged a fatal line."""
+        assert self.alive, f"{self.log_path.name} exited with {self.proc.returncode}:\n{self.tail()}"
+        fatal = self.fatal_line(marks) if marks else None
+        assert fatal is None, f"{self.log_path.name}: {fatal}\n{self.tail(10)}"
 
     def tail(self, lines: int = 40) -> str:
         text = self.log_path.read_bytes().decode("utf-8", "replace")
@@ -220,6 +244,20 @@ class Probe:
                 behind += end - (done.offset if done is not None and done.offset >= 0 else 0)
         return behind
 
+    def assignment(self, group: str, topic: str) -> list[set[int]]:
+        """Partitions of ``topic`` held by each member of a stable group ([] while it rebalances)."""
+        described = self.admin.describe_groups([group])[group]
+        if described.get("group_state") != "Stable":
+            return []
+        held = []
+        for member in described.get("members") or []:
+            parts: set[int] = set()
+            for item in (member.get("member_assignment") or {}).get("assigned_partitions", []):
+                if item["topic"] == topic:
+                    parts.update(item["partitions"])
+            held.append(parts)
+        return held
+
 
 def worker_topics(settings: Settings) -> tuple[str, ...]:
     """Topics the worker group consumes: events, sweep commands, portal signals."""
@@ -228,10 +266,11 @@ def worker_topics(settings: Settings) -> tuple[str, ...]:
 
 
 def wait_until_done(settings: Settings, workers: Iterable[WorkerProcess] = (), *,
-                    timeout: float = 180.0, quiet: float = 3.0) -> float:
+                    timeout: float = 180.0, quiet: float = 3.0,
+                    fatal: tuple[str, ...] = FATAL_MARKS) -> float:
     """Wait until the group committed every input and the outputs stopped growing for ``quiet`` s.
 
-    Fails at once when a worker exits; returns the seconds waited.
+    Fails at once when a worker exits or logs a ``fatal`` line; returns the seconds waited.
     """
     workers = list(workers)
     probe = Probe(settings)
@@ -240,7 +279,7 @@ def wait_until_done(settings: Settings, workers: Iterable[WorkerProcess] = (), *
         last, stable_since = None, time.monotonic()
         while True:
             for worker in workers:
-                assert worker.alive, f"worker exited with {worker.proc.returncode}:\n{worker.tail()}"
+                worker.check(fatal)
             outputs = probe.total(settings.topic_cdrs, settings.topic_alerts, settings.topic_dlq)
             lag = _lag_or_none(probe, settings)
             now = time.monotonic()

@@ -1,0 +1,166 @@
+"""``kill -9`` on the real broker: a restarted worker, or a surviving one, ends where an uninterrupted run ends.
+
+Each test runs a reference worker (its own group and output topics) over the
+same events topic as the workers it kills, and compares the final results: the
+latest CDR of every call (minus ``version``), the set of alert ids and the DLQ,
+all also equal to what the pure core computes from the stored events.
+
+Faust's session timeout is shortened through its own environment variables
+(``BROKER_SESSION_TIMEOUT``, ``BROKER_HEARTBEAT_INTERVAL``) so that the group
+forgets a killed member in seconds rather than a minute; nothing else differs
+from a production worker.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+import orjson
+import pytest
+
+from streams.domain.timefmt import parse_ts_us
+from streams.simulator import Faults, Knobs, generate_all
+from tests.integration.worker_harness import (CdrLog, Expected, Fleet, Probe, WorkerProcess, expect,
+                                              latest_alerts, outage_problems, output_settings,
+                                              produce, read_topic, rules_of, wait_for,
+                                              wait_until_done, worker_settings)
+
+pytestmark = pytest.mark.integration
+__all__ = ["worker_settings"]  # the fixture, imported for pytest
+
+START_US = parse_ts_us("2026-11-25T06:00:00Z")
+FAULTS = Faults(duplicates=0.05, shuffle=0.3, late_recordings=0.3, malformed=0.01)
+KNOBS = Knobs(outage_rate=0.15, stale_key=0.3, license_errors=0.02, dev_copy=0.05, extranet=0.05)
+FAST_REBALANCE = {"BROKER_SESSION_TIMEOUT": "12", "BROKER_HEARTBEAT_INTERVAL": "2"}
+CALLS = 3000
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    return generate_all(53, CALLS, 10, START_US, faults=FAULTS, knobs=KNOBS)
+
+
+@pytest.fixture
+def rng() -> random.Random:
+    seed = int.from_bytes(os.urandom(4), "big")
+    print(f"kill timing seed: {seed}")  # shown with the failure, to replay the same moments
+    return random.Random(seed)
+
+
+@dataclass
+class Outputs:
+    """What one worker group left on its output topics."""
+
+    log: CdrLog
+    alerts: dict[str, dict]
+    dlq: dict[tuple[int, int], dict]
+
+
+def _outputs(settings) -> Outputs:
+    dlq = {}
+    for record in read_topic(settings, settings.topic_dlq):
+        doc = orjson.loads(record.value)
+        dlq[(doc["partition"], doc["offset"])] = doc  # a re-processed reject may come twice
+    return Outputs(CdrLog.of(read_topic(settings, settings.topic_cdrs)),
+                   latest_alerts(read_topic(settings, settings.topic_alerts)), dlq)
+
+
+def _kill_when(settings, worker: WorkerProcess, emitted: int) -> tuple[int, int]:
+    """SIGKILL ``worker`` once the cdrs topic holds ``emitted`` messages.
+
+    Returns (events the group had not committed, CDR messages at the kill).
+    """
+    probe = Probe(settings)
+    try:
+        def reached():
+            worker.check()
+            return probe.total(settings.topic_cdrs) >= emitted
+        wait_for(reached, f"{emitted} CDR messages before the kill", timeout=120, every=0.05)
+        worker.kill()
+        worker.proc.wait(10)
+        total = probe.total(settings.topic_cdrs)
+        print(f"killed {worker.log_path.name} after {total} CDR messages")
+        return probe.lag(settings.worker_group, settings.topic_events), total
+    finally:
+        probe.close()
+
+
+def _assert_like_reference(settings, got: Outputs, reference: Outputs, expected: Expected) -> None:
+    for outputs in (reference, got):
+        assert not outputs.log.problems, outputs.log.problems[:10]
+        latest = outputs.log.latest()
+        assert latest.keys() == expected.cdrs.keys()
+        wrong = [c for c in latest if latest[c] != expected.cdrs[c]]
+        assert not wrong, (len(wrong), latest[wrong[0]], expected.cdrs[wrong[0]])
+        assert outputs.dlq == expected.dlq
+        per_call = {i: a for i, a in outputs.alerts.items() if a["type"] != "controller_outage"}
+        assert per_call == expected.alerts
+        assert outage_problems(outputs.alerts, expected, rules_of(settings)) == []
+    mine, theirs = got.log.latest(), reference.log.latest()
+    assert mine == theirs
+    # Spelled out: no call lost, none counted twice, no recording counted twice.
+    assert len(mine) == len(theirs) == CALLS
+    assert sum(c["events"] for c in mine.values()) == sum(c["events"] for c in theirs.values())
+    assert sum(c["recording_bytes"] for c in mine.values()) == \
+        sum(c["recording_bytes"] for c in theirs.values()) > 0
+    assert got.alerts.keys() == reference.alerts.keys()
+
+
+def test_kill_9_mid_run_and_restart_ends_like_an_uninterrupted_run(worker_settings, simulated, rng,
+                                                                    tmp_path):
+    settings = worker_settings
+    reference = output_settings(settings, "ref")
+    messages, _ = simulated
+    produce(settings, [(m.key, m.value) for m in messages])
+    with Fleet(tmp_path) as fleet:
+        ref = fleet.start(reference, "reference", **FAST_REBALANCE)
+        worker = fleet.start(settings, "worker-1", **FAST_REBALANCE)
+        left, emitted = _kill_when(settings, worker, int(rng.uniform(0.1, 0.6) * CALLS))
+        assert left > 0, "the worker finished before it was killed: nothing was tested"
+        # Same group, same state dir; killed once more soon after it emits again.
+        worker = fleet.start(settings, "worker-2", **FAST_REBALANCE)
+        _kill_when(settings, worker, emitted + int(rng.uniform(0.01, 0.3) * CALLS))
+        worker = fleet.start(settings, "worker-3", **FAST_REBALANCE)
+        wait_until_done(settings, [worker], timeout=240)
+        wait_until_done(reference, [ref], timeout=240)
+        got, want = _outputs(settings), _outputs(reference)
+        events = read_topic(settings, settings.topic_events)
+    assert len(events) == len(messages)
+    _assert_like_reference(settings, got, want, expect(events, settings))
+
+
+def test_two_workers_one_killed_the_survivor_takes_over(worker_settings, simulated, rng, tmp_path):
+    settings = worker_settings
+    reference = output_settings(settings, "ref")
+    messages, _ = simulated
+    with Fleet(tmp_path) as fleet:
+        ref = fleet.start(reference, "reference", **FAST_REBALANCE)
+        pair = [fleet.start(settings, "worker-a", **FAST_REBALANCE),
+                fleet.start(settings.replace(state_dir=f"{settings.state_dir}-b"), "worker-b",
+                            **FAST_REBALANCE)]
+        probe = Probe(settings)
+        try:
+            wait_for(lambda: _split(probe, settings, 2), "both workers holding partitions", timeout=90)
+            produce(settings, [(m.key, m.value) for m in messages])
+            victim, survivor = rng.sample(pair, 2)
+            left, _ = _kill_when(settings, victim, int(rng.uniform(0.1, 0.6) * CALLS))
+            assert left > 0, "the group finished before a worker was killed: nothing was tested"
+            wait_for(lambda: survivor.check() or _split(probe, settings, 1),
+                     "the survivor holding every partition", timeout=90)
+        finally:
+            probe.close()
+        wait_until_done(settings, [survivor], timeout=240)
+        wait_until_done(reference, [ref], timeout=240)
+        got, want = _outputs(settings), _outputs(reference)
+        events = read_topic(settings, settings.topic_events)
+    assert len(events) == len(messages)
+    _assert_like_reference(settings, got, want, expect(events, settings))
+
+
+def _split(probe: Probe, settings, members: int) -> bool:
+    """The group is stable with ``members`` members sharing every events partition."""
+    held = probe.assignment(settings.worker_group, settings.topic_events)
+    return len(held) == members and all(held) and \
+        set().union(*held) == set(range(settings.events_partitions))
