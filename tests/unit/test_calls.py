@@ -382,6 +382,10 @@ def test_expiry_then_the_rest_of_the_events_converges_to_the_set_form(data: Any)
                   ev("call.ended", "e1", 65), ev("call.ended", "e2", 5)],
                  id="unrated-talk-removed-by-an-earlier-call.ended"),
 ])
+@pytest.mark.xfail(strict=True, reason=(
+    "bug: alerts are never withdrawn; an order that first folds the later call.started (extranet) "
+    "or the later call.ended (talk > 0, no tariff) emits extranet_call/unrated_call that the set of "
+    "events does not raise"))
 def test_every_arrival_order_ends_with_the_alert_ids_of_the_set(events: list) -> None:
     expected = {a.alert_id for a in call_alerts(state_of_events(events), build_cdr(events, TABLE), RULES)}
     assert expected == set()
