@@ -1,0 +1,157 @@
+"""Every page's callback body, called as a function over a small real warehouse."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from urllib.parse import parse_qs, quote, urlsplit
+
+import plotly.graph_objects as go
+import pytest
+from dash import html, no_update
+
+from callstream.config import Settings
+from dashboards.app import create_app, freshness_state, route
+from dashboards.data import Context, Data
+from dashboards.pages import alerts, call_view, calls, overview, recordings, spend
+from tests.integration.dashboard_support import build_warehouse
+from warehouse import queries
+from warehouse.reader import Reader
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def ctx(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dash-callbacks") / "warehouse"
+    build_warehouse(root)
+    settings = Settings.from_env({"CALLSTREAM_WAREHOUSE": str(root)})
+    with Reader(root) as reader:
+        yield Context(settings, Data(reader))
+
+
+def _texts(component) -> list[str]:
+    """Every string inside a component tree, in order."""
+    if isinstance(component, str):
+        return [component]
+    children = getattr(component, "children", None)
+    if children is None:
+        return []
+    if not isinstance(children, (list, tuple)):
+        children = [children]
+    return [text for child in children for text in _texts(child)]
+
+
+def _all_cdrs(ctx) -> list[dict]:
+    with ctx.data.reader.cursor() as con:
+        return con.sql("SELECT * FROM cdrs").to_arrow_table().to_pylist()
+
+
+def test_route_gives_each_page_and_a_not_found(ctx) -> None:
+    for page in (overview, calls, spend, recordings, alerts):
+        assert route(page.PATH, ctx) is not None
+    assert "Not found" in _texts(route("/nope", ctx))
+
+
+def test_freshness_and_data_stamp(ctx) -> None:
+    text, css, seq = freshness_state(ctx, None)
+    assert text.startswith("Updated") and "newest call" in text and css == "freshness fresh"
+    assert seq == ctx.data.seq() and freshness_state(ctx, seq)[2] is no_update
+
+
+def test_overview_cards(ctx) -> None:
+    cards = overview.render(ctx, "30d", None)
+    assert set(cards) == {card for card, _, _ in overview.CARDS}
+    rows = [r for r in _all_cdrs(ctx) if r["status"] != "incomplete" and r["started_at"] is not None]
+    assert cards["calls"][0] == f"{len(rows):,}".replace(",", " ")
+    assert cards["asr"][0].endswith("%") and cards["storage"][0].endswith("iB")
+    assert all(isinstance(fig, go.Figure) for _, _, fig in cards.values())
+    one = overview.render(ctx, "30d", [rows[0]["portal_id"]])
+    assert int(one["calls"][0].replace(" ", "")) == sum(1 for r in rows if r["portal_id"] == rows[0]["portal_id"])
+
+
+def test_call_table_pages_sorts_and_filters(ctx) -> None:
+    table, summary, href, total = calls.render_table(ctx, {}, None, 0)
+    assert total == queries.call_count(ctx.data.reader, calls.controls.call_filter({}, ctx.now().date()))
+    assert summary.startswith(f"{total:,}".replace(",", " ") + " calls · page 1 of")
+    body = table.children[1].children
+    assert len(body) == min(calls.PAGE_SIZE, total)
+    last_page = (total - 1) // calls.PAGE_SIZE
+    _, summary, _, _ = calls.render_table(ctx, {}, None, 10_000)  # clamped to the last page
+    assert f"page {last_page + 1} of {last_page + 1}" in summary
+    table, _, _, _ = calls.render_table(ctx, {}, {"column": "cost", "descending": True}, 0)
+    assert "▼" in _texts(table.children[0])[10]  # the cost header shows the order
+    answered = calls.render_table(ctx, {"statuses": ["answered"], "recording": "yes"}, None, 0)
+    assert answered[3] == sum(1 for r in _all_cdrs(ctx) if r["status"] == "answered" and r["recording_bytes"] > 0)
+    carried = json.loads(parse_qs(urlsplit(answered[2]).query)["q"][0])
+    assert carried == {"recording": "yes", "statuses": ["answered"]}  # the download link carries the filter
+
+
+def test_call_table_reports_a_bad_filter_instead_of_failing(ctx) -> None:
+    table, summary, _, total = calls.render_table(ctx, {"min_cost": "lots"}, None, 0)
+    assert summary == "Filter not applied" and total == 0 and "min_cost" in _texts(table)[0]
+
+
+def test_number_search_finds_the_call(ctx) -> None:
+    cdr = next(r for r in _all_cdrs(ctx) if (r["to"] or "").startswith("+") and r["started_at"])
+    _, _, _, total = calls.render_table(ctx, {"number": cdr["to"][-7:]}, None, 0)
+    assert total >= 1
+
+
+def test_opened_call_shows_cdr_timeline_and_safe_recording(ctx) -> None:
+    cdr = next(r for r in _all_cdrs(ctx) if r["recording_urls"])
+    view = call_view.render(ctx, cdr["call_id"])
+    texts = _texts(view)
+    assert f"Call {cdr['call_id']}" in texts and "call.started" in texts and "call.ended" in texts
+    audio = [c for c in _walk(view) if isinstance(c, html.Audio)]
+    links = [c for c in _walk(view) if isinstance(c, html.A)]
+    assert links and links[0].href == cdr["recording_urls"][0] and links[0].rel.startswith("noopener")
+    assert len(audio) == sum(1 for u in cdr["recording_urls"] if u.endswith((".mp3", ".wav")))
+    assert "is not in the warehouse" in _texts(call_view.render(ctx, "no-such-call"))[0]
+
+
+def _walk(component):
+    yield component
+    children = getattr(component, "children", None)
+    for child in children if isinstance(children, (list, tuple)) else [children] if children is not None else []:
+        yield from _walk(child)
+
+
+def test_spend_page(ctx) -> None:
+    totals, *figs = spend.render(ctx, "30d", None)
+    assert len(figs) == len(spend.GRAPHS) and all(isinstance(f, go.Figure) for f in figs)
+    assert "RUB" in _texts(totals)
+
+
+def test_recordings_page(ctx) -> None:
+    quota, *rest = recordings.render(ctx, "30d", None)
+    assert "used" in quota and ("full in about" in quota or "no estimate" in quota)
+    figs, top = rest[:-1], rest[-1]
+    assert len(figs) == len(recordings.GRAPHS) and all(isinstance(f, go.Figure) for f in figs)
+    assert "portal" in _texts(top) and "employee" in _texts(top)
+
+
+def test_alerts_page(ctx) -> None:
+    counts, dlq, timeline, outages, latest = alerts.render(ctx, "30d", None)
+    assert "Calls bypassing the Controller" in _texts(counts)
+    assert {t.name for t in timeline.data} >= {"bypassed call", "outage (open)", "outage (resolved)"}
+    assert "p-outage-a" in _texts(outages) and "p-outage-b" in _texts(outages)
+    assert dlq.data and _texts(latest)
+    only = alerts.render(ctx, "30d", ["p-outage-a"])
+    assert "p-outage-b" not in _texts(only[3])
+
+
+def test_csv_download_route_and_health(ctx) -> None:
+    app = create_app(ctx.settings, ctx.data.reader, context=ctx)
+    client = app.server.test_client()
+    assert client.get("/healthz").get_data(as_text=True) == "ok\n"
+    today = ctx.now().date()
+    values = {"start": (today - timedelta(days=29)).isoformat(), "end": today.isoformat(), "statuses": ["answered"]}
+    response = client.get("/download/calls.csv?q=" + quote(json.dumps(values)))
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert "attachment" in response.headers["Content-Disposition"]
+    lines = response.get_data(as_text=True).split("\r\n")
+    assert lines[0].startswith("call_id,portal_id,started_at") and all(",answered," in l for l in lines[1:] if l)
+    assert client.get("/download/calls.csv?q=" + quote('{"min_cost": "x"}')).status_code == 400
+    assert client.get("/download/calls.csv?q=not-json").status_code == 400
+    assert client.get("/").status_code == 200
