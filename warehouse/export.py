@@ -39,7 +39,7 @@ CSV_COLUMNS = ("call_id", "portal_id", "started_at", "answered_at", "ended_at", 
 
 # strftime on a plain TIMESTAMP (epoch arithmetic, UTC) avoids the time-zone library per value.
 _TS = "strftime(make_timestamp(epoch_us({col})), '%Y-%m-%dT%H:%M:%S.%gZ')"
-_EXPRESSIONS = {
+CSV_EXPRESSIONS = {
     "started_at": _TS.format(col="started_at"),
     "answered_at": _TS.format(col="answered_at"),
     "ended_at": _TS.format(col="ended_at"),
@@ -48,12 +48,16 @@ _EXPRESSIONS = {
     "cost": "cost_text",
     "recording_url": "recording_urls[1]",
 }
-_CSV_OPTIONS = ("FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', "
+CSV_OPTIONS = ("FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', "
                 "NEW_LINE '\\r\\n', NULLSTR ''")
 
 
 # Calls per chunk: each chunk is one sorted DuckDB COPY, so memory does not grow with the range.
 CHUNK_ROWS = 100_000
+
+
+# Former private names, still used by warehouse.dashboard_queries.
+_EXPRESSIONS, _CSV_OPTIONS = CSV_EXPRESSIONS, CSV_OPTIONS
 
 
 class ExportError(RuntimeError):
@@ -62,7 +66,7 @@ class ExportError(RuntimeError):
 
 def export_query(start: datetime, end: datetime, portal: str | None) -> tuple[str, list[object]]:
     """The billing query and its parameters."""
-    select = ", ".join(f"{_EXPRESSIONS.get(name, quote(name))} AS {quote(name)}" for name in CSV_COLUMNS)
+    select = ", ".join(f"{CSV_EXPRESSIONS.get(name, quote(name))} AS {quote(name)}" for name in CSV_COLUMNS)
     conditions = "started_at >= ? AND started_at < ?"
     params: list[object] = [start, end]
     if portal is not None:
@@ -94,7 +98,7 @@ def chunk_bounds(reader: Reader, start: datetime, end: datetime, portal: str | N
 def _copy_chunk(reader: Reader, target: Path, bounds: tuple[datetime, datetime], portal: str | None,
                 header: bool) -> int:
     query, params = export_query(*bounds, portal)
-    options = _CSV_OPTIONS.replace("HEADER true", f"HEADER {str(header).lower()}")
+    options = CSV_OPTIONS.replace("HEADER true", f"HEADER {str(header).lower()}")
     with reader.cursor() as con:
         return con.execute(f"COPY ({query}) TO ? ({options})", [*params, str(target)]).fetchall()[0][0]
 

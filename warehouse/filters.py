@@ -123,15 +123,22 @@ def _day_of(moment: date | datetime) -> date | None:
     return start.date() if start.time() == time(0) else None
 
 
-def rollup_conditions(flt: CallFilter) -> tuple[list[str], list[Any]] | None:
-    """Conditions over ``cdrs_daily`` equivalent to ``flt``, or None when it cannot express it.
+_DAILY_LISTS = frozenset({"portals", "lines", "directions", "statuses", "regions", "controllers"})
+_RECORDING_LISTS = frozenset({"portals", "users"})
 
-    The daily rollup knows days (not instants), portals, lines, directions, statuses,
-    regions, controller verdicts and currencies; users, recordings, talk or cost
-    bounds and number search need the calls themselves.
+
+def rollup_conditions(flt: CallFilter, lists: frozenset[str] = _DAILY_LISTS,
+                      recorded_only: bool = False) -> tuple[list[str], list[Any]] | None:
+    """Conditions over a rollup equivalent to ``flt``, or None when it cannot express it.
+
+    A rollup knows whole UTC days and the list filters named in ``lists`` (the
+    daily rollup: portals, lines, directions, statuses, regions, controller
+    verdicts; the recordings rollup: portals and users, recorded calls only);
+    talk or cost bounds and number search need the calls themselves.
     """
-    if flt.users or flt.has_recording is not None or flt.number or any(
-            getattr(flt, name) is not None for name, _, _ in _BOUNDS):
+    if flt.number or any(getattr(flt, name) is not None for name, _, _ in _BOUNDS):
+        return None
+    if flt.has_recording is not None and not (recorded_only and flt.has_recording):
         return None
     conditions: list[str] = []
     params: list[Any] = []
@@ -144,6 +151,8 @@ def rollup_conditions(flt: CallFilter) -> tuple[list[str], list[Any]] | None:
             params.append(day)
     for field_name, column in _LISTS:
         values = list(getattr(flt, field_name) or ())
+        if values and field_name not in lists:
+            return None
         if values:
             conditions.append(f"{quote(column)} IN ({', '.join('?' * len(values))})")
             params += values
@@ -191,3 +200,15 @@ def aggregate_source(flt: CallFilter, raw_extra: tuple[str, ...] = (),
         return Source("cdrs_daily", clause, params, "sum(calls)", "sum(recordings)")
     clause, params = where(flt, *raw_extra, *dimension_extra)
     return Source("cdrs", clause, params, "count(*)", "count(*) FILTER (recording_bytes > 0)")
+
+
+def recordings_source(flt: CallFilter) -> Source:
+    """Where per-user recording queries read: the ``recordings_daily`` rollup when it can
+    answer ``flt`` exactly, else the calls with a recording."""
+    rolled = rollup_conditions(flt, _RECORDING_LISTS, recorded_only=True)
+    if rolled is not None:
+        conditions, params = rolled
+        clause = "WHERE " + " AND ".join(conditions) if conditions else ""
+        return Source("recordings_daily", clause, params, "sum(recordings)", "sum(recordings)")
+    clause, params = where(flt, "recording_bytes > 0")
+    return Source("cdrs", clause, params, "count(*)", "count(*)")

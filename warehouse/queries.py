@@ -18,7 +18,8 @@ from typing import Any
 
 import pandas as pd
 
-from warehouse.filters import ALL_CALLS, CallFilter, aggregate_source, order_by, utc_start, where
+from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, order_by, recordings_source, utc_start,
+                              where)
 from warehouse.reader import Reader
 
 DETAIL_COLUMNS = ('call_id, portal_id, started_at, answered_at, ended_at, direction, line, "from", "to", '
@@ -110,7 +111,8 @@ def _stored_before(flt: CallFilter, key: str | None) -> tuple[str, list[Any]]:
     if flt.start is None:
         select = "NULL::VARCHAR AS key, " if key else ""
         return f"SELECT {select}0 AS bytes WHERE false", []
-    src = aggregate_source(flt.replace(start=None, end=flt.start))
+    earlier = flt.replace(start=None, end=flt.start)
+    src = recordings_source(earlier) if key == "user_id" else aggregate_source(earlier)
     select, group = (f"{key} AS key, ", " GROUP BY 1") if key else ("", "")
     return f"SELECT {select}sum(recording_bytes) AS bytes FROM {src.table} {src.where}{group}", src.params
 
@@ -138,9 +140,7 @@ def recording_bytes_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CAL
         column = RECORDING_DIMENSIONS[dimension]
     except KeyError:
         raise ValueError(f"dimension must be one of {sorted(RECORDING_DIMENSIONS)}") from None
-    if dimension == "user":  # the rollup has no users
-        flt = flt.replace(has_recording=True)
-    src = aggregate_source(flt, ("recording_bytes > 0",))
+    src = recordings_source(flt) if dimension == "user" else aggregate_source(flt, ("recording_bytes > 0",))
     before, before_params = _stored_before(flt, column)
     # The top keys first (few groups), then the daily series of those keys only.
     sql = (f"WITH t AS (SELECT {column} AS key FROM {src.table} {src.where} GROUP BY 1 "

@@ -167,43 +167,6 @@ TABLES: dict[str, TableSpec] = {
 }
 
 
-# The per-day aggregate of cdrs that the dashboard's charts read: one file per
-# base partition of cdrs, written with it by the compactor; the partitions the
-# sink's deltas touch are aggregated on the fly (views.py), so it is exact.
-ROLLUP_DIMENSIONS = ("started_day", "portal_id", "line", "direction", "status", "controller",
-                     "region", "currency")
-ROLLUP_COLUMNS: tuple[tuple[str, str], ...] = tuple(
-    (name, dict(CDR_COLUMNS)[name]) for name in ROLLUP_DIMENSIONS) + (
-    ("calls", "BIGINT"),
-    ("talk_s", "DECIMAL(38,3)"),
-    ("billed_s", "BIGINT"),
-    ("cost", "DECIMAL(38,2)"),
-    ("recording_bytes", "BIGINT"),
-    ("recordings", "BIGINT"),  # calls with recording_bytes > 0
-)
-ROLLUP_MEASURES = tuple(name for name, _ in ROLLUP_COLUMNS if name not in ROLLUP_DIMENSIONS)
-ROLLUP = TableSpec(
-    "cdrs_daily", ROLLUP_COLUMNS, ROLLUP_DIMENSIONS, winner="", newest_wins=False,
-    partition="coalesce(strftime(started_day, '%Y-%m'), 'none')",
-    sort="started_day NULLS LAST, portal_id, line, direction, status, controller, region, currency",
-    time_column="CAST(started_day AS TIMESTAMPTZ)",
-)
-
-
-def rollup_select(source: str) -> str:
-    """The ``cdrs_daily`` rows of the cdrs rows of ``source`` (a table, view or subquery)."""
-    dims = ", ".join(quote(name) for name in ROLLUP_DIMENSIONS)
-    return (f"SELECT {dims}, count(*) AS calls, sum(talk_s) AS talk_s, "
-            "CAST(sum(billed_s) AS BIGINT) AS billed_s, sum(cost) AS cost, "
-            "CAST(sum(recording_bytes) AS BIGINT) AS recording_bytes, "
-            f"count(*) FILTER (recording_bytes > 0) AS recordings FROM {source} GROUP BY {dims}")
-
-
-def spec_of(table: str) -> TableSpec:
-    """The declaration of a stored table (the five of ``TABLES`` or the rollup)."""
-    return ROLLUP if table == ROLLUP.name else TABLES[table]
-
-
 def quote(identifier: str) -> str:
     """A DuckDB identifier in double quotes (``from`` and ``to`` are keywords)."""
     return '"' + identifier.replace('"', '""') + '"'

@@ -9,9 +9,9 @@ in ("hot" partitions, plus ``none``) take part in that join, so a query over
 ten million CDRs pays for the current month only. Each table ``T`` is the
 union of ``T__cold`` (untouched base files) and ``T__hot`` (the rest).
 
-``cdrs_daily`` (the per-day aggregate) adds up the compactor's rollup files,
-the negated rollup of the base rows the deltas shadow, and the rollup of the
-deltas: exact at any moment, and cheap (see :func:`rollup_view`).
+A rollup (rollups.py) adds up the compactor's rollup files, the negated
+rollup of the base rows the deltas shadow, and the rollup of the deltas:
+exact at any moment, and cheap (see :func:`rollup_view`).
 
 File lists are SQL string literals built from the manifest (paths the writer
 generated, quoted here); no value from a user ever reaches these statements.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from warehouse import schema
+from warehouse import rollups, schema
 from warehouse.layout import DataFile, Manifest
 
 
@@ -81,8 +81,8 @@ def table_view(root: Path, spec: schema.TableSpec, manifest: Manifest | None) ->
     return statements
 
 
-def rollup_view(root: Path, manifest: Manifest | None) -> str:
-    """CREATE VIEW ``cdrs_daily``, exact at any moment, from additive pieces.
+def rollup_view(root: Path, manifest: Manifest | None, rollup: rollups.Rollup) -> str:
+    """CREATE VIEW of one rollup, exact at any moment, from additive pieces.
 
     Every measure is a count or a sum, so the stored rollup of every base partition,
     minus the rollup of the base rows the deltas shadow (a semi-join on call_id over
@@ -90,31 +90,30 @@ def rollup_view(root: Path, manifest: Manifest | None) -> str:
     ``cdrs``. Queries sum these rows again; they never filter on a measure.
     """
     files = manifest.table_files("cdrs", "base") if manifest else ()
-    rolled = {f.partition: f for f in (manifest.table_files(schema.ROLLUP.name, "base") if manifest else ())}
+    rolled = {f.partition: f for f in (manifest.table_files(rollup.name, "base") if manifest else ())}
     hot = hot_labels(manifest, "cdrs")
-    cdr_cols, rollup_cols = schema.select_list(schema.TABLES["cdrs"]), schema.select_list(schema.ROLLUP)
     parts = []
     stored = [rolled[f.partition] for f in files if f.partition in rolled]
     if stored:
-        parts.append(f"SELECT {rollup_cols} FROM {_scan(root, stored)}")
+        parts.append(f"SELECT {schema.select_list(rollup.spec)} FROM {_scan(root, stored)}")
     unrolled = [f for f in files if f.partition not in rolled]  # a rollup never written: use the calls
     if unrolled:
-        rows = f"(SELECT {cdr_cols} FROM {_scan(root, unrolled)})"
+        rows = f"(SELECT {schema.select_list(schema.TABLES['cdrs'])} FROM {_scan(root, unrolled)})"
         if hot:
             rows = f"(SELECT r.* FROM {rows} r ANTI JOIN cdrs__delta d USING (call_id))"
-        parts.append(schema.rollup_select(rows))
+        parts.append(rollup.select(rows))
     if hot:
         shadowed = [f for f in files if f.partition in hot and f.partition in rolled]
         if shadowed:
-            negated = ", ".join(f"-{schema.quote(n)} AS {schema.quote(n)}" for n in schema.ROLLUP_MEASURES)
-            dims = ", ".join(schema.quote(n) for n in schema.ROLLUP_DIMENSIONS)
+            dims = ", ".join(schema.quote(n) for n in rollup.dimensions)
+            negated = ", ".join(f"-{schema.quote(n)} AS {schema.quote(n)}" for n in rollup.measure_names)
             rows = f"(SELECT b.* FROM {_scan(root, shadowed)} b SEMI JOIN cdrs__delta d USING (call_id))"
-            parts.append(f"SELECT {dims}, {negated} FROM ({schema.rollup_select(rows)})")
-        parts.append(schema.rollup_select("cdrs__delta"))
-    return _view(schema.ROLLUP.name, parts, schema.ROLLUP)
+            parts.append(f"SELECT {dims}, {negated} FROM ({rollup.select(rows)})")
+        parts.append(rollup.select("cdrs__delta"))
+    return _view(rollup.name, parts, rollup.spec)
 
 
 def all_views(root: Path, manifest: Manifest | None) -> list[str]:
-    """CREATE VIEW statements for every table of the warehouse, then ``cdrs_daily``."""
+    """CREATE VIEW statements for every table of the warehouse, then the rollups."""
     statements = [stmt for spec in schema.TABLES.values() for stmt in table_view(root, spec, manifest)]
-    return statements + [rollup_view(root, manifest)]
+    return statements + [rollup_view(root, manifest, rollup) for rollup in rollups.ROLLUPS]

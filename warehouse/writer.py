@@ -29,7 +29,7 @@ from typing import Iterable, Mapping
 
 import duckdb
 
-from warehouse import duck, schema
+from warehouse import duck, rollups, schema
 from warehouse.layout import (DATA, LOCK, DataFile, Manifest, Retired, fsync_dir, fsync_file,
                               load_manifest, new_file_path, publish_manifest, table_of, tmp_path_for)
 
@@ -100,12 +100,12 @@ class Writer:
 
     def write_file(self, con: duckdb.DuckDBPyConnection, table: str, query: str,
                    params: Iterable[object] = (), *, kind: str = "delta",
-                   partition: str = "") -> DataFile | None:
+                   partition: str = "", keep_empty: bool = False) -> DataFile | None:
         """Write the rows of ``query`` (the table's columns) as one sorted durable file.
 
         The file is not visible until :meth:`publish`; returns None for no rows.
         """
-        spec = schema.spec_of(table)
+        spec = rollups.spec_of(table)
         rel = f"SELECT {schema.select_list(spec)} FROM ({query}) ORDER BY {spec.sort}"
         rel_path = new_file_path(table, kind, partition)
         final = self.root / rel_path
@@ -113,7 +113,7 @@ class Writer:
         tmp = tmp_path_for(final)
         rows = con.execute(f"COPY ({rel}) TO ? (FORMAT parquet, COMPRESSION zstd)",
                            [*params, str(tmp)]).fetchall()[0][0]
-        if rows == 0:
+        if rows == 0 and not keep_empty:
             tmp.unlink(missing_ok=True)
             return None
         ts_max, labels = con.execute(
@@ -124,7 +124,7 @@ class Writer:
             self._pending.add(rel_path)
         os.replace(tmp, final)
         fsync_dir(final.parent)
-        return DataFile(rel_path, kind, partition, rows, ts_max, tuple(labels), now_us())
+        return DataFile(rel_path, kind, partition, rows, ts_max, tuple(labels or ()), now_us())
 
     def publish(self, add: Iterable[DataFile] = (), remove: Iterable[str] = (),
                 offsets: Mapping[str, Mapping[int, int]] | None = None) -> Manifest:
@@ -175,7 +175,7 @@ class Writer:
                          labels: Iterable[str]) -> list[DataFile]:
         """Write one base file per partition label from the rows of ``source`` (a table name).
 
-        For ``cdrs``, each partition's ``cdrs_daily`` aggregate is written alongside.
+        For ``cdrs``, each partition's rollups (rollups.py) are written alongside.
         """
         spec = schema.TABLES[table]
         written = []
@@ -185,16 +185,16 @@ class Writer:
             if data_file is None:
                 continue
             written.append(data_file)
-            if table == "cdrs":
-                rollup = self.write_file(con, schema.ROLLUP.name, schema.rollup_select(f"({query})"),
-                                         [label], kind="base", partition=label)
-                written.append(rollup)
+            for rollup in rollups.ROLLUPS if table == "cdrs" else ():
+                # Kept even when empty: "no recordings this month" differs from "no rollup".
+                written.append(self.write_file(con, rollup.name, rollup.select(f"({query})"), [label],
+                                               kind="base", partition=label, keep_empty=True))
         return written
 
     def partition_files(self, table: str, labels: Iterable[str]) -> list[str]:
         """Paths of the base files (and rollups) of ``table`` in the partitions ``labels``."""
         wanted = set(labels)
-        names = (table, schema.ROLLUP.name) if table == "cdrs" else (table,)
+        names = (table, *(r.name for r in rollups.ROLLUPS)) if table == "cdrs" else (table,)
         return [f.path for name in names for f in self._manifest.table_files(name, "base")
                 if f.partition in wanted]
 

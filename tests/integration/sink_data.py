@@ -118,19 +118,26 @@ def produce(settings: Settings, data: Dataset) -> None:
     producer.close()
 
 
+def _summed(rollup) -> str:
+    """A rollup's rows summed per dimensions (its rows are additive pieces, some negative)."""
+    from warehouse import schema
+
+    dims = ", ".join(schema.quote(n) for n in rollup.dimensions)
+    sums = ", ".join(f"sum({n}) AS {n}" for n in rollup.measure_names)
+    return f"SELECT {dims}, {sums} FROM {rollup.name} GROUP BY ALL HAVING sum({rollup.measure_names[0]}) <> 0"
+
+
 def table_arrow(root, table: str):
     """Every row of one warehouse table, read through a fresh Reader.
 
-    ``cdrs_daily`` is summed per day and dimensions: its rows are additive pieces
-    whose split depends on the layout of the moment, their sums do not.
+    A rollup is summed per dimensions: its rows are additive pieces whose split
+    depends on the layout of the moment, their sums do not.
     """
-    from warehouse import schema
+    from warehouse import rollups
     from warehouse.reader import Reader
 
-    query = f"SELECT * FROM {table}"
-    if table == schema.ROLLUP.name:
-        sums = ", ".join(f"sum({n}) AS {n}" for n in schema.ROLLUP_MEASURES)
-        query = f"SELECT {', '.join(schema.ROLLUP_DIMENSIONS)}, {sums} FROM {table} GROUP BY ALL HAVING sum(calls) <> 0"
+    by_name = {r.name: r for r in rollups.ROLLUPS}
+    query = _summed(by_name[table]) if table in by_name else f"SELECT * FROM {table}"
     with Reader(root) as reader, reader.cursor() as con:
         return con.sql(query).to_arrow_table()
 
@@ -151,26 +158,26 @@ def differences(root_a, root_b, table: str) -> tuple[int, int]:
 
 
 def assert_same_warehouse(root_a, root_b) -> None:
-    """Every table of both warehouses holds exactly the same rows."""
-    from warehouse import schema
+    """Every table (and rollup) of both warehouses holds exactly the same rows."""
+    from warehouse import rollups, schema
 
-    for table in (*schema.TABLES, schema.ROLLUP.name):
+    for table in (*schema.TABLES, *(r.name for r in rollups.ROLLUPS)):
         assert differences(root_a, root_b, table) == (0, 0), table
 
 
 def assert_rollup_exact(root) -> None:
-    """``cdrs_daily`` (stored rollups + hot part) equals the rollup of ``cdrs`` computed now."""
-    from warehouse import schema
+    """Every rollup (stored files + the deltas' pieces) equals the rollup of ``cdrs`` computed now."""
+    from warehouse import rollups, schema
     from warehouse.reader import Reader
 
-    dims = ", ".join(schema.quote(n) for n in schema.ROLLUP_DIMENSIONS)
-    sums = ", ".join(f"sum({n}) AS {n}" for n in schema.ROLLUP_MEASURES)
-    # cdrs_daily holds additive pieces (some negative): sum them per day and dimensions.
-    stored = f"SELECT {dims}, {sums} FROM cdrs_daily GROUP BY ALL HAVING sum(calls) <> 0"
-    fresh = f"SELECT {dims}, {sums} FROM ({schema.rollup_select('cdrs')}) GROUP BY ALL"
     with Reader(root) as reader, reader.cursor() as con:
-        for a, b in ((stored, fresh), (fresh, stored)):
-            assert con.sql(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchall() == [(0,)]
+        for rollup in rollups.ROLLUPS:
+            dims = ", ".join(schema.quote(n) for n in rollup.dimensions)
+            sums = ", ".join(f"sum({n}) AS {n}" for n in rollup.measure_names)
+            stored = _summed(rollup)
+            fresh = f"SELECT {dims}, {sums} FROM ({rollup.select('cdrs')}) GROUP BY ALL"
+            for a, b in ((stored, fresh), (fresh, stored)):
+                assert con.sql(f"SELECT count(*) FROM ({a} EXCEPT ALL {b})").fetchall() == [(0,)], rollup.name
 
 
 _SAMPLE_START = object()

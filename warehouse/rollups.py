@@ -1,0 +1,85 @@
+"""Per-day aggregates of ``cdrs`` that the dashboard's charts read instead of the calls.
+
+Each rollup is stored as one file per base partition of ``cdrs``, written with
+it (writer.py) by the compactor or a bulk load; views.py adds the pieces the
+deltas change, so a rollup is exact at any moment. Every measure is a count
+or a sum, which is what makes those pieces additive (and a piece may be
+negative: queries sum rollup rows and never filter on a measure).
+
+- ``cdrs_daily``: per day, portal, line, direction, status, controller
+  verdict, region and currency — calls, talk, billed seconds, cost,
+  recording bytes and recordings. Spend, ASR/ACD, bypass rates, KPIs.
+- ``recordings_daily``: per day, portal and user, calls with a recording —
+  recordings and bytes. Recording storage per user.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from warehouse.schema import CDR_COLUMNS, TABLES, TableSpec, quote
+
+_CDR_TYPES = dict(CDR_COLUMNS)
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """One aggregate of ``cdrs``: its stored table, dimensions, measures and row filter."""
+
+    spec: TableSpec
+    dimensions: tuple[str, ...]
+    measures: tuple[tuple[str, str], ...]  # name, SQL aggregate over cdrs rows
+    where: str = ""  # which cdrs rows it counts
+
+    @property
+    def name(self) -> str:
+        """The stored table's name."""
+        return self.spec.name
+
+    @property
+    def measure_names(self) -> tuple[str, ...]:
+        """Names of the measures, in column order."""
+        return tuple(name for name, _ in self.measures)
+
+    def select(self, source: str) -> str:
+        """The rollup's rows of the cdrs rows of ``source`` (a table, view or subquery)."""
+        dims = ", ".join(quote(name) for name in self.dimensions)
+        measures = ", ".join(f"{sql} AS {quote(name)}" for name, sql in self.measures)
+        where = f" WHERE {self.where}" if self.where else ""
+        return f"SELECT {dims}, {measures} FROM {source}{where} GROUP BY {dims}"
+
+
+def _rollup(name: str, dimensions: tuple[str, ...], measures: tuple[tuple[str, str, str], ...],
+            where: str = "") -> Rollup:
+    columns = tuple((d, _CDR_TYPES[d]) for d in dimensions) + tuple((m, t) for m, t, _ in measures)
+    spec = TableSpec(name, columns, dimensions, winner="", newest_wins=False,
+                     partition="coalesce(strftime(started_day, '%Y-%m'), 'none')",
+                     sort=", ".join(("started_day NULLS LAST",) + dimensions[1:]),
+                     time_column="CAST(started_day AS TIMESTAMPTZ)")
+    return Rollup(spec, dimensions, tuple((m, sql) for m, _, sql in measures), where)
+
+
+DAILY = _rollup(
+    "cdrs_daily",
+    ("started_day", "portal_id", "line", "direction", "status", "controller", "region", "currency"),
+    (("calls", "BIGINT", "count(*)"),
+     ("talk_s", "DECIMAL(38,3)", "sum(talk_s)"),
+     ("billed_s", "BIGINT", "CAST(sum(billed_s) AS BIGINT)"),
+     ("cost", "DECIMAL(38,2)", "sum(cost)"),
+     ("recording_bytes", "BIGINT", "CAST(sum(recording_bytes) AS BIGINT)"),
+     ("recordings", "BIGINT", "count(*) FILTER (recording_bytes > 0)")),
+)
+RECORDINGS = _rollup(
+    "recordings_daily",
+    ("started_day", "portal_id", "user_id"),
+    (("recordings", "BIGINT", "count(*)"),
+     ("recording_bytes", "BIGINT", "CAST(sum(recording_bytes) AS BIGINT)")),
+    where="recording_bytes > 0",
+)
+ROLLUPS: tuple[Rollup, ...] = (DAILY, RECORDINGS)
+_BY_NAME = {r.name: r for r in ROLLUPS}
+
+
+def spec_of(table: str) -> TableSpec:
+    """The declaration of any stored table: one of ``schema.TABLES`` or a rollup."""
+    return _BY_NAME[table].spec if table in _BY_NAME else TABLES[table]
