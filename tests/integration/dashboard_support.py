@@ -88,19 +88,33 @@ def wait_rendered(driver: Any, since: float, *, stable_ms: int = 150, timeout_ms
     return float(at)
 
 
-def change_and_wait(driver: Any, script: str, *, stable_ms: int = 150, timeout_ms: int = 30000) -> float:
-    """Run ``script`` (a filter change) and return ms until the page is fully rendered again.
+def change_and_wait(driver: Any, action: Any, *, stable_ms: int = 150, timeout_ms: int = 30000) -> float:
+    """Do ``action`` (JavaScript text, or a callable of the driver) and return ms until the page is
+    fully rendered again.
 
     Waits first for Dash to start the callbacks the change triggers, so the old page
     is never mistaken for the updated one.
     """
-    start = driver.execute_script(script + "; return performance.now();")
+    start = driver.execute_script("return performance.now();")
+    if callable(action):
+        action(driver)
+    else:
+        driver.execute_script(action)
     deadline = time.monotonic() + timeout_ms / 1000
     while not driver.execute_script("return !!document.querySelector('._dash-loading-callback')"):
         if time.monotonic() > deadline:
             raise AssertionError("the change started no callback")
         time.sleep(0.002)
     return wait_rendered(driver, start, stable_ms=stable_ms, timeout_ms=timeout_ms) - start
+
+
+def wait_for(driver: Any, condition_js: str, timeout_s: float = 30.0) -> None:
+    """Wait until the JavaScript expression ``condition_js`` is true (AssertionError on timeout)."""
+    deadline = time.monotonic() + timeout_s
+    while not driver.execute_script(f"return !!({condition_js});"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s} s: {condition_js}")
+        time.sleep(0.05)
 
 
 def browser_errors(driver: Any) -> list[str]:
@@ -147,13 +161,19 @@ class ServerThread:
         self.thread.join(timeout=5)
 
 
+HOSTILE_CALL = "c-hostile"
+HOSTILE_TEXT = '<img src=x onerror="document.title=1"><script>window.pwned=1</script>'
+
+
 def build_warehouse(root: Path, *, calls: int = 600, portals: int = 6, days_ago: int = 3,
-                    seed: str = "dash") -> dict[str, Any]:
+                    seed: str = "dash", hostile: bool = False) -> dict[str, Any]:
     """A small real warehouse: simulated calls folded by the real domain code, written by the Writer.
 
     Events (valid ones), their CDRs, their alerts (plus one open and one resolved
     Controller outage) and DLQ records of the malformed messages; the calls start
-    ``days_ago`` UTC days before today. Returns what was written, for the oracles.
+    ``days_ago`` UTC days before today. ``hostile`` adds a CDR and an alert carrying
+    markup and a ``javascript:`` recording URL, as a producer outside the contract
+    might write them. Returns what was written, for the oracles.
     """
     from datetime import datetime, timedelta, timezone
 
@@ -186,8 +206,26 @@ def build_warehouse(root: Path, *, calls: int = 600, portals: int = 6, days_ago:
         out["cdrs"].append((call_id.encode(), cdr_to_json(cdr, 1)))
         out["alerts"] += [(a.portal_id.encode(), alert_to_json(a)) for a in call_alerts(state, cdr, AlertRules())]
     out["alerts"] += _outages(start_us)
+    if hostile:
+        _add_hostile(out, cdr)
     _write(root, out)
     return {"calls": len(states), "start_us": start_us, **{k: len(v) for k, v in out.items()}}
+
+
+def _add_hostile(out: dict[str, list], sample: Any) -> None:
+    from dataclasses import replace
+
+    from streams.domain.alerts import Alert, alert_to_json
+    from streams.domain.cdr_json import cdr_to_json
+
+    # An hour ago: on the first page of the newest calls and alerts.
+    at_us = (int(time.time()) - 3600) * 1_000_000
+    cdr = replace(sample, call_id=HOSTILE_CALL, from_=HOSTILE_TEXT, started_at_us=at_us,
+                  recording_urls=("javascript:alert(1)", "https://rec.example.com/ok.mp3"))
+    out["cdrs"].append((HOSTILE_CALL.encode(), cdr_to_json(cdr, 1)))
+    alert = Alert("stale_key:" + HOSTILE_CALL, "stale_key", sample.portal_id, HOSTILE_CALL,
+                  at_us, {"note": HOSTILE_TEXT})
+    out["alerts"].append((sample.portal_id.encode(), alert_to_json(alert)))
 
 
 def _outages(start_us: int) -> list[tuple[bytes, bytes]]:
