@@ -18,7 +18,6 @@ from streams.assemble import CallBatches, Outbox
 from streams.call_store import CallStore, Schedule
 from streams.domain.outages import (PortalSignal, apply_signal, outage_state_from_bytes,
                                     outage_state_to_bytes)
-from streams.event_context import event_context
 
 log = logging.getLogger("callstream.worker")
 
@@ -96,8 +95,7 @@ async def _flag_outages(worker: Worker, batch) -> None:
         key = kafka_event.message.key
         portal_id = key.decode()
         if key not in states:
-            with event_context(kafka_event):
-                blob = worker.outages_by_portal.get(key)
+            blob = worker.outages_by_portal.data.get(key)
             states[key] = (kafka_event, outage_state_from_bytes(blob) if blob else None)
         state = states[key][1]
         for call_id, verdict, ts_us in orjson.loads(kafka_event.message.value):
@@ -108,5 +106,6 @@ async def _flag_outages(worker: Worker, batch) -> None:
         states[key] = (kafka_event, state)
     await outbox.flush(worker.app.producer)
     for key, (anchor, state) in states.items():
-        with event_context(anchor):
-            worker.outages_by_portal[key] = outage_state_to_bytes(state)
+        blob = outage_state_to_bytes(state)
+        worker.outages_by_portal.data[key] = blob
+        worker.outages_by_portal.send_changelog(anchor.message.partition, key, blob)

@@ -100,6 +100,7 @@ class CallBatches:
         for item in pending.values():
             if item.dirty:
                 self.store.save(item.anchor, item.state, from_archive=item.from_archive)
+        await self.store.send_changelog(self.worker.app.producer)
         if archive:
             await self._archive(archive)
 
@@ -150,6 +151,7 @@ class CallBatches:
         await self.worker.app.producer.flush()
         for anchor, state in archive:
             self.store.drop_hot(anchor, state.call_id)
+        await self.store.send_changelog(self.worker.app.producer)
 
     def _send(self, call_id: str, outputs: Outputs) -> None:
         key = call_id.encode()

@@ -9,8 +9,15 @@ Two changelog-backed Faust tables, both co-partitioned with ``call-events``:
 
 Keys are the UTF-8 call id and values the compact bytes of
 :mod:`streams.domain.state` (raw serialisers: what recovery reads back from the
-changelog is bytes, so live writes use bytes too). Every operation
-runs in the context of an event of the call's partition (see event_context).
+changelog is bytes, so live writes use bytes too).
+
+The hot table is an in-memory store: it is read and written through its
+store's dict, and its changelog records are sent by the worker's producer to
+the call's own partition — what ``table[key] = value`` does, minus the
+sensors, the event-context lookup and faust's per-message buffering, which
+together cost more than the fold itself on the worker's hot path.
+The archive is a RocksDB store with one database per partition, so its
+operations run in the context of an event of the call's partition.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from faust.types import EventT
 
 from streams.domain.calls import expiry_due, settled
 from streams.domain.state import CallState, state_from_bytes, state_to_bytes
-from streams.event_context import event_context
+from streams.event_context import enter_event, leave_event
 
 
 class CallStore:
@@ -33,40 +40,64 @@ class CallStore:
         self.hot = hot
         self.archive = archive
         self.schedule = schedule
+        self.changelog: list[tuple[bytes, bytes | None, int]] = []  # to send, in order
+
+    @property
+    def _hot(self) -> dict:
+        return self.hot.data.data  # the memory store's plain dict
+
+    async def send_changelog(self, producer) -> None:
+        """Send the hot table's pending changelog records (flushed by faust before commit)."""
+        topic = self.hot.changelog_topic.get_topic_name()
+        for key, value, partition in self.changelog:
+            await producer.send(topic, key, value, partition, None, None)
+        self.changelog.clear()
 
     def load(self, event: EventT, call_id: str) -> tuple[CallState | None, bool]:
         """The call's state and whether it came from the archive."""
         key = call_id.encode()
-        with event_context(event):
-            blob = self.hot.get(key)
-            if blob is not None:
-                return state_from_bytes(blob), False
+        blob = self._hot.get(key)
+        if blob is not None:
+            return state_from_bytes(blob), False
+        token = enter_event(event)
+        try:
             blob = self.archive.get(key)
+        finally:
+            leave_event(token)
         return (state_from_bytes(blob), True) if blob is not None else (None, False)
 
     def save(self, event: EventT, state: CallState, *, from_archive: bool) -> None:
         """Write the state to the hot table (a revived call leaves the archive)."""
         key = state.call_id.encode()
-        with event_context(event):
-            self.hot[key] = state_to_bytes(state)
-            if from_archive:
+        blob = state_to_bytes(state)
+        self._hot[key] = blob
+        self.changelog.append((key, blob, event.message.partition))
+        if from_archive:
+            token = enter_event(event)
+            try:
                 del self.archive[key]
+            finally:
+                leave_event(token)
         self.schedule.track(state)
 
     def archive_state(self, event: EventT, state: CallState) -> None:
         """First half of forgetting: the archive holds the state (flush before dropping)."""
-        with event_context(event):
+        token = enter_event(event)
+        try:
             self.archive[state.call_id.encode()] = state_to_bytes(state)
+        finally:
+            leave_event(token)
 
     def drop_hot(self, event: EventT, call_id: str) -> None:
         """Second half of forgetting, once the archive write is durable."""
-        with event_context(event):
-            del self.hot[call_id.encode()]
+        key = call_id.encode()
+        self._hot.pop(key, None)
+        self.changelog.append((key, None, event.message.partition))
         self.schedule.forget(call_id)
 
     def hot_states(self) -> Iterator[CallState]:
         """Every state in the in-memory table, this worker's standbys included."""
-        for blob in list(self.hot.data.values()):
+        for blob in list(self._hot.values()):
             if blob:
                 yield state_from_bytes(blob)
 
@@ -74,7 +105,7 @@ class CallStore:
         """Drop local copies of calls in partitions this worker no longer holds (no changelog)."""
         stale = [s.call_id for s in self.hot_states() if s.partition not in keep_partitions]
         for call_id in stale:
-            self.hot.data.pop(call_id.encode(), None)
+            self._hot.pop(call_id.encode(), None)
         return len(stale)
 
 

@@ -26,7 +26,7 @@ from streams.domain.cdr_json import cdr_to_json
 from streams.domain.events import Event
 from streams.domain.outages import PortalSignal, signal_of
 from streams.domain.rating import TariffTable
-from streams.domain.state import CallState, cdr_from_state, fold, is_complete
+from streams.domain.state import CallState, cdr_from_state, fold, is_complete, updated
 
 _SIGNAL = "signal"
 _EXPIRED = "expired_at"
@@ -55,11 +55,11 @@ def advance(state: CallState | None, events: Iterable[Event], tariffs: TariffTab
         complete = is_complete(state)
         if complete or state.version > 0:
             last_cdr = cdr_from_state(state, tariffs, incomplete=not complete)
-            state = state._replace(version=state.version + 1)
+            state = updated(state, {"version": state.version + 1})
             outputs.cdrs.append(cdr_to_json(last_cdr, state.version))
     if not changed_any:
         return None, outputs
-    state = state._replace(touched_at=now, partition=partition)
+    state = updated(state, {"touched_at": now, "partition": partition})
     return _with_alerts(state, last_cdr, rules, outputs), outputs
 
 
@@ -67,8 +67,8 @@ def expire(state: CallState, tariffs: TariffTable, rules: AlertRules) -> tuple[C
     """Emit the ``incomplete`` CDR of a call that timed out (once per quiet period)."""
     outputs = Outputs()
     cdr = cdr_from_state(state, tariffs, incomplete=True)
-    state = state._replace(version=state.version + 1,
-                           emitted={**state.emitted, _EXPIRED: state.touched_at})
+    state = updated(state, {"version": state.version + 1,
+                            "emitted": {**state.emitted, _EXPIRED: state.touched_at}})
     outputs.cdrs.append(cdr_to_json(cdr, state.version))
     return _with_alerts(state, cdr, rules, outputs), outputs
 
@@ -106,4 +106,4 @@ def _with_alerts(state: CallState, cdr: Cdr | None, rules: AlertRules,
         if emitted.get(_SIGNAL) != mark:
             emitted[_SIGNAL] = mark
             outputs.signal = signal
-    return state._replace(emitted=emitted)
+    return updated(state, {"emitted": emitted})

@@ -33,6 +33,7 @@ import orjson
 from streams.domain.alerts import Alert, AlertRules, alert_to_json, digest
 from streams.domain.state import CallState
 from streams.domain.timefmt import format_ts_ms
+from streams.domain.wire import format_ts_wire
 
 _KEEP_EMITTED = 16
 
@@ -122,7 +123,9 @@ def _outage_alert(portal_id: str, episode: Episode, rules: AlertRules) -> tuple[
         "resolved_at": format_ts_ms(episode.resolved_us) if resolved else None,
         "resolved_by_call_id": episode.resolved_by,
     }
-    alert = Alert(f"controller_outage:{portal_id}:{format_ts_ms(episode.opened_us)}",
+    # The id carries the opening bypass's ts in the wire format: milliseconds, or
+    # microseconds when it has them, so two outages within one ms stay distinct.
+    alert = Alert(f"controller_outage:{portal_id}:{format_ts_wire(episode.opened_us)}",
                   "controller_outage", portal_id, None,
                   episode.resolved_us if resolved else episode.opened_us, detail)
     return alert, alert_to_json(alert)
@@ -156,9 +159,9 @@ def outage_state_from_bytes(data: bytes) -> OutageState:
     """Inverse of :func:`outage_state_to_bytes`; corrupt input raises ValueError."""
     try:
         version, portal_id, window, open_, resolved_until, emitted = orjson.loads(data)
+        if version != 1:
+            raise ValueError(f"unknown outage state format {version!r}")
+        return OutageState(portal_id, tuple((ts, call) for ts, call in window),
+                           Episode(*open_) if open_ else None, resolved_until, dict(emitted))
     except (ValueError, TypeError) as exc:
         raise ValueError(f"corrupt outage state: {exc}") from exc
-    if version != 1:
-        raise ValueError(f"unknown outage state format {version!r}")
-    return OutageState(portal_id, tuple((ts, call) for ts, call in window),
-                       Episode(*open_) if open_ else None, resolved_until, emitted)

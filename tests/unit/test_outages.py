@@ -91,7 +91,8 @@ def test_the_nth_bypass_opens_the_outage_with_its_ts_in_the_id() -> None:
     assert steps[:4] == [[], [], [], []]
     [alert] = steps[4]
     assert alert == Alert(
-        "controller_outage:p1:2026-11-25T10:00:40.123Z", "controller_outage", "p1", None, at(40.123456),
+        # The id keeps the opening ts's microseconds (wire format), the detail milliseconds.
+        "controller_outage:p1:2026-11-25T10:00:40.123456Z", "controller_outage", "p1", None, at(40.123456),
         {"state": "open", "opened_at": "2026-11-25T10:00:40.123Z", "opened_by_call_id": "c5",
          "threshold_calls": 5, "window_s": 300, "resolved_at": None, "resolved_by_call_id": None})
 
@@ -294,9 +295,6 @@ def test_corrupt_state_bytes_raise_value_error(data: bytes) -> None:
     b'[1,"p1",[],[1],null,{}]',  # the episode lacks fields
     b'[1,"p1",[],7,null,{}]',  # the episode is not a list
 ])
-@pytest.mark.xfail(strict=True, raises=TypeError, reason=(
-    "bug: outage_state_from_bytes unpacks window/episode outside its try, so a 6-item array with a "
-    "non-list window or a malformed episode raises TypeError, not the documented ValueError"))
 def test_corrupt_state_bytes_of_the_right_length_raise_value_error(data: bytes) -> None:
     # The docstring promises ValueError for corrupt input (state.py wraps TypeError likewise).
     with pytest.raises(ValueError):
@@ -444,9 +442,6 @@ def test_in_any_order_every_alert_is_justified_by_the_signals_so_far(data: Any) 
         assert (state.open is None) == (open_id is None)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "bug: the outage id carries the opening ts truncated to milliseconds, so two episodes opened "
-    "within one millisecond share controller_outage:<portal>:<ts> and the second overwrites the first"))
 def test_a_new_outage_in_the_same_millisecond_still_gets_a_new_id() -> None:
     # With N = 1, open (100 µs), resolve (200 µs) and reopen (300 µs) within one millisecond.
     rules = AlertRules(outage_calls=1)
