@@ -95,7 +95,7 @@ class Supervisor:
             except Exception:  # noqa: BLE001 - a probe that cannot tell yet means "not ready yet"
                 pass
             if time.monotonic() > deadline:
-                raise ChildFailed(f"{child.spec.name} was not ready within {child.spec.ready_timeout_s:.0f} s; "
+                raise ChildFailed(f"{child.spec.name} was not ready within {child.spec.ready_timeout_s:g} s; "
                                   f"see {child.log}")
             self.stop_requested.wait(0.25)
 
@@ -123,7 +123,7 @@ class Supervisor:
             self.say(f"stopping {child.spec.name}")
             _signal_group(pgid, signal.SIGTERM)
             if not _wait_group(child, child.spec.stop_timeout_s):
-                self.say(f"{child.spec.name} did not stop within {child.spec.stop_timeout_s:.0f} s: killing it")
+                self.say(f"{child.spec.name} did not stop within {child.spec.stop_timeout_s:g} s: killing it")
                 _signal_group(pgid, signal.SIGKILL)
                 _wait_group(child, 10.0)
         child.process.wait()
