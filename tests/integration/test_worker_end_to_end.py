@@ -15,8 +15,8 @@ import pytest
 from streams.domain.timefmt import parse_ts_us
 from streams.simulator import Faults, Knobs, generate_all
 from tests.integration.worker_harness import (CdrLog, Fleet, expect, latest_alerts, outage_problems,
-                                              produce, raw_bytes, read_topic, rules_of,
-                                              wait_until_done, worker_settings)
+                                              output_settings, produce, raw_bytes, read_topic,
+                                              rules_of, wait_until_done, worker_settings)
 
 pytestmark = pytest.mark.integration
 __all__ = ["worker_settings"]  # the fixture, imported for pytest
@@ -131,3 +131,25 @@ def _check_alerts(settings, records: list, expected, truth: list[dict]) -> None:
             states[doc["alert_id"]].append(doc["detail"]["state"])
     assert states and all(seq[0] == "open" for seq in states.values()), states
     assert any(seq[-1] == "resolved" for seq in states.values()), states
+
+
+def test_two_runs_over_the_same_events_agree(worker_settings, simulated, tmp_path):
+    """Contract: alert ids are deterministic, "so a re-run produces no duplicates"."""
+    settings = worker_settings
+    again = output_settings(settings, "again")
+    messages, _ = simulated
+    produce(settings, [(m.key, m.value) for m in messages])
+    with Fleet(tmp_path) as fleet:
+        first, second = fleet.start(settings, "first"), fleet.start(again, "second")
+        wait_until_done(settings, [first], timeout=240)
+        wait_until_done(again, [second], timeout=240)
+        runs = [(CdrLog.of(read_topic(s, s.topic_cdrs)).latest(),
+                 latest_alerts(read_topic(s, s.topic_alerts))) for s in (settings, again)]
+    (cdrs_1, alerts_1), (cdrs_2, alerts_2) = runs
+    assert cdrs_1 == cdrs_2
+    outages_1 = {i for i in alerts_1 if i.startswith("controller_outage:")}
+    outages_2 = {i for i in alerts_2 if i.startswith("controller_outage:")}
+    assert alerts_1.keys() - outages_1 == alerts_2.keys() - outages_2
+    assert outages_1 == outages_2, (f"{len(outages_1 ^ outages_2)} of {len(outages_1 | outages_2)} "
+                                    f"controller_outage ids differ between two runs, e.g. "
+                                    f"{sorted(outages_1 - outages_2)[:2]} vs {sorted(outages_2 - outages_1)[:2]}")

@@ -35,8 +35,9 @@ from streams.domain.dlq import dlq_record
 from streams.domain.events import Event, Rejection
 from streams.domain.rating import load_tariffs
 from streams.domain.state import is_complete
-from streams.domain.timefmt import format_ts_ms, parse_ts_us
+from streams.domain.timefmt import format_ts_ms
 from streams.domain.validation import validate
+from streams.domain.wire import format_ts_wire
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # room for the simulator's over-1-MiB messages
 # Log lines after which a worker never gets anywhere: fail at once instead of at the deadline.
@@ -462,19 +463,22 @@ def outage_problems(alerts: dict[str, dict], expected: Expected, rules: AlertRul
         if alert["type"] != "controller_outage":
             continue
         portal, detail = alert["portal_id"], alert["detail"]
-        opened_us = parse_ts_us(detail["opened_at"])
-        if alert_id != f"controller_outage:{portal}:{format_ts_ms(opened_us)}":
-            problems.append(f"{alert_id}: id does not name portal and opening bypass ts")
         bypassed = expected.bypasses.get(portal, {})
-        if bypassed.get(detail["opened_by_call_id"]) != opened_us:
-            problems.append(f"{alert_id}: opened by {detail['opened_by_call_id']}, "
-                            "not a bypass of this portal at that ts")
+        opened_us = bypassed.get(detail["opened_by_call_id"])
+        if opened_us is None or detail["opened_at"] != format_ts_ms(opened_us):
+            problems.append(f"{alert_id}: opened by {detail['opened_by_call_id']} at "
+                            f"{detail['opened_at']}, not a bypass of this portal at that ts")
+            continue
+        # The id names the opening bypass's ts as on the wire (ms, or us when it has them).
+        if alert_id != f"controller_outage:{portal}:{format_ts_wire(opened_us)}":
+            problems.append(f"{alert_id}: id does not name portal and opening bypass ts")
         within = [ts for ts in bypassed.values() if opened_us - rules.outage_window_us <= ts <= opened_us]
         if len(within) < rules.outage_calls:
             problems.append(f"{alert_id}: only {len(within)} bypasses within the window")
         if detail["state"] == "resolved":
-            by, at = detail["resolved_by_call_id"], parse_ts_us(detail["resolved_at"])
-            if expected.checked.get(portal, {}).get(by) != at or at <= opened_us:
+            by = detail["resolved_by_call_id"]
+            at = expected.checked.get(portal, {}).get(by)
+            if at is None or format_ts_ms(at) != detail["resolved_at"] or at <= opened_us:
                 problems.append(f"{alert_id}: resolved by {by} at {detail['resolved_at']}, "
                                 "not a later checked call of this portal")
         elif detail["state"] != "open":
