@@ -105,7 +105,12 @@ def _assert_like_reference(settings, got: Outputs, reference: Outputs, expected:
     assert sum(c["events"] for c in mine.values()) == sum(c["events"] for c in theirs.values())
     assert sum(c["recording_bytes"] for c in mine.values()) == \
         sum(c["recording_bytes"] for c in theirs.values()) > 0
-    assert got.alerts.keys() == reference.alerts.keys()
+    outage = "controller_outage:"
+    assert {i for i in got.alerts if not i.startswith(outage)} == \
+        {i for i in reference.alerts if not i.startswith(outage)}
+    # Fails while outage ids depend on arrival order (see test_two_runs_over_the_same_events_agree).
+    assert {i for i in got.alerts if i.startswith(outage)} == \
+        {i for i in reference.alerts if i.startswith(outage)}
 
 
 def test_kill_9_mid_run_and_restart_ends_like_an_uninterrupted_run(worker_settings, simulated, rng,
