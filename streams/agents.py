@@ -14,7 +14,8 @@ import time
 import orjson
 
 from streams.app import Worker
-from streams.assemble import CallBatches, Outbox
+from streams.assemble import CallBatches
+from streams.outbox import Outbox
 from streams.call_store import CallStore, Schedule
 from streams.domain.outages import (PortalSignal, apply_signal, outage_state_from_bytes,
                                     outage_state_to_bytes)

@@ -22,33 +22,12 @@ from faust.types import EventT
 
 from streams.app import Worker
 from streams.call_store import CallStore
+from streams.outbox import Outbox
 from streams.domain.calls import Outputs, advance, expire, needs_expiry, settled
 from streams.domain.dlq import encode_dlq
 from streams.domain.events import Event, Rejection
 from streams.domain.state import CallState
 from streams.domain.validation import validate
-
-
-class Outbox:
-    """Messages of one batch, sent straight through the producer driver.
-
-    Faust's ``Topic.send_soon`` wraps each message in a FutureMessage, a
-    buffer and callbacks; the worker needs none of that (it only needs the
-    flush), and on its hot path that wrapping cost more than the send itself.
-    """
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[str, bytes | None, bytes, int | None]] = []
-
-    def add(self, topic: str, key: bytes | None, value: bytes, partition: int | None = None) -> None:
-        self.messages.append((topic, key, value, partition))
-
-    async def flush(self, producer) -> None:
-        """Send everything and wait until the broker has it (acks=all)."""
-        for topic, key, value, partition in self.messages:
-            await producer.send(topic, key, value, partition, None, None)
-        self.messages.clear()
-        await producer.flush()
 
 
 @dataclass

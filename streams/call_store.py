@@ -31,6 +31,7 @@ from faust.types import EventT
 from streams.domain.calls import expiry_due, settled
 from streams.domain.state import CallState, state_from_bytes, state_to_bytes
 from streams.event_context import enter_event, leave_event
+from streams.outbox import Outbox
 
 
 class CallStore:
@@ -40,18 +41,19 @@ class CallStore:
         self.hot = hot
         self.archive = archive
         self.schedule = schedule
-        self.changelog: list[tuple[bytes, bytes | None, int]] = []  # to send, in order
+        self.changelog = Outbox()  # the hot table's records, sent after the outputs
+
+    @property
+    def _changelog_topic(self) -> str:
+        return self.hot.changelog_topic.get_topic_name()
 
     @property
     def _hot(self) -> dict:
         return self.hot.data.data  # the memory store's plain dict
 
     async def send_changelog(self, producer) -> None:
-        """Send the hot table's pending changelog records (flushed by faust before commit)."""
-        topic = self.hot.changelog_topic.get_topic_name()
-        for key, value, partition in self.changelog:
-            await producer.send(topic, key, value, partition, None, None)
-        self.changelog.clear()
+        """Send the hot table's pending changelog records (faust flushes them before commit)."""
+        await self.changelog.send(producer)
 
     def load(self, event: EventT, call_id: str) -> tuple[CallState | None, bool]:
         """The call's state and whether it came from the archive."""
@@ -71,7 +73,7 @@ class CallStore:
         key = state.call_id.encode()
         blob = state_to_bytes(state)
         self._hot[key] = blob
-        self.changelog.append((key, blob, event.message.partition))
+        self.changelog.add(self._changelog_topic, key, blob, event.message.partition)
         if from_archive:
             token = enter_event(event)
             try:
@@ -92,7 +94,7 @@ class CallStore:
         """Second half of forgetting, once the archive write is durable."""
         key = call_id.encode()
         self._hot.pop(key, None)
-        self.changelog.append((key, None, event.message.partition))
+        self.changelog.add(self._changelog_topic, key, None, event.message.partition)
         self.schedule.forget(call_id)
 
     def hot_states(self) -> Iterator[CallState]:
