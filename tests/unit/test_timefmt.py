@@ -43,3 +43,43 @@ def test_seconds_between_rounds_half_up_and_clamps_skew():
     assert seconds_between(0, 1_234_500) == Decimal("1.235")
     assert seconds_between(0, 1_234_499) == Decimal("1.234")
     assert seconds_between(5_000_000, 1_000_000) == Decimal("0.000")
+
+
+def _reference_ms(ts_us: int) -> str:
+    from datetime import timedelta
+
+    from streams.domain.timefmt import EPOCH
+    m = EPOCH + timedelta(microseconds=ts_us - ts_us % 1000)
+    return (f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}."
+            f"{m.microsecond // 1000:03d}Z")
+
+
+def test_fast_formatting_agrees_with_datetime_arithmetic():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.integers(min_value=parse_ts_us("0001-01-01T00:00:00Z"),
+                       max_value=parse_ts_us("9999-12-31T23:59:59.999999Z")))
+    def check(ts_us):
+        assert format_ts_ms(ts_us) == _reference_ms(ts_us)
+
+    check()
+
+
+def test_fast_seconds_between_agrees_with_decimal_division():
+    from decimal import ROUND_HALF_UP
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.integers(0, 10**13), st.integers(0, 10**13))
+    def check(start, end):
+        delta = end - start
+        expected = Decimal("0.000") if delta <= 0 else (Decimal(delta) / Decimal(1_000_000)).quantize(
+            Decimal("0.001"), rounding=ROUND_HALF_UP)
+        got = seconds_between(start, end)
+        assert got == expected and str(got) == str(expected)
+
+    check()
