@@ -141,3 +141,11 @@ def write_billing_csv(reader: Reader, flt: CallFilter, target: Path) -> int:
     with reader.cursor() as con:
         return con.execute(f"COPY ({query}) TO ? ({export._CSV_OPTIONS})",
                            [*params, str(target)]).fetchall()[0][0]
+
+
+def recording_bytes_total(reader: Reader, portals: tuple[str, ...] = ()) -> int:
+    """Disk used by every recording ever stored (of some portals): the quota's numerator."""
+    src = aggregate_source(CallFilter(portals=portals))
+    with reader.cursor() as con:
+        return int(con.execute(f"SELECT coalesce(sum(recording_bytes), 0) FROM {src.table} {src.where}",
+                               src.params).fetchall()[0][0])

@@ -35,26 +35,25 @@ def _main_currency_daily(spend: pd.DataFrame) -> pd.DataFrame:
 
 
 def render(ctx: Context, period: str | None, portals: Any) -> dict[str, tuple[str, str, Any]]:
-    """card id -> (value text, note text, sparkline figure) for the period and portals."""
+    """card id -> (value text, note text, sparkline image) for the period and portals."""
     flt = page_filter(ctx, period, portals)
     k = ctx.data.get(queries.kpis, flt, now=ctx.now().replace(second=0, microsecond=0))
     daily = ctx.data.get(dq.daily_kpis, flt)
     spend = _main_currency_daily(ctx.data.get(queries.spend_by_region_day_line, flt))
     stored = ctx.data.get(queries.recording_bytes_daily, flt)
-    days = list(daily["day"])
-    spark = figures.sparkline
+    spark = figures.sparkline_svg
     return {
-        "calls": (fmt.count(k["calls"]), f"{fmt.count(k['answered'])} answered", spark(days, daily["calls"])),
-        "asr": (fmt.percent(k["asr"]), "answered / calls (incomplete excluded)", spark(days, daily["asr"])),
-        "acd": (fmt.seconds(k["acd_s"]), "mean talk time of answered calls", spark(days, daily["acd_s"])),
+        "calls": (fmt.count(k["calls"]), f"{fmt.count(k['answered'])} answered", spark(daily["calls"])),
+        "asr": (fmt.percent(k["asr"]), "answered / calls (incomplete excluded)", spark(daily["asr"])),
+        "acd": (fmt.seconds(k["acd_s"]), "mean talk time of answered calls", spark(daily["acd_s"])),
         "spend-today": (fmt.money_by_currency(k["spend_today"]), "UTC day",
-                        spark(list(spend["day"]), spend["cost"], figures.PALETTE[1])),
+                        spark(spend["cost"], figures.PALETTE[1])),
         "spend-month": (fmt.money_by_currency(k["spend_month"]), "since the 1st, UTC",
-                        spark(list(spend["day"]), spend["cost"], figures.PALETTE[1])),
+                        spark(spend["cost"], figures.PALETTE[1])),
         "bypassed": (fmt.count(k["bypassed"]), _share(k["bypassed"], k["calls"]),
-                     spark(days, daily["bypassed"], figures.PALETTE[3])),
+                     spark(daily["bypassed"], figures.PALETTE[3])),
         "storage": (fmt.size(k["recording_bytes"]), f"quota {fmt.size(ctx.settings.recording_quota_bytes)}",
-                    spark(list(stored["day"]), stored["cumulative_bytes"], figures.PALETTE[4])),
+                    spark(stored["cumulative_bytes"], figures.PALETTE[4])),
     }
 
 
@@ -65,7 +64,7 @@ def _share(part: int, whole: int) -> str:
 def register(app: Any, ctx: Context) -> None:
     """Wire the cards to the data stamp and the period bar."""
     outputs = [Output(f"kpi-{card}-{part}", prop) for card, _, _ in CARDS
-               for part, prop in (("value", "children"), ("note", "children"), ("spark", "figure"))]
+               for part, prop in (("value", "children"), ("note", "children"), ("spark", "src"))]
 
     @app.callback(outputs, Input("seq", "data"), Input("ov-period", "value"), Input("ov-portals", "value"))
     def _update(_seq: Any, period: str, portals: Any) -> list[Any]:

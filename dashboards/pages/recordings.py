@@ -12,10 +12,9 @@ from dashboards import figures, formatting as fmt, layout as ui
 from dashboards.data import Context
 from dashboards.pages.common import page_filter, register_portal_picker
 from warehouse import dashboard_queries as dq, queries
-from warehouse.filters import CallFilter
 
 NAME, PATH, TITLE = "recordings", "/recordings", "Recordings"
-GRAPHS = ("rec-storage", "rec-growth", "rec-by-portal", "rec-by-user", "rec-by-line")
+GRAPHS = ("rec-storage", "rec-growth", "rec-by-portal", "rec-by-line")
 GROWTH_WINDOW_DAYS = 14
 
 
@@ -69,39 +68,43 @@ def layout(ctx: Context) -> html.Div:
     ])
 
 
-def _top_rows(ctx: Context, flt: CallFilter) -> list[tuple[str, ...]]:
-    rows = []
-    for dimension, label in (("portal", "portal"), ("user", "employee")):
-        top = ctx.data.get(dq.recording_totals_by, dimension, flt, top=5)
-        rows += [(label, k, fmt.count(n), fmt.size(b)) for k, n, b in zip(top["key"], top["recordings"], top["bytes"])]
-    return rows
-
-
 def render(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
-    """(quota text, then one figure per id of ``GRAPHS``, then the top-consumers table)."""
+    """(quota text, storage, growth, by-portal and by-line figures) for the period and portals.
+
+    One daily query covers both the period and the growth window of the estimate.
+    """
     flt = page_filter(ctx, period, portals)
-    daily = ctx.data.get(queries.recording_bytes_daily, flt)
-    now = ctx.now().replace(second=0, microsecond=0)
-    used = ctx.data.get(queries.kpis, flt, now=now)["recording_bytes"]
-    recent_start = now.date() - timedelta(days=GROWTH_WINDOW_DAYS)
-    growth = ctx.data.get(queries.recording_bytes_daily, flt.replace(start=recent_start, end=flt.end))
-    window_bytes, window_days = growth_window(growth, ctx.now())
+    now = ctx.now()
+    window_start = now.date() - timedelta(days=GROWTH_WINDOW_DAYS)
+    daily = ctx.data.get(queries.recording_bytes_daily, flt.replace(start=min(flt.start, window_start)))
+    in_period = daily[daily["day"].map(lambda d: d >= flt.start)] if len(daily) else daily
+    used = ctx.data.get(dq.recording_bytes_total, tuple(flt.portals))
     quota = ctx.settings.recording_quota_bytes
     lines = ctx.data.get(dq.recording_totals_by, "line", flt)
-    return (quota_text(used, quota, days_until_full(used, quota, window_bytes, window_days)),
-            figures.storage_over_time(daily), figures.growth_per_day(daily),
+    return (quota_text(used, quota, days_until_full(used, quota, *growth_window(daily, now))),
+            figures.storage_over_time(in_period), figures.growth_per_day(in_period),
             figures.storage_by_key(ctx.data.get(queries.recording_bytes_by, "portal", flt, top=10), "By portal"),
-            figures.storage_by_key(ctx.data.get(queries.recording_bytes_by, "user", flt, top=10), "By employee"),
             figures.bars(lines, "key", "bytes", "By line", text=[fmt.size(b) for b in lines["bytes"]],
-                         color=figures.PALETTE[4]),
-            ui.text_table(("by", "who", "recordings", "disk"), _top_rows(ctx, flt), "rec-top-table"))
+                         color=figures.PALETTE[4]))
+
+
+def render_consumers(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
+    """(by-employee figure, biggest-consumers table): the one query that reads the calls themselves."""
+    flt = page_filter(ctx, period, portals)
+    users = ctx.data.get(dq.recording_totals_by, "user", flt, top=10)
+    top_portals = ctx.data.get(dq.recording_totals_by, "portal", flt, top=5)
+    rows = [(label, k, fmt.count(n), fmt.size(b)) for label, frame in (("portal", top_portals), ("employee", users.head(5)))
+            for k, n, b in zip(frame["key"], frame["recordings"], frame["bytes"])]
+    return (figures.bars(users, "key", "bytes", "By employee (top 10)", text=[fmt.size(b) for b in users["bytes"]],
+                         color=figures.PALETTE[5]),
+            ui.text_table(("by", "who", "recordings", "disk"), rows, "rec-top-table"))
 
 
 def register(app: Any, ctx: Context) -> None:
-    """Wire the page to the data stamp and the period bar."""
-    app.callback(Output("rec-quota", "children"), *[Output(g, "figure") for g in GRAPHS],
-                 Output("rec-top", "children"),
-                 Input("seq", "data"), Input("rec-period", "value"), Input("rec-portals", "value"))(
+    """Wire the page to the data stamp and the period bar (two callbacks, served in parallel)."""
+    inputs = (Input("seq", "data"), Input("rec-period", "value"), Input("rec-portals", "value"))
+    app.callback(Output("rec-quota", "children"), *[Output(g, "figure") for g in GRAPHS], *inputs)(
         lambda _seq, period, portals: render(ctx, period, portals))
+    app.callback(Output("rec-by-user", "figure"), Output("rec-top", "children"), *inputs)(
+        lambda _seq, period, portals: render_consumers(ctx, period, portals))
     register_portal_picker(app, ctx, "rec")
-

@@ -65,7 +65,7 @@ def test_overview_cards(ctx) -> None:
     rows = [r for r in _all_cdrs(ctx) if r["status"] != "incomplete" and r["started_at"] is not None]
     assert cards["calls"][0] == f"{len(rows):,}".replace(",", " ")
     assert cards["asr"][0].endswith("%") and cards["storage"][0].endswith("iB")
-    assert all(isinstance(fig, go.Figure) for _, _, fig in cards.values())
+    assert all(spark.startswith("data:image/svg+xml;base64,") for _, _, spark in cards.values())
     one = overview.render(ctx, "30d", [rows[0]["portal_id"]])
     assert int(one["calls"][0].replace(" ", "")) == sum(1 for r in rows if r["portal_id"] == rows[0]["portal_id"])
 
@@ -121,14 +121,18 @@ def test_spend_page(ctx) -> None:
     totals, *figs = spend.render(ctx, "30d", None)
     assert len(figs) == len(spend.GRAPHS) and all(isinstance(f, go.Figure) for f in figs)
     assert "RUB" in _texts(totals)
+    employees = spend.render_employees(ctx, "30d", None)
+    assert employees.data and employees.data[0].y[0].startswith("u-")
 
 
 def test_recordings_page(ctx) -> None:
-    quota, *rest = recordings.render(ctx, "30d", None)
-    assert "used" in quota and ("full in about" in quota or "no estimate" in quota)
-    figs, top = rest[:-1], rest[-1]
+    quota, *figs = recordings.render(ctx, "30d", None)
+    used = sum(r["recording_bytes"] for r in _all_cdrs(ctx))
+    assert quota.startswith(recordings.fmt.size(used) + " of 100.0 GiB used")
+    assert "full in about" in quota  # the test calls recorded within the growth window
     assert len(figs) == len(recordings.GRAPHS) and all(isinstance(f, go.Figure) for f in figs)
-    assert "portal" in _texts(top) and "employee" in _texts(top)
+    by_user, top = recordings.render_consumers(ctx, "30d", None)
+    assert by_user.data and "portal" in _texts(top) and "employee" in _texts(top)
 
 
 def test_alerts_page(ctx) -> None:

@@ -22,11 +22,21 @@ def test_empty_figure_says_why() -> None:
     assert not fig.data
 
 
-def test_sparkline_draws_one_line_of_the_values() -> None:
-    fig = figures.sparkline([D1, D2], [Decimal("1.5"), None])
-    assert len(fig.data) == 1
-    assert list(fig.data[0].y) == [1.5, None]
-    assert fig.layout.height == 60
+def _svg(uri: str) -> str:
+    import base64
+
+    assert uri.startswith("data:image/svg+xml;base64,")
+    return base64.b64decode(uri.split(",", 1)[1]).decode()
+
+
+def test_sparkline_is_an_svg_of_numbers_only() -> None:
+    svg = _svg(figures.sparkline_svg([Decimal("1"), None, Decimal("3")], "#123456"))
+    assert svg.startswith("<svg") and 'stroke="#123456"' in svg
+    line = svg.split('<polyline points="')[1].split('"')[0]
+    assert line == "2.0,31.3 198.0,2.0"  # the None day is skipped; from 0: 1 is a third up, 3 the top
+    assert "polyline" not in _svg(figures.sparkline_svg([]))
+    flat = _svg(figures.sparkline_svg([5]))  # one day: a flat line across
+    assert flat.split('<polyline points="')[1].split('"')[0].count(",") == 2
 
 
 def test_spend_by_region_stacks_regions_and_prints_exact_money() -> None:

@@ -1,0 +1,143 @@
+"""Dashboard in a real browser over 10M CDRs while the sink writes: page loads and filter changes.
+
+    python bench/warehouse_generate.py --rows 10000000 --out var/bench-warehouse   # once
+    python bench/dashboard_browser.py --warehouse var/bench-warehouse
+
+A scratch copy of the generated warehouse is fed live CDRs (``--rate`` per
+second) by ``callstream sink`` in its own process, so every flush publishes a
+new manifest and the dashboard's per-manifest cache rarely helps: the figures
+are those of a live pipeline. ``callstream dashboard`` serves it (its own
+process, waitress). Headless Chromium (tests/integration/dashboard_support.py)
+measures, inside the page, from the navigation's start (or from the filter
+change) to the moment the page is fully rendered: no Dash callback pending,
+every graph drawn, stable for 150 ms (that wait is not counted).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import multiprocessing
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from warehouse_common import bench_settings, copy_warehouse, drop_topics, feed, percentile, start_sink, stop  # noqa: E402
+
+from tests.integration.dashboard_support import change_and_wait, chrome, load, quit_chrome  # noqa: E402
+
+PAGES = ("/", "/calls", "/spend", "/recordings", "/alerts")
+PERIODS = ("7d", "90d", "month", "30d", "today", "365d")
+
+
+def _period(value: str) -> str:
+    return f"document.querySelector('.period input[value=\"{value}\"]').click()"
+
+
+def _search(text: str):
+    def act(driver) -> None:
+        from selenium.webdriver.common.keys import Keys
+
+        box = driver.find_element("css selector", "#calls-number")
+        box.clear()
+        box.send_keys(text + Keys.ENTER)
+    return act
+
+
+def changes(path: str):
+    """An endless cycle of filter changes a user makes on the page at ``path``."""
+    if path != "/calls":
+        return itertools.cycle([_period(p) for p in PERIODS])
+    sort = "document.getElementById('{\"column\":\"%s\",\"type\":\"calls-sort-by\"}').click()"
+    return itertools.cycle([
+        "document.querySelector('.recording-filter input[value=\"yes\"]').click()",
+        sort % "cost", "document.getElementById('calls-next').click()", sort % "talk_s",
+        "document.querySelector('.recording-filter input[value=\"\"]').click()",
+        sort % "started_at", _search("7495"), _search(""),
+    ])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_dashboard(root: Path, port: int) -> subprocess.Popen:
+    """``callstream dashboard`` on ``root``; returns once it answers."""
+    process = subprocess.Popen([sys.executable, "-m", "callstream.cli", "dashboard", "--port", str(port),
+                                "--warehouse", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise SystemExit("the dashboard did not start")
+
+
+def measure(url: str, loads: int, changes_per_page: int) -> dict[str, tuple[list[float], list[float]]]:
+    """Per page: (load times, filter-change times), milliseconds."""
+    driver = chrome()
+    results = {}
+    try:
+        for path in PAGES:
+            load(driver, url + path)  # warm-up: JS bundles into the browser cache, plotly compiled
+            load_ms = [load(driver, url + path) for _ in range(loads)]
+            actions = changes(path)
+            change_ms = [change_and_wait(driver, next(actions)) for _ in range(changes_per_page)]
+            results[path] = (load_ms, change_ms)
+            print(f"{path:12s} load  {_summary(load_ms)}\n{'':12s} change {_summary(change_ms)}", flush=True)
+    finally:
+        quit_chrome(driver)
+    return results
+
+
+def _summary(values: list[float]) -> str:
+    return (f"median {statistics.median(values):6.0f} ms  p95 {percentile(values, 95):6.0f} ms  "
+            f"max {max(values):6.0f} ms  (n={len(values)})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--warehouse", type=Path, default=Path("var/bench-warehouse"))
+    parser.add_argument("--scratch", type=Path, default=Path("var/bench-dashboard-warehouse"))
+    parser.add_argument("--loads", type=int, default=20, help="page loads measured per page")
+    parser.add_argument("--changes", type=int, default=20, help="filter changes measured per page")
+    parser.add_argument("--rate", type=float, default=100.0, help="live CDRs per second into the sink")
+    args = parser.parse_args()
+    if not (args.warehouse / "manifest.json").exists():
+        raise SystemExit(f"no warehouse at {args.warehouse}: run bench/warehouse_generate.py first")
+    settings = bench_settings("dashboard")
+    root = copy_warehouse(args.warehouse, args.scratch)
+    feeder = multiprocessing.Process(target=feed, args=(settings, args.rate, 24 * 3600, 7), daemon=True)
+    feeder.start()
+    sink = start_sink(settings, root)
+    port = _free_port()
+    dashboard = start_dashboard(root, port)
+    try:
+        time.sleep(5)  # the sink's first flushes: the warehouse is live from here on
+        results = measure(f"http://127.0.0.1:{port}", args.loads, args.changes)
+        all_loads = [v for loads, _ in results.values() for v in loads]
+        all_changes = [v for _, changes in results.values() for v in changes]
+        print(f"all pages    load  {_summary(all_loads)}\n{'':12s} change {_summary(all_changes)}")
+    finally:
+        dashboard.terminate()
+        dashboard.wait(timeout=30)
+        stop(sink)
+        feeder.terminate()
+        drop_topics(settings)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
