@@ -5,6 +5,10 @@ same events topic as the workers it kills, and compares the final results: the
 latest CDR of every call (minus ``version``), the set of alert ids and the DLQ,
 all also equal to what the pure core computes from the stored events.
 
+The single-worker test also sets ``CALLSTREAM_FORGET_AFTER=1`` (for both runs),
+so that settled calls move to the on-disk archive, and late recordings revive
+them, while the worker is being killed.
+
 Faust's session timeout is shortened through its own environment variables
 (``BROKER_SESSION_TIMEOUT``, ``BROKER_HEARTBEAT_INTERVAL``) so that the group
 forgets a killed member in seconds rather than a minute; nothing else differs
@@ -35,6 +39,7 @@ FAULTS = Faults(duplicates=0.05, shuffle=0.3, late_recordings=0.3, malformed=0.0
 KNOBS = Knobs(outage_rate=0.15, stale_key=0.3, license_errors=0.02, dev_copy=0.05, extranet=0.05)
 FAST_REBALANCE = {"BROKER_SESSION_TIMEOUT": "12", "BROKER_HEARTBEAT_INTERVAL": "2"}
 CALLS = 3000
+QUICK_ARCHIVE = {**FAST_REBALANCE, "CALLSTREAM_FORGET_AFTER": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -120,14 +125,14 @@ def test_kill_9_mid_run_and_restart_ends_like_an_uninterrupted_run(worker_settin
     messages, _ = simulated
     produce(settings, [(m.key, m.value) for m in messages])
     with Fleet(tmp_path) as fleet:
-        ref = fleet.start(reference, "reference", **FAST_REBALANCE)
-        worker = fleet.start(settings, "worker-1", **FAST_REBALANCE)
+        ref = fleet.start(reference, "reference", **QUICK_ARCHIVE)
+        worker = fleet.start(settings, "worker-1", **QUICK_ARCHIVE)
         left, emitted = _kill_when(settings, worker, int(rng.uniform(0.1, 0.6) * CALLS))
         assert left > 0, "the worker finished before it was killed: nothing was tested"
         # Same group, same state dir; killed once more soon after it emits again.
-        worker = fleet.start(settings, "worker-2", **FAST_REBALANCE)
+        worker = fleet.start(settings, "worker-2", **QUICK_ARCHIVE)
         _kill_when(settings, worker, emitted + int(rng.uniform(0.01, 0.3) * CALLS))
-        worker = fleet.start(settings, "worker-3", **FAST_REBALANCE)
+        worker = fleet.start(settings, "worker-3", **QUICK_ARCHIVE)
         wait_until_done(settings, [worker], timeout=240)
         wait_until_done(reference, [ref], timeout=240)
         got, want = _outputs(settings), _outputs(reference)
