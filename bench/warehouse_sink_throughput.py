@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from warehouse_common import bench_settings, cdr_value, drop_topics, now_us, producer
+from warehouse.compaction import CompactionPolicy
 from warehouse.sink import Sink, SinkOptions
 from warehouse.writer import Writer
 
@@ -41,12 +42,12 @@ def fill(settings, count: int) -> None:
     print(f"filled {count} CDRs in {time.perf_counter() - started:.1f} s")
 
 
-def run_once(settings, count: int, run: int) -> float:
+def run_once(settings, count: int, run: int, policy: CompactionPolicy) -> float:
     root = Path(tempfile.mkdtemp(prefix="callstream-bench-sink-"))
     try:
         with Writer(root) as writer:
             sink = Sink(settings.replace(sink_group=f"{settings.sink_group}-{run}"), writer,
-                        SinkOptions(until_caught_up=True))
+                        SinkOptions(until_caught_up=True, policy=policy))
             started = time.perf_counter()
             stats = sink.run(threading.Event())
             elapsed = time.perf_counter() - started
@@ -62,11 +63,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cdrs", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--compact-rows", type=int, default=CompactionPolicy().major_rows,
+                        help="the sink's major-compaction threshold (default: the sink's own)")
     args = parser.parse_args()
+    policy = CompactionPolicy(major_rows=args.compact_rows)
     settings = bench_settings("sink")
     try:
         fill(settings, args.cdrs)
-        rates = [run_once(settings, args.cdrs, run) for run in range(args.runs)]
+        rates = [run_once(settings, args.cdrs, run, policy) for run in range(args.runs)]
         print(f"sink throughput: median {statistics.median(rates):,.0f} CDRs/s over {args.runs} runs "
               f"(min {min(rates):,.0f}, max {max(rates):,.0f})")
     finally:

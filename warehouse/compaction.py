@@ -3,9 +3,10 @@
 Runs inside the writing process (the sink, or a rebuild), through the same
 :class:`~warehouse.writer.Writer`, so there is still one writer.
 
-- *minor*: once a table has ``minor_files`` delta files, merge them into one
-  (deduplicated by the table's winner rule). Cheap; keeps readers from
-  opening hundreds of small files.
+- *minor*: once a table has ``minor_files`` recent delta files of similar
+  size, merge them into one (deduplicated by the table's winner rule). Cheap;
+  keeps readers from opening hundreds of small files, and size tiers keep a
+  merged file from being rewritten at every merge.
 - *major*: once the deltas hold ``major_rows`` rows or the oldest is
   ``major_age_s`` old, fold them into the base: every base partition that a
   delta row falls in, or that holds an older row of a delta key (a call whose
@@ -53,9 +54,26 @@ def _dedup_sql(spec: schema.TableSpec, source: str) -> str:
             f"QUALIFY row_number() OVER (PARTITION BY {schema.key_list(spec)} ORDER BY {spec.winner}) = 1")
 
 
+def tier(deltas: tuple[DataFile, ...] | list[DataFile]) -> list[DataFile]:
+    """The newest delta files of similar size: what a minor merge takes.
+
+    Walking from the newest file back, a file more than twice as big as everything
+    newer stays (it was merged before): merged rows are rewritten O(log n) times,
+    not at every merge.
+    """
+    newest_first = sorted(deltas, key=lambda f: f.created_us, reverse=True)
+    taken, rows = [], 0
+    for data_file in newest_first:
+        if taken and data_file.rows > 2 * rows:
+            break
+        taken.append(data_file)
+        rows += data_file.rows
+    return taken
+
+
 def minor(writer: Writer, table: str) -> bool:
-    """Merge all current delta files of ``table`` into one; False if fewer than two."""
-    deltas = writer.manifest.table_files(table, "delta")
+    """Merge the newest delta files of ``table`` (see :func:`tier`) into one; False if < 2."""
+    deltas = tier(writer.manifest.table_files(table, "delta"))
     if len(deltas) < 2:
         return False
     spec = schema.TABLES[table]
@@ -122,7 +140,7 @@ def due(manifest: Manifest, table: str, policy: CompactionPolicy, now: int) -> s
     if (sum(f.rows for f in deltas) >= policy.major_rows
             or now - oldest >= policy.major_age_s * 1_000_000):
         return "major"
-    return "minor" if len(deltas) >= policy.minor_files else None
+    return "minor" if len(tier(deltas)) >= policy.minor_files else None
 
 
 def compact_due(writer: Writer, policy: CompactionPolicy) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from warehouse.compaction import CompactionPolicy, due
+from warehouse.compaction import CompactionPolicy, due, tier
 from warehouse.layout import (DataFile, Manifest, Retired, from_json, load_manifest, new_file_path,
                               publish_manifest, table_of, to_json)
 
@@ -68,3 +68,12 @@ def test_compaction_policy(count, rows, age_s, expected):
     now = 1_000_000_000
     manifest = _with_deltas(count, rows, now - int(age_s * 1_000_000))
     assert due(manifest, "cdrs", policy, now) == expected
+
+
+def test_minor_merges_take_the_newest_files_of_similar_size():
+    def files(*rows):
+        return [DataFile(f"d{n}", "delta", "", r, None, (), n) for n, r in enumerate(rows)]
+    assert [f.path for f in tier(files(1000, 10, 10, 10))] == ["d3", "d2", "d1"]
+    assert [f.path for f in tier(files(40, 30, 10, 10))] == ["d3", "d2", "d1", "d0"]
+    assert [f.path for f in tier(files(10))] == ["d0"]
+    assert tier([]) == []
