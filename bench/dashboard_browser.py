@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import multiprocessing
+import os
 import shutil
 import socket
 import statistics
@@ -126,10 +127,13 @@ def main() -> None:
     dashboard = start_dashboard(root, port)
     try:
         time.sleep(5)  # the sink's first flushes: the warehouse is live from here on
+        print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
+              f"({os.cpu_count()} CPUs)", flush=True)
         results = measure(f"http://127.0.0.1:{port}", args.loads, args.changes)
         all_loads = [v for loads, _ in results.values() for v in loads]
         all_changes = [v for _, changes in results.values() for v in changes]
         print(f"all pages    load  {_summary(all_loads)}\n{'':12s} change {_summary(all_changes)}")
+        print(f"load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     finally:
         dashboard.terminate()
         dashboard.wait(timeout=30)

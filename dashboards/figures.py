@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import orjson
 import pandas as pd
@@ -23,6 +23,11 @@ PALETTE = ("#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#d
 TOP_REGIONS = 10  # the rest is stacked as "other regions"
 _LAYOUT = dict(template="plotly_white", margin=dict(l=48, r=16, t=40, b=40), height=320,
                legend=dict(orientation="h", y=-0.2), font=dict(size=12))
+
+
+def keep(rows: pd.DataFrame, column: str, wanted: Callable[[Any], bool]) -> pd.DataFrame:
+    """The rows whose ``column`` value is ``wanted`` (an empty frame keeps its columns)."""
+    return rows.loc[[bool(wanted(v)) for v in rows[column]]] if len(rows) else rows
 
 
 def _numbers(values: Iterable[Any]) -> list[float | None]:
@@ -67,7 +72,7 @@ def sparkline_svg(values: Iterable[Any], color: str = PALETTE[0], width: int = 2
 
 def spend_by_region_over_time(rows: pd.DataFrame) -> go.Figure:
     """Stacked daily spend per region (one stack per currency) from ``spend_by_region_day_line``."""
-    rows = rows[rows["cost"].map(lambda c: not fmt.missing(c) and c != 0)] if len(rows) else rows
+    rows = keep(rows, "cost", lambda c: not fmt.missing(c) and c != 0)
     if not len(rows):
         return empty("No spend in this period")
     currencies = sorted(rows["currency"].map(_label).unique())
@@ -113,7 +118,7 @@ def spend_by_dimension(rows: pd.DataFrame, title: str) -> go.Figure:
 
     Calls without a currency (internal, unrated) carry no money and are left out.
     """
-    rows = rows[rows["currency"].map(lambda c: not fmt.missing(c))] if len(rows) else rows
+    rows = keep(rows, "currency", lambda c: not fmt.missing(c))
     if not len(rows):
         return empty(f"{title}: nothing in this period")
     fig = go.Figure(layout=dict(_LAYOUT, title=title, barmode="group"))
@@ -133,7 +138,7 @@ def period_comparison(current: pd.DataFrame, previous: pd.DataFrame) -> go.Figur
     fig = go.Figure(layout=dict(_LAYOUT, title="This period against the previous one", barmode="group"))
     for n, (name, rows) in enumerate((("previous period", previous), ("this period", current))):
         # Calls without a currency (internal, unrated) carry no money.
-        rows = rows[rows["key"].map(lambda k: not fmt.missing(k))] if len(rows) else rows
+        rows = keep(rows, "key", lambda k: not fmt.missing(k))
         labels = [fmt.money(c, cur) for c, cur in zip(rows["cost"], rows["key"])]
         fig.add_trace(go.Bar(x=[_label(k) for k in rows["key"]], y=_numbers(rows["cost"]), name=name,
                              marker_color=("#9ca3af", PALETTE[0])[n], text=labels, hovertext=labels,

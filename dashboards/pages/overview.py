@@ -27,7 +27,7 @@ def layout(ctx: Context) -> html.Div:
 
 def _main_currency_daily(spend: pd.DataFrame) -> pd.DataFrame:
     """Daily cost in the currency with the biggest spend (the sparkline cannot add currencies)."""
-    spend = spend[spend["currency"].map(lambda c: not fmt.missing(c))]
+    spend = figures.keep(spend, "currency", lambda c: not fmt.missing(c))
     if not len(spend):
         return pd.DataFrame({"day": [], "cost": []})
     main = spend.groupby("currency")["cost"].sum().idxmax()

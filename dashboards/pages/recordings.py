@@ -77,7 +77,7 @@ def render(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
     now = ctx.now()
     window_start = now.date() - timedelta(days=GROWTH_WINDOW_DAYS)
     daily = ctx.data.get(queries.recording_bytes_daily, flt.replace(start=min(flt.start, window_start)))
-    in_period = daily[daily["day"].map(lambda d: d >= flt.start)] if len(daily) else daily
+    in_period = figures.keep(daily, "day", lambda d: d >= flt.start)
     used = ctx.data.get(dq.recording_bytes_total, tuple(flt.portals))
     quota = ctx.settings.recording_quota_bytes
     lines = ctx.data.get(dq.recording_totals_by, "line", flt)

@@ -57,7 +57,7 @@ def render(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
     current = ctx.data.get(dq.spend_by, "currency", flt)
     previous = ctx.data.get(dq.spend_by, "currency", flt.replace(start=start, end=end))
     destinations = ctx.data.get(dq.spend_by, "region", flt, top=15)
-    destinations = destinations[destinations["cost"].map(lambda c: not fmt.missing(c) and c > 0)]
+    destinations = figures.keep(destinations, "cost", lambda c: not fmt.missing(c) and c > 0)
     totals = ui.text_table(("currency", "calls", "billed minutes", "cost", "previous period", "change"),
                                totals_rows(current, previous), "spend-totals-table", empty="No spend in this period")
     return (totals,

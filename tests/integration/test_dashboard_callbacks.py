@@ -159,3 +159,18 @@ def test_csv_download_route_and_health(ctx) -> None:
     assert client.get("/download/calls.csv?q=" + quote('{"min_cost": "x"}')).status_code == 400
     assert client.get("/download/calls.csv?q=not-json").status_code == 400
     assert client.get("/").status_code == 200
+
+
+def test_every_page_renders_before_the_first_publish(tmp_path) -> None:
+    """A dashboard started before the sink published anything says so, and no page fails."""
+    settings = Settings.from_env({"CALLSTREAM_WAREHOUSE": str(tmp_path / "not-yet")})
+    with Reader(settings.warehouse) as reader:
+        empty = Context(settings, Data(reader))
+        text, css, _ = freshness_state(empty, None)
+        assert css == "freshness empty" and "is the sink running?" in text
+        assert overview.render(empty, "30d", None)["calls"][0] == "0"
+        for render in (spend.render, spend.render_employees, recordings.render, recordings.render_consumers,
+                       alerts.render):
+            render(empty, "30d", None)
+        assert calls.render_table(empty, {}, None, 0)[1] == "0 calls · page 1 of 1"
+        assert "is not in the warehouse" in _texts(call_view.render(empty, "c-1"))[0]
