@@ -144,3 +144,23 @@ def test_an_open_address_without_credentials_is_refused(command: str, tmp_path: 
     assert done.stderr.strip().splitlines() == [
         f"callstream {command}: error: refusing to serve on 0.0.0.0 without credentials: set "
         "CALLSTREAM_DASH_USERS (user:password,...) or CALLSTREAM_DASH_TOKEN, or bind 127.0.0.1"]
+
+
+def test_ctrl_c_during_start_up_stops_what_was_started(up_env, tmp_path: Path) -> None:
+    process = subprocess.Popen([sys.executable, "-m", "callstream.cli", "up", "--logs", str(tmp_path / "logs")],
+                               env=up_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: list[str] = []
+    try:
+        _wait_line(process, "topics ready", 120, seen)
+        deadline = time.monotonic() + 60
+        while not psutil.Process(process.pid).children():  # the worker is starting
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        family = psutil.Process(process.pid).children(recursive=True)
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, "".join(seen) + rest
+    assert "stopping worker" in rest and "dashboard at" not in rest
+    time.sleep(0.2)
+    assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
