@@ -61,7 +61,6 @@ def create_app(settings: Settings, reader: Reader, *, context: Context | None = 
     auth.install(app.server, settings)
     download.install(app.server, ctx)
     app.server.add_url_rule(HEALTH_PATH, "healthz", lambda: ("ok\n", 200, {"Content-Type": "text/plain"}))
-    app.context = ctx  # for tests and benchmarks: the data door of this app
     return app
 
 

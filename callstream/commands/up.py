@@ -40,7 +40,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Run the pipeline until Ctrl-C/SIGTERM (exit 0) or until a part fails (exit 1)."""
     import signal
-    import sys
     import threading
     from pathlib import Path
 
@@ -55,9 +54,6 @@ def run(args: argparse.Namespace) -> int:
     auth.check_bind(settings)
     stop = threading.Event()
     previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
-
-    def say(text: str) -> None:
-        print(f"callstream up: {text}", flush=True)
 
     pipeline = Pipeline(settings, Path(args.logs), stop, say, simulate=_simulate_args(args))
     try:
@@ -77,8 +73,12 @@ def run(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     pipeline.stop()
     say("stopped")
-    sys.stdout.flush()
     return 0
+
+
+def say(text: str) -> None:
+    """One progress line on stdout, flushed (the URL line is what scripts wait for)."""
+    print(f"callstream up: {text}", flush=True)
 
 
 def _simulate_args(args: argparse.Namespace) -> list[str] | None:
