@@ -41,6 +41,9 @@ class CompactionPolicy:
     minor_files: int = 8
     major_rows: int = 250_000
     major_age_s: float = 120.0
+    # A major rewrites the current month: during a catch-up at tens of thousands of CDRs/s,
+    # folding every few seconds would keep both cores busy rewriting it.
+    major_interval_s: float = 30.0
     interval_s: float = 0.5  # how often the compactor thread looks
     gc_interval_s: float = 10.0
 
@@ -137,8 +140,9 @@ def due(manifest: Manifest, table: str, policy: CompactionPolicy, now: int) -> s
     if not deltas:
         return None
     oldest = min(f.created_us for f in deltas)
-    if (sum(f.rows for f in deltas) >= policy.major_rows
-            or now - oldest >= policy.major_age_s * 1_000_000):
+    last_major = max((f.created_us for f in manifest.table_files(table, "base")), default=0)
+    if ((sum(f.rows for f in deltas) >= policy.major_rows or now - oldest >= policy.major_age_s * 1e6)
+            and now - last_major >= policy.major_interval_s * 1e6):
         return "major"
     return "minor" if len(tier(deltas)) >= policy.minor_files else None
 

@@ -30,6 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="fold deltas into the base once they hold this many rows (default 250000)")
     parser.add_argument("--compact-age", type=non_negative_float, default=120.0, metavar="S",
                         help="... or once the oldest delta is this old (default 120 s)")
+    parser.add_argument("--compact-interval", type=non_negative_float, default=30.0, metavar="S",
+                        help="... but at most once per this many seconds per table (default 30 s)")
     parser.add_argument("--from-beginning", action="store_true",
                         help="re-read every topic from its first offset; messages already in the "
                              "warehouse are recognised by offset and skipped")
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = settings_from_args(args)
     policy = CompactionPolicy(minor_files=args.compact_files, major_rows=args.compact_rows,
-                              major_age_s=args.compact_age)
+                              major_age_s=args.compact_age, major_interval_s=args.compact_interval)
     options = SinkOptions(flush_interval_s=args.flush_interval, flush_rows=args.flush_rows,
                           from_beginning=args.from_beginning, until_caught_up=args.until_caught_up,
                           policy=policy)

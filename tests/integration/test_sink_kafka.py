@@ -108,7 +108,8 @@ def test_kill_9_at_any_moment_and_a_restart_leave_the_same_tables(pipeline_setti
     run_sink(pipeline_settings.replace(sink_group=pipeline_settings.sink_group + "-clean"), clean)
     crashed = tmp_path / "crashed"
     small = ("--flush-interval", "0.02", "--flush-rows", "50", "--compact-files", "2",
-             "--compact-rows", "400", "--compact-age", "0.2", "--until-caught-up", "--log-level", "WARNING")
+             "--compact-rows", "400", "--compact-age", "0.2", "--compact-interval", "0",
+             "--until-caught-up", "--log-level", "WARNING")
     rng = random.Random(9)
     kills = 0
     for _ in range(10):

@@ -171,7 +171,7 @@ def test_readers_in_other_processes_query_without_errors_while_the_writer_works(
         feed.send("cdrs", cdr("seed", 1))
         readers = [subprocess.Popen([sys.executable, "-c", _READER, str(tmp_path), "6"],
                                     stdout=subprocess.PIPE, text=True) for _ in range(2)]
-        policy = compaction.CompactionPolicy(minor_files=3, major_rows=40, major_age_s=0.5)
+        policy = compaction.CompactionPolicy(minor_files=3, major_rows=40, major_age_s=0.5, major_interval_s=0)
         n = 0
         while any(r.poll() is None for r in readers):
             feed.send("cdrs", *(cdr(f"c{n}-{k}", 1) for k in range(10)))

@@ -77,3 +77,12 @@ def test_minor_merges_take_the_newest_files_of_similar_size():
     assert [f.path for f in tier(files(40, 30, 10, 10))] == ["d3", "d2", "d1", "d0"]
     assert [f.path for f in tier(files(10))] == ["d0"]
     assert tier([]) == []
+
+
+def test_majors_wait_for_the_interval_since_the_last_one():
+    policy = CompactionPolicy(major_rows=100, major_interval_s=30)
+    now = 1_000_000_000
+    deltas = _with_deltas(2, 100, now).files["cdrs"]
+    base = DataFile("b", "base", "2026-11", 10, None, (), now - 10_000_000)
+    assert due(Manifest(files={"cdrs": deltas + (base,)}), "cdrs", policy, now) is None
+    assert due(Manifest(files={"cdrs": deltas + (base,)}), "cdrs", policy, now + 20_000_000) == "major"
