@@ -125,6 +125,9 @@ def now_us() -> int:
 
 def feed(settings: Settings, rate: float, seconds: float, seed: int = 1) -> int:
     """Send new CDRs (and second versions of recent ones) at ``rate`` per second; returns the count."""
+    import logging
+
+    logging.getLogger("kafka").setLevel(logging.ERROR)  # a busy machine makes kafka-python chatty
     rng = random.Random(seed)
     send = producer(settings)
     started, sent, recent = time.monotonic(), 0, []

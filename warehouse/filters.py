@@ -124,7 +124,7 @@ def _day_of(moment: date | datetime) -> date | None:
 
 
 _DAILY_LISTS = frozenset({"portals", "lines", "directions", "statuses", "regions", "controllers"})
-_RECORDING_LISTS = frozenset({"portals", "users"})
+_RECORDING_LISTS = frozenset({"portals", "users", "lines", "directions", "statuses", "controllers"})
 
 
 def rollup_conditions(flt: CallFilter, lists: frozenset[str] = _DAILY_LISTS,
@@ -133,7 +133,8 @@ def rollup_conditions(flt: CallFilter, lists: frozenset[str] = _DAILY_LISTS,
 
     A rollup knows whole UTC days and the list filters named in ``lists`` (the
     daily rollup: portals, lines, directions, statuses, regions, controller
-    verdicts; the recordings rollup: portals and users, recorded calls only);
+    verdicts; the recordings rollup: the same but regions, plus users, and
+    recorded calls only);
     talk or cost bounds and number search need the calls themselves.
     """
     if flt.number or any(getattr(flt, name) is not None for name, _, _ in _BOUNDS):

@@ -9,8 +9,9 @@ negative: queries sum rollup rows and never filter on a measure).
 - ``cdrs_daily``: per day, portal, line, direction, status, controller
   verdict, region and currency — calls, talk, billed seconds, cost,
   recording bytes and recordings. Spend, ASR/ACD, bypass rates, KPIs.
-- ``recordings_daily``: per day, portal and user, calls with a recording —
-  recordings and bytes. Recording storage per user.
+- ``recordings_daily``: per day, portal, user, line, direction, status and
+  controller verdict, calls with a recording — recordings and bytes.
+  Recording storage per user.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ DAILY = _rollup(
 )
 RECORDINGS = _rollup(
     "recordings_daily",
-    ("started_day", "portal_id", "user_id"),
+    ("started_day", "portal_id", "user_id", "line", "direction", "status", "controller"),
     (("recordings", "BIGINT", "count(*)"),
      ("recording_bytes", "BIGINT", "CAST(sum(recording_bytes) AS BIGINT)")),
     where="recording_bytes > 0",
