@@ -14,7 +14,7 @@ from dash import Dash, Input, Output, html, no_update
 
 from callstream.config import Settings
 from dashboards import auth, download, formatting as fmt, layout
-from dashboards.data import Context, Data
+from dashboards.data import Context, Data, SteadyReader
 from dashboards.pages import PAGES
 from warehouse import queries
 from warehouse.reader import Reader
@@ -69,7 +69,6 @@ def serve(settings: Settings, *, threads: int = 8) -> None:
     import waitress
 
     auth.check_bind(settings)
-    reader = Reader(settings.warehouse)
-    app = create_app(settings, reader)
+    app = create_app(settings, SteadyReader(settings.warehouse))
     waitress.serve(app.server, host=settings.dash_host, port=settings.dash_port, threads=threads,
                    ident="callstream", _quiet=True)

@@ -10,6 +10,7 @@ it invalidates everything at once.
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -17,6 +18,30 @@ from typing import Any, Callable
 
 from callstream.config import Settings
 from warehouse.reader import Reader
+
+
+class SteadyReader(Reader):
+    """A warehouse Reader that looks for a newer manifest at most every ``min_interval_s``.
+
+    The sink may publish every half second; a page render runs a dozen queries, and
+    each move to a newer manifest re-binds the views and empties the cache. Moving at
+    most once a second keeps one render on one snapshot, lets its callbacks share
+    results, and costs at most that second of freshness, which the badge (computed
+    from the manifest in use) reports honestly.
+    """
+
+    def __init__(self, root: Any, *, min_interval_s: float = 1.0, **options: Any) -> None:
+        self.min_interval_s = min_interval_s
+        self._checked = float("-inf")
+        super().__init__(root, **options)
+
+    def refresh(self) -> bool:
+        """Re-point the views to a newer manifest, if one was published and the interval has passed."""
+        now = time.monotonic()
+        if now - self._checked < self.min_interval_s:
+            return False
+        self._checked = now
+        return super().refresh()
 
 
 class Data:

@@ -34,8 +34,17 @@ def _numbers(values: Iterable[Any]) -> list[float | None]:
     return [None if fmt.missing(v) else float(v) for v in values]
 
 
+def esc(text: Any) -> str:
+    """Text from the data made inert for plotly, which reads a few HTML tags in labels.
+
+    Plotly shows the entities as the characters they stand for, so the reader sees the
+    text exactly as stored, and no tag (or link) in it is ever interpreted.
+    """
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _label(value: Any, unknown: str = "(none)") -> str:
-    return unknown if fmt.missing(value) else str(value)
+    return unknown if fmt.missing(value) else esc(value)
 
 
 def empty(message: str, height: int = 320) -> go.Figure:
@@ -87,7 +96,7 @@ def spend_by_region_over_time(rows: pd.DataFrame) -> go.Figure:
         name = region if len(currencies) == 1 else f"{region} ({currency})"
         fig.add_trace(go.Bar(x=list(part["day"]), y=_numbers(part["cost"]), name=name,
                              marker_color=PALETTE[n % len(PALETTE)],
-                             customdata=[fmt.money(c, currency) for c in part["cost"]],
+                             customdata=[fmt.money(c, currency) for c in part["cost"]],  # escaped
                              hovertemplate="%{x}<br>" + name + ": %{customdata}<extra></extra>",
                              offsetgroup=currency, legendgroup=currency))
     fig.update_layout(barmode="relative", yaxis_title=" / ".join(currencies),
@@ -102,7 +111,7 @@ def bars(rows: pd.DataFrame, key: str, value: str, title: str, *, text: Iterable
         return empty(f"{title}: nothing in this period")
     keys = [_label(k) for k in rows[key]]
     values = _numbers(rows[value])
-    labels = list(text) if text is not None else [fmt.count(v) for v in rows[value]]
+    labels = [esc(t) for t in text] if text is not None else [fmt.count(v) for v in rows[value]]
     trace = go.Bar(x=values if horizontal else keys, y=keys if horizontal else values,
                    orientation="h" if horizontal else "v", marker_color=color, text=labels,
                    textposition="auto", hovertext=labels, hoverinfo="text+y" if horizontal else "text+x")
@@ -124,7 +133,7 @@ def spend_by_dimension(rows: pd.DataFrame, title: str) -> go.Figure:
     fig = go.Figure(layout=dict(_LAYOUT, title=title, barmode="group"))
     for n, currency in enumerate(sorted(rows["currency"].map(_label).unique())):
         part = rows[rows["currency"].map(_label) == currency]
-        labels = [fmt.money(c, currency) for c in part["cost"]]
+        labels = [fmt.money(c, currency) for c in part["cost"]]  # the currency is escaped already
         fig.add_trace(go.Bar(x=[_label(k) for k in part["key"]], y=_numbers(part["cost"]), name=currency,
                              marker_color=PALETTE[n % len(PALETTE)], text=labels, hovertext=labels,
                              hoverinfo="text+x"))
@@ -139,7 +148,7 @@ def period_comparison(current: pd.DataFrame, previous: pd.DataFrame) -> go.Figur
     for n, (name, rows) in enumerate((("previous period", previous), ("this period", current))):
         # Calls without a currency (internal, unrated) carry no money.
         rows = keep(rows, "key", lambda k: not fmt.missing(k))
-        labels = [fmt.money(c, cur) for c, cur in zip(rows["cost"], rows["key"])]
+        labels = [esc(fmt.money(c, cur)) for c, cur in zip(rows["cost"], rows["key"])]
         fig.add_trace(go.Bar(x=[_label(k) for k in rows["key"]], y=_numbers(rows["cost"]), name=name,
                              marker_color=("#9ca3af", PALETTE[0])[n], text=labels, hovertext=labels,
                              hoverinfo="text+name"))
@@ -222,15 +231,17 @@ def bypass_timeline(bypasses: pd.DataFrame, outages: pd.DataFrame, now: datetime
         if spans:
             fig.add_trace(go.Bar(
                 base=[s["opened"] for s in spans], x=[(s["end"] - s["opened"]).total_seconds() * 1000 for s in spans],
-                y=[s["portal_id"] for s in spans], orientation="h", name=f"outage ({state})",
+                y=[_label(s["portal_id"]) for s in spans], orientation="h", name=f"outage ({state})",
                 marker_color=color, opacity=0.5,
-                hovertext=[f"{s['portal_id']}: outage {state} since {fmt.timestamp(s['opened'])}" for s in spans],
+                hovertext=[f"{_label(s['portal_id'])}: outage {state} since {fmt.timestamp(s['opened'])}"
+                           for s in spans],
                 hoverinfo="text"))
     if len(bypasses):
-        fig.add_trace(go.Scatter(x=list(bypasses["ts"]), y=list(bypasses["portal_id"]), mode="markers",
+        fig.add_trace(go.Scatter(x=list(bypasses["ts"]), y=[_label(p) for p in bypasses["portal_id"]],
+                                 mode="markers",
                                  name="bypassed call", marker=dict(color=PALETTE[2], size=7, symbol="diamond"),
-                                 hovertext=[f"{c}" for c in bypasses["call_id"]], hoverinfo="x+y+text"))
-    portals = sorted(set(bypasses["portal_id"]) | set(outages["portal_id"]))
+                                 hovertext=[_label(c) for c in bypasses["call_id"]], hoverinfo="x+y+text"))
+    portals = set(bypasses["portal_id"]) | set(outages["portal_id"])
     fig.update_layout(height=max(260, 80 + 22 * len(portals)), barmode="overlay")
     fig.update_xaxes(type="date")
     fig.update_yaxes(categoryorder="category descending", automargin=True)

@@ -138,6 +138,10 @@ def test_hostile_text_is_only_text(site, browser) -> None:
     assert HOSTILE_TEXT in _text(browser, "#call-cdr")  # the markup in "from" is printed, not parsed
     assert browser.execute_script("return window.pwned === undefined")
     screenshot(browser, "dashboard-hostile-call")
+    load(browser, site.url + "/spend")  # the hostile region tops the destinations: plotly shows it as text
+    assert "<script>window.pwned=1</script>" in _text(browser, "#spend-destinations")
+    assert _count(browser, ".js-plotly-plot img, .js-plotly-plot script, .js-plotly-plot a") == 0
+    assert browser.execute_script("return window.pwned === undefined && document.title === 'callstream'")
 
 
 def test_token_protects_the_dashboard_in_a_browser(warehouse, browser) -> None:

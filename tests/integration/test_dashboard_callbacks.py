@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import timedelta
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -174,3 +175,19 @@ def test_every_page_renders_before_the_first_publish(tmp_path) -> None:
             render(empty, "30d", None)
         assert calls.render_table(empty, {}, None, 0)[1] == "0 calls · page 1 of 1"
         assert "is not in the warehouse" in _texts(call_view.render(empty, "c-1"))[0]
+
+
+def test_steady_reader_moves_to_new_data_at_most_once_per_interval(tmp_path) -> None:
+    from dashboards.data import SteadyReader
+    from tests.integration.dashboard_support import build_warehouse
+
+    root = tmp_path / "warehouse"
+    build_warehouse(root, calls=50)
+    with SteadyReader(root, min_interval_s=0.5) as reader:
+        data = Data(reader)
+        first = data.seq()
+        assert data.get(queries.call_count) == data.get(queries.call_count) and data.hits == 1
+        build_warehouse(root, calls=80, seed="more")  # a second publish: the writer adds a batch
+        assert data.seq() == first  # within the interval: still the snapshot in use
+        time.sleep(0.6)
+        assert data.seq() > first and data.get(queries.call_count) > 50

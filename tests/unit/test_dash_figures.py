@@ -143,3 +143,15 @@ def test_bypass_timeline_has_outage_bars_and_bypass_dots() -> None:
     empty = figures.bypass_timeline(bypasses.iloc[0:0], _outages().iloc[0:0], NOW)
     assert empty.layout.annotations[0].text == "No Controller bypasses in this period"
 
+
+
+def test_text_from_the_data_reaches_plotly_inert() -> None:
+    markup = '<a href="javascript:alert(1)">x</a><b>'
+    rows = pd.DataFrame({"key": [markup], "currency": ["<i>"], "calls": [1], "billed_s": [60],
+                         "cost": [Decimal("1.00")]})
+    fig = figures.spend_by_dimension(rows, "Spend by line")
+    assert list(fig.data[0].x) == ['&lt;a href="javascript:alert(1)"&gt;x&lt;/a&gt;&lt;b&gt;']
+    assert fig.data[0].name == "&lt;i&gt;" and fig.data[0].text[0] == "1.00 &lt;i&gt;"
+    bars = figures.bars(rows, "key", "calls", "t", text=[markup])
+    assert "<" not in bars.data[0].y[0] + bars.data[0].text[0]
+    assert figures.esc("a & <b>") == "a &amp; &lt;b&gt;"
