@@ -19,9 +19,9 @@ import pytest
 
 from streams import broker, topics
 from tests.integration.test_broker import _free_port_pair
-from tests.integration.worker_harness import (CdrLog, Fleet, Probe, expect, latest_alerts,
-                                              outage_problems, read_topic, rules_of, settings_env,
-                                              wait_for, wait_until_done)
+from tests.integration.worker_expect import CdrLog, expect, latest_alerts, outage_problems, rules_of
+from tests.integration.worker_harness import (Fleet, Probe, read_topic, settings_env, wait_for,
+                                              wait_until_done)
 
 pytestmark = pytest.mark.integration
 

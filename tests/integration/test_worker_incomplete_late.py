@@ -12,9 +12,9 @@ from __future__ import annotations
 import pytest
 
 from streams.domain.timefmt import parse_ts_us
-from tests.integration.worker_harness import (CdrLog, Fleet, call_events, expect, produce,
-                                              read_topic, recording, wait_for, wait_until_done,
-                                              worker_settings)
+from tests.integration.worker_expect import CdrLog, call_events, expect, recording
+from tests.integration.worker_harness import (Fleet, produce, read_topic, wait_for,
+                                              wait_until_done, worker_settings)
 
 pytestmark = pytest.mark.integration
 __all__ = ["worker_settings"]  # the fixture, imported for pytest
@@ -61,59 +61,73 @@ def test_incomplete_calls_are_emitted_then_completed_and_late_events_revive_arch
     b = call_events("call-b", START_US + 60_000_000)     # will lack call.started for a while
     c = call_events("call-c", START_US + 120_000_000, record=True)
     d = call_events("call-d", START_US + 180_000_000)
-    held_back = {"call-a": a.pop("call.ended"), "call-b": b.pop("call.started")}
+    held_back = [a.pop("call.ended"), b.pop("call.started")]
     produce(settings, [*a.values(), *b.values(), *c.values(), *d.values()])
-
     with Fleet(tmp_path) as fleet:
         worker = fleet.start(settings, "worker", **TIMEOUTS)
-        log = _wait_versions(settings, {"call-a": 1, "call-b": 1, "call-c": 1, "call-d": 1})
-        first = log.latest()
-        expected = expect(read_topic(settings, settings.topic_events), settings)
-        assert expected.incomplete == {"call-a", "call-b"}
-        assert first == expected.cdrs
-        assert first["call-a"]["status"] == first["call-b"]["status"] == "incomplete"
-        assert first["call-a"]["ended_at"] is None and first["call-a"]["talk_s"] is None
-        assert first["call-b"]["started_at"] is None and first["call-b"]["region"] is None
-        assert first["call-c"]["recording_bytes"] == 760_000
-
-        # Settled (incomplete ones included) and quiet: all four move to the archive,
-        # and an incomplete call is emitted once per quiet period, not once per sweep.
-        wait_for(lambda: _archived(settings, {"call-a", "call-b", "call-c", "call-d"}),
-                 "the four calls in the archive", timeout=60)
-        assert {c: v for c, v in _cdrs(settings).versions.items()} == log.versions
-
-        produce(settings, held_back.values())
-        _wait_versions(settings, {"call-a": 2, "call-b": 2})
-        wait_until_done(settings, [worker])
-        log, want = _cdrs(settings), _expected(settings)
-        assert log.top_version("call-a") == log.top_version("call-b") == 2
-        assert log.latest() == want
-        assert want["call-a"]["status"] == want["call-b"]["status"] == "answered"
-
-        # A recording stored long after the call, which now lives only in the archive.
-        wait_for(lambda: _archived(settings, {"call-c"}), "call-c back in the archive", timeout=60)
-        settled_c = _cdrs(settings).top_version("call-c")
-        late = recording("call-c", START_US + 3_600_000_000, 1_200_000)
-        produce(settings, [late])
-        _wait_versions(settings, {"call-c": settled_c + 1})
-        wait_until_done(settings, [worker])
-        log = _cdrs(settings)
-        assert log.top_version("call-c") == settled_c + 1  # the next version, not 1 of a new call
-        cdr = log.latest()["call-c"]
-        assert cdr["recording_bytes"] == 760_000 + 1_200_000 and len(cdr["recording_urls"]) == 2
-        assert cdr == _expected(settings)["call-c"]
-
-        # The same late event again, while hot and once archived again: nothing new.
-        before = log.versions
-        produce(settings, [late, c["call.ended"], d["call.answered"]])
-        wait_until_done(settings, [worker])
-        assert _cdrs(settings).versions == before
-        wait_for(lambda: _archived(settings, {"call-c", "call-d"}), "call-c archived again", timeout=60)
-        produce(settings, [late, c["recording.stored"]])
-        wait_until_done(settings, [worker])
-        final = _cdrs(settings)
-        assert final.versions == before
-        assert final.latest() == _expected(settings)
-        assert final.latest()["call-c"]["recording_bytes"] == 1_960_000
+        _incomplete_then_archived(settings)
+        _completed_by_the_missing_events(settings, worker, held_back)
+        late = _late_recording_revives_an_archived_call(settings, worker)
+        _redelivered_events_change_nothing(settings, worker, [late, c["call.ended"], d["call.answered"]],
+                                           [late, c["recording.stored"]])
         assert not read_topic(settings, settings.topic_dlq)
-        assert worker.alive
+
+
+def _incomplete_then_archived(settings) -> None:
+    """First versions: two incomplete calls; then all four settle into the archive."""
+    log = _wait_versions(settings, {"call-a": 1, "call-b": 1, "call-c": 1, "call-d": 1})
+    first = log.latest()
+    expected = expect(read_topic(settings, settings.topic_events), settings)
+    assert expected.incomplete == {"call-a", "call-b"}
+    assert first == expected.cdrs
+    assert first["call-a"]["status"] == first["call-b"]["status"] == "incomplete"
+    assert first["call-a"]["ended_at"] is None and first["call-a"]["talk_s"] is None
+    assert first["call-b"]["started_at"] is None and first["call-b"]["region"] is None
+    assert first["call-c"]["recording_bytes"] == 760_000
+    # Settled (incomplete ones included) and quiet: all four move to the archive,
+    # and an incomplete call is emitted once per quiet period, not once per sweep.
+    wait_for(lambda: _archived(settings, {"call-a", "call-b", "call-c", "call-d"}),
+             "the four calls in the archive", timeout=60)
+    assert _cdrs(settings).versions == log.versions
+
+
+def _completed_by_the_missing_events(settings, worker, held_back) -> None:
+    """The held-back call.ended / call.started give version 2 with the real status."""
+    produce(settings, held_back)
+    _wait_versions(settings, {"call-a": 2, "call-b": 2})
+    wait_until_done(settings, [worker])
+    log, want = _cdrs(settings), _expected(settings)
+    assert log.top_version("call-a") == log.top_version("call-b") == 2
+    assert log.latest() == want
+    assert want["call-a"]["status"] == want["call-b"]["status"] == "answered"
+
+
+def _late_recording_revives_an_archived_call(settings, worker):
+    """A recording stored an hour after call-c, which lives only in the archive by then."""
+    wait_for(lambda: _archived(settings, {"call-c"}), "call-c in the archive", timeout=60)
+    settled_c = _cdrs(settings).top_version("call-c")
+    late = recording("call-c", START_US + 3_600_000_000, 1_200_000)
+    produce(settings, [late])
+    _wait_versions(settings, {"call-c": settled_c + 1})
+    wait_until_done(settings, [worker])
+    log = _cdrs(settings)
+    assert log.top_version("call-c") == settled_c + 1  # the next version, not 1 of a new call
+    cdr = log.latest()["call-c"]
+    assert cdr["recording_bytes"] == 760_000 + 1_200_000 and len(cdr["recording_urls"]) == 2
+    assert cdr == _expected(settings)["call-c"]
+    return late
+
+
+def _redelivered_events_change_nothing(settings, worker, while_hot, once_archived) -> None:
+    """Copies of seen events, while the calls are hot and once archived again: no new version."""
+    before = _cdrs(settings).versions
+    produce(settings, while_hot)
+    wait_until_done(settings, [worker])
+    assert _cdrs(settings).versions == before
+    wait_for(lambda: _archived(settings, {"call-c", "call-d"}), "call-c archived again", timeout=60)
+    produce(settings, once_archived)
+    wait_until_done(settings, [worker])
+    final = _cdrs(settings)
+    assert final.versions == before
+    assert final.latest() == _expected(settings)
+    assert final.latest()["call-c"]["recording_bytes"] == 1_960_000

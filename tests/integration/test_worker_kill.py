@@ -26,10 +26,11 @@ import pytest
 
 from streams.domain.timefmt import parse_ts_us
 from streams.simulator import Faults, Knobs, generate_all
-from tests.integration.worker_harness import (CdrLog, Expected, Fleet, Probe, WorkerProcess, expect,
-                                              latest_alerts, outage_problems, output_settings,
-                                              produce, read_topic, rules_of, wait_for,
-                                              wait_until_done, worker_settings)
+from tests.integration.worker_expect import (CdrLog, Expected, expect, latest_alerts,
+                                             outage_problems, rules_of)
+from tests.integration.worker_harness import (Fleet, Probe, WorkerProcess, output_settings,
+                                              produce, read_topic, wait_for, wait_until_done,
+                                              worker_settings)
 
 pytestmark = pytest.mark.integration
 __all__ = ["worker_settings"]  # the fixture, imported for pytest
