@@ -39,12 +39,18 @@ def freshness_state(ctx: Context, last_seq: Any) -> tuple[str, str, Any]:
     return text, f"freshness {level}", (seq if seq != last_seq else no_update)
 
 
+def _shell(ctx: Context) -> Any:
+    """The layout of one page load, with the freshness of this moment already in it."""
+    text, css, _ = freshness_state(ctx, None)
+    return layout.shell(PAGES, ctx.settings.refresh_s, ctx.data.seq(), (text, css))
+
+
 def create_app(settings: Settings, reader: Reader, *, context: Context | None = None) -> Dash:
     """The dashboard over ``reader`` with auth and the CSV route installed on its Flask server."""
     ctx = context or Context(settings, Data(reader))
     app = Dash(__name__, title="callstream", update_title=None, assets_folder=str(ASSETS),
                suppress_callback_exceptions=True, serve_locally=True, compress=False)
-    app.layout = lambda: layout.shell(PAGES, settings.refresh_s, ctx.data.seq())
+    app.layout = lambda: _shell(ctx)
     app.validation_layout = html.Div([layout.shell(PAGES, settings.refresh_s), *[p.layout(ctx) for p in PAGES]])
 
     @app.callback(Output("page", "children"), Input("url", "pathname"))
@@ -52,7 +58,7 @@ def create_app(settings: Settings, reader: Reader, *, context: Context | None = 
         return route(pathname, ctx)
 
     @app.callback(Output("freshness", "children"), Output("freshness", "className"), Output("seq", "data"),
-                  Input("tick", "n_intervals"), Input("seq", "data"))
+                  Input("tick", "n_intervals"), Input("seq", "data"), prevent_initial_call=True)
     def _freshness(_n: Any, last_seq: Any) -> tuple[str, str, Any]:
         return freshness_state(ctx, last_seq)
 

@@ -54,6 +54,7 @@ class Data:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self._lasting: dict[tuple, tuple[float, Any]] = {}
 
     def seq(self) -> int | None:
         """The sequence number of the newest published manifest (None: nothing yet)."""
@@ -79,6 +80,24 @@ class Data:
             self._cache[key] = value
             while len(self._cache) > self._size:
                 self._cache.popitem(last=False)
+        return value
+
+
+    def lasting(self, query: Callable[..., Any], *args: Any, ttl_s: float = 30.0, **kwargs: Any) -> Any:
+        """Like :meth:`get`, but kept ``ttl_s`` seconds whatever is published meanwhile.
+
+        Only for lists that change slowly and show no figures (the portals of a picker):
+        they then cost nothing on each page load of a live pipeline.
+        """
+        key = (query.__module__, query.__qualname__, args, tuple(sorted(kwargs.items())))
+        now = time.monotonic()
+        with self._lock:
+            found = self._lasting.get(key)
+        if found is not None and now - found[0] < ttl_s:
+            return found[1]
+        value = query(self.reader, *args, **kwargs)
+        with self._lock:
+            self._lasting[key] = (now, value)
         return value
 
 

@@ -23,17 +23,19 @@ def nav(pages: Sequence[Any]) -> html.Nav:
     return html.Nav([html.Span("callstream", className="brand"), *links], className="nav")
 
 
-def shell(pages: Sequence[Any], refresh_s: float, seq: int | None = None) -> html.Div:
+def shell(pages: Sequence[Any], refresh_s: float, seq: int | None = None,
+          badge: tuple[str, str] = ("Connecting to the warehouse…", "freshness empty")) -> html.Div:
     """The app layout: location, live tick, data stamp, freshness badge, nav and the page slot.
 
-    ``seq`` is the data stamp at page load, so the first tick does not redraw the page again.
+    ``seq`` and ``badge`` are the data stamp and the freshness text at page load, so the
+    page needs no extra round trip for them and the first tick redraws nothing.
     """
     return html.Div([
         dcc.Location(id="url"),
         dcc.Interval(id="tick", interval=int(refresh_s * 1000)),
         dcc.Store(id="seq", data=seq),
         nav(pages),
-        html.Div(id="freshness", className="freshness empty", children="Connecting to the warehouse…"),
+        html.Div(id="freshness", className=badge[1], children=badge[0]),
         html.Main(id="page", className="page"),
     ])
 

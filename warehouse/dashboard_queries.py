@@ -66,6 +66,31 @@ def spend_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CALLS, *, top
                   src.params + [top])
 
 
+# Breakdowns of spend_breakdown: name -> the dimensions it groups by (besides currency).
+SPEND_SETS = {"day_region": ("started_day", "region"), "region": ("region",), "line": ("line",),
+              "direction": ("direction",), "currency": ()}
+
+
+def spend_breakdown(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
+    """Spend of the calls grouped several ways in one scan: set, day, key, currency, calls, billed_s, cost.
+
+    ``set`` names the grouping (``SPEND_SETS``): ``day_region`` (day and key = region),
+    ``region``, ``line``, ``direction`` (key = that dimension) and ``currency`` (key =
+    currency). Within a set, the biggest cost comes first.
+    """
+    src = aggregate_source(flt)
+    sets = ", ".join("(" + ", ".join([*dims, "currency"]) + ")" for dims in SPEND_SETS.values())
+    name = ("CASE WHEN grouping(started_day) = 0 THEN 'day_region' WHEN grouping(region) = 0 THEN 'region' "
+            "WHEN grouping(line) = 0 THEN 'line' WHEN grouping(direction) = 0 THEN 'direction' ELSE 'currency' END")
+    key = ("CASE WHEN grouping(region) = 0 THEN region WHEN grouping(line) = 0 THEN line "
+           "WHEN grouping(direction) = 0 THEN direction ELSE currency END")
+    return _frame(reader, f'SELECT {name} AS "set", started_day AS day, {key} AS key, currency, '
+                          f"CAST({src.calls} AS BIGINT) AS calls, CAST(sum(billed_s) AS BIGINT) AS billed_s, "
+                          f"sum(cost) AS cost FROM {src.table} {src.where} GROUP BY GROUPING SETS ({sets}) "
+                          'ORDER BY "set", cost DESC NULLS LAST, day, key NULLS LAST, currency NULLS LAST',
+                  src.params)
+
+
 def top_users_by_cost(reader: Reader, flt: CallFilter = ALL_CALLS, *, top: int = 15) -> pd.DataFrame:
     """The employees (user_id) with the biggest spend: user_id, portal_id, currency, calls, billed_s, cost."""
     clause, params = where(flt, "user_id IS NOT NULL", "cost > 0")

@@ -188,5 +188,5 @@ def _register_options(app: Any, ctx: Context) -> None:
                  State("calls-users", "value"))(lambda search, selected: user_options(ctx, search, selected))
     for dimension, component in (("portal", "calls-portals"), ("region", "calls-regions")):
         app.callback(Output(component, "options"), Input("seq", "data"))(
-            lambda _seq, d=dimension: controls.options(ctx.data.get(dq.dimension_values, d, limit=1000)))
+            lambda _seq, d=dimension: controls.options(ctx.data.lasting(dq.dimension_values, d, limit=1000)))
 

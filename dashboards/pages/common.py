@@ -18,8 +18,8 @@ def page_filter(ctx: Context, period: str | None, portals: Any) -> CallFilter:
 
 
 def portal_options(ctx: Context) -> list[dict[str, str]]:
-    """Every portal that has calls, for the portal pickers."""
-    return controls.options(ctx.data.get(dq.dimension_values, "portal", limit=1000))
+    """Every portal that has calls, for the portal pickers (a new portal shows up within 30 s)."""
+    return controls.options(ctx.data.lasting(dq.dimension_values, "portal", limit=1000))
 
 
 def register_portal_picker(app: Any, ctx: Context, prefix: str) -> None:

@@ -12,7 +12,7 @@ from dash import Input, Output, html
 from dashboards import controls, figures, formatting as fmt, layout as ui
 from dashboards.data import Context
 from dashboards.pages.common import page_filter, register_portal_picker
-from warehouse import dashboard_queries as dq, queries
+from warehouse import dashboard_queries as dq
 
 NAME, PATH, TITLE = "spend", "/spend", "Spend"
 GRAPHS = ("spend-by-region", "spend-by-line", "spend-by-direction", "spend-destinations", "spend-comparison")
@@ -51,19 +51,23 @@ def totals_rows(current: pd.DataFrame, previous: pd.DataFrame) -> list[tuple[str
 
 
 def render(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
-    """(totals table, then one figure per id of ``GRAPHS``) for the period and portals."""
+    """(totals table, then one figure per id of ``GRAPHS``) for the period and portals.
+
+    One grouped query gives every breakdown of the period; one more, the previous period's totals.
+    """
     flt = page_filter(ctx, period, portals)
     start, end = controls.previous_period(flt.start, flt.end)
-    current = ctx.data.get(dq.spend_by, "currency", flt)
+    spend = ctx.data.get(dq.spend_breakdown, flt)
+    part = {name: spend[spend["set"] == name] for name in dq.SPEND_SETS}
+    current = part["currency"]
     previous = ctx.data.get(dq.spend_by, "currency", flt.replace(start=start, end=end))
-    destinations = ctx.data.get(dq.spend_by, "region", flt, top=15)
-    destinations = figures.keep(destinations, "cost", lambda c: not fmt.missing(c) and c > 0)
+    destinations = figures.keep(part["region"], "cost", lambda c: not fmt.missing(c) and c > 0).head(15)
     totals = ui.text_table(("currency", "calls", "billed minutes", "cost", "previous period", "change"),
-                               totals_rows(current, previous), "spend-totals-table", empty="No spend in this period")
+                           totals_rows(current, previous), "spend-totals-table", empty="No spend in this period")
     return (totals,
-            figures.spend_by_region_over_time(ctx.data.get(queries.spend_by_region_day_line, flt)),
-            figures.spend_by_dimension(ctx.data.get(dq.spend_by, "line", flt), "Spend by line"),
-            figures.spend_by_dimension(ctx.data.get(dq.spend_by, "direction", flt), "Spend by direction"),
+            figures.spend_by_region_over_time(part["day_region"].rename(columns={"key": "region"})),
+            figures.spend_by_dimension(part["line"], "Spend by line"),
+            figures.spend_by_dimension(part["direction"], "Spend by direction"),
             figures.bars(destinations, "key", "cost", "Top destinations",
                          text=[fmt.money(c, cur) for c, cur in zip(destinations["cost"], destinations["currency"])]),
             figures.period_comparison(current, previous))

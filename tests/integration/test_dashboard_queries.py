@@ -128,3 +128,20 @@ def test_billing_csv_of_a_narrow_filter(reader, tmp_path: Path) -> None:
     assert all(",answered," in line for line in lines[1:])
     assert n == sum(1 for r in _cdrs(reader) if r["status"] == "answered" and r["recording_bytes"] > 0
                     and r["started_at"] is not None)
+
+
+def test_spend_breakdown_agrees_with_each_single_breakdown(reader) -> None:
+    frame = dq.spend_breakdown(reader)
+    assert set(frame["set"]) == set(dq.SPEND_SETS)
+
+    def as_dict(rows):
+        return {(k if isinstance(k, str) else None, c if isinstance(c, str) else None): (n, b, cost)
+                for k, c, n, b, cost in zip(rows["key"], rows["currency"], rows["calls"], rows["billed_s"], rows["cost"])}
+
+    for name in ("region", "line", "direction", "currency"):
+        assert as_dict(frame[frame["set"] == name]) == as_dict(dq.spend_by(reader, name, top=1000)), name
+    by_day = frame[frame["set"] == "day_region"]
+    from warehouse import queries
+
+    daily = queries.spend_by_region_day_line(reader).groupby(["day", "region"], dropna=False)["cost"].sum()
+    assert sum(by_day["cost"]) == sum(daily) and by_day["calls"].sum() == frame[frame["set"] == "currency"]["calls"].sum()
