@@ -9,7 +9,7 @@ labels) is formatted from the Decimal.
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 import orjson
@@ -21,6 +21,7 @@ from dashboards import formatting as fmt
 PALETTE = ("#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
            "#ea580c", "#4b5563", "#0d9488", "#9333ea")
 TOP_REGIONS = 10  # the rest is stacked as "other regions"
+WEEKLY_AFTER_DAYS = 92
 _LAYOUT = dict(template="plotly_white", margin=dict(l=48, r=16, t=40, b=40), height=320,
                legend=dict(orientation="h", y=-0.2), font=dict(size=12))
 
@@ -79,14 +80,24 @@ def sparkline_svg(values: Iterable[Any], color: str = PALETTE[0], width: int = 2
     return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
 
 
+def weeks_if_long(days: pd.Series) -> pd.Series:
+    """Days as they are, or as the Monday of their week when they span more than ``WEEKLY_AFTER_DAYS``
+    (a year of daily stacks is unreadable and slow to draw)."""
+    if len(set(days)) <= WEEKLY_AFTER_DAYS:
+        return days
+    return days.map(lambda d: d - timedelta(days=d.weekday()))
+
+
 def spend_by_region_over_time(rows: pd.DataFrame) -> go.Figure:
     """Stacked daily spend per region (one stack per currency) from ``spend_by_region_day_line``."""
     rows = keep(rows, "cost", lambda c: not fmt.missing(c) and c != 0)
     if not len(rows):
         return empty("No spend in this period")
     currencies = sorted(rows["currency"].map(_label).unique())
-    fig = go.Figure(layout=dict(_LAYOUT, title="Spend by region per day"))
-    regions = rows.assign(region=rows["region"].map(_label), currency=rows["currency"].map(_label))
+    long = len(set(rows["day"])) > WEEKLY_AFTER_DAYS
+    fig = go.Figure(layout=dict(_LAYOUT, title="Spend by region per " + ("week" if long else "day")))
+    regions = rows.assign(region=rows["region"].map(_label), currency=rows["currency"].map(_label),
+                          day=weeks_if_long(rows["day"]))
     biggest = set(regions.groupby("region")["cost"].sum().sort_values(ascending=False).index[:TOP_REGIONS])
     regions["region"] = regions["region"].map(lambda r: r if r in biggest else "other regions")
     by = regions.groupby(["currency", "region", "day"], as_index=False)["cost"].sum()

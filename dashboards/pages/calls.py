@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -16,6 +17,7 @@ from warehouse import dashboard_queries as dq, queries
 from warehouse.filters import SORT_COLUMNS
 
 NAME, PATH, TITLE = "calls", "/calls", "Call detail"
+_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="call-count")
 PAGE_SIZE = 50
 DOWNLOAD_PATH = "/download/calls.csv"
 # (values key, component id, property) of every filter control, in callback order.
@@ -109,11 +111,17 @@ def render_table(ctx: Context, values: dict[str, Any], sort: dict[str, Any] | No
     except controls.FilterError as exc:
         return html.Div(str(exc), className="error-note"), "Filter not applied", DOWNLOAD_PATH, 0
     sort = sort or {"column": "started_at", "descending": True}
-    total = ctx.data.get(queries.call_count, flt)
+    args = dict(sort=sort["column"], descending=bool(sort["descending"]), page_size=PAGE_SIZE)
+    # The count and the requested page run side by side (both scan the same calls); a page past
+    # the end, known only once the count is in, is asked for again.
+    counting = _POOL.submit(ctx.data.get, queries.call_count, flt)
+    rows = ctx.data.get(queries.call_detail, flt, page=max(0, page or 0), **args)
+    total = counting.result()
     last = max(0, (total - 1) // PAGE_SIZE)
-    page = min(max(0, page or 0), last)
-    rows = ctx.data.get(queries.call_detail, flt, sort=sort["column"], descending=bool(sort["descending"]),
-                        page=page, page_size=PAGE_SIZE)
+    if (page or 0) > last:
+        page = last
+        rows = ctx.data.get(queries.call_detail, flt, page=page, **args)
+    page = max(0, min(page or 0, last))
     records = rows.to_dict("records")
     body = [html.Tr([html.Td(_cell(text(r))) for _, _, text in COLUMNS],
                     id={"type": "call-row", "call": r["call_id"]}, className="row", n_clicks=0)

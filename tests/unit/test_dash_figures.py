@@ -155,3 +155,18 @@ def test_text_from_the_data_reaches_plotly_inert() -> None:
     bars = figures.bars(rows, "key", "calls", "t", text=[markup])
     assert "<" not in bars.data[0].y[0] + bars.data[0].text[0]
     assert figures.esc("a & <b>") == "a &amp; &lt;b&gt;"
+
+
+def test_spend_over_a_long_period_is_weekly() -> None:
+    from datetime import timedelta
+
+    days = [date(2026, 1, 1) + timedelta(days=n) for n in range(120)]
+    rows = pd.DataFrame({"day": days, "region": ["Europe"] * 120, "currency": ["RUB"] * 120,
+                         "cost": [Decimal("1.00")] * 120})
+    fig = figures.spend_by_region_over_time(rows)
+    assert fig.layout.title.text == "Spend by region per week"
+    xs = list(fig.data[0].x)
+    assert all(d.weekday() == 0 for d in xs) and len(xs) == 18  # Mondays from 2025-12-29 on
+    assert sum(fig.data[0].y) == pytest.approx(120.0)
+    short = figures.spend_by_region_over_time(rows.head(30))
+    assert short.layout.title.text == "Spend by region per day" and len(short.data[0].x) == 30
