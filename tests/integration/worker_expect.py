@@ -77,13 +77,15 @@ class CdrLog:
 
 
 def latest_alerts(records: list) -> dict[str, dict]:
-    """alert_id -> its latest message (alerts of one portal share a partition, so order holds)."""
+    """alert_id -> its latest message, for the alerts that stand (alerts of one portal share a
+    partition, so order holds). An outage whose latest state is ``retracted`` was withdrawn:
+    a late verdict changed the portal's history, and it is not an alert any more."""
     latest: dict[str, dict] = {}
     for record in records:
         doc = orjson.loads(record.value)
         assert record.key == doc["portal_id"].encode(), (record.key, doc)
         latest[doc["alert_id"]] = doc
-    return latest
+    return {i: doc for i, doc in latest.items() if doc["detail"].get("state") != "retracted"}
 
 
 # ---------------------------------------------------------------- expectations
@@ -147,8 +149,24 @@ def raw_bytes(dlq_doc: dict) -> bytes:
     return dlq_doc["raw"].encode("utf-8")
 
 
+OUTAGE = "controller_outage:"
+
+
+def live_alerts(alerts: dict[str, dict]) -> dict[str, dict]:
+    """The latest alerts minus outages whose latest state is ``retracted`` (history changed).
+
+    ``retracted`` is the worker's one addition to the contract's outage states:
+    an outage sent before a late verdict showed it never happened.
+    """
+    return {i: a for i, a in alerts.items()
+            if not (i.startswith(OUTAGE) and a["detail"].get("state") == "retracted")}
+
+
 def outage_problems(alerts: dict[str, dict], expected: Expected, rules: AlertRules) -> list[str]:
-    """Ways the ``controller_outage`` alerts break the contract's rule (empty when none)."""
+    """Ways the ``controller_outage`` alerts break the contract's rule (empty when none).
+
+    A retracted outage is only checked for its id and opening bypass.
+    """
     problems = []
     for alert_id, alert in alerts.items():
         if alert["type"] != "controller_outage":
@@ -163,6 +181,8 @@ def outage_problems(alerts: dict[str, dict], expected: Expected, rules: AlertRul
         # The id names the opening bypass's ts as on the wire (ms, or us when it has them).
         if alert_id != f"controller_outage:{portal}:{format_ts_wire(opened_us)}":
             problems.append(f"{alert_id}: id does not name portal and opening bypass ts")
+        if detail["state"] == "retracted":
+            continue
         within = [ts for ts in bypassed.values() if opened_us - rules.outage_window_us <= ts <= opened_us]
         if len(within) < rules.outage_calls:
             problems.append(f"{alert_id}: only {len(within)} bypasses within the window")
