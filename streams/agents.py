@@ -15,10 +15,8 @@ import orjson
 
 from streams.app import Worker
 from streams.assemble import CallBatches
-from streams.outbox import Outbox
 from streams.call_store import CallStore, Schedule
-from streams.domain.outages import (PortalSignal, apply_signal, outage_state_from_bytes,
-                                    outage_state_to_bytes)
+from streams.flag_outages import OutageBatches
 
 log = logging.getLogger("callstream.worker")
 
@@ -47,11 +45,13 @@ def register(worker: Worker) -> CallBatches:
             except Exception:  # noqa: BLE001
                 _die("assemble_cdrs")
 
+    outages = OutageBatches(worker)
+
     @app.agent(worker.signals, name="flag_outages")
     async def flag_outages(stream):
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             try:
-                await _flag_outages(worker, batch)
+                await outages.process(batch)
             except Exception:  # noqa: BLE001
                 _die("flag_outages")
 
@@ -86,27 +86,3 @@ def _die(agent: str) -> None:
     log.critical("%s failed; exiting so that the batch is processed again", agent, exc_info=True)
     logging.shutdown()
     os._exit(70)
-
-
-async def _flag_outages(worker: Worker, batch) -> None:
-    """Fold a batch of signals into each portal's outage machine (outputs before state)."""
-    states: dict[bytes, tuple] = {}
-    outbox = Outbox()
-    for kafka_event in batch:
-        key = kafka_event.message.key
-        portal_id = key.decode()
-        if key not in states:
-            blob = worker.outages_by_portal.data.get(key)
-            states[key] = (kafka_event, outage_state_from_bytes(blob) if blob else None)
-        state = states[key][1]
-        for call_id, verdict, ts_us in orjson.loads(kafka_event.message.value):
-            state, alerts = apply_signal(state, PortalSignal(portal_id, call_id, verdict, ts_us),
-                                         worker.rules)
-            for _alert, payload in alerts:
-                outbox.add(worker.settings.topic_alerts, key, payload)
-        states[key] = (kafka_event, state)
-    await outbox.flush(worker.app.producer)
-    for key, (anchor, state) in states.items():
-        blob = outage_state_to_bytes(state)
-        worker.outages_by_portal.data[key] = blob
-        worker.outages_by_portal.send_changelog(anchor.message.partition, key, blob)

@@ -128,8 +128,9 @@ def declare(settings: Settings, tariffs: TariffTable, app: faust.App | None = No
     # One agent consumes both: events and the sweep's commands share partitions.
     events = app.topic(settings.topic_events, commands_name,
                        schema=RawBytes(key_type=bytes, value_type=bytes, **raw))
-    table = {"partitions": settings.events_partitions,
-             "schema": faust.Schema(key_type=bytes, value_type=bytes, **raw)}
+    # bytes key/value types make faust use the raw codec for the changelog
+    # (recovery decodes with it; anything else would be parsed as JSON).
+    table = {"partitions": settings.events_partitions, "key_type": bytes, "value_type": bytes}
     return Worker(
         settings=settings, tariffs=tariffs, rules=alert_rules(settings), app=app,
         events=events,

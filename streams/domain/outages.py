@@ -1,4 +1,4 @@
-"""The ``controller_outage`` rule: a per-portal state machine over call verdicts.
+"""The ``controller_outage`` rule: a per-portal machine over call verdicts, in event time.
 
 Calls of one portal are spread over every partition (the events' key is the
 call), so the worker sends each call's Controller verdict as a
@@ -8,25 +8,30 @@ within W of event time opens an outage (its id carries that bypass's ts);
 while open no other opens; the portal's next call checked by the Controller
 resolves it (same id, ``detail.state`` = ``resolved``).
 
-Choices where the contract is silent, so that the result depends on event
-time rather than arrival order as far as a stream allows:
-- the window is kept sorted by event time, and the opening bypass is the
-  earliest one (by ts, call id) that completes N bypasses within W;
+The rule is applied to the *set* of verdicts in event-time order, never in
+arrival order: signals reach a portal from every partition, in an order that
+differs from run to run (and a worker re-run after a crash sends some again).
+The state keeps every call's latest verdict within a horizon of event time
+and recomputes the outages over them whenever one arrives — the cost is one
+pass over the portal's recent calls. When a late verdict changes history, an
+outage that no longer exists is re-sent with ``detail.state`` ``retracted``
+(the only state this rule adds to the contract), so the live set of outages
+is a function of the events, whatever their arrival order.
+
+Choices where the contract is silent:
+- order is (ts, call id); the opening bypass is the one that completes N
+  bypasses within W (inclusive);
 - a checked call resolves an open outage only if its ts is after the opening;
-  a checked call that arrives before the outage is detected cannot resolve it
-  retroactively;
-- resolution clears the window up to the resolving call: bypasses before it
-  do not count towards the next outage, and bypasses older than the last
-  resolution are ignored;
-- a signal is de-duplicated by call id within the window (a worker that
-  re-processes events after a crash sends its signals again).
+- resolution clears the window: bypasses before the resolving call do not
+  count towards the next outage, and bypasses at or before it are ignored;
+- verdicts older than the horizon (``HORIZON_US`` behind the newest) are
+  folded into a frozen base and can no longer change an emitted outage.
 """
 
 from __future__ import annotations
 
-from bisect import insort
 from types import MappingProxyType
-from typing import Any, Mapping, NamedTuple
+from typing import Any, Iterable, Mapping, NamedTuple
 
 import orjson
 
@@ -35,7 +40,9 @@ from streams.domain.state import CallState
 from streams.domain.timefmt import format_ts_ms
 from streams.domain.wire import format_ts_wire
 
-_KEEP_EMITTED = 16
+HORIZON_US = 6 * 3600 * 1_000_000
+_FORMAT = 3
+_RETRACTED = "retracted"
 
 
 class PortalSignal(NamedTuple):
@@ -54,12 +61,25 @@ class Episode(NamedTuple):
     resolved_by: str | None = None
 
 
-class OutageState(NamedTuple):
-    portal_id: str
-    window: tuple[tuple[int, str], ...] = ()  # bypassed (ts_us, call_id), sorted
+class Machine(NamedTuple):
+    """The rule's running state after some verdicts (in event-time order)."""
+
+    window: tuple[tuple[int, str], ...] = ()  # bypassed (ts_us, call_id) within W of the newest
     open: Episode | None = None
     resolved_until_us: int | None = None
-    emitted: Mapping[str, str] = MappingProxyType({})  # alert_id -> digest, newest last
+
+
+class OutageState(NamedTuple):
+    portal_id: str
+    window: tuple[tuple[int, str], ...] = ()  # the machine after every verdict held
+    open: Episode | None = None
+    resolved_until_us: int | None = None
+    # alert_id -> [digest of what was sent (or "retracted"), opening ts_us, opening call]
+    emitted: Mapping[str, list] = MappingProxyType({})
+    verdicts: Mapping[str, tuple[int, str]] = MappingProxyType({})  # call -> (ts_us, verdict)
+    base: Machine = Machine()  # the machine at the horizon: verdicts before it are frozen
+    cut_us: int | None = None  # verdicts before this ts are in ``base``
+    partition: int | None = None  # of the signals topic, set by the worker
 
 
 def signal_of(state: CallState) -> PortalSignal | None:
@@ -74,50 +94,76 @@ def signal_of(state: CallState) -> PortalSignal | None:
 
 def apply_signal(state: OutageState | None, signal: PortalSignal,
                  rules: AlertRules) -> tuple[OutageState, list[tuple[Alert, bytes]]]:
-    """Advance one portal's machine; returns the new state and the alerts that changed."""
-    if state is None:
-        state = OutageState(signal.portal_id)
-    alerts: list[tuple[Alert, bytes]] = []
-    if signal.verdict == "bypassed":
-        state = _add_bypass(state, signal, rules)
-    elif state.open is not None and signal.ts_us > state.open.opened_us:
-        resolved = state.open._replace(resolved_us=signal.ts_us, resolved_by=signal.call_id)
-        alerts.append(_outage_alert(state.portal_id, resolved, rules))
-        state = _maybe_open(state._replace(
-            open=None, resolved_until_us=signal.ts_us,
-            window=tuple(item for item in state.window if item[0] > signal.ts_us)), rules)
-    if state.open is not None:
-        alerts.append(_outage_alert(state.portal_id, state.open, rules))
-    return _only_changed(state, alerts)
+    """Add one verdict and recompute; returns the new state and the alerts that changed."""
+    return apply_signals(state or OutageState(signal.portal_id), [signal], rules)
 
 
-def _add_bypass(state: OutageState, signal: PortalSignal, rules: AlertRules) -> OutageState:
-    entry = (signal.ts_us, signal.call_id)
-    if any(call == signal.call_id for _, call in state.window):
+def apply_signals(state: OutageState, signals: Iterable[PortalSignal],
+                  rules: AlertRules) -> tuple[OutageState, list[tuple[Alert, bytes]]]:
+    """Add several verdicts of one portal, recompute once, return the alerts that changed."""
+    verdicts = dict(state.verdicts)
+    changed = False
+    for signal in signals:
+        new = (signal.ts_us, signal.verdict)
+        if (state.cut_us is not None and signal.ts_us < state.cut_us) or verdicts.get(signal.call_id) == new:
+            continue  # older than the horizon, or already known
+        verdicts[signal.call_id] = new
+        changed = True
+    if not changed:
+        return state, []
+    state = _advance_cut(state._replace(verdicts=verdicts), rules)
+    machine, episodes = run(state.base, _ordered(state.verdicts), rules)
+    state = state._replace(window=machine.window, open=machine.open,
+                           resolved_until_us=machine.resolved_until_us)
+    return _only_changed(state, episodes, rules)
+
+
+def _ordered(verdicts: Mapping[str, tuple[int, str]]) -> list[tuple[int, str, str]]:
+    return sorted((ts, call, verdict) for call, (ts, verdict) in verdicts.items())
+
+
+def run(machine: Machine, ordered: Iterable[tuple[int, str, str]],
+        rules: AlertRules) -> tuple[Machine, list[Episode]]:
+    """The rule over verdicts in (ts, call) order: the final machine and every episode seen."""
+    window, open_, resolved_until = list(machine.window), machine.open, machine.resolved_until_us
+    episodes: list[Episode] = []
+    n, w = rules.outage_calls, rules.outage_window_us
+    for ts_us, call_id, verdict in ordered:
+        if verdict == "bypassed":
+            if resolved_until is not None and ts_us <= resolved_until:
+                continue
+            window.append((ts_us, call_id))
+            while window[0][0] < ts_us - w:
+                window.pop(0)
+            if open_ is None and len(window) >= n and ts_us - window[-n][0] <= w:
+                open_ = Episode(ts_us, call_id)
+        elif open_ is not None and ts_us > open_.opened_us:
+            episodes.append(open_._replace(resolved_us=ts_us, resolved_by=call_id))
+            open_, resolved_until, window = None, ts_us, []
+    if open_ is not None:
+        episodes.append(open_)
+    return Machine(tuple(window), open_, resolved_until), episodes
+
+
+def _advance_cut(state: OutageState, rules: AlertRules) -> OutageState:
+    """Freeze verdicts more than the horizon behind the newest into the base machine."""
+    newest = max(ts for ts, _ in state.verdicts.values())
+    cut = newest - HORIZON_US
+    if state.cut_us is not None and cut <= state.cut_us:
         return state
-    if state.resolved_until_us is not None and signal.ts_us <= state.resolved_until_us:
-        return state
-    window = list(state.window)
-    insort(window, entry)
-    newest = window[-1][0]
-    window = [item for item in window if item[0] >= newest - rules.outage_window_us]
-    state = state._replace(window=tuple(window))
-    return state if state.open is not None else _maybe_open(state, rules)
+    old = [item for item in _ordered(state.verdicts) if item[0] < cut]
+    if not old:
+        return state._replace(cut_us=cut)
+    base, _ = run(state.base, old, rules)
+    keep = {call: v for call, v in state.verdicts.items() if v[0] >= cut}
+    return state._replace(base=base, verdicts=keep, cut_us=cut)
 
 
-def _maybe_open(state: OutageState, rules: AlertRules) -> OutageState:
-    n = rules.outage_calls
-    window = state.window
-    for i in range(n - 1, len(window)):
-        if window[i][0] - window[i - n + 1][0] <= rules.outage_window_us:
-            return state._replace(open=Episode(window[i][0], window[i][1]))
-    return state
-
-
-def _outage_alert(portal_id: str, episode: Episode, rules: AlertRules) -> tuple[Alert, bytes]:
+def _outage_alert(portal_id: str, episode: Episode, rules: AlertRules,
+                  retracted: bool = False) -> tuple[Alert, bytes]:
     resolved = episode.resolved_us is not None
     detail: dict[str, Any] = {
-        "state": "resolved" if resolved else "open",
+        "state": "retracted" if retracted else "resolved" if resolved else "open",
         "opened_at": format_ts_ms(episode.opened_us), "opened_by_call_id": episode.opened_by,
         "threshold_calls": rules.outage_calls, "window_s": rules.outage_window_us // 1_000_000,
         "resolved_at": format_ts_ms(episode.resolved_us) if resolved else None,
@@ -131,37 +177,63 @@ def _outage_alert(portal_id: str, episode: Episode, rules: AlertRules) -> tuple[
     return alert, alert_to_json(alert)
 
 
-def _only_changed(state: OutageState,
-                  alerts: list[tuple[Alert, bytes]]) -> tuple[OutageState, list[tuple[Alert, bytes]]]:
-    # The digests of what was sent make a replayed signal send nothing new.
+def _only_changed(state: OutageState, episodes: list[Episode],
+                  rules: AlertRules) -> tuple[OutageState, list[tuple[Alert, bytes]]]:
+    # Digests of what was sent make a replayed verdict send nothing new; an
+    # outage sent before but absent now (history changed) is sent as retracted.
     emitted = dict(state.emitted)
+    current = {}
+    for episode in episodes:
+        alert, payload = _outage_alert(state.portal_id, episode, rules)
+        current[alert.alert_id] = (alert, payload, episode)
     out = []
-    for alert, payload in alerts:
+    for alert_id, (alert, payload, episode) in current.items():
         fingerprint = digest(payload)
-        if emitted.get(alert.alert_id) != fingerprint:
-            emitted.pop(alert.alert_id, None)
-            emitted[alert.alert_id] = fingerprint
+        if alert_id not in emitted or emitted[alert_id][0] != fingerprint:
+            emitted[alert_id] = [fingerprint, episode.opened_us, episode.opened_by]
             out.append((alert, payload))
-    while len(emitted) > _KEEP_EMITTED:
-        emitted.pop(next(iter(emitted)))
+    cut = state.cut_us
+    for alert_id, (fingerprint, opened_us, opened_by) in list(emitted.items()):
+        if alert_id in current or fingerprint == _RETRACTED or (cut is not None and opened_us < cut):
+            continue  # live, already retracted, or frozen history that cannot have changed
+        alert, payload = _outage_alert(state.portal_id, Episode(opened_us, opened_by), rules,
+                                       retracted=True)
+        emitted[alert_id] = [_RETRACTED, opened_us, opened_by]
+        out.append((alert, payload))
+    if cut is not None:  # forget what can no longer change
+        emitted = {k: v for k, v in emitted.items() if v[1] >= cut - HORIZON_US}
     return state._replace(emitted=emitted), out
 
 
 def outage_state_to_bytes(state: OutageState) -> bytes:
     """Compact JSON for the changelog-backed table."""
-    # orjson refuses tuple subclasses: the episode goes as a plain list.
-    return orjson.dumps([1, state.portal_id, state.window,
-                         list(state.open) if state.open else None, state.resolved_until_us,
-                         dict(state.emitted)])
+    # orjson refuses tuple subclasses: episodes and machines go as plain lists.
+    return orjson.dumps([_FORMAT, state.portal_id, [list(v) for v in _ordered(state.verdicts)],
+                         _machine(Machine(state.window, state.open, state.resolved_until_us)),
+                         _machine(state.base), state.cut_us, dict(state.emitted), state.partition])
+
+
+def _machine(machine: Machine) -> list:
+    return [list(machine.window), list(machine.open) if machine.open else None,
+            machine.resolved_until_us]
+
+
+def _unmachine(raw: list) -> Machine:
+    window, open_, resolved_until = raw
+    return Machine(tuple((ts, call) for ts, call in window),
+                   Episode(*open_) if open_ else None, resolved_until)
 
 
 def outage_state_from_bytes(data: bytes) -> OutageState:
     """Inverse of :func:`outage_state_to_bytes`; corrupt input raises ValueError."""
     try:
-        version, portal_id, window, open_, resolved_until, emitted = orjson.loads(data)
-        if version != 1:
+        version, portal_id, ordered, now, base, cut, emitted, partition = orjson.loads(data)
+        if version != _FORMAT:
             raise ValueError(f"unknown outage state format {version!r}")
-        return OutageState(portal_id, tuple((ts, call) for ts, call in window),
-                           Episode(*open_) if open_ else None, resolved_until, dict(emitted))
+        machine = _unmachine(now)
+        return OutageState(portal_id, machine.window, machine.open, machine.resolved_until_us,
+                           {k: list(v) for k, v in emitted.items()},
+                           {call: (ts, verdict) for ts, call, verdict in ordered},
+                           _unmachine(base), cut, partition)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"corrupt outage state: {exc}") from exc
