@@ -39,11 +39,11 @@ class CompactionPolicy:
     """When to merge deltas (minor) and fold them into the base (major)."""
 
     minor_files: int = 8
-    major_rows: int = 250_000
+    major_rows: int = 1_000_000
     major_age_s: float = 120.0
     # A major rewrites the current month: during a catch-up at tens of thousands of CDRs/s,
     # folding every few seconds would keep both cores busy rewriting it.
-    major_interval_s: float = 30.0
+    major_interval_s: float = 60.0
     interval_s: float = 0.5  # how often the compactor thread looks
     gc_interval_s: float = 10.0
 

@@ -26,12 +26,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="publish as soon as this many messages are buffered (default 100000)")
     parser.add_argument("--compact-files", type=positive_int, default=8, metavar="N",
                         help="merge a table's delta files once it has this many (default 8)")
-    parser.add_argument("--compact-rows", type=positive_int, default=250_000, metavar="N",
-                        help="fold deltas into the base once they hold this many rows (default 250000)")
+    parser.add_argument("--compact-rows", type=positive_int, default=1_000_000, metavar="N",
+                        help="fold deltas into the base once they hold this many rows (default 1000000)")
     parser.add_argument("--compact-age", type=non_negative_float, default=120.0, metavar="S",
                         help="... or once the oldest delta is this old (default 120 s)")
-    parser.add_argument("--compact-interval", type=non_negative_float, default=30.0, metavar="S",
-                        help="... but at most once per this many seconds per table (default 30 s)")
+    parser.add_argument("--compact-interval", type=non_negative_float, default=60.0, metavar="S",
+                        help="... but at most once per this many seconds per table (default 60 s)")
     parser.add_argument("--from-beginning", action="store_true",
                         help="re-read every topic from its first offset; messages already in the "
                              "warehouse are recognised by offset and skipped")
