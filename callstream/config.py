@@ -76,6 +76,13 @@ def _security_protocol(text: str) -> str:
     return value
 
 
+def _log_level(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"debug", "info", "warning", "error"}:
+        raise ValueError("must be debug, info, warning or error")
+    return value
+
+
 def _decimal_bytes(text: str) -> int:
     value = int(Decimal(text))
     if value < 1:
@@ -136,6 +143,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds of worker clock since a call's last event before it is emitted as incomplete."),
     Setting("forget_after", "CALLSTREAM_FORGET_AFTER", 3600.0, _positive_float,
             "Seconds a closed call stays in worker memory before it moves to the on-disk archive."),
+    Setting("log_level", "CALLSTREAM_LOG_LEVEL", "warning", _log_level,
+            "Log level of the long-running processes: debug, info, warning or error."),
     Setting("worker_group", "CALLSTREAM_WORKER_GROUP", "callstream-worker", _text,
             "Consumer group (Faust app id) of the workers; workers sharing it share partitions."),
     Setting("state_dir", "CALLSTREAM_STATE_DIR", "var/worker", _text,
@@ -192,6 +201,7 @@ class Settings:
     tariffs: str | None
     incomplete_after: float
     forget_after: float
+    log_level: str
     worker_group: str
     state_dir: str
     outage_calls: int

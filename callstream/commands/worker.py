@@ -34,13 +34,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     help_="consumer group / Faust app id")
     add_setting_arg(parser, "--state-dir", "state_dir", metavar="DIR",
                     help_="local directory of this worker's on-disk store")
-    parser.add_argument("--log-level", default="warning",
-                        choices=("debug", "info", "warning", "error"))
+    parser.add_argument("--log-level", dest="log_level", default=None,
+                        choices=("debug", "info", "warning", "error"),
+                        help="default: CALLSTREAM_LOG_LEVEL or warning")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from streams.worker import run_worker
 
-    run_worker(settings_from_args(args), loglevel=args.log_level)
+    settings = settings_from_args(args)
+    run_worker(settings, loglevel=settings.log_level)
     return 0
