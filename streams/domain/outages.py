@@ -189,6 +189,10 @@ def _only_changed(state: OutageState, episodes: list[Episode],
     out = []
     for alert_id, (alert, payload, episode) in current.items():
         fingerprint = digest(payload)
+        if alert_id not in emitted and episode.resolved_us is not None:
+            # Opened and resolved within one batch: still say it opened first.
+            out.append(_outage_alert(state.portal_id, Episode(episode.opened_us, episode.opened_by),
+                                     rules))
         if alert_id not in emitted or emitted[alert_id][0] != fingerprint:
             emitted[alert_id] = [fingerprint, episode.opened_us, episode.opened_by]
             out.append((alert, payload))
