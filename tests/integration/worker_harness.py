@@ -268,24 +268,26 @@ def wait_until_done(settings: Settings, workers: Iterable[WorkerProcess] = (), *
             for worker in workers:
                 worker.check(fatal)
             outputs = probe.total(settings.topic_cdrs, settings.topic_alerts, settings.topic_dlq)
-            lag = _lag_or_none(probe, settings)
+            lags = _lags_or_none(probe, settings)
             now = time.monotonic()
             if outputs != last:
                 last, stable_since = outputs, now
-            if lag == 0 and now - stable_since >= quiet:
+            if lags is not None and not any(lags.values()) and now - stable_since >= quiet:
                 print(f"{now - began:6.1f} s until {settings.worker_group} was done")
                 return now - began
-            assert now - began < timeout, f"not done after {timeout:.0f} s: lag {lag}, outputs {outputs}"
+            assert now - began < timeout, (
+                f"{settings.worker_group} not done after {timeout:.0f} s: uncommitted {lags}, "
+                f"outputs {outputs}, last grew {now - stable_since:.1f} s ago")
             time.sleep(0.5)
     finally:
         probe.close()
 
 
-def _lag_or_none(probe: Probe, settings: Settings) -> int | None:
+def _lags_or_none(probe: Probe, settings: Settings) -> dict[str, int] | None:
     from kafka.errors import KafkaError
 
     try:
-        return probe.lag(settings.worker_group, *worker_inputs(settings))
+        return {topic: probe.lag(settings.worker_group, topic) for topic in worker_inputs(settings)}
     except KafkaError:
         return None  # the group is rebalancing or its coordinator is moving
 
