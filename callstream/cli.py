@@ -25,6 +25,7 @@ COMMANDS = (
     "worker",
     "sink",
     "export",
+    "rebuild",
     "dashboard",
     "up",
 )
