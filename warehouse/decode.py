@@ -208,13 +208,24 @@ def decode_events(raw: RawBatch) -> pa.Table:
     """Valid ``call-events`` messages as ``events`` rows (invalid ones are the DLQ's)."""
     from streams.domain.events import Event
     from streams.domain.validation import validate
+
+    valid = []
+    for partition, offset, key, value in zip(raw.partitions, raw.offsets, raw.keys, raw.values):
+        event = validate(value, key)
+        if isinstance(event, Event):
+            valid.append((partition, offset, event))
+    return events_table(valid)
+
+
+def events_table(valid: list) -> pa.Table:
+    """``events`` rows from already validated events: (kafka partition, offset, Event) triples.
+
+    The one place an event becomes a row: the sink and ``callstream rebuild`` both use it.
+    """
     from streams.domain.wire import event_to_dict
 
     rows: dict[str, list] = {name: [] for name in schema.TABLES["events"].column_names}
-    for partition, offset, key, value in zip(raw.partitions, raw.offsets, raw.keys, raw.values):
-        event = validate(value, key)
-        if not isinstance(event, Event):
-            continue
+    for partition, offset, event in valid:
         for name in ("event_id", "call_id", "portal_id", "type", "source", "node"):
             rows[name].append(getattr(event, name))
         rows["ts"].append(event.ts_us)

@@ -57,7 +57,11 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def _take_lock(path: Path) -> int:
+def take_lock(path: Path) -> int:
+    """An exclusive, non-blocking flock on ``path`` (a warehouse's writer.lock): its fd.
+
+    WriterBusy when another process holds it. Released by :func:`release_lock` or exit.
+    """
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -65,6 +69,12 @@ def _take_lock(path: Path) -> int:
         os.close(fd)
         raise WriterBusy(f"another process is writing the warehouse at {path.parent}") from None
     return fd
+
+
+def release_lock(fd: int) -> None:
+    """Give up a lock taken by :func:`take_lock`."""
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
 
 
 class Writer:
@@ -75,7 +85,7 @@ class Writer:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.grace_s = grace_s
-        self._lock_fd = _take_lock(self.root / LOCK)
+        self._lock_fd = take_lock(self.root / LOCK)
         self._db = duck.connect(memory_limit=memory_limit, threads=threads,
                                 temp_directory=str(self.root / ".spill"))
         self._mutex = threading.RLock()
@@ -243,6 +253,5 @@ class Writer:
         if self._lock_fd is None:
             return
         self._db.close()
-        fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-        os.close(self._lock_fd)
+        release_lock(self._lock_fd)
         self._lock_fd = None
