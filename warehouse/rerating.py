@@ -26,12 +26,12 @@ from warehouse.reader import Reader
 
 _REBUILT = "SELECT call_id, portal_id, region, cost, currency FROM cdrs"
 _CHANGED = """
-CREATE TEMP TABLE changed AS
+CREATE OR REPLACE TEMP TABLE changed AS
 SELECT n.call_id, n.portal_id, n.region, n.currency, o.cost AS old_cost, n.cost AS new_cost,
        CASE WHEN o.currency IS NOT DISTINCT FROM n.currency OR o.cost = 0 OR n.cost = 0
             THEN n.cost - o.cost END AS difference,
        o.region AS old_region, o.currency AS old_currency, o.portal_id AS old_portal_id
-FROM cdrs o JOIN rebuilt n USING (call_id)
+FROM {old} o JOIN {new} n USING (call_id)
 WHERE o.cost IS DISTINCT FROM n.cost OR (o.cost <> 0 AND o.currency IS DISTINCT FROM n.currency)
 """
 # Each changed call adds its new cost to its new group and takes its old cost from its old one.
@@ -75,28 +75,36 @@ class RatingReport:
 
 def compare(live: Path, rebuilt: Path, csv_path: Path, *, spill_dir: Path | None = None,
             memory_limit: str = "512MB") -> RatingReport:
-    """Compare the calls of ``rebuilt`` with ``live``; the changed calls go to ``csv_path``.
-
-    The CSV is written atomically (temporary file, fsync, rename).
-    """
+    """Compare the calls of ``rebuilt`` with ``live``; the changed calls go to ``csv_path``."""
     spill = str(spill_dir) if spill_dir else None
     with Reader(live, memory_limit=memory_limit, temp_directory=spill) as old, \
             Reader(rebuilt, memory_limit=memory_limit, temp_directory=spill) as new, \
             old.cursor() as con, new.cursor() as new_con:
+        # The two warehouses are two in-memory databases: stream one side into the other.
         con.register("rebuilt_stream", new_con.sql(_REBUILT).fetch_record_batch(100_000))
         con.execute("CREATE TEMP TABLE rebuilt AS SELECT * FROM rebuilt_stream")
         con.unregister("rebuilt_stream")
-        con.execute(_CHANGED)
-        report = RatingReport()
-        report.compared, report.only_live, report.only_rebuilt = con.execute(
-            "SELECT count(o.call_id) FILTER (n.call_id IS NOT NULL), count(o.call_id) FILTER "
-            "(n.call_id IS NULL), count(n.call_id) FILTER (o.call_id IS NULL) "
-            "FROM (SELECT call_id FROM cdrs) o FULL JOIN rebuilt n USING (call_id)").fetchone()
-        report.changed = con.execute("SELECT count(*) FROM changed").fetchone()[0]
-        report.by_currency = _totals(con, "NULL", "NULL")
-        report.by_region = _totals(con, "region", "old_region")
-        report.by_portal = _totals(con, "portal_id", "old_portal_id")
-        _write_csv(con, csv_path)
+        return compare_tables(con, "cdrs", "rebuilt", csv_path)
+
+
+def compare_tables(con, old: str, new: str, csv_path: Path) -> RatingReport:
+    """The report over two relations of ``con`` (call_id, portal_id, region, cost, currency).
+
+    ``old`` and ``new`` are names chosen by this package, never user input. The CSV is
+    written atomically (temporary file, fsync, rename).
+    """
+    con.execute(_CHANGED.format(old=old, new=new))
+    report = RatingReport()
+    report.compared, report.only_live, report.only_rebuilt = con.execute(
+        "SELECT count(o.call_id) FILTER (n.call_id IS NOT NULL), count(o.call_id) FILTER "
+        f"(n.call_id IS NULL), count(n.call_id) FILTER (o.call_id IS NULL) FROM "
+        f"(SELECT call_id FROM {old}) o FULL JOIN (SELECT call_id FROM {new}) n USING (call_id)"
+    ).fetchone()
+    report.changed = con.execute("SELECT count(*) FROM changed").fetchone()[0]
+    report.by_currency = _totals(con, "NULL", "NULL")
+    report.by_region = _totals(con, "region", "old_region")
+    report.by_portal = _totals(con, "portal_id", "old_portal_id")
+    _write_csv(con, csv_path)
     return report
 
 
