@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import sys
 import threading
 from functools import partial
@@ -101,8 +103,12 @@ class Pipeline:
 
         specs = worker_topics(self.settings)
         topics.ensure_topics(self.settings, specs)
-        if not probes.topics_exist(self.settings, [spec.name for spec in specs]):
-            raise CliError("the topics were created but the cluster does not list them")
+        # A freshly created topic reaches the cluster's metadata a moment later.
+        deadline = time.monotonic() + 15
+        while not probes.topics_exist(self.settings, [spec.name for spec in specs]):
+            if time.monotonic() > deadline:
+                raise CliError("the topics were created but the cluster does not list them")
+            time.sleep(0.3)
         self.say(f"topics ready ({', '.join(spec.name for spec in specs[:4])}, …)")
 
     def stop(self) -> None:
