@@ -24,7 +24,9 @@ from callstream.config import SETTINGS, Settings
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # room for the simulator's over-1-MiB messages
 # Log lines after which a worker never gets anywhere: fail at once instead of at the deadline.
-FATAL_MARKS = ("Error in recovery", "[CRITICAL]")
+# The tests only ever SIGKILL a worker (which logs nothing): a logged signal came from
+# outside the test (a broad pkill on a shared machine), and the worker is shutting down.
+FATAL_MARKS = ("Error in recovery", "[CRITICAL]", "[^Worker]: Signal received")
 
 
 # ---------------------------------------------------------------- processes
@@ -116,7 +118,13 @@ class Fleet:
         self.workers: list[WorkerProcess] = []
 
     def start(self, settings: Settings, name: str, *args: str, **env: str) -> WorkerProcess:
-        """Start a worker named ``name`` (log ``<name>.log``) configured by ``settings`` + ``env``."""
+        """Start a worker named ``name`` (log ``<name>.log``) configured by ``settings`` + ``env``.
+
+        Logs at info level unless ``args`` say otherwise: rebalances, recovery and
+        signals then show in the tail printed on failure.
+        """
+        if "--log-level" not in args:
+            args = (*args, "--log-level", "info")
         worker = WorkerProcess(settings, self.tmp_path / f"{name}.log", args,
                                settings_env(settings, **env))
         self.workers.append(worker)
