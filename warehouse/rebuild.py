@@ -59,10 +59,11 @@ class RebuildResult:
 
 
 def rebuild(settings: Settings, config: ReplayConfig, options: RebuildOptions = RebuildOptions(),
-            progress: Progress = Progress(), *, report_header: tuple[str, ...] = ()) -> RebuildResult:
+            progress: Progress | None = None, *, report_header: tuple[str, ...] = ()) -> RebuildResult:
     """Rebuild the warehouse of ``settings`` from its events topic (see the module docstring)."""
     live = Path(settings.warehouse)
     target = options.to or live
+    progress = progress or Progress()
     if options.to is not None and (options.to.exists() or options.to.is_symlink()):
         raise RebuildError(f"--to {options.to} already exists; give a new path")
     lock = None if options.to is not None else _lock(live)
@@ -96,6 +97,7 @@ def _build_and_place(settings: Settings, config: ReplayConfig, options: RebuildO
                      building: Path, live: Path, stamp: str, progress: Progress) -> RebuildResult:
     try:
         stats = load(settings, config, building, options.load, progress)
+        progress.check()
         if options.to is not None:
             generations.publish_at(building, options.to)
             return RebuildResult(stats, options.to)

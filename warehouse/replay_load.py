@@ -21,6 +21,7 @@ broker timestamp, the moment the worker would have rejected it.
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +62,14 @@ class RebuildStats:
 
 
 class Progress:
-    """What a long rebuild reports as it goes; this base class stays silent."""
+    """What a long rebuild reports as it goes, and how it is asked to stop; silent by default.
+
+    ``stop`` is checked between batches: once set, the rebuild raises KeyboardInterrupt at
+    the next safe point (never from inside DuckDB or Kafka calls).
+    """
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
 
     def start(self, total: int) -> None:
         """The number of messages the rebuild will read."""
@@ -71,6 +79,11 @@ class Progress:
 
     def phase(self, name: str) -> None:
         """Reading is done; now ``name`` (outages, compaction, report)."""
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt when a stop was asked for."""
+        if self.stop.is_set():
+            raise KeyboardInterrupt
 
 
 def config_of(settings: Settings, tariffs) -> ReplayConfig:
@@ -84,9 +97,10 @@ def config_of(settings: Settings, tariffs) -> ReplayConfig:
 
 
 def load(settings: Settings, config: ReplayConfig, building: Path, options: LoadOptions = LoadOptions(),
-         progress: Progress = Progress()) -> RebuildStats:
+         progress: Progress | None = None) -> RebuildStats:
     """Steps 1-3 into the directory ``building``; its manifest is complete on return."""
     began = time.monotonic()
+    progress = progress or Progress()
     stats = RebuildStats()
     consumer = event_log.open_consumer(settings)
     try:
@@ -96,9 +110,11 @@ def load(settings: Settings, config: ReplayConfig, building: Path, options: Load
         with Writer(building, grace_s=0.0, memory_limit=options.memory_limit) as writer:
             signals = [_replay_partition(consumer, snapshot, p, writer, config, options, stats, progress)
                        for p in sorted(snapshot.end)]
+            progress.check()
             progress.phase("outages")
             _write_outages(writer, pa.concat_tables(signals), config, stats)
             writer.publish(offsets={snapshot.topic: snapshot.end, **snapshot.outputs})
+            progress.check()
             progress.phase("compaction")
             compaction.compact_all(writer)
             writer.collect_garbage()
@@ -119,6 +135,7 @@ def _replay_partition(consumer, snapshot, partition: int, writer: Writer, config
         if len(replay.valid) >= options.chunk_events:
             _write_rows(writer, replay)
         progress.update(len(records))
+        progress.check()
     _write_rows(writer, replay)
     outputs = replay.finish(snapshot.taken_at)
     stats.messages += replay.messages

@@ -35,7 +35,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import logging
-    import signal
     import sys
 
     from callstream.errors import CliError, UsageError
@@ -54,9 +53,8 @@ def run(args: argparse.Namespace) -> int:
         tariffs = load_tariffs(settings.tariffs_path)
     except TariffError as exc:
         raise UsageError(f"bad tariff file: {exc}") from None
-    # SIGTERM unwinds like Ctrl-C: the unfinished generation is deleted on the way out.
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
     progress = _bar(args.no_progress or not sys.stderr.isatty())
+    _stop_on_signals(progress.stop)
     header = (f"tariffs: {settings.tariffs_path}", f"events: {settings.topic_events} on {settings.bootstrap}")
     try:
         result = rebuild(settings, config_of(settings, tariffs), RebuildOptions(args.to, args.report),
@@ -71,12 +69,27 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stop_on_signals(stop) -> None:
+    """Ctrl-C or SIGTERM asks the rebuild to stop at its next batch (it then deletes the unfinished
+    generation and exits 130); a second one interrupts at once."""
+    import signal
+
+    def handler(signum, frame):
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, handler)
+
+
 def _bar(quiet: bool):
     """A tqdm progress bar on stderr (messages, messages/s, ETA); silent when ``quiet``."""
     from warehouse.replay_load import Progress
 
     class Bar(Progress):
         def __init__(self) -> None:
+            super().__init__()
             self.bar = None
 
         def start(self, total: int) -> None:
