@@ -4,17 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from callstream.commands.common import add_kafka_args, add_setting_arg, settings_from_args
-
-
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
-    return value
+from callstream.commands.common import (add_kafka_args, add_setting_arg, positive_float,
+                                        settings_from_args)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,9 +17,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_kafka_args(parser)
     add_setting_arg(parser, "--tariffs", "tariffs", metavar="CSV",
                     help_="tariff table (default: CALLSTREAM_TARIFFS or the packaged table)")
-    add_setting_arg(parser, "--incomplete-after", "incomplete_after", _positive_seconds,
+    add_setting_arg(parser, "--incomplete-after", "incomplete_after", positive_float,
                     metavar="SECONDS", help_="emit an incomplete CDR after this quiet time")
-    add_setting_arg(parser, "--forget-after", "forget_after", _positive_seconds, metavar="SECONDS",
+    add_setting_arg(parser, "--forget-after", "forget_after", positive_float, metavar="SECONDS",
                     help_="move a settled call from memory to the on-disk archive after this")
     add_setting_arg(parser, "--group", "worker_group", metavar="NAME",
                     help_="consumer group / Faust app id")
