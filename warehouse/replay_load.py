@@ -42,8 +42,8 @@ _SIGNAL_SCHEMA = pa.schema([("portal_id", pa.string()), ("call_id", pa.string())
 class LoadOptions:
     """How much to hold in memory at once."""
 
-    chunk_events: int = 200_000  # valid events written per delta file
-    memory_limit: str = "1GB"
+    chunk_events: int = 50_000  # valid events written per delta file
+    memory_limit: str = "256MB"
 
 
 @dataclass
