@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from callstream.config import Settings
@@ -9,6 +10,9 @@ from callstream.errors import CliError
 from streams import topics
 from streams.app import declare, internal_topic_names
 from streams.domain.rating import TariffError, TariffTable, load_tariffs
+
+
+GC_THRESHOLDS = (200_000, 100, 1_000)
 
 
 def load_tariffs_or_fail(settings: Settings) -> TariffTable:
@@ -54,5 +58,14 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
         # bookkeeping calls the monitor directly and is unaffected.
         if worker.app.monitor in set(worker.app.sensors):
             worker.app.sensors.remove(worker.app.monitor)
+        # The worker allocates short-lived objects per event (Faust's messages and
+        # events, aiokafka records) by the million; with CPython's default
+        # thresholds the cyclic collector ran so often over the long-lived ones
+        # (Faust's and our state) that it took a third of the CPU. Collect the
+        # young generation every 200k allocations and the old one rarely
+        # (measured: 14,000 -> 22,000 events per CPU-second), and move what
+        # start-up created out of the collector's way.
+        gc.freeze()
+        gc.set_threshold(*GC_THRESHOLDS)
 
     FaustWorker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()
