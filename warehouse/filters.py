@@ -79,6 +79,11 @@ _BOUNDS = (("min_talk_s", "talk_s", ">="), ("max_talk_s", "talk_s", "<="),
            ("min_cost", "cost", ">="), ("max_cost", "cost", "<="))
 
 
+def number_needle(number: str) -> str:
+    """What a number search looks for: the text without spaces, dashes, dots, parentheses."""
+    return _NUMBER_NOISE.sub("", number)
+
+
 def call_conditions(flt: CallFilter) -> tuple[list[str], list[Any]]:
     """SQL conditions over the ``cdrs`` columns and their parameters, in order."""
     conditions: list[str] = []
@@ -102,7 +107,7 @@ def call_conditions(flt: CallFilter) -> tuple[list[str], list[Any]]:
             conditions.append(f"{quote(column)} {op} ?")
             params.append(Decimal(value))
     if flt.number:
-        needle = _NUMBER_NOISE.sub("", flt.number)
+        needle = number_needle(flt.number)
         if needle:
             conditions.append('(contains("from", ?) OR contains("to", ?) '
                               'OR contains(line_number, ?) OR contains(shown_number, ?))')

@@ -82,5 +82,9 @@ _BY_NAME = {r.name: r for r in ROLLUPS}
 
 
 def spec_of(table: str) -> TableSpec:
-    """The declaration of any stored table: one of ``schema.TABLES`` or a rollup."""
+    """The declaration of any stored table: one of ``schema.TABLES``, a rollup or the call index."""
+    from warehouse import call_index
+
+    if table == call_index.NAME:
+        return call_index.SPEC
     return _BY_NAME[table].spec if table in _BY_NAME else TABLES[table]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from warehouse import rollups, schema
+from warehouse import call_index, rollups, schema
 from warehouse.layout import DataFile, Manifest
 
 
@@ -74,6 +74,9 @@ def table_view(root: Path, spec: schema.TableSpec, manifest: Manifest | None) ->
             hot_parts.append(f"SELECT {cols} FROM {_scan(root, warm)}")
             hot_parts.append(f"SELECT {schema.select_list(spec, 'd')} FROM {delta_view} d "
                              f"ANTI JOIN {_scan(root, warm)} b USING ({keys})")
+    else:  # always defined, so point lookups can ask the deltas first (queries.cdr_by_id)
+        statements.append(_view(f"{name}__delta", [], spec))
+    statements.append(_view(f"{name}__base", [f"SELECT {cols} FROM {_scan(root, base)}"] if base else [], spec))
     statements.append(_view(f"{name}__cold", [f"SELECT {cols} FROM {_scan(root, cold)}"] if cold else [], spec))
     statements.append(_view(f"{name}__hot", hot_parts, spec))
     statements.append(_view(name, [f"SELECT {cols} FROM {schema.quote(name + '__cold')}",
@@ -113,7 +116,25 @@ def rollup_view(root: Path, manifest: Manifest | None, rollup: rollups.Rollup) -
     return _view(rollup.name, parts, rollup.spec)
 
 
+def index_view(root: Path, manifest: Manifest | None) -> str:
+    """CREATE VIEW ``cdrs_ids``: (call_id, started_day) of every base cdrs row (call_index.py).
+
+    Stored index files where a partition has one; the base file itself where it has not.
+    """
+    files = manifest.table_files("cdrs", "base") if manifest else ()
+    indexed = {f.partition: f for f in (manifest.table_files(call_index.NAME, "base") if manifest else ())}
+    parts = []
+    stored = [indexed[f.partition] for f in files if f.partition in indexed]
+    if stored:
+        parts.append(f"SELECT call_id, started_day FROM {_scan(root, stored)}")
+    unindexed = [f for f in files if f.partition not in indexed]
+    if unindexed:
+        parts.append(call_index.select(_scan(root, unindexed)))
+    return _view(call_index.NAME, parts, call_index.SPEC)
+
+
 def all_views(root: Path, manifest: Manifest | None) -> list[str]:
-    """CREATE VIEW statements for every table of the warehouse, then the rollups."""
+    """CREATE VIEW statements for every table of the warehouse, then the rollups and the index."""
     statements = [stmt for spec in schema.TABLES.values() for stmt in table_view(root, spec, manifest)]
-    return statements + [rollup_view(root, manifest, rollup) for rollup in rollups.ROLLUPS]
+    return statements + [rollup_view(root, manifest, rollup) for rollup in rollups.ROLLUPS] + \
+        [index_view(root, manifest)]

@@ -29,7 +29,7 @@ from typing import Iterable, Mapping
 
 import duckdb
 
-from warehouse import duck, rollups, schema
+from warehouse import call_index, duck, rollups, schema
 from warehouse.layout import (DATA, LOCK, DataFile, Manifest, Retired, fsync_dir, fsync_file,
                               load_manifest, new_file_path, publish_manifest, table_of, tmp_path_for)
 
@@ -121,8 +121,10 @@ class Writer:
         final = self.root / rel_path
         final.parent.mkdir(parents=True, exist_ok=True)
         tmp = tmp_path_for(final)
-        rows = con.execute(f"COPY ({rel}) TO ? (FORMAT parquet, COMPRESSION zstd)",
-                           [*params, str(tmp)]).fetchall()[0][0]
+        options = "FORMAT parquet, COMPRESSION zstd"
+        if spec.row_group_size:
+            options += f", ROW_GROUP_SIZE {int(spec.row_group_size)}"
+        rows = con.execute(f"COPY ({rel}) TO ? ({options})", [*params, str(tmp)]).fetchall()[0][0]
         if rows == 0 and not keep_empty:
             tmp.unlink(missing_ok=True)
             return None
@@ -185,7 +187,8 @@ class Writer:
                          labels: Iterable[str]) -> list[DataFile]:
         """Write one base file per partition label from the rows of ``source`` (a table name).
 
-        For ``cdrs``, each partition's rollups (rollups.py) are written alongside.
+        For ``cdrs``, each partition's rollups (rollups.py) and call index (call_index.py)
+        are written alongside.
         """
         spec = schema.TABLES[table]
         written = []
@@ -195,16 +198,21 @@ class Writer:
             if data_file is None:
                 continue
             written.append(data_file)
-            for rollup in rollups.ROLLUPS if table == "cdrs" else ():
+            if table != "cdrs":
+                continue
+            for rollup in rollups.ROLLUPS:
                 # Kept even when empty: "no recordings this month" differs from "no rollup".
                 written.append(self.write_file(con, rollup.name, rollup.select(f"({query})"), [label],
                                                kind="base", partition=label, keep_empty=True))
+            written.append(self.write_file(con, call_index.NAME, call_index.select(f"({query})"), [label],
+                                           kind="base", partition=label, keep_empty=True))
         return written
 
     def partition_files(self, table: str, labels: Iterable[str]) -> list[str]:
         """Paths of the base files (and rollups) of ``table`` in the partitions ``labels``."""
         wanted = set(labels)
-        names = (table, *(r.name for r in rollups.ROLLUPS)) if table == "cdrs" else (table,)
+        names = ((table, *(r.name for r in rollups.ROLLUPS), call_index.NAME) if table == "cdrs"
+                 else (table,))
         return [f.path for name in names for f in self._manifest.table_files(name, "base")
                 if f.partition in wanted]
 
