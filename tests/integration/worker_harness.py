@@ -261,17 +261,18 @@ def worker_inputs(settings: Settings) -> tuple[str, ...]:
 
 
 def wait_until_done(settings: Settings, workers: Iterable[WorkerProcess] = (), *,
-                    timeout: float = 180.0, quiet: float = 3.0,
+                    timeout: float = 180.0, quiet: float = 3.0, stall: float = 60.0,
                     fatal: tuple[str, ...] = FATAL_MARKS) -> float:
     """Wait until the group committed its inputs and the outputs stopped growing for ``quiet`` s.
 
-    Fails at once when a worker exits or logs a ``fatal`` line; returns the seconds waited.
+    Fails at once when a worker exits or logs a ``fatal`` line, and when inputs
+    stay uncommitted while nothing moves for ``stall`` s; returns the seconds waited.
     """
     workers = list(workers)
     probe = Probe(settings)
     began = time.monotonic()
     try:
-        last, stable_since = None, time.monotonic()
+        last, stable_since, seen, moved = None, began, None, began
         while True:
             for worker in workers:
                 worker.check(fatal)
@@ -280,12 +281,14 @@ def wait_until_done(settings: Settings, workers: Iterable[WorkerProcess] = (), *
             now = time.monotonic()
             if outputs != last:
                 last, stable_since = outputs, now
+            if (outputs, lags) != seen:
+                seen, moved = (outputs, lags), now
             if lags is not None and not any(lags.values()) and now - stable_since >= quiet:
                 print(f"{now - began:6.1f} s until {settings.worker_group} was done")
                 return now - began
-            assert now - began < timeout, (
-                f"{settings.worker_group} not done after {timeout:.0f} s: uncommitted {lags}, "
-                f"outputs {outputs}, last grew {now - stable_since:.1f} s ago")
+            state = f"uncommitted {lags}, outputs {outputs}, last grew {now - stable_since:.1f} s ago"
+            assert now - moved < stall, f"{settings.worker_group} stalled for {stall:.0f} s: {state}"
+            assert now - began < timeout, f"{settings.worker_group} not done after {timeout:.0f} s: {state}"
             time.sleep(0.5)
     finally:
         probe.close()
