@@ -10,9 +10,12 @@ core derives from it.
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import orjson
 import pytest
@@ -37,12 +40,29 @@ def own_broker(kafka_settings, tmp_path):
                                       kafka_dir=str(tmp_path / "kafka"),
                                       state_dir=str(tmp_path / "worker-state"),
                                       worker_group="outage-worker")
-    broker.start(settings)
     try:
+        broker.start(settings)
         topics.ensure_topics(settings, topics.project_topics(settings))
         yield settings
     finally:
+        leftover = _our_broker_pid(settings)  # read first: stop() deletes the pid file
         broker.stop(settings)
+        if leftover is not None:
+            try:
+                os.killpg(leftover, signal.SIGKILL)  # broker.start gave it a session of its own
+            except ProcessLookupError:
+                pass
+
+
+def _our_broker_pid(settings) -> int | None:
+    """The pid in this test's broker pid file, if that process runs this test's broker."""
+    root = Path(settings.kafka_dir).resolve()
+    try:
+        pid = int(broker.BrokerPaths(root).pid_file.read_text().strip())
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return pid if str(root).encode() in cmdline.read() else None
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def test_broker_stopped_and_restarted_mid_run(own_broker, tmp_path):
