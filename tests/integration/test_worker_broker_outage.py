@@ -46,8 +46,7 @@ def own_broker(kafka_settings, tmp_path):
         yield settings
     finally:
         leftover = _our_broker_pid(settings)  # read first: stop() deletes the pid file
-        broker.stop(settings)
-        if leftover is not None:
+        if not broker.stop(settings) and leftover is not None:
             try:
                 os.killpg(leftover, signal.SIGKILL)  # broker.start gave it a session of its own
             except ProcessLookupError:
