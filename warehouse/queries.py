@@ -18,7 +18,7 @@ from typing import Any
 
 import pandas as pd
 
-from warehouse.detail import call_by_id, page_of_calls
+from warehouse.lookup import call_by_id
 from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, number_needle, order_by,
                                recordings_source, utc_start, where)
 from warehouse.reader import Reader
@@ -69,8 +69,8 @@ def _dense(number: str | None) -> bool:
 
 def _page(reader: Reader, flt: CallFilter, order: str, page: int, page_size: int) -> pd.DataFrame:
     clause, params = where(flt)
-    with reader.cursor() as con:
-        return page_of_calls(con, DETAIL_COLUMNS, clause, params, order, page * page_size, page_size)
+    sql = f"SELECT {DETAIL_COLUMNS} FROM cdrs {clause} {order} LIMIT ? OFFSET ?"
+    return _frame(reader, sql, params + [page_size, page * page_size])
 
 
 def _windows(reader: Reader, flt: CallFilter) -> list[datetime]:
@@ -97,7 +97,7 @@ def call_count(reader: Reader, flt: CallFilter = ALL_CALLS) -> int:
 def cdr_by_id(reader: Reader, call_id: str) -> dict[str, Any] | None:
     """The latest CDR of one call as a dict of typed values (all warehouse columns), or None.
 
-    Read through the call index, not a scan of every call_id (detail.call_by_id).
+    Read through the call index, not a scan of every call_id (lookup.call_by_id).
     """
     with reader.cursor() as con:
         return call_by_id(con, call_id)
