@@ -174,12 +174,15 @@ def _is_zombie(pid: int) -> bool:
 
 
 def _is_kafka(pid: int) -> bool:
-    # A stale pid file may name a pid the system has since given to another program.
+    # A stale pid file may name a pid the system has since given to another
+    # program. An empty command line is a process in the middle of an exec (the
+    # java launcher can re-exec itself): not a stranger, so it counts.
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-            return _MAIN_CLASS.encode() in cmdline.read().split(b"\0")
+            args = cmdline.read()
     except FileNotFoundError:
         return False
+    return not args or _MAIN_CLASS.encode() in args.split(b"\0")
 
 
 def answers_metadata(settings: Settings, timeout_s: float = 5.0) -> bool:
@@ -210,7 +213,7 @@ def start(settings: Settings, *, timeout_s: float = 90.0) -> tuple[int, bool]:
     paths = BrokerPaths(Path(settings.kafka_dir).resolve())
     running = read_pid(paths)
     if running is not None:
-        _wait_ready(settings, paths, running, timeout_s)
+        _wait_ready(settings, paths, lambda: read_pid(paths) is not None, timeout_s)
         return running, False
     host, port = split_bootstrap(settings.bootstrap)
     if port_open(host, port):
@@ -229,14 +232,23 @@ def start(settings: Settings, *, timeout_s: float = 90.0) -> tuple[int, bool]:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     paths.pid_file.write_text(str(process.pid))
-    _wait_ready(settings, paths, process.pid, timeout_s)
+    try:
+        _wait_ready(settings, paths, lambda: process.poll() is None, timeout_s)
+    except CliError:
+        # Never leave behind a broker that this call started but could not use.
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        paths.pid_file.unlink(missing_ok=True)
+        raise
     return process.pid, True
 
 
-def _wait_ready(settings: Settings, paths: BrokerPaths, pid: int, timeout_s: float) -> None:
+def _wait_ready(settings: Settings, paths: BrokerPaths, alive, timeout_s: float) -> None:
+    """Poll until the broker answers; ``alive()`` says whether its process still runs."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if read_pid(paths) is None:
+        if not alive():
             raise CliError(f"the broker exited during start-up; see {_log_hint(paths)}")
         if answers_metadata(settings):
             return

@@ -89,3 +89,25 @@ def _zombie(pid: int) -> bool:
             return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
     except FileNotFoundError:
         return True
+
+
+def test_a_broker_that_does_not_become_ready_is_not_left_running(tmp_path):
+    from callstream.config import Settings
+    from callstream.errors import CliError
+    from streams import broker
+
+    port = _free_port_pair()
+    settings = Settings.from_env({}, bootstrap=f"127.0.0.1:{port}", kafka_dir=str(tmp_path / "kafka"))
+    with pytest.raises(CliError, match="did not answer"):
+        broker.start(settings, timeout_s=0.5)  # far too short for a JVM to start
+    assert broker.status(settings) is None
+    leftovers = [p for p in os.listdir("/proc") if p.isdigit() and _cmdline_mentions(p, str(tmp_path))]
+    assert leftovers == []
+
+
+def _cmdline_mentions(pid: str, text: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            return text.encode() in cmdline.read()
+    except OSError:
+        return False
