@@ -8,6 +8,7 @@ before the states are written (see streams.assemble).
 
 from __future__ import annotations
 
+import logging
 from typing import Sequence
 
 import orjson
@@ -17,6 +18,8 @@ from streams.app import Worker
 from streams.domain.outages import (OutageState, PortalSignal, apply_signals,
                                     outage_state_from_bytes, outage_state_to_bytes)
 from streams.outbox import Outbox
+
+log = logging.getLogger("callstream.worker")
 
 
 class OutageBatches:
@@ -50,4 +53,13 @@ class OutageBatches:
 
     def _load(self, key: bytes, portal_id: str) -> OutageState:
         blob = self._table().get(key)
-        return outage_state_from_bytes(blob) if blob else OutageState(portal_id)
+        if not blob:
+            return OutageState(portal_id)
+        try:
+            return outage_state_from_bytes(blob)
+        except ValueError as exc:
+            # A state this version cannot read (an older format): the portal's
+            # outages restart from the verdicts that arrive from now on. Losing
+            # that is better than a worker that can never start.
+            log.warning("portal %s: outage state unreadable (%s); starting it afresh", portal_id, exc)
+            return OutageState(portal_id)

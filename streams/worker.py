@@ -7,7 +7,7 @@ import logging
 
 from callstream.config import Settings
 from callstream.errors import CliError
-from streams import topics
+from streams import logthrottle, topics
 from streams.app import declare, internal_topic_names
 from streams.domain.rating import TariffError, TariffTable, load_tariffs
 
@@ -53,6 +53,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
         # build a LogRecord. Raise the loggers themselves once the worker runs.
         for name in ("", "aiokafka", "faust", "mode", "callstream"):
             logging.getLogger(name).setLevel(level)
+        logthrottle.install()
         # Faust's Monitor sensor keeps per-event statistics for its web UI, which
         # the worker does not run; it cost ~5% of the worker's CPU. Offset-commit
         # bookkeeping calls the monitor directly and is unaffected.

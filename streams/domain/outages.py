@@ -231,9 +231,10 @@ def _unmachine(raw: list) -> Machine:
 def outage_state_from_bytes(data: bytes) -> OutageState:
     """Inverse of :func:`outage_state_to_bytes`; corrupt input raises ValueError."""
     try:
-        version, portal_id, ordered, now, base, cut, emitted, partition = orjson.loads(data)
-        if version != _FORMAT:
-            raise ValueError(f"unknown outage state format {version!r}")
+        raw = orjson.loads(data)
+        if not isinstance(raw, list) or not raw or raw[0] != _FORMAT:
+            raise ValueError(f"not an outage state of format {_FORMAT}")
+        version, portal_id, ordered, now, base, cut, emitted, partition = raw
         machine = _unmachine(now)
         return OutageState(portal_id, machine.window, machine.open, machine.resolved_until_us,
                            {k: list(v) for k, v in emitted.items()},
