@@ -140,7 +140,9 @@ def declare(settings: Settings, tariffs: TariffTable, app: faust.App | None = No
         alerts=app.topic(settings.topic_alerts, **raw),
         dlq=app.topic(settings.topic_dlq, **raw),
         calls_by_id=app.Table("calls_by_id", **table),
-        archived_calls_by_id=app.Table("archived_calls_by_id", store="rocksdb://",
+        # "rocksdb:<name>", not "rocksdb://": yarl's URL("rocksdb://") is falsy and
+        # faust would silently fall back to the app's in-memory store.
+        archived_calls_by_id=app.Table("archived_calls_by_id", store="rocksdb:archived_calls_by_id",
                                        options=dict(ARCHIVE_ROCKSDB), **table),
         outages_by_portal=app.Table("outages_by_portal", **table),
     )

@@ -1,0 +1,24 @@
+"""The worker's Faust app is declared as designed (no broker needed to check)."""
+
+from __future__ import annotations
+
+import pytest
+
+from callstream.config import Settings
+from streams.app import declare
+from streams.domain.rating import load_tariffs
+
+pytestmark = pytest.mark.unit
+
+
+def test_tables_use_the_stores_and_codecs_the_design_relies_on(tmp_path):
+    settings = Settings.from_env({}, state_dir=str(tmp_path))
+    worker = declare(settings, load_tariffs(settings.tariffs_path))
+    # The archive is on disk (bounded memory); the hot table in memory.
+    assert type(worker.archived_calls_by_id.data).__module__ == "faust.stores.rocksdb"
+    assert type(worker.calls_by_id.data).__module__ == "faust.stores.memory"
+    # Raw codecs: recovery must hand back the bytes the worker wrote.
+    for table in (worker.calls_by_id, worker.archived_calls_by_id, worker.outages_by_portal):
+        assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
+        assert table.partitions == settings.events_partitions
+    assert str(worker.app.conf.broker[0]).startswith("callstream://")
