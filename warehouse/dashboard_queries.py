@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from warehouse import export
-from warehouse.filters import ALL_CALLS, CallFilter, aggregate_source, utc_start, where
+from warehouse.filters import ALL_CALLS, CallFilter, aggregate_source, recordings_source, utc_start, where
 from warehouse.reader import Reader
 from warehouse.schema import quote
 
@@ -104,10 +104,9 @@ def recording_totals_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CA
                         top: int = 15) -> pd.DataFrame:
     """The biggest recording consumers per portal, line or user: key, recordings, bytes."""
     column = _column(RECORDING_DIMENSIONS, dimension)
-    if dimension == "user":  # the rollup has no users: read the calls that have recordings
-        flt = flt.replace(has_recording=True)
+    # cdrs_daily has no users; recordings_daily has them (and falls back to the recorded calls).
     # Rollup rows may be negative (warehouse.views): filter on measures only after summing.
-    src = aggregate_source(flt, ("recording_bytes > 0",))
+    src = recordings_source(flt) if dimension == "user" else aggregate_source(flt, ("recording_bytes > 0",))
     return _frame(reader, f"SELECT {column} AS key, CAST({src.recordings} AS BIGINT) AS recordings, "
                           f"CAST(sum(recording_bytes) AS BIGINT) AS bytes FROM {src.table} {src.where} "
                           "GROUP BY 1 HAVING sum(recording_bytes) > 0 "
