@@ -16,7 +16,8 @@ from typing import Any
 import pandas as pd
 
 from warehouse import export
-from warehouse.filters import ALL_CALLS, CallFilter, aggregate_source, recordings_source, utc_start, where
+from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, recordings_source, user_spend_source,
+                               utc_start, where)
 from warehouse.reader import Reader
 from warehouse.schema import quote
 
@@ -92,12 +93,18 @@ def spend_breakdown(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame
 
 
 def top_users_by_cost(reader: Reader, flt: CallFilter = ALL_CALLS, *, top: int = 15) -> pd.DataFrame:
-    """The employees (user_id) with the biggest spend: user_id, portal_id, currency, calls, billed_s, cost."""
-    clause, params = where(flt, "user_id IS NOT NULL", "cost > 0")
-    return _frame(reader, "SELECT user_id, any_value(portal_id) AS portal_id, currency, "
-                          "count(*) AS calls, CAST(sum(billed_s) AS BIGINT) AS billed_s, sum(cost) AS cost "
-                          f"FROM cdrs {clause} GROUP BY user_id, currency "
-                          "ORDER BY cost DESC, user_id LIMIT ?", params + [top])
+    """The employees with the biggest spend: user_id, portal_id, currency, calls, billed_s, cost.
+
+    An employee is a user of one portal (the contract does not make user ids unique
+    across portals).
+    """
+    src = user_spend_source(flt)
+    # Rollup rows may be negative (warehouse.views): a user whose calls all moved sums to none.
+    return _frame(reader, "SELECT user_id, portal_id, currency, "
+                          f"CAST({src.calls} AS BIGINT) AS calls, CAST(sum(billed_s) AS BIGINT) AS billed_s, "
+                          f"sum(cost) AS cost FROM {src.table} {src.where} GROUP BY user_id, portal_id, currency "
+                          f"HAVING {src.calls} > 0 ORDER BY cost DESC, user_id, portal_id LIMIT ?",
+                  src.params + [top])
 
 
 def recording_totals_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CALLS, *,

@@ -208,6 +208,21 @@ def aggregate_source(flt: CallFilter, raw_extra: tuple[str, ...] = (),
     return Source("cdrs", clause, params, "count(*)", "count(*) FILTER (recording_bytes > 0)")
 
 
+_USER_SPEND_LISTS = frozenset({"portals", "users"})
+
+
+def user_spend_source(flt: CallFilter) -> Source:
+    """Where per-employee spend reads: the ``user_spend_daily`` rollup when it can answer
+    ``flt`` exactly (whole days, portals, users), else the paid calls of employees."""
+    rolled = rollup_conditions(flt, _USER_SPEND_LISTS)
+    if rolled is not None:
+        conditions, params = rolled
+        clause = "WHERE " + " AND ".join(conditions) if conditions else ""
+        return Source("user_spend_daily", clause, params, "sum(calls)", "0")
+    clause, params = where(flt, "user_id IS NOT NULL", "cost > 0")
+    return Source("cdrs", clause, params, "count(*)", "0")
+
+
 def recordings_source(flt: CallFilter) -> Source:
     """Where per-user recording queries read: the ``recordings_daily`` rollup when it can
     answer ``flt`` exactly, else the calls with a recording."""

@@ -12,6 +12,8 @@ negative: queries sum rollup rows and never filter on a measure).
 - ``recordings_daily``: per day, portal, user, line, direction, status and
   controller verdict, calls with a recording — recordings and bytes.
   Recording storage per user.
+- ``user_spend_daily``: per day, portal, user and currency, paid calls of an
+  employee — calls, billed seconds, cost. The employees who spend most.
 """
 
 from __future__ import annotations
@@ -77,7 +79,15 @@ RECORDINGS = _rollup(
      ("recording_bytes", "BIGINT", "CAST(sum(recording_bytes) AS BIGINT)")),
     where="recording_bytes > 0",
 )
-ROLLUPS: tuple[Rollup, ...] = (DAILY, RECORDINGS)
+USER_SPEND = _rollup(
+    "user_spend_daily",
+    ("started_day", "portal_id", "user_id", "currency"),
+    (("calls", "BIGINT", "count(*)"),
+     ("billed_s", "BIGINT", "CAST(sum(billed_s) AS BIGINT)"),
+     ("cost", "DECIMAL(38,2)", "sum(cost)")),
+    where="user_id IS NOT NULL AND cost > 0",
+)
+ROLLUPS: tuple[Rollup, ...] = (DAILY, RECORDINGS, USER_SPEND)
 _BY_NAME = {r.name: r for r in ROLLUPS}
 
 

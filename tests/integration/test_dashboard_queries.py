@@ -69,10 +69,10 @@ def test_top_users_by_cost(reader) -> None:
     totals: Counter = Counter()
     for r in _cdrs(reader):
         if r["user_id"] and r["cost"] > 0:
-            totals[(r["user_id"], r["currency"])] += r["cost"]
+            totals[(r["user_id"], r["portal_id"], r["currency"])] += r["cost"]
     frame = dq.top_users_by_cost(reader, top=5)
-    best = sorted(totals.items(), key=lambda item: (-item[1], item[0][0]))[:5]
-    assert [(u, c) for u, c in zip(frame["user_id"], frame["cost"])] == [(u, cost) for (u, _), cost in best]
+    best = sorted(totals.items(), key=lambda item: (-item[1], item[0][0], item[0][1]))[:5]
+    assert list(zip(frame["user_id"], frame["portal_id"], frame["cost"])) == [(u, p, cost) for (u, p, _), cost in best]
 
 
 @pytest.mark.parametrize("dimension, column", [("portal", "portal_id"), ("line", "line"), ("user", "user_id")])

@@ -19,9 +19,9 @@ from streams.domain.events import Rejection
 from streams.simulator import generate_all
 from tests.integration.sink_data import Feed
 from tests.unit.warehouse_samples import CDR, T0
-from warehouse import compaction, queries
+from warehouse import compaction, dashboard_queries, queries
 from warehouse.decode import RawBatch, decode_events
-from warehouse.filters import CallFilter, aggregate_source, recordings_source
+from warehouse.filters import CallFilter, aggregate_source, recordings_source, user_spend_source
 from warehouse.reader import Reader
 from warehouse.writer import Batch, Writer
 
@@ -246,3 +246,14 @@ def test_recordings_per_user_come_from_their_rollup_when_the_filter_allows(reade
     assert recordings_source(flt.replace(regions=("Kazakhstan",))).table == "cdrs"
     pd.testing.assert_frame_equal(queries.recording_bytes_by(reader, "user", flt),
                                   queries.recording_bytes_by(reader, "user", flt.replace(min_cost=0)))
+
+
+@pytest.mark.parametrize("flt", [CallFilter(), CallFilter(start=date(2026, 10, 22), end=date(2026, 11, 26)),
+                                 CallFilter(portals=("p-1", "p-2")), CallFilter(users=("u-1", "u-2"))])
+def test_spend_per_employee_comes_from_its_rollup_exactly(reader, flt):
+    raw = flt.replace(min_cost=0)
+    assert user_spend_source(flt).table == "user_spend_daily" and user_spend_source(raw).table == "cdrs"
+    assert user_spend_source(flt.replace(lines=("sip",))).table == "cdrs"
+    pd.testing.assert_frame_equal(dashboard_queries.top_users_by_cost(reader, flt, top=1000),
+                                  dashboard_queries.top_users_by_cost(reader, raw, top=1000))
+    assert len(dashboard_queries.top_users_by_cost(reader, flt, top=1000)) > 0
