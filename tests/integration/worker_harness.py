@@ -287,11 +287,24 @@ def wait_until_done(settings: Settings, workers: Iterable[WorkerProcess] = (), *
                 print(f"{now - began:6.1f} s until {settings.worker_group} was done")
                 return now - began
             state = f"uncommitted {lags}, outputs {outputs}, last grew {now - stable_since:.1f} s ago"
-            assert now - moved < stall, f"{settings.worker_group} stalled for {stall:.0f} s: {state}"
+            if now - moved >= stall:
+                raise AssertionError(f"{settings.worker_group} stalled for {stall:.0f} s: {state}\n"
+                                     + _task_dumps(workers))
             assert now - began < timeout, f"{settings.worker_group} not done after {timeout:.0f} s: {state}"
             time.sleep(0.5)
     finally:
         probe.close()
+
+
+def _task_dumps(workers: list[WorkerProcess]) -> str:
+    """What every asyncio task of each live worker waits on (the worker logs it on SIGUSR1)."""
+    live = [w for w in workers if w.alive]
+    sizes = {w: w.log_path.stat().st_size for w in live}
+    for worker in live:
+        os.kill(worker.proc.pid, signal.SIGUSR1)
+    time.sleep(2)
+    return "\n".join(f"--- {w.log_path.name}, after SIGUSR1:\n"
+                     + w.log_path.read_bytes()[sizes[w]:].decode("utf-8", "replace")[-20000:] for w in live)
 
 
 def _lags_or_none(probe: Probe, settings: Settings) -> dict[str, int] | None:
