@@ -2,8 +2,16 @@
 
 Each message on ``<group>-portal-signals`` is a JSON list of one portal's
 call verdicts (key = portal), sent by ``assemble_cdrs`` once per portal per
-batch. The rule itself is pure (streams.domain.outages). Outputs are flushed
-before the states are written (see streams.assemble).
+batch. The rule itself is pure (streams.domain.outages).
+
+Unlike the calls' outputs, a portal's state is stored *before* its alerts are
+sent. The state remembers which outages it sent, so that it can retract one
+that later verdicts undo; an alert sent by a worker killed before its state
+was stored would be unknown to the state its successor restores, and never
+retracted. So each state is stored (acknowledged by the broker) together with
+the alerts it decided (``unsent``), then the alerts are sent; whoever loads a
+state without knowing that its alerts went out — a restarted worker, or one
+that took the partition over — sends them again (the same payloads: harmless).
 """
 
 from __future__ import annotations
@@ -27,39 +35,55 @@ class OutageBatches:
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
+        # portal key -> hash of the state this process stored and whose alerts it sent
+        self._delivered: dict[bytes, int] = {}
 
     def _table(self) -> dict:
         return self.worker.outages_by_portal.data.data  # the memory store's plain dict
 
     async def process(self, batch: Sequence[EventT]) -> None:
         states: dict[bytes, tuple[EventT, OutageState]] = {}
-        outbox = Outbox()
+        unsent: dict[bytes, list[bytes]] = {}
         for kafka_event in batch:
             message = kafka_event.message
             key = message.key
             portal_id = key.decode()
-            state = states[key][1] if key in states else self._load(key, portal_id)
+            if key in states:
+                state = states[key][1]
+            else:
+                state = self._load(key, portal_id)
+                unsent[key] = list(state.unsent)  # [] when this process delivered them
             signals = [PortalSignal(portal_id, call_id, verdict, ts_us)
                        for call_id, verdict, ts_us in orjson.loads(message.value)]
             state, alerts = apply_signals(state, signals, self.worker.rules)
-            for _alert, payload in alerts:
-                outbox.add(self.worker.settings.topic_alerts, key, payload)
+            unsent[key] += (payload for _alert, payload in alerts)
             states[key] = (kafka_event, state)
-        await outbox.flush(self.worker.app.producer)
+        changelog, outbox = Outbox(), Outbox()
+        changelog_topic = self.worker.outages_by_portal.changelog_topic.get_topic_name()
+        written = {}
         for key, (anchor, state) in states.items():
-            blob = outage_state_to_bytes(state)
+            blob = outage_state_to_bytes(state._replace(unsent=tuple(unsent[key])))
             self._table()[key] = blob
-            self.worker.outages_by_portal.send_changelog(anchor.message.partition, key, blob)
+            changelog.add(changelog_topic, key, blob, anchor.message.partition)
+            written[key] = hash(blob)
+            for payload in unsent[key]:
+                outbox.add(self.worker.settings.topic_alerts, key, payload)
+        await changelog.flush(self.worker.app.producer)
+        await outbox.flush(self.worker.app.producer)
+        self._delivered.update(written)
 
     def _load(self, key: bytes, portal_id: str) -> OutageState:
         blob = self._table().get(key)
         if not blob:
             return OutageState(portal_id)
         try:
-            return outage_state_from_bytes(blob)
+            state = outage_state_from_bytes(blob)
         except ValueError as exc:
             # A state this version cannot read (an older format): the portal's
             # outages restart from the verdicts that arrive from now on. Losing
             # that is better than a worker that can never start.
             log.warning("portal %s: outage state unreadable (%s); starting it afresh", portal_id, exc)
             return OutageState(portal_id)
+        if self._delivered.get(key) == hash(blob):
+            return state._replace(unsent=())
+        return state

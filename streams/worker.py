@@ -4,27 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import io
 import logging
 import signal
 
 from callstream.config import Settings
 from callstream.errors import CliError
-from streams import logthrottle, topics
+from streams import diagnostics, logthrottle, topics
 from streams.app import declare, internal_topic_names
 from streams.domain.rating import TariffError, TariffTable, load_tariffs
 
 
 GC_THRESHOLDS = (200_000, 100, 1_000)
-
-
-def dump_tasks() -> None:
-    """Log the stack of every asyncio task of this process (SIGUSR1)."""
-    out = io.StringIO()
-    for task in asyncio.all_tasks():
-        print(f"--- {task.get_name()} {task.get_coro()!r}", file=out)
-        task.print_stack(limit=12, file=out)
-    logging.getLogger("callstream.worker").warning("asyncio tasks:\n%s", out.getvalue())
 
 
 def load_tariffs_or_fail(settings: Settings) -> TariffTable:
@@ -82,6 +72,8 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
         gc.set_threshold(*GC_THRESHOLDS)
         # `kill -USR1 <pid>` logs what every asyncio task is waiting on: the way
         # to see inside a worker that looks idle.
-        asyncio.get_running_loop().add_signal_handler(signal.SIGUSR1, dump_tasks)
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGUSR1, lambda: logging.getLogger("callstream.worker").warning(
+                "asyncio tasks:\n%s", diagnostics.report(worker.app)))
 
     FaustWorker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()

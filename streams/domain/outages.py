@@ -41,7 +41,8 @@ from streams.domain.timefmt import format_ts_ms
 from streams.domain.wire import format_ts_wire
 
 HORIZON_US = 6 * 3600 * 1_000_000
-_FORMAT = 3
+_FORMAT = 4
+_READABLE = (3, 4)  # format 3: no ``unsent``
 _RETRACTED = "retracted"
 
 
@@ -80,6 +81,10 @@ class OutageState(NamedTuple):
     base: Machine = Machine()  # the machine at the horizon: verdicts before it are frozen
     cut_us: int | None = None  # verdicts before this ts are in ``base``
     partition: int | None = None  # of the signals topic, set by the worker
+    # Alert payloads decided with this state and not yet known to be delivered:
+    # the worker stores the state before it sends them, and whoever loads the
+    # state without knowing they went out sends them again (flag_outages.py).
+    unsent: tuple[bytes, ...] = ()
 
 
 def signal_of(state: CallState) -> PortalSignal | None:
@@ -214,7 +219,8 @@ def outage_state_to_bytes(state: OutageState) -> bytes:
     # orjson refuses tuple subclasses: episodes and machines go as plain lists.
     return orjson.dumps([_FORMAT, state.portal_id, [list(v) for v in _ordered(state.verdicts)],
                          _machine(Machine(state.window, state.open, state.resolved_until_us)),
-                         _machine(state.base), state.cut_us, dict(state.emitted), state.partition])
+                         _machine(state.base), state.cut_us, dict(state.emitted), state.partition,
+                         [payload.decode() for payload in state.unsent]])
 
 
 def _machine(machine: Machine) -> list:
@@ -232,13 +238,14 @@ def outage_state_from_bytes(data: bytes) -> OutageState:
     """Inverse of :func:`outage_state_to_bytes`; corrupt input raises ValueError."""
     try:
         raw = orjson.loads(data)
-        if not isinstance(raw, list) or not raw or raw[0] != _FORMAT:
+        if not isinstance(raw, list) or not raw or raw[0] not in _READABLE:
             raise ValueError(f"not an outage state of format {_FORMAT}")
-        version, portal_id, ordered, now, base, cut, emitted, partition = raw
+        version, portal_id, ordered, now, base, cut, emitted, partition, *rest = raw
+        unsent = tuple(payload.encode() for payload in rest[0]) if version >= 4 else ()
         machine = _unmachine(now)
         return OutageState(portal_id, machine.window, machine.open, machine.resolved_until_us,
                            {k: list(v) for k, v in emitted.items()},
                            {call: (ts, verdict) for ts, call, verdict in ordered},
-                           _unmachine(base), cut, partition)
-    except (ValueError, TypeError) as exc:
+                           _unmachine(base), cut, partition, unsent)
+    except (ValueError, TypeError, IndexError, AttributeError) as exc:
         raise ValueError(f"corrupt outage state: {exc}") from exc

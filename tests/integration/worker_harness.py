@@ -304,7 +304,7 @@ def _task_dumps(workers: list[WorkerProcess]) -> str:
         os.kill(worker.proc.pid, signal.SIGUSR1)
     time.sleep(2)
     return "\n".join(f"--- {w.log_path.name}, after SIGUSR1:\n"
-                     + w.log_path.read_bytes()[sizes[w]:].decode("utf-8", "replace")[-20000:] for w in live)
+                     + w.log_path.read_bytes()[sizes[w]:].decode("utf-8", "replace")[-60000:] for w in live)
 
 
 def _lags_or_none(probe: Probe, settings: Settings) -> dict[str, int] | None:

@@ -305,7 +305,19 @@ def test_an_open_episode_survives_bytes() -> None:
     assert list(revived.emitted) == list(state.emitted)
 
 
+def test_unsent_alerts_survive_bytes_and_format_3_states_still_load() -> None:
+    state, alerts = apply_signal(None, bypassed("a", 0), AlertRules(outage_calls=1))
+    state = state._replace(unsent=tuple(payload for _, payload in alerts))
+    assert state.unsent and outage_state_from_bytes(outage_state_to_bytes(state)) == state
+    old = orjson.loads(outage_state_to_bytes(state))
+    old[0] = 3
+    revived = outage_state_from_bytes(orjson.dumps(old[:-1]))  # format 3 had no unsent list
+    assert revived == state._replace(unsent=())
+
+
 @pytest.mark.parametrize("data", [
+    b'[4,"p1",[],[[],null,null],[[],null,null],null,{},null]',  # format 4 without its unsent list
+    b'[4,"p1",[],[[],null,null],[[],null,null],null,{},null,[1]]',  # an unsent payload not text
     b"", b"not json", b"{}", b"[]", b"[1]", b'[2,"p1",[],null,null,{}]', b'[1,"p1",[],null,null]',
     b'[1,"p1",[[1]],null,null,{}]', b"1", b'[1,"p1",[[1,"a",2]],null,null,{}]',
 ])
