@@ -63,6 +63,8 @@ def _consumer_state(app: Any) -> str:
              f"app.flow_control.active={app.flow_control.is_active()}",
              f"rebalancing={app.rebalancing}",
              f"paused={sorted(map(tuple, getattr(consumer, '_paused_partitions', ())))}",
+             f"active={sorted(map(tuple, getattr(consumer, '_active_partitions', None) or ()))}",
+             f"buffered={sorted(map(tuple, getattr(consumer, '_buffered_partitions', ())))}",
              f"assignment={sorted(map(tuple, consumer.assignment()))}",
              f"unacked={len(consumer._unacked_messages)}",
              f"read_offset={dict((tuple(k), v) for k, v in consumer._read_offset.items())}"]
