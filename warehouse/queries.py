@@ -191,8 +191,11 @@ def asr_acd_by_line(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame
 
 def alerts(reader: Reader, *, start: date | datetime | None = None, end: date | datetime | None = None,
            portals: tuple[str, ...] = (), types: tuple[str, ...] = (), state: str | None = None,
-           page: int = 0, page_size: int = 50) -> pd.DataFrame:
-    """Alerts (latest state of each alert_id) with ts in [start, end), newest first."""
+           live_only: bool = False, page: int = 0, page_size: int = 50) -> pd.DataFrame:
+    """Alerts (latest state of each alert_id) with ts in [start, end), newest first.
+
+    ``live_only`` leaves out withdrawn alerts (latest state ``retracted``).
+    """
     conditions, params = [], []
     if start is not None:
         conditions.append("ts >= ?")
@@ -207,6 +210,8 @@ def alerts(reader: Reader, *, start: date | datetime | None = None, end: date | 
     if state is not None:
         conditions.append("state = ?")
         params.append(state)
+    if live_only:
+        conditions.append("state IS DISTINCT FROM 'retracted'")
     clause = "WHERE " + " AND ".join(conditions) if conditions else ""
     return _frame(reader, "SELECT alert_id, type, portal_id, call_id, ts, state, detail FROM alerts "
                           f"{clause} ORDER BY ts DESC, alert_id LIMIT ? OFFSET ?",

@@ -36,10 +36,13 @@ def layout(ctx: Context) -> html.Div:
 
 
 def count_rows(counts: pd.DataFrame) -> list[tuple[str, str]]:
-    """(alert kind, count text) for every kind, zero included; outages split open/resolved."""
+    """(alert kind, count text) for every kind, zero included; outages split open/resolved.
+
+    Withdrawn alerts (``retracted``: later events showed they do not stand) are not counted.
+    """
     rows = []
     for kind, label in TYPES:
-        part = counts[counts["type"] == kind]
+        part = counts[(counts["type"] == kind) & (counts["state"].fillna("") != "retracted")]
         total = int(part["count"].sum()) if len(part) else 0
         text = fmt.count(total)
         if kind == "controller_outage":
@@ -67,9 +70,10 @@ def render(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
     flt = page_filter(ctx, period, portals)
     span = {"start": flt.start, "end": flt.end, "portals": tuple(flt.portals)}
     counts = ctx.data.get(dq.alert_counts, start=flt.start, end=flt.end, portals=tuple(flt.portals))
-    bypasses = ctx.data.get(queries.alerts, **span, types=("controller_bypassed",), page_size=TIMELINE_POINTS)
+    bypasses = ctx.data.get(queries.alerts, **span, types=("controller_bypassed",), live_only=True,
+                            page_size=TIMELINE_POINTS)
     outages = ctx.data.get(queries.alerts, **span, types=("controller_outage",), page_size=500)
-    latest = ctx.data.get(queries.alerts, **span, types=OTHER_TYPES, page_size=50)
+    latest = ctx.data.get(queries.alerts, **span, types=OTHER_TYPES, live_only=True, page_size=50)
     dlq = ctx.data.get(queries.dlq_counts, start=flt.start, end=flt.end)
     now = ctx.now()
     return (ui.text_table(("alert", "count"), count_rows(counts), "al-counts-table"),

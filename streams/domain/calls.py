@@ -8,7 +8,10 @@ gets back the new state and the messages to send. Delivery rules (contract):
   version;
 - a call lacking either by its incomplete-timeout (worker clock since its last
   event) is emitted as ``incomplete``; any later event emits the next version;
-- an alert is emitted when it appears or its JSON changes (digests in state);
+- an alert is emitted when it appears or its JSON changes (digests in state),
+  and withdrawn — re-sent with ``detail.state`` ``retracted`` — when the call's
+  events stop raising it (a later-arriving ``call.started`` or ``call.ended``
+  that wins changes the facts), so the live alerts are those of the set;
 - the call's Controller verdict goes to the portal's outage rule as a signal
   whenever it changes.
 Versions are deterministic: per call, events are processed in partition
@@ -20,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from streams.domain.alerts import AlertRules, alert_to_json, call_alerts, digest
+from streams.domain.alerts import Alert, AlertRules, alert_to_json, call_alerts, digest
 from streams.domain.cdr import Cdr
 from streams.domain.cdr_json import cdr_to_json
 from streams.domain.events import Event
@@ -30,6 +33,7 @@ from streams.domain.state import CallState, cdr_from_state, fold, is_complete, u
 
 _SIGNAL = "signal"
 _EXPIRED = "expired_at"
+RETRACTED = "retracted"
 
 
 @dataclass
@@ -94,12 +98,19 @@ def settled(state: CallState) -> bool:
 def _with_alerts(state: CallState, cdr: Cdr | None, rules: AlertRules,
                  outputs: Outputs) -> CallState:
     emitted = dict(state.emitted)
+    live = set()
     for alert in call_alerts(state, cdr, rules):
+        live.add(alert.alert_id)
         payload = alert_to_json(alert)
         fingerprint = digest(payload)
         if emitted.get(alert.alert_id) != fingerprint:
             emitted[alert.alert_id] = fingerprint
             outputs.alerts.append((alert.portal_id, payload))
+    for alert_id, fingerprint in list(emitted.items()):
+        # Alert ids are "<type>:<call_id>"; the bookkeeping keys have no colon.
+        if ":" in alert_id and alert_id not in live and fingerprint != RETRACTED:
+            emitted[alert_id] = RETRACTED
+            outputs.alerts.append(_retraction(state, alert_id))
     signal = signal_of(state)
     if signal is not None:
         mark = [signal.verdict, signal.ts_us]
@@ -107,3 +118,11 @@ def _with_alerts(state: CallState, cdr: Cdr | None, rules: AlertRules,
             emitted[_SIGNAL] = mark
             outputs.signal = signal
     return updated(state, {"emitted": emitted})
+
+
+def _retraction(state: CallState, alert_id: str) -> tuple[str, bytes]:
+    """The withdrawal of an alert the call's events no longer raise (same id, same portal key)."""
+    portal = state.started.portal_id if state.started else state.first.portal_id
+    ts_us = state.started.ts_us if state.started else state.first.ts_us
+    alert = Alert(alert_id, alert_id.split(":", 1)[0], portal, state.call_id, ts_us, {"state": RETRACTED})
+    return portal, alert_to_json(alert)

@@ -83,6 +83,8 @@ def _events_alerts_dlq(writer: Writer, feed: Feed) -> None:
     for n in range(4):
         alert = Alert(f"license_error:c{n:02d}", "license_error", f"p-{n % 2}", f"c{n:02d}", T0 + n * HOUR, {})
         feed.send("alerts", alert_to_json(alert))
+    withdrawn = Alert("extranet_call:c09", "extranet_call", "p-0", "c09", T0 - HOUR, {"state": "retracted"})
+    feed.send("alerts", alert_to_json(withdrawn))
     feed.send("dlq", *(encode_dlq(Rejection(reason, "e"), "call-events", 0, n, b"{}")
                        for n, reason in enumerate(["not_json", "not_json", "unknown_type"])))
 
@@ -215,7 +217,9 @@ def test_kpis(reader):
 
 
 def test_alerts_dlq_and_freshness(reader):
-    assert list(queries.alerts(reader)["alert_id"]) == [f"license_error:c{n:02d}" for n in (3, 2, 1, 0)]
+    live = [f"license_error:c{n:02d}" for n in (3, 2, 1, 0)]
+    assert list(queries.alerts(reader)["alert_id"]) == live + ["extranet_call:c09"]
+    assert list(queries.alerts(reader, live_only=True)["alert_id"]) == live
     assert len(queries.alerts(reader, portals=("p-1",), start=datetime(2026, 11, 24, 11, tzinfo=timezone.utc))) == 2
     counts = queries.dlq_counts(reader)
     assert dict(zip(counts["reason"], counts["count"])) == {"not_json": 2, "unknown_type": 1}

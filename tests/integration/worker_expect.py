@@ -78,8 +78,9 @@ class CdrLog:
 
 def latest_alerts(records: list) -> dict[str, dict]:
     """alert_id -> its latest message, for the alerts that stand (alerts of one portal share a
-    partition, so order holds). An outage whose latest state is ``retracted`` was withdrawn:
-    a late verdict changed the portal's history, and it is not an alert any more."""
+    partition, so order holds). An alert whose latest state is ``retracted`` was withdrawn:
+    a late verdict changed the portal's history, or a late event the call's facts, and it
+    is not an alert any more."""
     latest: dict[str, dict] = {}
     for record in records:
         doc = orjson.loads(record.value)
@@ -153,13 +154,12 @@ OUTAGE = "controller_outage:"
 
 
 def live_alerts(alerts: dict[str, dict]) -> dict[str, dict]:
-    """The latest alerts minus outages whose latest state is ``retracted`` (history changed).
+    """The latest alerts minus those whose latest state is ``retracted`` (history changed).
 
-    ``retracted`` is the worker's one addition to the contract's outage states:
-    an outage sent before a late verdict showed it never happened.
+    ``retracted`` is the worker's one addition to the contract's alert states: an
+    alert sent before a late event showed that the set of events does not raise it.
     """
-    return {i: a for i, a in alerts.items()
-            if not (i.startswith(OUTAGE) and a["detail"].get("state") == "retracted")}
+    return {i: a for i, a in alerts.items() if a["detail"].get("state") != "retracted"}
 
 
 def outage_problems(alerts: dict[str, dict], expected: Expected, rules: AlertRules) -> list[str]:

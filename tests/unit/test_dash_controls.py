@@ -107,6 +107,13 @@ def test_alert_count_rows_list_every_kind() -> None:
     assert rows["Unrated calls"] == "0" and len(rows) == len(alerts.TYPES)
 
 
+def test_alert_count_rows_leave_out_withdrawn_alerts() -> None:
+    counts = pd.DataFrame({"type": ["controller_outage", "controller_outage", "extranet_call", "extranet_call"],
+                           "state": ["open", "retracted", None, "retracted"], "count": [1, 4, 2, 3]})
+    rows = dict(alerts.count_rows(counts))
+    assert rows["Controller outages"] == "1 (1 open)" and rows["Extranet calls on external lines"] == "2"
+
+
 def test_cdr_rows_print_the_cdr_strings_and_hide_bookkeeping() -> None:
     cdr = {"call_id": "c-1", "started_at": datetime(2026, 11, 26, 7, 0, tzinfo=timezone.utc),
            "cost": Decimal("1.50"), "cost_text": "1.5", "rate_per_min": Decimal("2.200000"),
