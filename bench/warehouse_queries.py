@@ -25,7 +25,7 @@ from pathlib import Path
 
 from warehouse_common import bench_settings, copy_warehouse, drop_topics, feed, percentile, start_sink, stop, summary
 
-from warehouse import queries
+from warehouse import dashboard_queries, queries
 from warehouse.filters import CallFilter
 from warehouse.reader import Reader
 
@@ -46,6 +46,8 @@ def random_filter(rng: random.Random, today: datetime) -> CallFilter:
 def cases(reader: Reader, rng: random.Random, today: datetime) -> dict:
     """Query name -> a callable running it once with freshly drawn filters."""
     flt = lambda: random_filter(rng, today)  # noqa: E731
+    with reader.cursor() as con:  # calls to look up: a sample of every month's
+        ids = [row[0] for row in con.execute("SELECT call_id FROM cdrs_ids USING SAMPLE 200 ROWS").fetchall()]
     return {
         "call_detail (newest first)": lambda: queries.call_detail(reader, flt(), page=rng.randrange(5)),
         "call_detail (by talk/cost, a month)": lambda: queries.call_detail(
@@ -61,7 +63,11 @@ def cases(reader: Reader, rng: random.Random, today: datetime) -> dict:
         "bypass_rate_by_portal": lambda: queries.bypass_rate_by_portal(reader, flt()),
         "asr_acd_by_line": lambda: queries.asr_acd_by_line(reader, flt()),
         "kpis": lambda: queries.kpis(reader, flt()),
-        "cdr_by_id": lambda: queries.cdr_by_id(reader, f"c-{rng.getrandbits(48):012x}"),
+        "top_users_by_cost (dashboard)": lambda: dashboard_queries.top_users_by_cost(reader, flt()),
+        "recording_totals_by user (dashboard)": lambda: dashboard_queries.recording_totals_by(
+            reader, "user", flt(), top=10),
+        "cdr_by_id (an existing call)": lambda: queries.cdr_by_id(reader, rng.choice(ids)),
+        "cdr_by_id (no such call)": lambda: queries.cdr_by_id(reader, f"c-{rng.getrandbits(48):012x}"),
         "alerts": lambda: queries.alerts(reader, start=(today - timedelta(days=30)).date()),
     }
 
