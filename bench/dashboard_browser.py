@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import multiprocessing
+import re
 import os
 import shutil
 import socket
@@ -49,7 +50,22 @@ def _search(text: str):
         box = driver.find_element("css selector", "#calls-number")
         box.clear()
         box.send_keys(text + Keys.ENTER)
+    act.label = f"number search {text!r}"
     return act
+
+
+def _label(action) -> str:
+    """A short name of a filter change, for the report of the slowest ones."""
+    if callable(action):
+        return getattr(action, "label", repr(action))
+    for pattern, name in ((r'period input\[value=\\?"([^"\\]*)', "period {}"),
+                          (r'recording-filter input\[value=\\?"([^"\\]*)', "has recording {!r}"),
+                          (r'\\?"column\\?":\\?"([a-z_]+)', "sort by {}"),
+                          (r"getElementById\('([a-z-]+)'\)", "{}")):
+        found = re.search(pattern, action)
+        if found:
+            return name.format(found.group(1))
+    return action[:40]
 
 
 def changes(path: str):
@@ -95,9 +111,15 @@ def measure(url: str, loads: int, changes_per_page: int) -> dict[str, tuple[list
             load(driver, url + path)  # warm-up: JS bundles into the browser cache, plotly compiled
             load_ms = [load(driver, url + path) for _ in range(loads)]
             actions = changes(path)
-            change_ms = [change_and_wait(driver, next(actions)) for _ in range(changes_per_page)]
+            timed = []
+            for _ in range(changes_per_page):
+                action = next(actions)
+                timed.append((_label(action), change_and_wait(driver, action)))
+            change_ms = [ms for _, ms in timed]
             results[path] = (load_ms, change_ms)
-            print(f"{path:12s} load  {_summary(load_ms)}\n{'':12s} change {_summary(change_ms)}", flush=True)
+            slowest = "; ".join(f"{name} {ms:.0f} ms" for name, ms in sorted(timed, key=lambda t: -t[1])[:3])
+            print(f"{path:12s} load  {_summary(load_ms)}\n{'':12s} change {_summary(change_ms)}\n"
+                  f"{'':12s} slowest changes: {slowest}", flush=True)
     finally:
         quit_chrome(driver)
     return results

@@ -20,7 +20,7 @@ import pandas as pd
 
 from warehouse.lookup import call_by_id
 from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, number_needle, order_by,
-                               recordings_source, utc_start, where)
+                               recordings_source, rollup_conditions, utc_start, where)
 from warehouse.reader import Reader
 
 DETAIL_COLUMNS = ('call_id, portal_id, started_at, answered_at, ended_at, direction, line, "from", "to", '
@@ -90,6 +90,15 @@ def _windows(reader: Reader, flt: CallFilter) -> list[datetime]:
 
 def call_count(reader: Reader, flt: CallFilter = ALL_CALLS) -> int:
     """Number of calls matching the filter (for paging)."""
+    if flt.has_recording is not None:
+        # cdrs_daily counts the recorded calls too: "with" or "without a recording"
+        # need not read the calls when the rest of the filter is the rollup's.
+        rolled = rollup_conditions(flt.replace(has_recording=None))
+        if rolled is not None:
+            conditions, params = rolled
+            clause = "WHERE " + " AND ".join(conditions) if conditions else ""
+            measure = "sum(recordings)" if flt.has_recording else "sum(calls) - sum(recordings)"
+            return int(_rows(reader, f"SELECT coalesce({measure}, 0) FROM cdrs_daily {clause}", params)[0][0])
     src = aggregate_source(flt)
     return int(_rows(reader, f"SELECT coalesce({src.calls}, 0) FROM {src.table} {src.where}", src.params)[0][0])
 

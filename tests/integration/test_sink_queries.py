@@ -261,3 +261,16 @@ def test_spend_per_employee_comes_from_its_rollup_exactly(reader, flt):
     pd.testing.assert_frame_equal(dashboard_queries.top_users_by_cost(reader, flt, top=1000),
                                   dashboard_queries.top_users_by_cost(reader, raw, top=1000))
     assert len(dashboard_queries.top_users_by_cost(reader, flt, top=1000)) > 0
+
+
+@pytest.mark.parametrize("recorded", [True, False])
+@pytest.mark.parametrize("flt", [CallFilter(), CallFilter(start=date(2026, 10, 22), end=date(2026, 11, 26)),
+                                 CallFilter(portals=("p-1",), lines=("rented", "operator"))])
+def test_counts_with_or_without_a_recording_come_from_the_rollup_exactly(reader, flt, recorded):
+    flt = flt.replace(has_recording=recorded)
+    expected = sum(1 for c in CALLS if (c["recording_bytes"] > 0) == recorded
+                   and (flt.start is None or (c["started_at"] and flt.start.isoformat() <= c["started_at"][:10]))
+                   and (flt.end is None or (c["started_at"] and c["started_at"][:10] < flt.end.isoformat()))
+                   and (not flt.portals or c["portal_id"] in flt.portals)
+                   and (not flt.lines or c["line"] in flt.lines))
+    assert queries.call_count(reader, flt) == queries.call_count(reader, flt.replace(min_cost=0)) == expected
