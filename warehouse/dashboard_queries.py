@@ -17,7 +17,7 @@ import pandas as pd
 
 from warehouse import export
 from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, recordings_source, user_spend_source,
-                               utc_start, where)
+                               utc_start, where, where_clause)
 from warehouse.reader import Reader
 from warehouse.schema import quote
 
@@ -132,7 +132,7 @@ def alert_counts(reader: Reader, *, start: date | datetime | None = None,
     if portals:
         conditions.append(f"portal_id IN ({', '.join('?' * len(portals))})")
         params += list(portals)
-    clause = "WHERE " + " AND ".join(conditions) if conditions else ""
+    clause = where_clause(conditions)
     day = "CAST(ts AS DATE) AS day, " if by_day else ""
     return _frame(reader, f"SELECT type, state, {day}count(*) AS count FROM alerts {clause} "
                           "GROUP BY ALL ORDER BY ALL", params)

@@ -115,11 +115,15 @@ def call_conditions(flt: CallFilter) -> tuple[list[str], list[Any]]:
     return conditions, params
 
 
+def where_clause(conditions: Sequence[str]) -> str:
+    """``WHERE a AND b ...``, or an empty string when there is no condition."""
+    return "WHERE " + " AND ".join(conditions) if conditions else ""
+
+
 def where(flt: CallFilter, *extra: str) -> tuple[str, list[Any]]:
     """``WHERE ...`` (or an empty string) for ``flt`` plus constant ``extra`` conditions."""
     conditions, params = call_conditions(flt)
-    conditions += extra
-    return ("WHERE " + " AND ".join(conditions) if conditions else ""), params
+    return where_clause(conditions + list(extra)), params
 
 
 def _day_of(moment: date | datetime) -> date | None:
@@ -190,6 +194,16 @@ class Source:
     recordings: str
 
 
+def _rolled(flt: CallFilter, table: str, calls: str, recordings: str, lists: frozenset[str] = _DAILY_LISTS,
+            recorded_only: bool = False, extra: tuple[str, ...] = ()) -> Source | None:
+    """``table`` (a rollup) as the source of ``flt``, or None when it cannot express the filter."""
+    rolled = rollup_conditions(flt, lists, recorded_only)
+    if rolled is None:
+        return None
+    conditions, params = rolled
+    return Source(table, where_clause(conditions + list(extra)), params, calls, recordings)
+
+
 def aggregate_source(flt: CallFilter, raw_extra: tuple[str, ...] = (),
                      dimension_extra: tuple[str, ...] = ()) -> Source:
     """The rollup when it can answer ``flt`` exactly, else the calls themselves.
@@ -198,12 +212,9 @@ def aggregate_source(flt: CallFilter, raw_extra: tuple[str, ...] = (),
     ``dimension_extra`` conditions, on rollup dimensions, apply to both. A rollup row
     may be negative (views.py), so nothing may filter on its measures: use HAVING.
     """
-    rolled = rollup_conditions(flt)
+    rolled = _rolled(flt, "cdrs_daily", "sum(calls)", "sum(recordings)", extra=dimension_extra)
     if rolled is not None:
-        conditions, params = rolled
-        conditions += dimension_extra
-        clause = "WHERE " + " AND ".join(conditions) if conditions else ""
-        return Source("cdrs_daily", clause, params, "sum(calls)", "sum(recordings)")
+        return rolled
     clause, params = where(flt, *raw_extra, *dimension_extra)
     return Source("cdrs", clause, params, "count(*)", "count(*) FILTER (recording_bytes > 0)")
 
@@ -214,11 +225,9 @@ _USER_SPEND_LISTS = frozenset({"portals", "users"})
 def user_spend_source(flt: CallFilter) -> Source:
     """Where per-employee spend reads: the ``user_spend_daily`` rollup when it can answer
     ``flt`` exactly (whole days, portals, users), else the paid calls of employees."""
-    rolled = rollup_conditions(flt, _USER_SPEND_LISTS)
+    rolled = _rolled(flt, "user_spend_daily", "sum(calls)", "0", _USER_SPEND_LISTS)
     if rolled is not None:
-        conditions, params = rolled
-        clause = "WHERE " + " AND ".join(conditions) if conditions else ""
-        return Source("user_spend_daily", clause, params, "sum(calls)", "0")
+        return rolled
     clause, params = where(flt, "user_id IS NOT NULL", "cost > 0")
     return Source("cdrs", clause, params, "count(*)", "0")
 
@@ -226,10 +235,21 @@ def user_spend_source(flt: CallFilter) -> Source:
 def recordings_source(flt: CallFilter) -> Source:
     """Where per-user recording queries read: the ``recordings_daily`` rollup when it can
     answer ``flt`` exactly, else the calls with a recording."""
-    rolled = rollup_conditions(flt, _RECORDING_LISTS, recorded_only=True)
+    rolled = _rolled(flt, "recordings_daily", "sum(recordings)", "sum(recordings)", _RECORDING_LISTS,
+                     recorded_only=True)
     if rolled is not None:
-        conditions, params = rolled
-        clause = "WHERE " + " AND ".join(conditions) if conditions else ""
-        return Source("recordings_daily", clause, params, "sum(recordings)", "sum(recordings)")
+        return rolled
     clause, params = where(flt, "recording_bytes > 0")
     return Source("cdrs", clause, params, "count(*)", "count(*)")
+
+
+def recorded_count_source(flt: CallFilter) -> Source | None:
+    """``cdrs_daily`` as the source of a count of calls with (or without) a recording, or None.
+
+    The rollup counts the recorded calls of each group (``recordings``), so a filter on
+    having a recording needs no calls when the rest of it is the rollup's.
+    """
+    if flt.has_recording is None:
+        return None
+    measure = "sum(recordings)" if flt.has_recording else "sum(calls) - sum(recordings)"
+    return _rolled(flt.replace(has_recording=None), "cdrs_daily", measure, "sum(recordings)")

@@ -20,7 +20,8 @@ import pandas as pd
 
 from warehouse.lookup import call_by_id
 from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, number_needle, order_by,
-                               recordings_source, rollup_conditions, utc_start, where)
+                               recorded_count_source, recordings_source, utc_start, where,
+                               where_clause)
 from warehouse.reader import Reader
 
 DETAIL_COLUMNS = ('call_id, portal_id, started_at, answered_at, ended_at, direction, line, "from", "to", '
@@ -90,16 +91,7 @@ def _windows(reader: Reader, flt: CallFilter) -> list[datetime]:
 
 def call_count(reader: Reader, flt: CallFilter = ALL_CALLS) -> int:
     """Number of calls matching the filter (for paging)."""
-    if flt.has_recording is not None:
-        # cdrs_daily counts the recorded calls too: "with" or "without a recording"
-        # need not read the calls when the rest of the filter is the rollup's.
-        rolled = rollup_conditions(flt.replace(has_recording=None))
-        if rolled is not None:
-            conditions, params = rolled
-            clause = "WHERE " + " AND ".join(conditions) if conditions else ""
-            measure = "sum(recordings)" if flt.has_recording else "sum(calls) - sum(recordings)"
-            return int(_rows(reader, f"SELECT coalesce({measure}, 0) FROM cdrs_daily {clause}", params)[0][0])
-    src = aggregate_source(flt)
+    src = recorded_count_source(flt) or aggregate_source(flt)
     return int(_rows(reader, f"SELECT coalesce({src.calls}, 0) FROM {src.table} {src.where}", src.params)[0][0])
 
 
@@ -221,7 +213,7 @@ def alerts(reader: Reader, *, start: date | datetime | None = None, end: date | 
         params.append(state)
     if live_only:
         conditions.append("state IS DISTINCT FROM 'retracted'")
-    clause = "WHERE " + " AND ".join(conditions) if conditions else ""
+    clause = where_clause(conditions)
     return _frame(reader, "SELECT alert_id, type, portal_id, call_id, ts, state, detail FROM alerts "
                           f"{clause} ORDER BY ts DESC, alert_id LIMIT ? OFFSET ?",
                   params + [page_size, page * page_size])
@@ -237,7 +229,7 @@ def dlq_counts(reader: Reader, *, start: date | datetime | None = None,
     if end is not None:
         conditions.append("ts < ?")
         params.append(utc_start(end))
-    clause = "WHERE " + " AND ".join(conditions) if conditions else ""
+    clause = where_clause(conditions)
     day, by = ("CAST(ts AS DATE) AS day, ", "day, ") if by_day else ("", "")
     return _frame(reader, f"SELECT reason, {day}count(*) AS count FROM dlq {clause} "
                           f"GROUP BY ALL ORDER BY {by}count DESC, reason", params)
