@@ -95,17 +95,33 @@ def change_and_wait(driver: Any, action: Any, *, stable_ms: int = 150, timeout_m
     Waits first for Dash to start the callbacks the change triggers, so the old page
     is never mistaken for the updated one.
     """
-    start = driver.execute_script("return performance.now();")
+    # A fast callback (a point lookup) can start and finish between two polls of the
+    # page: an observer installed before the action remembers that one started.
+    start = driver.execute_script(WATCH_CALLBACKS_JS)
     if callable(action):
         action(driver)
     else:
         driver.execute_script(action)
     deadline = time.monotonic() + timeout_ms / 1000
-    while not driver.execute_script("return !!document.querySelector('._dash-loading-callback')"):
+    while not driver.execute_script(CALLBACK_SEEN_JS):
         if time.monotonic() > deadline:
             raise AssertionError("the change started no callback")
         time.sleep(0.002)
     return wait_rendered(driver, start, stable_ms=stable_ms, timeout_ms=timeout_ms) - start
+
+
+WATCH_CALLBACKS_JS = """
+window.__callstreamSeen = false;
+if (window.__callstreamObserver) window.__callstreamObserver.disconnect();
+window.__callstreamObserver = new MutationObserver(function () {
+  if (document.querySelector('._dash-loading-callback')) window.__callstreamSeen = true;
+});
+window.__callstreamObserver.observe(document.documentElement,
+  {subtree: true, childList: true, attributes: true, attributeFilter: ['class']});
+return performance.now();
+"""
+CALLBACK_SEEN_JS = ("return !!(window.__callstreamSeen "
+                    "|| document.querySelector('._dash-loading-callback'));")
 
 
 def wait_for(driver: Any, condition_js: str, timeout_s: float = 30.0) -> None:
