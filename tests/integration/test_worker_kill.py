@@ -73,8 +73,9 @@ def _outputs(settings) -> Outputs:
                    latest_alerts(read_topic(settings, settings.topic_alerts)), dlq)
 
 
-def _kill_when(settings, worker: WorkerProcess, emitted: int) -> tuple[int, int]:
-    """SIGKILL ``worker`` once the cdrs topic holds ``emitted`` messages.
+def _kill_when(settings, worker: WorkerProcess, emitted: int,
+               others: list[WorkerProcess] | None = None) -> tuple[int, int]:
+    """SIGKILL ``worker`` once the cdrs topic holds ``emitted`` messages (``others``: its peers).
 
     Returns (events the group had not committed, CDR messages at the kill).
     """
@@ -83,7 +84,8 @@ def _kill_when(settings, worker: WorkerProcess, emitted: int) -> tuple[int, int]
         def reached():
             worker.check()
             return probe.total(settings.topic_cdrs) >= emitted
-        wait_for(reached, f"{emitted} CDR messages before the kill", timeout=120, every=0.05)
+        wait_for(reached, f"{emitted} CDR messages before the kill", timeout=120, every=0.05,
+                 workers=(others or []) + [worker])
         worker.kill()
         worker.proc.wait(10)
         total = probe.total(settings.topic_cdrs)
@@ -154,13 +156,14 @@ def test_two_workers_one_killed_the_survivor_takes_over(worker_settings, simulat
                             **FAST_REBALANCE)]
         probe = Probe(settings)
         try:
-            wait_for(lambda: _split(probe, settings, 2), "both workers holding partitions", timeout=90)
+            wait_for(lambda: _split(probe, settings, 2), "both workers holding partitions", timeout=90,
+                     workers=pair)
             produce(settings, [(m.key, m.value) for m in messages])
             victim, survivor = rng.sample(pair, 2)
-            left, _ = _kill_when(settings, victim, int(rng.uniform(0.1, 0.6) * CALLS))
+            left, _ = _kill_when(settings, victim, int(rng.uniform(0.1, 0.6) * CALLS), [survivor])
             assert left > 0, "the group finished before a worker was killed: nothing was tested"
             wait_for(lambda: survivor.check() or _split(probe, settings, 1),
-                     "the survivor holding every partition", timeout=90)
+                     "the survivor holding every partition", timeout=90, workers=[survivor])
         finally:
             probe.close()
         wait_until_done(settings, [survivor], timeout=240)

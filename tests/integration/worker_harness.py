@@ -316,15 +316,19 @@ def _lags_or_none(probe: Probe, settings: Settings) -> dict[str, int] | None:
         return None  # the group is rebalancing or its coordinator is moving
 
 
-def wait_for(predicate, what: str, timeout: float = 60.0, every: float = 0.3):
-    """Poll ``predicate`` until it returns something truthy; that value, or fail naming ``what``."""
+def wait_for(predicate, what: str, timeout: float = 60.0, every: float = 0.3,
+             workers: Iterable[WorkerProcess] = ()):
+    """Poll ``predicate`` until it returns something truthy; that value, or fail naming ``what``
+    (with what each of ``workers`` is waiting on)."""
     began = time.monotonic()
     while True:
         value = predicate()
         if value:
             print(f"{time.monotonic() - began:6.1f} s until {what}")  # shown when a test fails
             return value
-        assert time.monotonic() - began < timeout, f"timed out after {timeout:.0f} s waiting for {what}"
+        if time.monotonic() - began >= timeout:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n"
+                                 + _task_dumps(list(workers)))
         time.sleep(every)
 
 
