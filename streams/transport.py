@@ -14,6 +14,17 @@ wait, the rest of it runs exactly as Faust runs it: as a task raced against a
 flow suspension, which cancels it. A rebalance therefore sees the same
 behaviour as with Faust's own code; only the common case is cheaper.
 
+A second fix, to a Faust bug that stalled workers after rebalances: when a
+rebalance starts, Faust suspends the flow *and* clears the streams' buffers in
+one step; clearing cancels a hand-off blocked on a full buffer, so the race
+can end with the callback cancelled, and ``wait_first`` re-raises that
+``CancelledError`` into the consumer's fetch loop — which ends it. The fetcher
+is never restarted: the worker stays in the group, "ready", and consumes
+nothing. :func:`abandonable` lets such a hand-off end quietly (the message is
+read again after the seek to the committed offsets that follows every
+rebalance, exactly like a hand-off the suspension wins), and still propagates
+a cancellation of the fetch loop itself.
+
 Registered as the ``callstream://`` transport (entry point ``faust.transports``).
 """
 
@@ -43,6 +54,20 @@ async def hand_off(callback: Coroutine, suspend_wait: Coroutine,
         suspend_wait.close()
         raise
     return await race(_resume(callback, waiting_on), suspend_wait)
+
+
+async def abandonable(hand: Awaitable[Any]) -> Any:
+    """Await a hand-off; one whose callback a rebalance cancelled ends with None.
+
+    Only a cancellation of the awaiting task itself (a worker stopping) propagates.
+    """
+    try:
+        return await hand
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        return None
 
 
 async def _resume(coro: Coroutine, waiting_on: Any) -> Any:
@@ -79,9 +104,10 @@ class Consumer(driver.Consumer):
     """The aiokafka consumer, minus two tasks per message when the hand-off need not wait."""
 
     async def wait_first(self, *coros: Coroutine, timeout: Any = None) -> Any:
-        if (len(coros) == 2 and timeout is None and self._is_suspend_wait(coros[1])
-                and not self.suspend_flow.is_set()):
-            return await hand_off(coros[0], coros[1], super().wait_first)
+        if len(coros) == 2 and timeout is None and self._is_suspend_wait(coros[1]):
+            if self.suspend_flow.is_set():
+                return await abandonable(super().wait_first(*coros))
+            return await abandonable(hand_off(coros[0], coros[1], super().wait_first))
         return await super().wait_first(*coros, timeout=timeout)
 
     def _is_suspend_wait(self, coro: Any) -> bool:

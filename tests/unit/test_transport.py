@@ -1,12 +1,14 @@
-"""The worker's cheaper hand-off: inline when the callback does not wait, Faust's race when it does."""
+"""The worker's hand-off: inline when the callback does not wait, Faust's race when it does, and
+quiet when a rebalance cancels it (a Faust bug ended the fetch loop)."""
 
 from __future__ import annotations
 
 import asyncio
 
+import mode
 import pytest
 
-from streams.transport import hand_off
+from streams.transport import abandonable, hand_off
 
 pytestmark = pytest.mark.unit
 
@@ -115,3 +117,52 @@ def test_a_bare_yield_is_one_turn_of_the_loop():
         return log
 
     assert asyncio.run(main()) == ["after"]
+
+
+class _Service(mode.Service):
+    """A mode service: its ``wait_first`` is the race Faust's consumer uses."""
+
+
+def _rebalance_clears_a_full_buffer(hand):
+    """Faust's revocation in one step: suspend the flow, then clear the buffers (cancelling
+    a blocked put). Returns what awaiting ``hand(put, suspend_wait, race)`` gives."""
+    async def main():
+        queue = asyncio.Queue(maxsize=1)
+        queue.put_nowait("buffered")
+        suspend = asyncio.Event()
+
+        def revoke():
+            suspend.set()  # consumer.stop_flow()
+            for putter in list(queue._putters):  # ThrowableQueue.clear(): putters cancelled
+                putter.cancel()
+            queue._putters.clear()
+
+        asyncio.get_running_loop().call_later(0.01, revoke)
+        try:
+            return "returned", await hand(queue.put("fetched"), suspend.wait(), _Service().wait_first)
+        except asyncio.CancelledError:
+            return "cancelled", None
+    return asyncio.run(main())
+
+
+def test_faust_race_lets_a_cleared_buffer_cancel_the_fetch_loop():
+    # The Faust bug itself: this CancelledError ended the consumer's fetch loop for good.
+    assert _rebalance_clears_a_full_buffer(lambda put, wait, race: race(put, wait))[0] == "cancelled"
+
+
+def test_a_hand_off_cancelled_by_a_rebalance_ends_quietly():
+    assert _rebalance_clears_a_full_buffer(
+        lambda put, wait, race: abandonable(race(put, wait))) == ("returned", None)
+    assert _rebalance_clears_a_full_buffer(
+        lambda put, wait, race: abandonable(hand_off(put, wait, race))) == ("returned", None)
+
+
+def test_a_cancelled_fetch_loop_still_stops():
+    async def main():
+        gate = asyncio.get_running_loop().create_future()
+        task = asyncio.ensure_future(abandonable(gate))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    asyncio.run(main())
