@@ -60,7 +60,11 @@ class CdrLog:
             body = orjson.dumps(without_version(loads_exact(record.value)))
             seen = log.versions[call_id].get(version)
             if seen is not None and seen != body:
-                log.problems.append(f"{call_id} v{version} emitted twice with different content")
+                before, now = orjson.loads(seen), orjson.loads(body)
+                differ = {f: (before.get(f), now.get(f)) for f in sorted(set(before) | set(now))
+                          if before.get(f) != now.get(f)}
+                log.problems.append(f"{call_id} v{version} emitted twice with different content "
+                                    f"(offset {record.offset}): {differ}")
             log.versions[call_id][version] = body
         for call_id, by_version in log.versions.items():
             if sorted(by_version) != list(range(1, len(by_version) + 1)):
