@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import sys
 import threading
@@ -12,7 +11,6 @@ from typing import Callable
 
 from callstream import probes
 from callstream.config import SETTINGS, Settings
-from callstream.errors import CliError
 from callstream.supervisor import ChildSpec, Supervisor
 
 
@@ -103,12 +101,7 @@ class Pipeline:
 
         specs = worker_topics(self.settings)
         topics.ensure_topics(self.settings, specs)
-        # A freshly created topic reaches the cluster's metadata a moment later.
-        deadline = time.monotonic() + 15
-        while not probes.topics_exist(self.settings, [spec.name for spec in specs]):
-            if time.monotonic() > deadline:
-                raise CliError("the topics were created but the cluster does not list them")
-            time.sleep(0.3)
+        topics.wait_listed(self.settings, [spec.name for spec in specs])
         self.say(f"topics ready ({', '.join(spec.name for spec in specs[:4])}, …)")
 
     def stop(self) -> None:

@@ -67,6 +67,15 @@ class Worker:
     outages_by_portal: faust.Table
 
 
+# The worker's tables; Faust names each one's changelog "<group>-<table>-changelog".
+TABLES = ("calls_by_id", "archived_calls_by_id", "outages_by_portal")
+
+
+def changelog_topic_names(settings: Settings) -> list[str]:
+    """The changelog topic of each of the worker's tables."""
+    return [f"{settings.worker_group}-{table}-changelog" for table in TABLES]
+
+
 def internal_topic_names(settings: Settings) -> tuple[str, str]:
     """Names of the worker group's own topics (commands, signals)."""
     return f"{settings.worker_group}-call-commands", f"{settings.worker_group}-portal-signals"

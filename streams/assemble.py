@@ -78,7 +78,7 @@ class CallBatches:
         await self.outbox.flush(self.worker.app.producer)
         for item in pending.values():
             if item.dirty:
-                self.store.save(item.anchor, item.state, from_archive=item.from_archive)
+                self.store.save(item.anchor, item.state)
         await self.store.send_changelog(self.worker.app.producer)
         if archive:
             await self._archive(archive)

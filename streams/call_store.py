@@ -68,18 +68,20 @@ class CallStore:
             leave_event(token)
         return (state_from_bytes(blob), True) if blob is not None else (None, False)
 
-    def save(self, event: EventT, state: CallState, *, from_archive: bool) -> None:
-        """Write the state to the hot table (a revived call leaves the archive)."""
+    def save(self, event: EventT, state: CallState) -> None:
+        """Write the state to the hot table.
+
+        A call revived from the archive keeps its archive copy: reads try the hot
+        table first, and archiving the call again overwrites it. Deleting it here
+        lost calls: RocksDB applies a delete to its local files at once, while the
+        hot copy becomes durable only when the batch's changelog is flushed — a
+        kill -9 in between left the call in neither (the restarted worker then
+        began it again at version 1).
+        """
         key = state.call_id.encode()
         blob = state_to_bytes(state)
         self._hot[key] = blob
         self.changelog.add(self._changelog_topic, key, blob, event.message.partition)
-        if from_archive:
-            token = enter_event(event)
-            try:
-                del self.archive[key]
-            finally:
-                leave_event(token)
         self.schedule.track(state)
 
     def archive_state(self, event: EventT, state: CallState) -> None:

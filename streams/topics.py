@@ -7,6 +7,8 @@ retention and the partition count every co-partitioned topic must share.
 
 from __future__ import annotations
 
+import time
+
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -78,6 +80,22 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> dict[str, str]:
             if spec.name == settings.topic_events and spec.name in existing:
                 _check_events_partitions(admin, spec)
         return outcome
+    finally:
+        admin.close()
+
+
+def wait_listed(settings: Settings, names: list[str], timeout_s: float = 30.0) -> None:
+    """Wait until the cluster lists every topic of ``names`` (a new topic reaches the
+    metadata a moment after its creation); CliError after ``timeout_s``."""
+    admin = _admin(settings)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not set(names) <= set(admin.list_topics()):
+            if time.monotonic() > deadline:
+                missing = sorted(set(names) - set(admin.list_topics()))
+                raise CliError(f"topics created but not listed by the cluster after {timeout_s:.0f} s: "
+                               f"{', '.join(missing)}")
+            time.sleep(0.2)
     finally:
         admin.close()
 

@@ -10,7 +10,7 @@ import signal
 from callstream.config import Settings
 from callstream.errors import CliError
 from streams import diagnostics, logthrottle, topics
-from streams.app import declare, internal_topic_names
+from streams.app import changelog_topic_names, declare, internal_topic_names
 from streams.domain.rating import TariffError, TariffTable, load_tariffs
 
 
@@ -28,12 +28,19 @@ def load_tariffs_or_fail(settings: Settings) -> TariffTable:
 
 
 def worker_topics(settings: Settings) -> list[topics.TopicSpec]:
-    """The contract's topics plus the worker group's internal ones."""
+    """The contract's topics plus the worker group's internal ones, its tables' changelogs included.
+
+    Faust would create the changelogs itself, but a topic it creates moments before
+    the group's first assignment can be missing from the metadata the assignment
+    reads ("Ignoring missing topic"): that table's changelog partitions were then
+    assigned to nobody, and a worker taking partitions over did not restore them.
+    """
     commands, signals = internal_topic_names(settings)
     return topics.project_topics(settings) + [
         topics.TopicSpec(commands, settings.events_partitions, {"retention.ms": str(24 * 3600 * 1000)}),
         topics.TopicSpec(signals, settings.events_partitions, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
-    ]
+    ] + [topics.TopicSpec(name, settings.events_partitions, {"cleanup.policy": "compact"})
+         for name in changelog_topic_names(settings)]
 
 
 def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
@@ -43,7 +50,9 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     from streams.agents import register
 
     tariffs = load_tariffs_or_fail(settings)
-    topics.ensure_topics(settings, worker_topics(settings))
+    specs = worker_topics(settings)
+    topics.ensure_topics(settings, specs)
+    topics.wait_listed(settings, [spec.name for spec in specs])
     worker = declare(settings, tariffs)
     register(worker)
     level = logging.getLevelName(loglevel.upper())

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from callstream.config import Settings
-from streams.app import declare
+from streams.app import changelog_topic_names, declare
+from streams.worker import worker_topics
 from streams.domain.rating import load_tariffs
 
 pytestmark = pytest.mark.unit
@@ -22,3 +23,15 @@ def test_tables_use_the_stores_and_codecs_the_design_relies_on(tmp_path):
         assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
         assert table.partitions == settings.events_partitions
     assert str(worker.app.conf.broker[0]).startswith("callstream://")
+
+
+def test_the_worker_creates_every_table_changelog_itself(tmp_path):
+    # Created (and waited for) before Faust starts, so the first assignment sees them.
+    settings = Settings.from_env({}, state_dir=str(tmp_path))
+    worker = declare(settings, load_tariffs(settings.tariffs_path))
+    actual = sorted(t.changelog_topic.get_topic_name() for t in worker.app.tables.values())
+    assert sorted(changelog_topic_names(settings)) == actual
+    specs = {spec.name: spec for spec in worker_topics(settings)}
+    for name in actual:
+        assert specs[name].partitions == settings.events_partitions
+        assert dict(specs[name].configs)["cleanup.policy"] == "compact"
