@@ -23,15 +23,6 @@ def _admin(settings: Settings):
                             **settings.kafka_client_options())
 
 
-def topics_exist(settings: Settings, names: list[str]) -> bool:
-    """True when every topic of ``names`` is listed by the cluster."""
-    admin = _admin(settings)
-    try:
-        return set(names) <= set(admin.list_topics())
-    finally:
-        admin.close()
-
-
 def group_stable(settings: Settings, group: str) -> bool:
     """True when the consumer group is Stable (partitions assigned) with at least one member."""
     admin = _admin(settings)
