@@ -240,3 +240,17 @@ def recording(call_id: str, ts_us: int, size: int, *, portal: str = "portal-1") 
     url = f"https://rec.example.net/{call_id}/{uuid.uuid4().hex[:8]}.mp3"
     return event(call_id, "recording.stored", ts_us,
                  {"url": url, "bytes": size, "seconds": 95.5, "format": "mp3"}, portal=portal)
+
+
+def set_form_outages(expected: Expected, rules: AlertRules) -> dict[str, dict]:
+    """The ``controller_outage`` alerts of the set of final verdicts (alert_id -> alert): what
+    every run must converge to, computed without the worker (warehouse.replay's oracle)."""
+    from streams.domain.outages import PortalSignal
+    from warehouse.replay import outage_alerts
+
+    signals = [PortalSignal(portal, call, "bypassed", ts)
+               for portal, calls in expected.bypasses.items() for call, ts in calls.items()]
+    signals += [PortalSignal(portal, call, "checked", ts)
+                for portal, calls in expected.checked.items() for call, ts in calls.items()]
+    signals.sort(key=lambda s: (s.portal_id, s.ts_us, s.call_id))
+    return {i: orjson.loads(p) for i, p in outage_alerts(signals, rules).items()}
