@@ -2,7 +2,8 @@
 
 - ``assemble_cdrs``: call-events (+ sweep commands) -> cdrs, alerts, DLQ, signals;
 - ``flag_outages``: portal signals -> ``controller_outage`` alerts;
-- ``sweep_calls``: a timer that asks calls' partitions to expire or archive them.
+- ``sweep_calls``: a timer that asks calls' partitions to expire or archive them;
+- ``watch_for_stalls``: a timer that makes a worker stuck with waiting events rejoin its group.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import time
 
 import orjson
 
+from streams import watchdog
 from streams.app import Worker
 from streams.assemble import CallBatches
 from streams.call_store import CallStore, Schedule
@@ -75,6 +77,12 @@ def register(worker: Worker) -> CallBatches:
                 key=due.call_id.encode(), partition=due.partition,
                 value=orjson.dumps({"kind": due.kind, "call_id": due.call_id,
                                     "touched_at": due.touched_at}))
+
+    clock = watchdog.StallClock()
+
+    @app.timer(5.0, name="watch_for_stalls")
+    async def watch_for_stalls():
+        await watchdog.check(app, clock, lambda: batches.counts["events"], worker.settings.topic_events)
 
     return batches
 
