@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import orjson
+import psutil
 
 from callstream.config import Settings
 
@@ -98,6 +99,18 @@ def start_sink(settings: Settings, root: Path, *extra: str) -> subprocess.Popen:
          "--topic-alerts", settings.topic_alerts, "--topic-dlq", settings.topic_dlq,
          "--group", settings.sink_group, "--warehouse", str(root), "--log-level", "WARNING", *extra],
         stdout=subprocess.DEVNULL)
+
+
+def watch_peak_rss(process: subprocess.Popen, every_s: float) -> float:
+    """Peak RSS, MiB, of ``process`` sampled every ``every_s`` until it exits."""
+    watched, peak = psutil.Process(process.pid), 0
+    while process.poll() is None:
+        try:
+            peak = max(peak, watched.memory_info().rss)
+        except psutil.NoSuchProcess:
+            break
+        time.sleep(every_s)
+    return peak / 2**20
 
 
 def stop(process: subprocess.Popen) -> None:

@@ -20,7 +20,7 @@ import time
 from datetime import date, timedelta
 from pathlib import Path
 
-import psutil
+from warehouse_common import watch_peak_rss
 
 from warehouse.reader import Reader
 
@@ -44,17 +44,11 @@ def run_cli(warehouse: Path, start: date, end: date, out: Path) -> tuple[float, 
     process = subprocess.Popen([sys.executable, "-m", "callstream.cli", "export", "--warehouse", str(warehouse),
                                 "--from", start.isoformat(), "--to", end.isoformat(), "--out", str(out)],
                                stderr=subprocess.DEVNULL)
-    watched, peak = psutil.Process(process.pid), 0
-    while process.poll() is None:
-        try:
-            peak = max(peak, watched.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.01)
+    peak = watch_peak_rss(process, 0.01)
     elapsed = time.perf_counter() - started
     if process.wait() != 0:
         raise SystemExit("callstream export failed")
-    return elapsed, peak / 2**20
+    return elapsed, peak
 
 
 def bare_copy(reader: Reader, start: date, end: date, out: Path) -> float:

@@ -23,10 +23,9 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import psutil
-
 ROOT = Path(__file__).resolve().parent.parent
 
+from warehouse_common import watch_peak_rss  # noqa: E402
 from worker_common import RESULTS, base_settings, end_offsets, prefilled_events  # noqa: E402
 
 
@@ -39,19 +38,13 @@ def run_once(topic: str, target: Path) -> tuple[float, float]:
                *[item for pair in names.items() for item in pair]]
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    watched, peak = psutil.Process(process.pid), 0
-    while process.poll() is None:
-        try:
-            peak = max(peak, watched.memory_info().rss)
-        except psutil.NoSuchProcess:
-            break
-        time.sleep(0.05)
+    peak = watch_peak_rss(process, 0.05)
     elapsed = time.perf_counter() - started
     err = process.stderr.read()
     if process.wait() != 0:
         raise SystemExit(f"callstream rebuild failed: {err}")
     print(err.strip(), file=sys.stderr)
-    return elapsed, peak / 2**20
+    return elapsed, peak
 
 
 def main() -> None:
