@@ -3,8 +3,9 @@
 Crash safety without Kafka transactions: for each batch the worker
 1. validates, folds and decides outputs with the pure core (nothing written);
 2. sends CDRs, alerts, DLQ records and portal signals, and flushes the producer;
-3. only then writes the new call states to the changelog-backed tables.
-Offsets are committed later by Faust, after another producer flush. A crash
+3. only then writes the new call states to the changelog-backed tables, and
+   waits until the broker has them.
+Faust commits the batch's offsets later, once it is acknowledged. A crash
 before 2 completes re-processes the batch and re-sends the same
 (version, CDR) pairs (versions are deterministic per call); a crash between 2
 and 3 does the same; after 3, re-delivered events are duplicates by
@@ -79,7 +80,7 @@ class CallBatches:
         for item in pending.values():
             if item.dirty:
                 self.store.save(item.anchor, item.state)
-        await self.store.send_changelog(self.worker.app.producer)
+        await self.store.flush_changelog(self.worker.app.producer)
         if archive:
             await self._archive(archive)
 
@@ -130,7 +131,7 @@ class CallBatches:
         await self.worker.app.producer.flush()
         for anchor, state in archive:
             self.store.drop_hot(anchor, state.call_id)
-        await self.store.send_changelog(self.worker.app.producer)
+        await self.store.flush_changelog(self.worker.app.producer)
 
     def _send(self, call_id: str, outputs: Outputs) -> None:
         key = call_id.encode()

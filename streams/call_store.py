@@ -51,9 +51,14 @@ class CallStore:
     def _hot(self) -> dict:
         return self.hot.data.data  # the memory store's plain dict
 
-    async def send_changelog(self, producer) -> None:
-        """Send the hot table's pending changelog records (faust flushes them before commit)."""
-        await self.changelog.send(producer)
+    async def flush_changelog(self, producer) -> None:
+        """Send the hot table's pending changelog records and wait until the broker has them.
+
+        A batch is acknowledged (its offsets become committable) only after this:
+        a state record that failed or never left would otherwise not stop Faust's
+        commit, and the call's events would be committed without their state.
+        """
+        await self.changelog.flush(producer)
 
     def load(self, event: EventT, call_id: str) -> tuple[CallState | None, bool]:
         """The call's state and whether it came from the archive."""
