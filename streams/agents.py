@@ -15,14 +15,17 @@ import time
 import orjson
 
 from streams import watchdog
-from streams.app import Worker
+from streams.app import Worker, streams_running
 from streams.assemble import CallBatches
 from streams.call_store import CallStore, Schedule
 from streams.flag_outages import OutageBatches
 
 log = logging.getLogger("callstream.worker")
 
-BATCH_MAX = 20000
+# An agent's batch: at most this many deliveries (each the records of one
+# partition from one fetch, see streams/transport.py), or what came within
+# BATCH_WITHIN_S.
+BATCH_MAX = 32
 BATCH_WITHIN_S = 0.2
 
 
@@ -61,8 +64,8 @@ def register(worker: Worker) -> CallBatches:
 
     @app.timer(sweep_interval(worker), name="sweep_calls")
     async def sweep_calls():
-        if not app.tables.recovery.completed.is_set():
-            return
+        if not streams_running(app):
+            return  # the hot table may be half recovered: rebuild the schedule after
         events_topic = worker.settings.topic_events
         actives = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == events_topic}
         if frozenset(actives) != watched["partitions"]:

@@ -81,6 +81,16 @@ def internal_topic_names(settings: Settings) -> tuple[str, str]:
     return f"{settings.worker_group}-call-commands", f"{settings.worker_group}-portal-signals"
 
 
+def streams_running(app: faust.App) -> bool:
+    """True while the agents process events: no rebalance under way, tables recovered, flow on.
+
+    Faust's ``tables.recovery.completed`` alone is not enough: it is set by the
+    first recovery and never cleared, so it says nothing during later rebalances.
+    """
+    return (not app.rebalancing and app.tables.recovery.completed.is_set()
+            and app.consumer.flow_active)
+
+
 def alert_rules(settings: Settings) -> AlertRules:
     """The alert thresholds from the settings."""
     return AlertRules(outage_calls=settings.outage_calls,
@@ -119,7 +129,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=5000,
         consumer_max_fetch_size=8 * 1024 * 1024,
-        stream_buffer_maxsize=20000,
+        stream_buffer_maxsize=64,  # deliveries of up to broker_max_poll_records records each
         broker_commit_interval=1.0,
         producer_acks=-1,
         producer_linger=0.005,
@@ -140,11 +150,14 @@ def declare(settings: Settings, tariffs: TariffTable, app: faust.App | None = No
     # bytes key/value types make faust use the raw codec for the changelog
     # (recovery decodes with it; anything else would be parsed as JSON).
     table = {"partitions": settings.events_partitions, "key_type": bytes, "value_type": bytes}
+    signals = app.topic(signals_name, schema=RawBytes(key_type=bytes, value_type=bytes, **raw))
+    # The agents' inputs arrive a fetch at a time: each event's value is a list of records.
+    app.consumer.batched_topics = frozenset({settings.topic_events, commands_name, signals_name})
     return Worker(
         settings=settings, tariffs=tariffs, rules=alert_rules(settings), app=app,
         events=events,
         commands=app.topic(commands_name, **raw),
-        signals=app.topic(signals_name, schema=RawBytes(key_type=bytes, value_type=bytes, **raw)),
+        signals=signals,
         cdrs=app.topic(settings.topic_cdrs, **raw),
         alerts=app.topic(settings.topic_alerts, **raw),
         dlq=app.topic(settings.topic_dlq, **raw),

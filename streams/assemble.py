@@ -62,12 +62,12 @@ class CallBatches:
         now = time.time()
         pending: dict[str, _Pending] = {}
         commands: list[tuple[EventT, dict]] = []
-        for kafka_event in batch:
-            message = kafka_event.message
-            if message.topic == self.commands_topic:
-                commands.append((kafka_event, orjson.loads(message.value)))
+        for kafka_event in batch:  # each: the records of one partition from one fetch
+            if kafka_event.message.topic == self.commands_topic:
+                commands.extend((kafka_event, orjson.loads(record.value)) for record in kafka_event.value)
                 continue
-            self._decode(kafka_event, pending)
+            for record in kafka_event.value:
+                self._decode(kafka_event, record, pending)
         for call_id, item in pending.items():
             state, outputs = advance(item.state, item.events, self.worker.tariffs, self.worker.rules,
                                      now, item.anchor.message.partition)
@@ -84,14 +84,13 @@ class CallBatches:
         if archive:
             await self._archive(archive)
 
-    def _decode(self, kafka_event: EventT, pending: dict[str, _Pending]) -> None:
-        message = kafka_event.message
+    def _decode(self, kafka_event: EventT, record, pending: dict[str, _Pending]) -> None:
         self.counts["events"] += 1
-        result = validate(message.value, message.key)
+        result = validate(record.value, record.key)
         if isinstance(result, Rejection):
             self.counts["rejected"] += 1
-            self.outbox.add(self.topic_dlq, message.key, encode_dlq(
-                result, message.topic, message.partition, message.offset, message.value))
+            self.outbox.add(self.topic_dlq, record.key, encode_dlq(
+                result, record.topic, record.partition, record.offset, record.value))
             return
         item = pending.get(result.call_id)
         if item is None:

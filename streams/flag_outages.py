@@ -44,20 +44,20 @@ class OutageBatches:
     async def process(self, batch: Sequence[EventT]) -> None:
         states: dict[bytes, tuple[EventT, OutageState]] = {}
         unsent: dict[bytes, list[bytes]] = {}
-        for kafka_event in batch:
-            message = kafka_event.message
-            key = message.key
-            portal_id = key.decode()
-            if key in states:
-                state = states[key][1]
-            else:
-                state = self._load(key, portal_id)
-                unsent[key] = list(state.unsent)  # [] when this process delivered them
-            signals = [PortalSignal(portal_id, call_id, verdict, ts_us)
-                       for call_id, verdict, ts_us in orjson.loads(message.value)]
-            state, alerts = apply_signals(state, signals, self.worker.rules)
-            unsent[key] += (payload for _alert, payload in alerts)
-            states[key] = (kafka_event, state)
+        for kafka_event in batch:  # each: the records of one partition from one fetch
+            for record in kafka_event.value:
+                key = record.key
+                portal_id = key.decode()
+                if key in states:
+                    state = states[key][1]
+                else:
+                    state = self._load(key, portal_id)
+                    unsent[key] = list(state.unsent)  # [] when this process delivered them
+                signals = [PortalSignal(portal_id, call_id, verdict, ts_us)
+                           for call_id, verdict, ts_us in orjson.loads(record.value)]
+                state, alerts = apply_signals(state, signals, self.worker.rules)
+                unsent[key] += (payload for _alert, payload in alerts)
+                states[key] = (kafka_event, state)
         changelog, outbox = Outbox(), Outbox()
         changelog_topic = self.worker.outages_by_portal.changelog_topic.get_topic_name()
         written = {}

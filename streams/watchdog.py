@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from streams import diagnostics
+from streams.app import streams_running
 
 log = logging.getLogger("callstream.worker")
 
@@ -62,9 +63,7 @@ async def check(app: Any, clock: StallClock, processed: Callable[[], int], event
     """One look at the worker (a Faust timer calls it); True when it asked for a rebalance."""
     consumer = app.consumer
     now = time.monotonic()
-    unsettled = (app.rebalancing or not app.tables.recovery.completed.is_set()
-                 or not consumer.flow_active)
-    if not clock.stalled(processed(), now, unsettled):
+    if not clock.stalled(processed(), now, unsettled=not streams_running(app)):
         return False
     clock.restart(now)
     tps = [tp for tp in app.assignor.assigned_actives() if tp.topic == events_topic]

@@ -13,8 +13,8 @@ import pytest
 
 from streams.domain.timefmt import parse_ts_us
 from tests.integration.worker_expect import CdrLog, call_events, expect, recording
-from tests.integration.worker_harness import (Fleet, produce, read_topic, wait_for,
-                                              wait_until_done, worker_settings)
+from tests.integration.worker_harness import (Fleet, Probe, produce, read_topic, split_between,
+                                              wait_for, wait_until_done, worker_settings)
 
 pytestmark = pytest.mark.integration
 __all__ = ["worker_settings"]  # the fixture, imported for pytest
@@ -131,3 +131,34 @@ def _redelivered_events_change_nothing(settings, worker, while_hot, once_archive
     assert final.versions == before
     assert final.latest() == _expected(settings)
     assert final.latest()["call-c"]["recording_bytes"] == 1_960_000
+
+
+def test_the_survivor_expires_the_open_calls_of_a_killed_worker(worker_settings, tmp_path):
+    """Open calls of a killed worker's partitions still get their ``incomplete`` CDR, from the
+    worker that took the partitions over (its schedule is rebuilt from the recovered table)."""
+    settings = worker_settings
+    timeouts = {"CALLSTREAM_INCOMPLETE_AFTER": "6", "BROKER_SESSION_TIMEOUT": "12",
+                "BROKER_HEARTBEAT_INTERVAL": "2"}
+    calls = {f"open-{n}": call_events(f"open-{n}", START_US + n * 1_000_000) for n in range(40)}
+    for events in calls.values():
+        del events["call.ended"]
+    with Fleet(tmp_path) as fleet:
+        pair = [fleet.start(settings, "worker-a", **timeouts),
+                fleet.start(settings.replace(state_dir=f"{settings.state_dir}-b"), "worker-b", **timeouts)]
+        probe = Probe(settings)
+        try:
+            wait_for(lambda: split_between(probe, settings, 2), "both workers holding partitions",
+                     timeout=90, workers=pair)
+            produce(settings, [m for events in calls.values() for m in events.values()])
+            # Killed once it stored every call's state and before a timeout could expire one.
+            wait_for(lambda: set(_stored(settings, "calls_by_id")) >= calls.keys(), "the calls' states",
+                     every=0.05, workers=pair)
+            pair[0].kill()
+            assert not _cdrs(settings).versions, "a call expired before the kill: nothing was tested"
+            wait_for(lambda: pair[1].check() or split_between(probe, settings, 1),
+                     "the survivor holding every partition", timeout=90, workers=[pair[1]])
+        finally:
+            probe.close()
+        log = _wait_versions(settings, dict.fromkeys(calls, 1))
+    assert log.latest() == _expected(settings)
+    assert {cdr["status"] for cdr in log.latest().values()} == {"incomplete"}

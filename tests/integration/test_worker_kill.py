@@ -24,13 +24,15 @@ from dataclasses import dataclass
 import orjson
 import pytest
 
+from streams.app import internal_topic_names
 from streams.domain.timefmt import parse_ts_us
 from streams.simulator import Faults, Knobs, generate_all
 from tests.integration.worker_expect import (OUTAGE, CdrLog, Expected, expect, latest_alerts,
-                                             live_alerts, outage_problems, rules_of, set_form_outages)
-from tests.integration.worker_harness import (Fleet, Probe, WorkerProcess, output_settings,
-                                              produce, read_topic, wait_for, wait_until_done,
-                                              worker_settings)
+                                             live_alerts, outage_problems, rules_of, set_form_outages,
+                                             signal_differences)
+from tests.integration.worker_harness import (BackgroundProduce, Fleet, Probe, WorkerProcess,
+                                              output_settings, read_topic, split_between, wait_for,
+                                              wait_until_done, worker_settings)
 
 pytestmark = pytest.mark.integration
 __all__ = ["worker_settings"]  # the fixture, imported for pytest
@@ -41,6 +43,9 @@ KNOBS = Knobs(outage_rate=0.15, stale_key=0.3, license_errors=0.02, dev_copy=0.0
 FAST_REBALANCE = {"BROKER_SESSION_TIMEOUT": "12", "BROKER_HEARTBEAT_INTERVAL": "2"}
 CALLS = 3000
 QUICK_ARCHIVE = {**FAST_REBALANCE, "CALLSTREAM_FORGET_AFTER": "1"}
+# Events keep arriving for this long, so that a kill lands while the workers have work left:
+# the whole topic takes a worker about a second, too short to kill it reliably in between.
+PRODUCE_OVER_S = 8.0
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +100,27 @@ def _kill_when(settings, worker: WorkerProcess, emitted: int,
         probe.close()
 
 
-def _assert_like_reference(settings, got: Outputs, reference: Outputs, expected: Expected) -> None:
-    for outputs in (reference, got):
-        assert not outputs.log.problems, outputs.log.problems[:10]
+def _places(events: list, calls: set[str]) -> str:
+    """Where the events of ``calls`` are: per partition their count, first and last offset."""
+    places: dict[int, list[int]] = {}
+    for record in events:
+        if record.key is not None and record.key.decode(errors="replace") in calls:
+            places.setdefault(record.partition, []).append(record.offset)
+    return "; ".join(f"{p}: {len(o)}, {min(o)}-{max(o)}" for p, o in sorted(places.items()))
+
+
+def _assert_like_reference(settings, got: Outputs, reference: Outputs, expected: Expected,
+                           events: list) -> None:
+    for run, outputs in (("reference", reference), ("killed run", got)):
+        assert not outputs.log.problems, (run, outputs.log.problems[:10])
         latest = outputs.log.latest()
-        assert latest.keys() == expected.cdrs.keys()
+        missing, extra = expected.cdrs.keys() - latest.keys(), latest.keys() - expected.cdrs.keys()
+        assert not missing and not extra, (run, f"{len(missing)} calls without a CDR, their events "
+                                           "(partition: count, first and last offset):",
+                                           _places(events, missing), f"{len(extra)} unexpected",
+                                           sorted(extra)[:5])
         wrong = [c for c in latest if latest[c] != expected.cdrs[c]]
-        assert not wrong, (len(wrong), latest[wrong[0]], expected.cdrs[wrong[0]])
+        assert not wrong, (run, len(wrong), latest[wrong[0]], expected.cdrs[wrong[0]])
         assert outputs.dlq == expected.dlq
         per_call = {i: a for i, a in outputs.alerts.items() if a["type"] != "controller_outage"}
         assert per_call == expected.alerts
@@ -121,7 +140,10 @@ def _assert_like_reference(settings, got: Outputs, reference: Outputs, expected:
               if a["detail"]["state"] != "retracted"}
     mine_outages = {i for i in mine_alerts if i.startswith(OUTAGE)}
     their_outages = {i for i in their_alerts if i.startswith(OUTAGE)}
+    diverged = {i.split(":")[1] for i in (mine_outages ^ oracle) | (their_outages ^ oracle)}
     assert mine_outages == their_outages == oracle, {
+        "signals unlike the set form (killed run)": signal_differences(
+            read_topic(settings, internal_topic_names(settings)[1]), expected, diverged)[:20],
         "killed run, not in the set form": sorted(mine_outages - oracle),
         "killed run, missing": sorted(oracle - mine_outages),
         "reference, not in the set form": sorted(their_outages - oracle),
@@ -134,22 +156,23 @@ def test_kill_9_mid_run_and_restart_ends_like_an_uninterrupted_run(worker_settin
     settings = worker_settings
     reference = output_settings(settings, "ref")
     messages, _ = simulated
-    produce(settings, [(m.key, m.value) for m in messages])
     with Fleet(tmp_path) as fleet:
         ref = fleet.start(reference, "reference", **QUICK_ARCHIVE)
         worker = fleet.start(settings, "worker-1", **QUICK_ARCHIVE)
+        sending = BackgroundProduce(settings, [(m.key, m.value) for m in messages], PRODUCE_OVER_S)
         left, emitted = _kill_when(settings, worker, int(rng.uniform(0.1, 0.6) * CALLS))
         assert left > 0, "the worker finished before it was killed: nothing was tested"
         # Same group, same state dir; killed once more soon after it emits again.
         worker = fleet.start(settings, "worker-2", **QUICK_ARCHIVE)
         _kill_when(settings, worker, emitted + int(rng.uniform(0.01, 0.3) * CALLS))
         worker = fleet.start(settings, "worker-3", **QUICK_ARCHIVE)
+        sending.join()
         wait_until_done(settings, [worker], timeout=240)
         wait_until_done(reference, [ref], timeout=240)
         got, want = _outputs(settings), _outputs(reference)
         events = read_topic(settings, settings.topic_events)
     assert len(events) == len(messages)
-    _assert_like_reference(settings, got, want, expect(events, settings))
+    _assert_like_reference(settings, got, want, expect(events, settings), events)
 
 
 def test_two_workers_one_killed_the_survivor_takes_over(worker_settings, simulated, rng, tmp_path):
@@ -163,13 +186,14 @@ def test_two_workers_one_killed_the_survivor_takes_over(worker_settings, simulat
                             **FAST_REBALANCE)]
         probe = Probe(settings)
         try:
-            wait_for(lambda: _split(probe, settings, 2), "both workers holding partitions", timeout=90,
-                     workers=pair)
-            produce(settings, [(m.key, m.value) for m in messages])
+            wait_for(lambda: split_between(probe, settings, 2), "both workers holding partitions",
+                     timeout=90, workers=pair)
+            sending = BackgroundProduce(settings, [(m.key, m.value) for m in messages], PRODUCE_OVER_S)
             victim, survivor = rng.sample(pair, 2)
             left, _ = _kill_when(settings, victim, int(rng.uniform(0.1, 0.6) * CALLS), [survivor])
             assert left > 0, "the group finished before a worker was killed: nothing was tested"
-            wait_for(lambda: survivor.check() or _split(probe, settings, 1),
+            sending.join()
+            wait_for(lambda: survivor.check() or split_between(probe, settings, 1),
                      "the survivor holding every partition", timeout=90, workers=[survivor])
         finally:
             probe.close()
@@ -178,11 +202,4 @@ def test_two_workers_one_killed_the_survivor_takes_over(worker_settings, simulat
         got, want = _outputs(settings), _outputs(reference)
         events = read_topic(settings, settings.topic_events)
     assert len(events) == len(messages)
-    _assert_like_reference(settings, got, want, expect(events, settings))
-
-
-def _split(probe: Probe, settings, members: int) -> bool:
-    """The group is stable with ``members`` members sharing every events partition."""
-    held = probe.assignment(settings.worker_group, settings.topic_events)
-    return len(held) == members and all(held) and \
-        set().union(*held) == set(range(settings.events_partitions))
+    _assert_like_reference(settings, got, want, expect(events, settings), events)

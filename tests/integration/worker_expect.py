@@ -254,3 +254,23 @@ def set_form_outages(expected: Expected, rules: AlertRules) -> dict[str, dict]:
                 for portal, calls in expected.checked.items() for call, ts in calls.items()]
     signals.sort(key=lambda s: (s.portal_id, s.ts_us, s.call_id))
     return {i: orjson.loads(p) for i, p in outage_alerts(signals, rules).items()}
+
+
+def signal_differences(signal_records: list, expected: Expected, portals: set[str]) -> list[str]:
+    """Calls of ``portals`` whose last verdict on the portal-signals topic is not the set form's.
+
+    Tells a wrong outage apart: when this is empty the verdicts reached the outage
+    agent right and the fault is in its state; otherwise the signals were wrong.
+    """
+    last: dict[tuple[str, str], tuple[str, int]] = {}
+    for record in signal_records:  # a portal's signals share one partition: topic order per portal
+        portal = record.key.decode()
+        for call_id, verdict, ts_us in orjson.loads(record.value):
+            last[(portal, call_id)] = (verdict, ts_us)
+    want = {(portal, call): ("bypassed", ts) for portal, calls in expected.bypasses.items()
+            for call, ts in calls.items()}
+    want.update({(portal, call): ("checked", ts) for portal, calls in expected.checked.items()
+                 for call, ts in calls.items()})
+    return [f"{portal}/{call}: signalled {last.get((portal, call))}, set form {want.get((portal, call))}"
+            for portal, call in sorted(set(last) | set(want))
+            if portal in portals and last.get((portal, call)) != want.get((portal, call))]

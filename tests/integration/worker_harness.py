@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -23,6 +24,7 @@ import pytest
 from callstream.config import SETTINGS, Settings
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # room for the simulator's over-1-MiB messages
+PACED_SLICES = 20
 # Log lines after which a worker never gets anywhere: fail at once instead of at the deadline.
 # The tests only ever SIGKILL a worker (which logs nothing): a logged signal came from
 # outside the test (a broad pkill on a shared machine), and the worker is shutting down.
@@ -156,25 +158,60 @@ def _client_options(settings: Settings) -> dict[str, Any]:
 
 
 def produce(settings: Settings, messages: Iterable[tuple[bytes | None, bytes | None]],
-            topic: str | None = None) -> int:
-    """Send (key, value) pairs in order (default partitioner: murmur2 of the key); returns the count."""
+            topic: str | None = None, over_s: float = 0.0) -> int:
+    """Send (key, value) pairs in order (default partitioner: murmur2 of the key); returns the count.
+
+    ``over_s``: spread the sending over that many seconds (twenty equal slices).
+    """
     from kafka import KafkaProducer
 
     producer = KafkaProducer(acks="all", linger_ms=20, batch_size=512 * 1024,
                              max_request_size=MAX_REQUEST_BYTES, enable_idempotence=True,
                              **_client_options(settings))
+    messages = list(messages)
+    slice_size = max(1, -(-len(messages) // PACED_SLICES)) if over_s else max(1, len(messages))
     count = 0
     try:
         futures = []
-        for key, value in messages:
-            futures.append(producer.send(topic or settings.topic_events, key=key, value=value))
-            count += 1
+        for start in range(0, len(messages), slice_size):
+            if start:
+                producer.flush(120)
+                time.sleep(over_s / PACED_SLICES)
+            for key, value in messages[start:start + slice_size]:
+                futures.append(producer.send(topic or settings.topic_events, key=key, value=value))
+                count += 1
         producer.flush(120)
         for future in futures:
             future.get(timeout=60)  # raises if a message was not acknowledged
     finally:
         producer.close(10)
     return count
+
+
+class BackgroundProduce:
+    """:func:`produce` in a thread, so that workers can be killed while events still arrive."""
+
+    def __init__(self, settings: Settings, messages: list[tuple[bytes | None, bytes | None]],
+                 over_s: float) -> None:
+        self.error: BaseException | None = None
+        self.count = 0
+        self._thread = threading.Thread(target=self._run, args=(settings, messages, over_s),
+                                        name="produce", daemon=True)
+        self._thread.start()
+
+    def _run(self, settings: Settings, messages, over_s: float) -> None:
+        try:
+            self.count = produce(settings, messages, over_s=over_s)
+        except BaseException as exc:  # noqa: BLE001 - re-raised by join() in the test's thread
+            self.error = exc
+
+    def join(self, timeout: float = 180.0) -> int:
+        """Wait for the last message to be acknowledged; returns the count, raises what the thread raised."""
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "producing the events did not finish"
+        if self.error is not None:
+            raise self.error
+        return self.count
 
 
 def read_topic(settings: Settings, topic: str, timeout: float = 60.0) -> list:
@@ -249,6 +286,13 @@ class Probe:
                     parts.update(item["partitions"])
             held.append(parts)
         return held
+
+
+def split_between(probe: Probe, settings: Settings, members: int) -> bool:
+    """The worker group is stable with ``members`` members sharing every events partition."""
+    held = probe.assignment(settings.worker_group, settings.topic_events)
+    return len(held) == members and all(held) and \
+        set().union(*held) == set(range(settings.events_partitions))
 
 
 def worker_inputs(settings: Settings) -> tuple[str, ...]:

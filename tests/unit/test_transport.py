@@ -1,5 +1,6 @@
-"""The worker's hand-off: inline when the callback does not wait, Faust's race when it does, and
-quiet when a rebalance cancels it (a Faust bug ended the fetch loop)."""
+"""The worker's transport: the hand-off (inline when the callback does not wait, Faust's race when
+it does, quiet when a rebalance cancels it: a Faust bug ended the fetch loop), batched delivery and
+its acknowledgements, and commits that never pass an unacknowledged message."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import asyncio
 import mode
 import pytest
 
-from streams.transport import abandonable, hand_off
+from streams.handoff import abandonable, hand_off
 
 pytestmark = pytest.mark.unit
 
@@ -166,3 +167,178 @@ def test_a_cancelled_fetch_loop_still_stops():
         with pytest.raises(asyncio.CancelledError):
             await task
     asyncio.run(main())
+
+
+def _consumer_with(committed: int, acked: list[int]):
+    import faust
+    from faust.types import TP
+
+    app = faust.App(f"transport-test-{committed}", broker="callstream://127.0.0.1:1")
+    consumer = app.consumer
+    tp = TP("call-events", 0)
+    app.topics._acking_topics.add(tp.topic)  # as when an agent subscribes to it
+    consumer._committed_offset[tp] = committed
+    consumer._acked[tp] = list(acked)
+    consumer._acked_index[tp] = set(acked)
+    return consumer, tp
+
+
+def test_faust_commits_past_one_unacknowledged_message_at_the_committed_offset():
+    from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
+
+    consumer, tp = _consumer_with(37, [38, 39])
+    # Offset 37 was never processed, yet Faust would commit 40: 37 is lost for the next owner.
+    assert FaustConsumer._new_offset(consumer, tp) == 40
+
+
+def test_the_commit_waits_for_the_message_at_the_committed_offset():
+    from streams.transport import Consumer
+
+    consumer, tp = _consumer_with(37, [38, 39])
+    assert isinstance(consumer, Consumer)
+    assert consumer._new_offset(tp) is None
+    assert consumer._acked[tp] == [38, 39]  # kept: committed once 37 is acknowledged too
+    consumer._acked[tp].append(37)
+    consumer._acked_index[tp].add(37)
+    assert consumer._new_offset(tp) == 40
+
+
+def _records(topic: str, partition: int, offsets: range) -> list:
+    from aiokafka.structs import ConsumerRecord
+
+    return [ConsumerRecord(topic, partition, offset, 1_700_000_000_000 + offset, 0, f"k{offset}".encode(),
+                           f"v{offset}".encode(), None, 2, 2, ()) for offset in offsets]
+
+
+def test_a_batch_acknowledges_every_offset_it_covers():
+    consumer, tp = _consumer_with(37, [])
+    consumer.batched_topics = frozenset({tp.topic})
+    message = consumer._batch_message(tp, _records(tp.topic, 0, range(37, 42)), 0)
+    assert (message.offset, [r.offset for r in message.value]) == (41, [37, 38, 39, 40, 41])
+    message.incref()
+    assert message.ack(consumer)
+    assert consumer._new_offset(tp) == 42
+
+
+def test_a_batch_read_again_acknowledges_only_from_the_committed_offset():
+    consumer, tp = _consumer_with(39, [])
+    consumer.batched_topics = frozenset({tp.topic})
+    message = consumer._batch_message(tp, _records(tp.topic, 0, range(37, 42)), 0)
+    message.incref()
+    message.ack(consumer)
+    assert sorted(consumer._acked[tp]) == [39, 40, 41]
+    assert consumer._new_offset(tp) == 42
+
+
+def _fetching(consumer, fetched: dict, *, during_fetch=None):
+    """Make ``consumer`` fetch ``fetched`` without a broker; ``during_fetch`` runs while it waits."""
+    async def next_records(timeout):
+        if during_fetch is not None:
+            await during_fetch()
+        return fetched, None
+
+    consumer._wait_next_records = next_records
+    consumer.resume_flow()
+    consumer.highwater = lambda tp: 10
+
+
+def _delivered(consumer) -> list:
+    async def main():
+        return [(tp, message, first) async for tp, message, first in consumer._deliveries(1.0)]
+    return asyncio.run(main())
+
+
+def test_a_fetch_reaches_the_streams_a_partition_at_a_time_for_batched_topics_only():
+    from faust.types import TP
+
+    consumer, events = _consumer_with(0, [])
+    changelog = TP("worker-calls_by_id-changelog", 0)
+    consumer.batched_topics = frozenset({events.topic})
+    _fetching(consumer, {events: _records(events.topic, 0, range(5, 10)),
+                         changelog: _records(changelog.topic, 0, range(0, 3))})
+    consumer._next_offset[events] = 7  # 5 and 6 were delivered before: not again
+    delivered = _delivered(consumer)
+    assert [(tp, message.offset, first) for tp, message, first in delivered] == [
+        (events, 9, 7), (changelog, 0, 0), (changelog, 1, 1), (changelog, 2, 2)]
+    assert [r.offset for r in delivered[0][1].value] == [7, 8, 9]
+    assert delivered[1][1].value == b"v0"  # a changelog record stays a message of its own
+
+
+def _drain_once(consumer, fetched: dict, on_message) -> None:
+    """Run the fetch loop over one fetch; ``on_message`` is the streams' side of the hand-off."""
+    class Fetcher:
+        _stopped = asyncio.Event()
+
+    async def next_records(timeout):
+        if Fetcher._stopped.is_set():
+            return {}, None
+        Fetcher._stopped.set()  # one fetch, then the loop ends
+        return fetched, None
+
+    async def callback(message):
+        await on_message(message)
+
+    consumer._wait_next_records = next_records
+    consumer.callback = callback
+    consumer.resume_flow()
+    consumer.highwater = lambda tp: 100
+    asyncio.run(consumer._drain_messages(Fetcher()))
+
+
+def test_records_ahead_of_where_a_seek_put_the_partition_are_read_again_not_delivered():
+    # A fetch made before the seek that ends a rebalance, delivered after it: Faust's loop
+    # handed such records over and then dropped the re-read ones before them for good.
+    consumer, events = _consumer_with(0, [])
+    consumer.batched_topics = frozenset({events.topic})
+    consumer._next_offset[events] = 5  # where the seek to the committed offset put it
+    sought, handed = [], []
+
+    async def fake_seek(tp, offset):
+        sought.append((tp, offset))
+
+    async def on_message(message):
+        handed.append(message)
+
+    consumer._seek = fake_seek
+    _drain_once(consumer, {events: _records(events.topic, 0, range(8, 10))}, on_message)
+    assert handed == [] and sought == [(events, 5)] and consumer._next_offset[events] == 5
+
+
+def test_a_seek_during_a_hand_off_decides_where_reading_goes_on():
+    consumer, events = _consumer_with(0, [])
+    consumer.batched_topics = frozenset({events.topic})
+    consumer._next_offset[events] = 5
+
+    async def rebalanced_meanwhile(message):
+        await consumer.seek_wait({events: 3})  # as recovery or a rebalance would
+
+    async def fake_seek_wait(partitions):
+        pass
+
+    consumer._thread.seek_wait = fake_seek_wait
+    _drain_once(consumer, {events: _records(events.topic, 0, range(5, 10))}, rebalanced_meanwhile)
+    assert consumer._next_offset[events] == 3  # not 10: offsets 3..9 are read again
+
+
+def test_a_jump_on_an_input_topic_is_read_again_once_then_counts_as_acknowledged():
+    consumer, events = _consumer_with(37, [])
+    consumer.batched_topics = frozenset({events.topic})
+    sought = []
+
+    async def fake_seek(tp, offset):
+        sought.append((tp, offset))
+
+    consumer._seek = fake_seek
+
+    async def main():
+        first = await consumer._on_gap(events, events.topic, 37, 40)
+        again = await consumer._on_gap(events, events.topic, 37, 40)
+        return first, again
+
+    assert asyncio.run(main()) == (True, False)
+    assert sought == [(events, 37)] and consumer._next_offset[events] == 37
+    # The jump that stayed: 37..39 count as acknowledged, 40 only once acknowledged itself.
+    assert consumer._new_offset(events) is None
+    consumer._acked[events].append(40)
+    consumer._acked_index[events].add(40)
+    assert consumer._new_offset(events) == 41

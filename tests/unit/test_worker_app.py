@@ -23,6 +23,9 @@ def test_tables_use_the_stores_and_codecs_the_design_relies_on(tmp_path):
         assert (table.key_serializer, table.value_serializer) == ("raw", "raw")
         assert table.partitions == settings.events_partitions
     assert str(worker.app.conf.broker[0]).startswith("callstream://")
+    # The agents' inputs arrive a fetch at a time; the changelogs (recovery) record by record.
+    assert worker.app.consumer.batched_topics == {
+        settings.topic_events, worker.commands.get_topic_name(), worker.signals.get_topic_name()}
 
 
 def test_the_worker_creates_every_table_changelog_itself(tmp_path):
