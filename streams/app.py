@@ -129,7 +129,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=5000,
         consumer_max_fetch_size=8 * 1024 * 1024,
-        stream_buffer_maxsize=64,  # deliveries of up to broker_max_poll_records records each
+        stream_buffer_maxsize=256,  # deliveries of up to broker_max_poll_records records each
         broker_commit_interval=1.0,
         producer_acks=-1,
         producer_linger=0.005,

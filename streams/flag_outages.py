@@ -37,6 +37,9 @@ class OutageBatches:
         self.worker = worker
         # portal key -> hash of the state this process stored and whose alerts it sent
         self._delivered: dict[bytes, int] = {}
+        # portal key -> (the stored bytes, their parsed state): a busy portal's state is
+        # thousands of verdicts, parsed once rather than once per batch
+        self._parsed: dict[bytes, tuple[bytes, OutageState]] = {}
 
     def _table(self) -> dict:
         return self.worker.outages_by_portal.data.data  # the memory store's plain dict
@@ -62,8 +65,10 @@ class OutageBatches:
         changelog_topic = self.worker.outages_by_portal.changelog_topic.get_topic_name()
         written = {}
         for key, (anchor, state) in states.items():
-            blob = outage_state_to_bytes(state._replace(unsent=tuple(unsent[key])))
+            state = state._replace(unsent=tuple(unsent[key]))
+            blob = outage_state_to_bytes(state)
             self._table()[key] = blob
+            self._parsed[key] = (blob, state)
             changelog.add(changelog_topic, key, blob, anchor.message.partition)
             written[key] = hash(blob)
             for payload in unsent[key]:
@@ -76,8 +81,12 @@ class OutageBatches:
         blob = self._table().get(key)
         if not blob:
             return OutageState(portal_id)
+        parsed = self._parsed.get(key)
         try:
-            state = outage_state_from_bytes(blob)
+            if parsed is not None and parsed[0] is blob:  # what this process stored, not replaced
+                state = parsed[1]
+            else:
+                state = outage_state_from_bytes(blob)
         except ValueError as exc:
             # A state this version cannot read (an older format): the portal's
             # outages restart from the verdicts that arrive from now on. Losing

@@ -166,7 +166,7 @@ class Consumer(driver.Consumer):
             self._refetched.add((tp, expected, first))
             log.warning(f"{tp.topic}:{tp.partition}: offsets %d..%d were fetched but not "
                         "delivered; reading them again", expected, first - 1)
-            await self.seek(tp, expected)
+            await self.seek_wait({tp: expected})  # in the consumer's thread, like Faust's recovery
             return True
         if self.app.topics.acks_enabled_for(topic):
             log.warning(f"{tp.topic}:{tp.partition}: offsets %d..%d are missing from the log; "

@@ -293,13 +293,13 @@ def test_records_ahead_of_where_a_seek_put_the_partition_are_read_again_not_deli
     consumer._next_offset[events] = 5  # where the seek to the committed offset put it
     sought, handed = [], []
 
-    async def fake_seek(tp, offset):
-        sought.append((tp, offset))
+    async def fake_seek_wait(partitions):
+        sought.extend(partitions.items())
 
     async def on_message(message):
         handed.append(message)
 
-    consumer._seek = fake_seek
+    consumer._thread.seek_wait = fake_seek_wait
     _drain_once(consumer, {events: _records(events.topic, 0, range(8, 10))}, on_message)
     assert handed == [] and sought == [(events, 5)] and consumer._next_offset[events] == 5
 
@@ -325,10 +325,10 @@ def test_a_jump_on_an_input_topic_is_read_again_once_then_counts_as_acknowledged
     consumer.batched_topics = frozenset({events.topic})
     sought = []
 
-    async def fake_seek(tp, offset):
-        sought.append((tp, offset))
+    async def fake_seek_wait(partitions):
+        sought.extend(partitions.items())
 
-    consumer._seek = fake_seek
+    consumer._thread.seek_wait = fake_seek_wait
 
     async def main():
         first = await consumer._on_gap(events, events.topic, 37, 40)
