@@ -158,9 +158,10 @@ class Consumer(driver.Consumer):
         went on delivering a fetch made before the seek that ends every
         rebalance, past the records the streams had skipped while the flow was
         off (seen after a broker restart: ten records of a partition, whose
-        offsets then counted as acknowledged) — so they are read again, once. A gap that stays is real (compaction, transaction markers)
-        and counts as acknowledged, as in Faust — which counted the record
-        after the gap too, before it was processed.
+        offsets then counted as acknowledged) — so they are read again, once.
+        A gap that stays is real (compaction, transaction markers) and counts
+        as acknowledged, as in Faust — which counted the record after the gap
+        too, before it was processed.
         """
         if topic in self.batched_topics and (tp, expected, first) not in self._refetched:
             self._refetched.add((tp, expected, first))

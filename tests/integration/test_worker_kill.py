@@ -3,7 +3,9 @@
 Each test runs a reference worker (its own group and output topics) over the
 same events topic as the workers it kills, and compares the final results: the
 latest CDR of every call (minus ``version``), the set of alert ids and the DLQ,
-all also equal to what the pure core computes from the stored events.
+all also equal to what the pure core computes from the stored events. The
+events are produced while the workers run, spread over ``PRODUCE_OVER_S``, so
+that every kill lands with work left (and rebalances meet live traffic).
 
 The single-worker test also sets ``CALLSTREAM_FORGET_AFTER=1`` (for both runs),
 so that settled calls move to the on-disk archive, and late recordings revive
