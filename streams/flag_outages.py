@@ -35,11 +35,10 @@ class OutageBatches:
 
     def __init__(self, worker: Worker) -> None:
         self.worker = worker
-        # portal key -> hash of the state this process stored and whose alerts it sent
-        self._delivered: dict[bytes, int] = {}
-        # portal key -> (the stored bytes, their parsed state): a busy portal's state is
-        # thousands of verdicts, parsed once rather than once per batch
-        self._parsed: dict[bytes, tuple[bytes, OutageState]] = {}
+        # portal key -> (the bytes this process stored and whose alerts it sent, their
+        # parsed state): a busy portal's state is thousands of verdicts, parsed once
+        # rather than once per batch
+        self._delivered: dict[bytes, tuple[bytes, OutageState]] = {}
 
     def _table(self) -> dict:
         return self.worker.outages_by_portal.data.data  # the memory store's plain dict
@@ -68,9 +67,8 @@ class OutageBatches:
             state = state._replace(unsent=tuple(unsent[key]))
             blob = outage_state_to_bytes(state)
             self._table()[key] = blob
-            self._parsed[key] = (blob, state)
             changelog.add(changelog_topic, key, blob, anchor.message.partition)
-            written[key] = hash(blob)
+            written[key] = (blob, state._replace(unsent=()))
             for payload in unsent[key]:
                 outbox.add(self.worker.settings.topic_alerts, key, payload)
         await changelog.flush(self.worker.app.producer)
@@ -81,18 +79,15 @@ class OutageBatches:
         blob = self._table().get(key)
         if not blob:
             return OutageState(portal_id)
-        parsed = self._parsed.get(key)
+        delivered = self._delivered.get(key)
+        if delivered is not None and (delivered[0] is blob or delivered[0] == blob):
+            return delivered[1]  # what this process stored and sent, not replaced since
         try:
-            if parsed is not None and parsed[0] is blob:  # what this process stored, not replaced
-                state = parsed[1]
-            else:
-                state = outage_state_from_bytes(blob)
+            state = outage_state_from_bytes(blob)
         except ValueError as exc:
             # A state this version cannot read (an older format): the portal's
             # outages restart from the verdicts that arrive from now on. Losing
             # that is better than a worker that can never start.
             log.warning("portal %s: outage state unreadable (%s); starting it afresh", portal_id, exc)
             return OutageState(portal_id)
-        if self._delivered.get(key) == hash(blob):
-            return state._replace(unsent=())
         return state

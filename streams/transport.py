@@ -247,9 +247,6 @@ class Consumer(driver.Consumer):
                             "and %d is", tp, committed, committed, hole_until - 1, hole_until)
             return None
         self._holes.pop(tp, None)
-        if acked and committed is None:  # one record per partition: not throttled as repeats
-            log.info(f"first commit of {tp.topic}:{tp.partition}: acknowledged offsets start at %d",
-                     min(acked))
         return super()._new_offset(tp)
 
 

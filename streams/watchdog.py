@@ -3,7 +3,7 @@
 Faust workers were seen, rarely and only after a takeover, to stay in their
 group "ready" with their partitions assigned, their fetch loop alive, and no
 event delivered any more (one cause was found and fixed in
-``streams/transport.py``; the report of another showed every task idle). Such a
+``streams/handoff.py``; the report of another showed every task idle). Such a
 worker never recovers by itself and the events behind it wait for ever. This
 watchdog notices the state — uncommitted events on the worker's own
 ``call-events`` partitions and no event processed for ``stall_after_s`` while

@@ -242,17 +242,24 @@ def recording(call_id: str, ts_us: int, size: int, *, portal: str = "portal-1") 
                  {"url": url, "bytes": size, "seconds": 95.5, "format": "mp3"}, portal=portal)
 
 
+def final_verdicts(expected: Expected) -> dict[tuple[str, str], tuple[str, int]]:
+    """(portal, call) -> (verdict, ts_us) of the set of each call's events."""
+    verdicts = {(portal, call): ("bypassed", ts) for portal, calls in expected.bypasses.items()
+                for call, ts in calls.items()}
+    verdicts.update({(portal, call): ("checked", ts) for portal, calls in expected.checked.items()
+                     for call, ts in calls.items()})
+    return verdicts
+
+
 def set_form_outages(expected: Expected, rules: AlertRules) -> dict[str, dict]:
     """The ``controller_outage`` alerts of the set of final verdicts (alert_id -> alert): what
     every run must converge to, computed without the worker (warehouse.replay's oracle)."""
     from streams.domain.outages import PortalSignal
     from warehouse.replay import outage_alerts
 
-    signals = [PortalSignal(portal, call, "bypassed", ts)
-               for portal, calls in expected.bypasses.items() for call, ts in calls.items()]
-    signals += [PortalSignal(portal, call, "checked", ts)
-                for portal, calls in expected.checked.items() for call, ts in calls.items()]
-    signals.sort(key=lambda s: (s.portal_id, s.ts_us, s.call_id))
+    signals = sorted((PortalSignal(portal, call, verdict, ts)
+                      for (portal, call), (verdict, ts) in final_verdicts(expected).items()),
+                     key=lambda s: (s.portal_id, s.ts_us, s.call_id))
     return {i: orjson.loads(p) for i, p in outage_alerts(signals, rules).items()}
 
 
@@ -267,10 +274,7 @@ def signal_differences(signal_records: list, expected: Expected, portals: set[st
         portal = record.key.decode()
         for call_id, verdict, ts_us in orjson.loads(record.value):
             last[(portal, call_id)] = (verdict, ts_us)
-    want = {(portal, call): ("bypassed", ts) for portal, calls in expected.bypasses.items()
-            for call, ts in calls.items()}
-    want.update({(portal, call): ("checked", ts) for portal, calls in expected.checked.items()
-                 for call, ts in calls.items()})
+    want = final_verdicts(expected)
     return [f"{portal}/{call}: signalled {last.get((portal, call))}, set form {want.get((portal, call))}"
             for portal, call in sorted(set(last) | set(want))
             if portal in portals and last.get((portal, call)) != want.get((portal, call))]
