@@ -27,9 +27,8 @@ False (the ``incomplete`` status already flags such a call).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Iterable
+from typing import Iterable, NamedTuple
 
 from streams.domain.events import Event
 from streams.domain.rating import NOT_RATED, Rating, TariffTable, rate_call
@@ -54,9 +53,13 @@ _MS = Decimal("0.001")
 _EXACT = Context(prec=1000)
 
 
-@dataclass(frozen=True, slots=True)
-class Cdr:
-    """One CDR without its version; fields in the contract's order, times in UTC microseconds."""
+class Cdr(NamedTuple):
+    """One CDR without its version; fields in the contract's order, times in UTC microseconds.
+
+    Immutable as a NamedTuple: built once per CDR version on the worker's hot
+    path, where a frozen dataclass's 32 ``object.__setattr__`` calls cost more
+    than the rating.
+    """
 
     call_id: str
     portal_id: str

@@ -229,7 +229,6 @@ def build_warehouse(root: Path, *, calls: int = 600, portals: int = 6, days_ago:
 
 
 def _add_hostile(out: dict[str, list], sample: Any) -> None:
-    from dataclasses import replace
     from decimal import Decimal
 
     from streams.domain.alerts import Alert, alert_to_json
@@ -238,9 +237,9 @@ def _add_hostile(out: dict[str, list], sample: Any) -> None:
     # An hour ago: on the first page of the newest calls and alerts.
     at_us = (int(time.time()) - 3600) * 1_000_000
     # The biggest spender by far, so that its region tops the spend charts.
-    cdr = replace(sample, call_id=HOSTILE_CALL, from_=HOSTILE_TEXT, region=HOSTILE_TEXT, cost=Decimal("99999.00"),
-                  currency="RUB", started_at_us=at_us,
-                  recording_urls=("javascript:alert(1)", "https://rec.example.com/ok.mp3"))
+    cdr = sample._replace(call_id=HOSTILE_CALL, from_=HOSTILE_TEXT, region=HOSTILE_TEXT, cost=Decimal("99999.00"),
+                         currency="RUB", started_at_us=at_us,
+                         recording_urls=("javascript:alert(1)", "https://rec.example.com/ok.mp3"))
     out["cdrs"].append((HOSTILE_CALL.encode(), cdr_to_json(cdr, 1)))
     alert = Alert("stale_key:" + HOSTILE_CALL, "stale_key", sample.portal_id, HOSTILE_CALL,
                   at_us, {"note": HOSTILE_TEXT})

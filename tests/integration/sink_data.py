@@ -189,13 +189,12 @@ def cdr(call_id: str, version: int, started_us: int | None | object = _SAMPLE_ST
 
     ``started_us`` None makes an incomplete call without ``started_at``; default: the sample's.
     """
-    from dataclasses import replace
     from decimal import Decimal
 
     from tests.unit.warehouse_samples import CDR, T0
 
     started = T0 if started_us is _SAMPLE_START else started_us
-    return cdr_to_json(replace(CDR, call_id=call_id, cost=Decimal(cost), started_at_us=started,
+    return cdr_to_json(CDR._replace(call_id=call_id, cost=Decimal(cost), started_at_us=started,
                                **changes), version)
 
 

@@ -7,7 +7,6 @@ import io
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -32,7 +31,7 @@ DEC01 = datetime(2026, 12, 1, tzinfo=timezone.utc)
 def _cdr(call_id: str, started: str | None, version: int = 1, **changes) -> bytes:
     start = parse_ts_us(started) if started else None
     times = {"answered_at_us": start and start + 2_000_000, "ended_at_us": start and start + 9_500_000}
-    return cdr_to_json(replace(CDR, call_id=call_id, started_at_us=start, **{**times, **changes}), version)
+    return cdr_to_json(CDR._replace(call_id=call_id, started_at_us=start, **{**times, **changes}), version)
 
 
 CALLS = [

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from dataclasses import replace
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -42,7 +41,7 @@ def _calls() -> list[bytes]:
         status = rng.choice(["answered", "answered", "missed", "busy"])
         talk = Decimal(rng.randrange(0, 600_000)) / 1000 if status == "answered" else Decimal("0.000")
         recorded = status == "answered" and line != "internal" and n % 3 != 0
-        cdr = replace(CDR, call_id=f"c{n:02d}", portal_id=f"p-{n % 3}", line=line, status=status,
+        cdr = CDR._replace(call_id=f"c{n:02d}", portal_id=f"p-{n % 3}", line=line, status=status,
                       started_at_us=start, answered_at_us=start + HOUR // 100, ended_at_us=start + HOUR // 10,
                       talk_s=talk, user_id=f"u-{n % 5}", controller=rng.choice(["checked"] * 4 + ["bypassed", "none"]),
                       region=rng.choice(["Russia mobile", "Kazakhstan", "SIP trunk (own carrier)"]),
@@ -52,7 +51,7 @@ def _calls() -> list[bytes]:
                       recording_bytes=int(talk * 16000) if recorded else 0)
         docs.append(cdr_to_json(cdr, 1))
     for n in range(2):
-        docs.append(cdr_to_json(replace(CDR, call_id=f"x{n}", started_at_us=None, status="incomplete"), 1))
+        docs.append(cdr_to_json(CDR._replace(call_id=f"x{n}", started_at_us=None, status="incomplete"), 1))
     return docs
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import string
 from typing import Any
 
@@ -93,7 +92,7 @@ def _optional(kind: str, name: str) -> bool:
 def _without_optional(event: Event, name: str) -> Event:
     """``event`` as it reads once its optional data field ``name`` is absent."""
     default = False if name in {"extranet", "record"} else None
-    return dataclasses.replace(event, data=dataclasses.replace(event.data, **{name: default}))
+    return event._replace(data=event.data._replace(**{name: default}))
 
 
 @FUZZ

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -52,7 +51,7 @@ def test_a_cdr_becomes_one_typed_row_keeping_the_money_text(con):
 
 
 def test_an_incomplete_cdr_keeps_its_nulls(con):
-    incomplete = replace(CDR, started_at_us=None, answered_at_us=None, ring_s=None, duration_s=None,
+    incomplete = CDR._replace(started_at_us=None, answered_at_us=None, ring_s=None, duration_s=None,
                          talk_s=None, status="incomplete", region=None, rate_per_min=None,
                          currency=None, recording_urls=())
     row = decode_json(con, "cdrs", _batch("cdrs", cdr_to_json(incomplete, 1)))[0].to_pylist()[0]
