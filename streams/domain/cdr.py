@@ -51,6 +51,8 @@ _MS = Decimal("0.001")
 # The contract lets ``seconds`` be any finite double (up to ~1.8e308, down to
 # 5e-324): 1000 digits keep a sum of such values exact before its one rounding.
 _EXACT = Context(prec=1000)
+_ZERO = Decimal(0)
+_NO_RECORDINGS: tuple[tuple[str, ...], int, Decimal] = ((), 0, Decimal("0.000"))
 
 
 class Cdr(NamedTuple):
@@ -194,12 +196,19 @@ def _rating(state: CallState, tariffs: TariffTable, talk_s: Decimal | None) -> R
 
 
 def _recordings(state: CallState) -> tuple[tuple[str, ...], int, Decimal]:
+    recordings = state.recordings
+    if not recordings:
+        return _NO_RECORDINGS
+    if len(recordings) == 1:  # most recorded calls: no ordering or summing to do
+        rec = recordings[0]
+        return ((rec.url,), rec.bytes,
+                _EXACT.add(_ZERO, rec.seconds).quantize(_MS, rounding=ROUND_HALF_UP, context=_EXACT))
     first_ts: dict[str, int] = {}
-    for rec in state.recordings:  # sorted by ts, so the first seen is the earliest
+    for rec in recordings:  # sorted by ts, so the first seen is the earliest
         first_ts.setdefault(rec.url, rec.ts_us)
     urls = tuple(sorted(first_ts, key=lambda url: (first_ts[url], url)))
-    seconds = Decimal(0)
-    for rec in state.recordings:
+    seconds = _ZERO
+    for rec in recordings:
         seconds = _EXACT.add(seconds, rec.seconds)
-    return (urls, sum(rec.bytes for rec in state.recordings),
+    return (urls, sum(rec.bytes for rec in recordings),
             seconds.quantize(_MS, rounding=ROUND_HALF_UP, context=_EXACT))

@@ -47,21 +47,26 @@ def cdr_to_dict(cdr: Cdr, version: int) -> dict[str, Any]:
     """The contract's CDR object as an ordered dict ready for ``orjson.dumps``."""
     if version < 1:
         raise ValueError(f"CDR versions start at 1, got {version}")
+    # One unpacking instead of 32 attribute reads: this runs for every CDR version.
+    (call_id, portal_id, direction, line, from_, to, line_number, shown_number, extranet, user_id,
+     started_at_us, answered_at_us, ended_at_us, ring_s, talk_s, duration_s, status, hangup_cause,
+     queue_attempts, forwarded_to, controller, controller_result, region, rate_per_min, billed_s,
+     cost, currency, recording_urls, recording_bytes, recording_s, events, _unrated) = cdr
     return {
-        "call_id": cdr.call_id, "portal_id": cdr.portal_id, "version": version,
-        "direction": cdr.direction, "line": cdr.line, "from": cdr.from_, "to": cdr.to,
-        "line_number": cdr.line_number, "shown_number": cdr.shown_number,
-        "extranet": cdr.extranet, "user_id": cdr.user_id,
-        "started_at": _ts(cdr.started_at_us), "answered_at": _ts(cdr.answered_at_us),
-        "ended_at": _ts(cdr.ended_at_us), "ring_s": _seconds(cdr.ring_s),
-        "talk_s": _seconds(cdr.talk_s), "duration_s": _seconds(cdr.duration_s),
-        "status": cdr.status, "hangup_cause": cdr.hangup_cause,
-        "queue_attempts": cdr.queue_attempts, "forwarded_to": cdr.forwarded_to,
-        "controller": cdr.controller, "controller_result": cdr.controller_result,
-        "region": cdr.region, "rate_per_min": _money(cdr.rate_per_min),
-        "billed_s": cdr.billed_s, "cost": _money(cdr.cost), "currency": cdr.currency,
-        "recording_urls": list(cdr.recording_urls), "recording_bytes": _count(cdr.recording_bytes),
-        "recording_s": _seconds(cdr.recording_s), "events": cdr.events,
+        "call_id": call_id, "portal_id": portal_id, "version": version,
+        "direction": direction, "line": line, "from": from_, "to": to,
+        "line_number": line_number, "shown_number": shown_number,
+        "extranet": extranet, "user_id": user_id,
+        "started_at": _ts(started_at_us), "answered_at": _ts(answered_at_us),
+        "ended_at": _ts(ended_at_us), "ring_s": _seconds(ring_s),
+        "talk_s": _seconds(talk_s), "duration_s": _seconds(duration_s),
+        "status": status, "hangup_cause": hangup_cause,
+        "queue_attempts": queue_attempts, "forwarded_to": forwarded_to,
+        "controller": controller, "controller_result": controller_result,
+        "region": region, "rate_per_min": _money(rate_per_min),
+        "billed_s": billed_s, "cost": _money(cost), "currency": currency,
+        "recording_urls": list(recording_urls), "recording_bytes": _count(recording_bytes),
+        "recording_s": _seconds(recording_s), "events": events,
     }
 
 

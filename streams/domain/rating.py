@@ -132,7 +132,11 @@ class TariffTable:
 
 def digits_only(number: str | None) -> str:
     """The ASCII digits of a phone number or id (``""`` for None or a user ref)."""
-    return _NON_DIGITS.sub("", number) if number else ""
+    if not number:
+        return ""
+    if number[0] == "+" and number.isascii() and number[1:].isdigit():
+        return number[1:]  # a validated phone: no regex needed
+    return _NON_DIGITS.sub("", number)
 
 
 def rated_number(direction: str, to: str, line_number: str | None) -> str:
