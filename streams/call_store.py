@@ -66,12 +66,24 @@ class CallStore:
         blob = self._hot.get(key)
         if blob is not None:
             return state_from_bytes(blob), False
-        token = enter_event(event)
-        try:
-            blob = self.archive.get(key)
-        finally:
-            leave_event(token)
+        blob = self._archived(event.message.partition, key)
         return (state_from_bytes(blob), True) if blob is not None else (None, False)
+
+    def _archived(self, partition: int, key: bytes) -> bytes | None:
+        """The archive copy, read straight from the partition's RocksDB database.
+
+        Every new call misses the hot table and is looked up here. Through the
+        table API the lookup set and reset the current event and went through
+        four layers of Faust's mappings to reach the same ``db.get`` — about 6 %
+        of the worker's CPU in the profile. Keys and values are raw bytes on
+        both paths (raw serialisers), and a hit is indexed as Faust's own read
+        indexes it, so later deletes find the key's partition.
+        """
+        store = self.archive.data
+        blob = store._db_for_partition(partition).get(key)
+        if blob is not None:
+            store._key_index[key] = partition
+        return blob
 
     def save(self, event: EventT, state: CallState) -> None:
         """Write the state to the hot table.
