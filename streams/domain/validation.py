@@ -34,6 +34,7 @@ from streams.domain.validation_fields import (
     forward_target,
     ident,
     integer,
+    known_ident,
     nullable_ident,
     nullable_phone,
     nullable_text,
@@ -143,17 +144,17 @@ def _event(doc: dict) -> Event:
     if parse_data is None:
         raise Reject("unknown_type", f"unknown event type {show(kind)}")
     event_id = ident(doc, "event_id")
-    call_id = ident(doc, "call_id")
-    portal_id = ident(doc, "portal_id")
+    call_id = known_ident(doc, "call_id")
+    portal_id = known_ident(doc, "portal_id")
     emitter = source(doc, SOURCE_OF_TYPE[kind], kind)
-    node = ident(doc, "node")
+    node = known_ident(doc, "node")
     ts_us = timestamp(doc, "ts")
     data = doc.get("data", MISSING)
     if data is MISSING:
         raise Reject("missing_field:data", "data is missing")
     if type(data) is not dict:
         raise Reject("bad_field:data", f"data must be an object, got {show(data)}")
-    return Event(event_id, kind, call_id, portal_id, emitter, node, ts_us, parse_data(data))
+    return _new(Event, (event_id, kind, call_id, portal_id, emitter, node, ts_us, parse_data(data)))
 
 
 def _check_key(key: Any, call_id: str) -> None:
@@ -167,20 +168,25 @@ def _check_key(key: Any, call_id: str) -> None:
     raise Reject("bad_field:call_id", f"message key {show(key)} differs from call_id {call_id!r}")
 
 
-# Each data parser reads its fields in the contract's order (call arguments are
-# evaluated left to right), so the first bad field is the one reported.
+# Each data parser reads its fields in the contract's order (a tuple display is
+# evaluated left to right), so the first bad field is the one reported. The
+# payloads are built with ``tuple.__new__``: a NamedTuple's own constructor is
+# a Python-level function, and this runs for every event.
+_new = tuple.__new__
+
+
 def _call_started(d: dict) -> CallStarted:
-    return CallStarted(
-        direction=enum(d, "direction", DIRECTIONS),
-        line=enum(d, "line", LINES),
-        from_=party(d, "from"),
-        to=party(d, "to"),
-        line_number=nullable_text(d, "line_number"),
-        shown_number=nullable_phone(d, "shown_number"),
-        user_id=nullable_ident(d, "user_id"),
-        extranet=flag(d, "extranet"),
-        record=flag(d, "record"),
-    )
+    return _new(CallStarted, (
+        enum(d, "direction", DIRECTIONS),
+        enum(d, "line", LINES),
+        party(d, "from"),
+        party(d, "to"),
+        nullable_text(d, "line_number"),
+        nullable_phone(d, "shown_number"),
+        nullable_ident(d, "user_id"),
+        flag(d, "extranet"),
+        flag(d, "record"),
+    ))
 
 
 def _controller_requested(d: dict) -> ControllerRequested:
@@ -188,51 +194,45 @@ def _controller_requested(d: dict) -> ControllerRequested:
 
 
 def _controller_replied(d: dict) -> ControllerReplied:
-    return ControllerReplied(
-        result=enum(d, "result", CONTROLLER_RESULTS),
-        config_id=nullable_text(d, "config_id"),
-    )
+    return _new(ControllerReplied, (enum(d, "result", CONTROLLER_RESULTS), nullable_text(d, "config_id")))
 
 
 def _controller_bypassed(d: dict) -> ControllerBypassed:
-    return ControllerBypassed(
-        reason=enum(d, "reason", BYPASS_REASONS),
-        key_saved_at_us=timestamp(d, "key_saved_at"),
-    )
+    return _new(ControllerBypassed, (enum(d, "reason", BYPASS_REASONS), timestamp(d, "key_saved_at")))
 
 
 def _call_offered(d: dict) -> CallOffered:
-    return CallOffered(
-        user_id=ident(d, "user_id"),
-        attempt=integer(d, "attempt", 1),
-        rule=enum(d, "rule", OFFER_RULES),
-        rings=integer(d, "rings", 1),
-    )
+    return _new(CallOffered, (
+        ident(d, "user_id"),
+        integer(d, "attempt", 1),
+        enum(d, "rule", OFFER_RULES),
+        integer(d, "rings", 1),
+    ))
 
 
 def _call_offer_missed(d: dict) -> CallOfferMissed:
-    return CallOfferMissed(user_id=ident(d, "user_id"), attempt=integer(d, "attempt", 1))
+    return _new(CallOfferMissed, (ident(d, "user_id"), integer(d, "attempt", 1)))
 
 
 def _call_forwarded(d: dict) -> CallForwarded:
-    return CallForwarded(to=forward_target(d, "to"), reason=enum(d, "reason", FORWARD_REASONS))
+    return _new(CallForwarded, (forward_target(d, "to"), enum(d, "reason", FORWARD_REASONS)))
 
 
 def _call_answered(d: dict) -> CallAnswered:
-    return CallAnswered(user_id=ident(d, "user_id"))
+    return _new(CallAnswered, (ident(d, "user_id"),))
 
 
 def _recording_stored(d: dict) -> RecordingStored:
-    return RecordingStored(
-        url=url(d, "url"),
-        bytes=integer(d, "bytes", 0),
-        seconds=seconds(d, "seconds"),
-        format=enum(d, "format", RECORDING_FORMATS),
-    )
+    return _new(RecordingStored, (
+        url(d, "url"),
+        integer(d, "bytes", 0),
+        seconds(d, "seconds"),
+        enum(d, "format", RECORDING_FORMATS),
+    ))
 
 
 def _call_ended(d: dict) -> CallEnded:
-    return CallEnded(cause=enum(d, "cause", END_CAUSES), by=enum(d, "by", END_BY))
+    return _new(CallEnded, (enum(d, "cause", END_CAUSES), enum(d, "by", END_BY)))
 
 
 _DATA_PARSERS: dict[str, Any] = {

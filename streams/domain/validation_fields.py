@@ -92,6 +92,27 @@ def ident(d: dict, name: str) -> str:
     raise fail(name, x, _ID_TEXT)
 
 
+_KNOWN_IDS: set[str] = set()  # ids that passed the check; bounded below
+_KNOWN_IDS_MAX = 100_000
+
+
+def known_ident(d: dict, name: str) -> str:
+    """``ident`` for ids that repeat from event to event (portal, node, call).
+
+    A set lookup replaces the regex for an id already accepted: three of the
+    envelope's four ids are such, on every event. Event ids never repeat and
+    go through ``ident``.
+    """
+    x = d.get(name, MISSING)
+    if type(x) is str and x in _KNOWN_IDS:
+        return x
+    x = ident(d, name)
+    if len(_KNOWN_IDS) >= _KNOWN_IDS_MAX:
+        _KNOWN_IDS.clear()
+    _KNOWN_IDS.add(x)
+    return x
+
+
 def nullable_ident(d: dict, name: str) -> str | None:
     """An id, or None when null or absent."""
     x = d.get(name)
