@@ -87,12 +87,27 @@ def start_worker(settings: Settings, events_topic: str, tag: str, *extra_env: tu
                CALLSTREAM_TOPIC_DLQ=run_settings.topic_dlq,
                CALLSTREAM_WORKER_GROUP=run_settings.worker_group,
                CALLSTREAM_STATE_DIR=run_settings.state_dir, **dict(extra_env))
+    return _spawn(run_settings, env, unique)
+
+
+def join_worker(run: WorkerRun, index: int) -> WorkerRun:
+    """One more `callstream worker` in ``run``'s group and topics, with a state dir of its own."""
+    unique = f"{Path(run.settings.state_dir).name}-{index}"
+    settings = run.settings.replace(state_dir=str(ROOT / "var" / "bench" / unique))
+    env = dict(os.environ, CALLSTREAM_TOPIC_EVENTS=settings.topic_events,
+               CALLSTREAM_TOPIC_CDRS=settings.topic_cdrs, CALLSTREAM_TOPIC_ALERTS=settings.topic_alerts,
+               CALLSTREAM_TOPIC_DLQ=settings.topic_dlq, CALLSTREAM_WORKER_GROUP=settings.worker_group,
+               CALLSTREAM_STATE_DIR=settings.state_dir)
+    return _spawn(settings, env, unique)
+
+
+def _spawn(settings: Settings, env: dict[str, str], unique: str) -> WorkerRun:
     log = ROOT / "var" / "bench" / f"{unique}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
         process = subprocess.Popen([sys.executable, "-m", "callstream.cli", "worker"], env=env,
                                    stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return WorkerRun(run_settings, process, log)
+    return WorkerRun(settings, process, log)
 
 
 def committed(settings: Settings, group: str, topic: str) -> int:
@@ -110,22 +125,27 @@ def cpu_seconds(pid: int) -> float:
     return times.user + times.system
 
 
-def wait_caught_up(run: WorkerRun, total: int, timeout_s: float = 1800) -> tuple[tuple, tuple]:
-    """(wall time, events committed, worker CPU seconds) at the first commit and at `total`.
+def wait_caught_up(run: WorkerRun | list[WorkerRun], total: int,
+                   timeout_s: float = 1800) -> tuple[tuple, tuple]:
+    """(wall time, events committed, workers' CPU seconds) at the first commit and at `total`.
 
-    The CPU seconds let a figure be normalised to one core's work when the
-    machine is shared (other processes stretch wall time, not CPU time).
+    ``run`` is one worker or the workers of one group. The CPU seconds let a
+    figure be normalised to one core's work when the machine is shared (other
+    processes stretch wall time, not CPU time).
     """
+    runs = run if isinstance(run, list) else [run]
+    settings = runs[0].settings
     first = None
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        if run.process.poll() is not None:
-            raise RuntimeError(f"worker exited {run.process.returncode}; see {run.log}")
-        done = committed(run.settings, run.settings.worker_group, run.settings.topic_events)
-        now, cpu = time.time(), cpu_seconds(run.process.pid)
+        for one in runs:
+            if one.process.poll() is not None:
+                raise RuntimeError(f"worker exited {one.process.returncode}; see {one.log}")
+        done = committed(settings, settings.worker_group, settings.topic_events)
+        now, cpu = time.time(), sum(cpu_seconds(one.process.pid) for one in runs)
         if done > 0 and first is None:
             first = (now, done, cpu)
         if done >= total:
             return first, (now, done, cpu)
         time.sleep(0.5)
-    raise TimeoutError(f"worker did not catch up within {timeout_s} s; see {run.log}")
+    raise TimeoutError(f"workers did not catch up within {timeout_s} s; see {runs[0].log}")

@@ -1,6 +1,6 @@
 """Sustained worker throughput against the ceiling of a plain Python consumer.
 
-    python bench/worker_throughput.py [--calls 180000] [--runs 3]
+    python bench/worker_throughput.py [--calls 180000] [--runs 3] [--workers 1]
 
 1. Pre-fills (once, then reuses) a call-events topic with the simulator:
    180,000 calls are ~1,000,000 events.
@@ -8,6 +8,8 @@
    every value (orjson) — the most a Python consumer does here.
 3. Worker: `callstream worker` with a fresh group and output topics; the rate
    is events committed per second between its first commit and the end.
+   With --workers N, N worker processes share one group (the issue's goal is
+   for one; more show how the group scales on this machine).
 Each figure is the median of --runs runs; the ratio is worker / ceiling.
 """
 
@@ -23,8 +25,8 @@ import uuid
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from worker_common import (RESULTS, base_settings, end_offsets, prefilled_events,
-                                 start_worker, wait_caught_up)
+from worker_common import (RESULTS, base_settings, end_offsets, join_worker, prefilled_events,
+                           start_worker, wait_caught_up)
 
 
 async def _ceiling_once(bootstrap: str, topic: str, total: int) -> dict:
@@ -54,14 +56,17 @@ def ceiling(bootstrap: str, topic: str, total: int) -> dict:
     return asyncio.run(_ceiling_once(bootstrap, topic, total))
 
 
-def worker_rate(settings, topic: str, total: int) -> dict:
-    run = start_worker(settings, topic, "bench-tp")
+def worker_rate(settings, topic: str, total: int, workers: int = 1) -> dict:
+    """Events/s of ``workers`` worker processes in one group (CPU: all of them together)."""
+    runs = [start_worker(settings, topic, "bench-tp")]
     try:
-        (t0, d0, c0), (t1, d1, c1) = wait_caught_up(run, total)
+        runs += [join_worker(runs[0], n) for n in range(1, workers)]
+        (t0, d0, c0), (t1, d1, c1) = wait_caught_up(runs, total)
         return {"events_per_s": (d1 - d0) / (t1 - t0), "seconds": t1 - t0,
-                "events_per_cpu_s": (d1 - d0) / (c1 - c0), "group": run.settings.worker_group}
+                "events_per_cpu_s": (d1 - d0) / (c1 - c0), "group": runs[0].settings.worker_group}
     finally:
-        run.stop()
+        for run in runs:
+            run.stop()
 
 
 def main() -> None:
@@ -69,7 +74,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=180_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes in one group (the goal is for one; more shows the scaling)")
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error("--workers must be at least 1")
     settings = base_settings()
     topic = prefilled_events(settings, args.calls, args.seed)
     total = sum(end_offsets(settings, topic).values())
@@ -79,7 +88,7 @@ def main() -> None:
         ceilings.append(ceiling(settings.bootstrap, topic, total))
         print(f"run {run + 1}: ceiling {ceilings[-1]['events_per_s']:,.0f} events/s "
               f"({ceilings[-1]['events_per_cpu_s']:,.0f} per CPU-second)", flush=True)
-        workers.append(worker_rate(settings, topic, total))
+        workers.append(worker_rate(settings, topic, total, args.workers))
         print(f"run {run + 1}: worker {workers[-1]['events_per_s']:,.0f} events/s "
               f"({workers[-1]['seconds']:.1f} s; {workers[-1]['events_per_cpu_s']:,.0f} events per "
               f"CPU-second)", flush=True)
@@ -87,14 +96,16 @@ def main() -> None:
     worker_median = statistics.median(w["events_per_s"] for w in workers)
     ceiling_cpu = statistics.median(c["events_per_cpu_s"] for c in ceilings)
     worker_cpu = statistics.median(w["events_per_cpu_s"] for w in workers)
-    result = {"events": total, "runs": args.runs, "ceiling": ceilings, "worker": workers,
+    result = {"events": total, "runs": args.runs, "workers": args.workers, "ceiling": ceilings,
+              "worker": workers,
               "ceiling_median": ceiling_median, "worker_median": worker_median,
               "ratio": worker_median / ceiling_median,
               "ceiling_cpu_median": ceiling_cpu, "worker_cpu_median": worker_cpu,
               "cpu_ratio": worker_cpu / ceiling_cpu,
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "worker_throughput.json").write_text(json.dumps(result, indent=2))
+    name = "worker_throughput.json" if args.workers == 1 else f"worker_throughput_{args.workers}_workers.json"
+    (RESULTS / name).write_text(json.dumps(result, indent=2))
     print(f"median: worker {worker_median:,.0f} events/s, ceiling {ceiling_median:,.0f} events/s, "
           f"ratio {result['ratio']:.1%}; per CPU-second: worker {worker_cpu:,.0f}, "
           f"ceiling {ceiling_cpu:,.0f}, ratio {result['cpu_ratio']:.1%}")

@@ -1,0 +1,115 @@
+"""The worker's pure core alone, over the throughput benchmark's topic: its share of the budget.
+
+    python bench/worker_core.py [--calls 180000] [--runs 3]
+
+Reads the pre-filled ``call-events`` topic of ``bench/worker_throughput.py``
+into memory (the fetches as the broker returns them), then runs what the
+worker does per batch of 32 fetches without Kafka or Faust: ``validate`` every
+record, group the events by call, ``advance`` each call from its state (the
+CDR versions and alerts as JSON bytes), and ``state_to_bytes`` each new state
+into a dict standing in for the hot table. The garbage collector is set as
+the worker sets it. The rate is events per second of this loop alone, the
+median of ``--runs``: an upper bound for the worker, whatever Kafka costs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import statistics
+import time
+import uuid
+
+from aiokafka import AIOKafkaConsumer
+
+from streams.app import alert_rules
+from streams.domain.calls import advance
+from streams.domain.dlq import encode_dlq
+from streams.domain.events import Rejection
+from streams.domain.rating import load_tariffs
+from streams.domain.state import state_from_bytes, state_to_bytes
+from streams.domain.validation import validate
+from streams.worker import GC_THRESHOLDS
+from worker_common import RESULTS, base_settings, end_offsets, prefilled_events
+
+BATCH_FETCHES = 32  # streams.agents.BATCH_MAX: deliveries (fetches of one partition) per batch
+
+
+async def _fetches(bootstrap: str, topic: str, total: int) -> list[tuple[int, list[tuple]]]:
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"core-{uuid.uuid4().hex}",
+                                auto_offset_reset="earliest", enable_auto_commit=False)
+    await consumer.start()
+    try:
+        fetches, seen = [], 0
+        while seen < total:
+            for tp, records in (await consumer.getmany(timeout_ms=1000)).items():
+                fetches.append((tp.partition, [(r.key, r.value, r.offset) for r in records]))
+                seen += len(records)
+        return fetches
+    finally:
+        await consumer.stop()
+
+
+def run_core(fetches: list[tuple[int, list[tuple]]], tariffs, rules, topic: str) -> dict:
+    """One pass of the worker's pure steps over every fetch; returns counts and seconds."""
+    hot: dict[str, bytes] = {}
+    counts = {"events": 0, "rejected": 0, "cdrs": 0, "alerts": 0}
+    started = time.perf_counter()
+    for at in range(0, len(fetches), BATCH_FETCHES):
+        now = time.time()
+        pending: dict[str, tuple] = {}
+        for partition, records in fetches[at:at + BATCH_FETCHES]:
+            for key, value, offset in records:
+                counts["events"] += 1
+                event = validate(value, key)
+                if isinstance(event, Rejection):
+                    counts["rejected"] += 1
+                    encode_dlq(event, topic, partition, offset, value)
+                    continue
+                item = pending.get(event.call_id)
+                if item is None:
+                    blob = hot.get(event.call_id)
+                    item = pending[event.call_id] = (
+                        None if blob is None else state_from_bytes(blob), [], partition)
+                item[1].append(event)
+        for call_id, (state, events, partition) in pending.items():
+            new_state, outputs = advance(state, events, tariffs, rules, now, partition)
+            counts["cdrs"] += len(outputs.cdrs)
+            counts["alerts"] += len(outputs.alerts)
+            if new_state is not None:
+                hot[call_id] = state_to_bytes(new_state)
+    return {**counts, "seconds": time.perf_counter() - started}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=180_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    settings = base_settings()
+    topic = prefilled_events(settings, args.calls, args.seed)
+    total = sum(end_offsets(settings, topic).values())
+    fetches = asyncio.run(_fetches(settings.bootstrap, topic, total))
+    tariffs, rules = load_tariffs(settings.tariffs_path), alert_rules(settings)
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+    runs = []
+    for run in range(args.runs):
+        runs.append(run_core(fetches, tariffs, rules, topic))
+        rate = runs[-1]["events"] / runs[-1]["seconds"]
+        print(f"run {run + 1}: {rate:,.0f} events/s ({runs[-1]['seconds']:.1f} s; "
+              f"{runs[-1]['cdrs']:,} CDRs, {runs[-1]['alerts']:,} alerts)", flush=True)
+    median = statistics.median(r["events"] / r["seconds"] for r in runs)
+    result = {"topic": topic, "events": total, "runs": runs, "events_per_s_median": median,
+              "us_per_event": 1e6 / median,
+              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "worker_core.json").write_text(json.dumps(result, indent=2))
+    print(f"median: {median:,.0f} events/s ({1e6 / median:.1f} us per event) for the pure core alone")
+
+
+if __name__ == "__main__":
+    main()
