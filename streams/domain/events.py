@@ -7,7 +7,7 @@ fields. Unknown extra fields of the wire format are dropped there.
 
 They are NamedTuples rather than frozen dataclasses: the worker builds two per
 event (the envelope and its payload), and a frozen dataclass's
-``object.__setattr__`` per field cost a tenth of the validation.
+``object.__setattr__`` per field took a seventh of the validation's time.
 """
 
 from __future__ import annotations
