@@ -74,8 +74,8 @@ def register(worker: Worker) -> CallBatches:
         actives = {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == events_topic}
         if frozenset(actives) != watched["partitions"]:
             standbys = {tp.partition for tp in app.assignor.assigned_standbys()}
-            purged = store.purge_local(actives | standbys)
-            schedule.rebuild(store.hot_states(), actives)
+            kept, purged = store.purge_local(actives | standbys)
+            schedule.rebuild(kept, actives)
             watched["partitions"] = frozenset(actives)
             log.info("sweep: partitions %s, %d calls in memory, %d stale copies dropped",
                      sorted(actives), len(schedule), purged)

@@ -122,12 +122,21 @@ class CallStore:
             if blob:
                 yield state_from_bytes(blob)
 
-    def purge_local(self, keep_partitions: set[int]) -> int:
-        """Drop local copies of calls in partitions this worker no longer holds (no changelog)."""
-        stale = [s.call_id for s in self.hot_states() if s.partition not in keep_partitions]
-        for call_id in stale:
-            self._hot.pop(call_id.encode(), None)
-        return len(stale)
+    def purge_local(self, keep_partitions: set[int]) -> tuple[list[CallState], int]:
+        """Drop local copies of calls in partitions this worker no longer holds (no changelog).
+
+        Returns the states kept and how many were dropped: the sweep rebuilds its
+        schedule from the kept ones, so a rebalance parses the hot table once.
+        """
+        kept: list[CallState] = []
+        dropped = 0
+        for state in self.hot_states():
+            if state.partition in keep_partitions:
+                kept.append(state)
+            else:
+                self._hot.pop(state.call_id.encode(), None)
+                dropped += 1
+        return kept, dropped
 
 
 @dataclass(order=True)
