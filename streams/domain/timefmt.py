@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal
+from decimal import Context, Decimal
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _US = timedelta(microseconds=1)
@@ -88,6 +88,7 @@ def _clock(second: int) -> str:
 
 
 _ZERO_S = Decimal("0.000")
+_SCALE = Context(prec=40)
 
 
 def seconds_between(start_us: int, end_us: int) -> Decimal:
@@ -97,5 +98,6 @@ def seconds_between(start_us: int, end_us: int) -> Decimal:
         return _ZERO_S
     ms = (delta + 500) // 1000  # half-up to whole milliseconds, in integers
     # Exponent -3 exactly (scaleb keeps it; 98000 ms stays 98.000): 3x cheaper
-    # than parsing a formatted string, and exact below 10**28 ms.
-    return Decimal(ms).scaleb(-3)
+    # than parsing a formatted string. Our own context, not the thread's, so
+    # that no other code's precision can round it (40 digits hold any int64).
+    return Decimal(ms).scaleb(-3, _SCALE)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 
@@ -83,3 +83,11 @@ def test_fast_seconds_between_agrees_with_decimal_division():
         assert got == expected and str(got) == str(expected)
 
     check()
+
+
+def test_durations_do_not_depend_on_the_threads_decimal_context() -> None:
+    # Another library lowering the precision must not round a CDR's durations.
+    with localcontext() as ctx:
+        ctx.prec = 3
+        assert seconds_between(0, 98_372_123) == Decimal("98.372")
+        assert str(seconds_between(0, 10**17)) == "100000000000.000"
