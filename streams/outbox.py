@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 from struct import Struct
-from typing import Callable
 
 
 class Outbox:
@@ -69,24 +68,20 @@ def partition_of(key: bytes | None, partitions: list[int]) -> int:
 
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
-_WORDS: dict[int, Callable[[bytes], tuple[int, ...]]] = {}  # words in a key -> its unpacker
+_WORD = Struct("<I")
 
 
 def murmur2(data: bytes) -> int:
     """Kafka's murmur2 (``org.apache.kafka.common.utils.Utils.murmur2``).
 
     The same function as aiokafka's, twice as fast: the key's 4-byte words are
-    read with one ``struct`` call instead of byte by byte, and masks are applied
+    read by ``struct`` instead of byte by byte, and masks are applied
     only where a product can leave 32 bits. Every CDR, alert and signal is
     partitioned with it.
     """
     length = len(data)
     h = 0x9747B28C ^ length
-    words = length >> 2
-    unpack = _WORDS.get(words)
-    if unpack is None:
-        unpack = _WORDS[words] = Struct(f"<{words}I").unpack_from
-    for k in unpack(data):
+    for (k,) in _WORD.iter_unpack(data[:length & ~3]):
         k = (k * _M) & _MASK
         k ^= k >> 24
         h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
