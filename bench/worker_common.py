@@ -81,27 +81,21 @@ def start_worker(settings: Settings, events_topic: str, tag: str, *extra_env: tu
         topic_dlq=f"{unique}-dlq", worker_group=f"{unique}-worker",
         state_dir=str(ROOT / "var" / "bench" / unique))
     topics.ensure_topics(run_settings, worker_topics(run_settings))
-    env = dict(os.environ, CALLSTREAM_TOPIC_EVENTS=events_topic,
-               CALLSTREAM_TOPIC_CDRS=run_settings.topic_cdrs,
-               CALLSTREAM_TOPIC_ALERTS=run_settings.topic_alerts,
-               CALLSTREAM_TOPIC_DLQ=run_settings.topic_dlq,
-               CALLSTREAM_WORKER_GROUP=run_settings.worker_group,
-               CALLSTREAM_STATE_DIR=run_settings.state_dir, **dict(extra_env))
-    return _spawn(run_settings, env, unique)
+    return _spawn(run_settings, unique, dict(extra_env))
 
 
 def join_worker(run: WorkerRun, index: int) -> WorkerRun:
     """One more `callstream worker` in ``run``'s group and topics, with a state dir of its own."""
     unique = f"{Path(run.settings.state_dir).name}-{index}"
-    settings = run.settings.replace(state_dir=str(ROOT / "var" / "bench" / unique))
+    return _spawn(run.settings.replace(state_dir=str(ROOT / "var" / "bench" / unique)), unique, {})
+
+
+def _spawn(settings: Settings, unique: str, extra_env: dict[str, str]) -> WorkerRun:
+    """A worker process configured by ``settings`` (topics, group, state dir) through its environment."""
     env = dict(os.environ, CALLSTREAM_TOPIC_EVENTS=settings.topic_events,
                CALLSTREAM_TOPIC_CDRS=settings.topic_cdrs, CALLSTREAM_TOPIC_ALERTS=settings.topic_alerts,
                CALLSTREAM_TOPIC_DLQ=settings.topic_dlq, CALLSTREAM_WORKER_GROUP=settings.worker_group,
-               CALLSTREAM_STATE_DIR=settings.state_dir)
-    return _spawn(settings, env, unique)
-
-
-def _spawn(settings: Settings, env: dict[str, str], unique: str) -> WorkerRun:
+               CALLSTREAM_STATE_DIR=settings.state_dir, **extra_env)
     log = ROOT / "var" / "bench" / f"{unique}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "wb") as out:
