@@ -199,16 +199,15 @@ def _recordings(state: CallState) -> tuple[tuple[str, ...], int, Decimal]:
     recordings = state.recordings
     if not recordings:
         return _NO_RECORDINGS
-    if len(recordings) == 1:  # most recorded calls: no ordering or summing to do
-        rec = recordings[0]
-        return ((rec.url,), rec.bytes,
-                _EXACT.add(_ZERO, rec.seconds).quantize(_MS, rounding=ROUND_HALF_UP, context=_EXACT))
-    first_ts: dict[str, int] = {}
-    for rec in recordings:  # sorted by ts, so the first seen is the earliest
-        first_ts.setdefault(rec.url, rec.ts_us)
-    urls = tuple(sorted(first_ts, key=lambda url: (first_ts[url], url)))
     seconds = _ZERO
     for rec in recordings:
         seconds = _EXACT.add(seconds, rec.seconds)
-    return (urls, sum(rec.bytes for rec in recordings),
-            seconds.quantize(_MS, rounding=ROUND_HALF_UP, context=_EXACT))
+    if len(recordings) == 1:  # most recorded calls: nothing to order or add up
+        urls, total_bytes = (recordings[0].url,), recordings[0].bytes
+    else:
+        first_ts: dict[str, int] = {}
+        for rec in recordings:  # sorted by ts, so the first seen is the earliest
+            first_ts.setdefault(rec.url, rec.ts_us)
+        urls = tuple(sorted(first_ts, key=lambda url: (first_ts[url], url)))
+        total_bytes = sum(rec.bytes for rec in recordings)
+    return urls, total_bytes, seconds.quantize(_MS, rounding=ROUND_HALF_UP, context=_EXACT)
