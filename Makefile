@@ -4,15 +4,19 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
+# rustup's cargo, for the compiled core, when the shell's PATH lacks it.
+export PATH := $(PATH):$(HOME)/.cargo/bin
 
 .PHONY: setup up test unit integration clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
+	# The worker's compiled core (Rust, built by maturin with the machine's cargo).
+	$(BIN)/pip install --quiet ./native
 	touch $@
 
 up: setup

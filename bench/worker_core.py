@@ -1,15 +1,18 @@
 """The worker's pure core alone, over the throughput benchmark's topic: its share of the budget.
 
-    python bench/worker_core.py [--calls 180000] [--runs 3]
+    python bench/worker_core.py [--calls 180000] [--runs 3] [--core python|native|both]
 
 Reads the pre-filled ``call-events`` topic of ``bench/worker_throughput.py``
 into memory (the fetches as the broker returns them), then runs what the
 worker does per batch of 32 fetches without Kafka or Faust: ``validate`` every
 record, group the events by call, ``advance`` each call from its state (the
-CDR versions and alerts as JSON bytes), and ``state_to_bytes`` each new state
-into a dict standing in for the hot table. The garbage collector is set as
-the worker sets it. The rate is events per second of this loop alone, the
-median of ``--runs``: an upper bound for the worker, whatever Kafka costs.
+CDR versions and alerts as JSON bytes), and keep each new state's bytes in a
+dict standing in for the hot table. ``--core python`` runs the reference
+core of ``streams/domain``; ``--core native`` the compiled one of ``native/``
+(``streams/native.py``) as the worker runs it, falling back to the Python core
+for what it declines. The garbage collector is set as the worker sets it.
+The rate is events per second of this loop alone, the median of ``--runs``:
+an upper bound for the worker, whatever Kafka costs.
 """
 
 from __future__ import annotations
@@ -24,13 +27,15 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer
 
+from callstream.config import Settings
 from streams.app import alert_rules
 from streams.domain.calls import advance
 from streams.domain.dlq import encode_dlq
-from streams.domain.events import Rejection
+from streams.domain.events import Event, Rejection
 from streams.domain.rating import load_tariffs
 from streams.domain.state import state_from_bytes, state_to_bytes
 from streams.domain.validation import validate
+from streams.native import native_core, native_validate
 from streams.worker import GC_THRESHOLDS
 from worker_common import RESULTS, base_settings, end_offsets, prefilled_events
 
@@ -53,7 +58,7 @@ async def _fetches(bootstrap: str, topic: str, total: int) -> list[tuple[int, li
 
 
 def run_core(fetches: list[tuple[int, list[tuple]]], tariffs, rules, topic: str) -> dict:
-    """One pass of the worker's pure steps over every fetch; returns counts and seconds."""
+    """One pass of the Python core's per-batch steps over every fetch; returns counts and seconds."""
     hot: dict[str, bytes] = {}
     counts = {"events": 0, "rejected": 0, "cdrs": 0, "alerts": 0}
     started = time.perf_counter()
@@ -83,11 +88,59 @@ def run_core(fetches: list[tuple[int, list[tuple]]], tariffs, rules, topic: str)
     return {**counts, "seconds": time.perf_counter() - started}
 
 
+def run_native(fetches: list[tuple[int, list[tuple]]], tariffs, rules, topic: str) -> dict:
+    """``run_core`` with the compiled core first, as ``streams/assemble.py`` runs it."""
+    core = native_core(Settings.from_env(native="on"), tariffs, rules)
+    fast = native_validate()
+    hot: dict[str, bytes] = {}
+    counts = {"events": 0, "rejected": 0, "cdrs": 0, "alerts": 0, "python_steps": 0}
+    started = time.perf_counter()
+    for at in range(0, len(fetches), BATCH_FETCHES):
+        now = time.time()
+        pending: dict[str, list] = {}
+        for partition, records in fetches[at:at + BATCH_FETCHES]:
+            counts["events"] += len(records)
+            for key, value, offset in records:
+                event = fast(value, key)
+                native = event is not None
+                if not native:
+                    event = validate(value, key)
+                    if isinstance(event, Rejection):
+                        counts["rejected"] += 1
+                        encode_dlq(event, topic, partition, offset, value)
+                        continue
+                item = pending.get(event.call_id)
+                if item is None:
+                    item = pending[event.call_id] = [hot.get(event.call_id), [], partition, True]
+                item[1].append(event)
+                item[3] = item[3] and native
+        for call_id, (blob, events, partition, native) in pending.items():
+            result = core.advance(blob, events, now, partition) if native else None
+            if result is not None:
+                blob, cdrs, alerts = result[:3]
+            else:
+                counts["python_steps"] += 1
+                events = [e if type(e) is Event else validate(e.value, e.key) for e in events]
+                state, outputs = advance(None if blob is None else state_from_bytes(blob), events,
+                                         tariffs, rules, now, partition)
+                blob = None if state is None else state_to_bytes(state)
+                cdrs, alerts = outputs.cdrs, outputs.alerts
+            counts["cdrs"] += len(cdrs)
+            counts["alerts"] += len(alerts)
+            if blob is not None:
+                hot[call_id] = blob
+    return {**counts, "seconds": time.perf_counter() - started}
+
+
+RUNNERS = {"python": run_core, "native": run_native}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=180_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--core", choices=("python", "native", "both"), default="both")
     args = parser.parse_args()
     settings = base_settings()
     topic = prefilled_events(settings, args.calls, args.seed)
@@ -96,19 +149,24 @@ def main() -> None:
     tariffs, rules = load_tariffs(settings.tariffs_path), alert_rules(settings)
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    runs = []
-    for run in range(args.runs):
-        runs.append(run_core(fetches, tariffs, rules, topic))
-        rate = runs[-1]["events"] / runs[-1]["seconds"]
-        print(f"run {run + 1}: {rate:,.0f} events/s ({runs[-1]['seconds']:.1f} s; "
-              f"{runs[-1]['cdrs']:,} CDRs, {runs[-1]['alerts']:,} alerts)", flush=True)
-    median = statistics.median(r["events"] / r["seconds"] for r in runs)
-    result = {"topic": topic, "events": total, "runs": runs, "events_per_s_median": median,
-              "us_per_event": 1e6 / median,
-              "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    cores = ("python", "native") if args.core == "both" else (args.core,)
+    result = {"topic": topic, "events": total, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    for core in cores:
+        runs = []
+        for run in range(args.runs):
+            runs.append(RUNNERS[core](fetches, tariffs, rules, topic))
+            rate = runs[-1]["events"] / runs[-1]["seconds"]
+            print(f"{core} run {run + 1}: {rate:,.0f} events/s ({runs[-1]['seconds']:.1f} s; "
+                  f"{runs[-1]['cdrs']:,} CDRs, {runs[-1]['alerts']:,} alerts)", flush=True)
+        median = statistics.median(r["events"] / r["seconds"] for r in runs)
+        result[core] = {"runs": runs, "events_per_s_median": median, "us_per_event": 1e6 / median}
+        print(f"{core} core median: {median:,.0f} events/s ({1e6 / median:.2f} us per event)", flush=True)
+    if len(cores) == 2:
+        ratio = result["native"]["events_per_s_median"] / result["python"]["events_per_s_median"]
+        result["native_over_python"] = ratio
+        print(f"compiled core / Python core: {ratio:.1f}x")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "worker_core.json").write_text(json.dumps(result, indent=2))
-    print(f"median: {median:,.0f} events/s ({1e6 / median:.1f} us per event) for the pure core alone")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,12 @@ def _port(text: str) -> int:
     return value
 
 
+def _native(text: str) -> str:
+    if text not in ("auto", "on", "off"):
+        raise ValueError("must be auto, on or off")
+    return text
+
+
 def _text(text: str) -> str:
     return text
 
@@ -143,6 +149,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds of worker clock since a call's last event before it is emitted as incomplete."),
     Setting("forget_after", "CALLSTREAM_FORGET_AFTER", 3600.0, _positive_float,
             "Seconds a closed call stays in worker memory before it moves to the on-disk archive."),
+    Setting("native", "CALLSTREAM_NATIVE", "auto", _native,
+            "Worker core: auto (the compiled fast path of native/ when installed), on (require it) or off."),
     Setting("log_level", "CALLSTREAM_LOG_LEVEL", "warning", _log_level,
             "Log level of the long-running processes: debug, info, warning or error."),
     Setting("worker_group", "CALLSTREAM_WORKER_GROUP", "callstream-worker", _text,
@@ -201,6 +209,7 @@ class Settings:
     tariffs: str | None
     incomplete_after: float
     forget_after: float
+    native: str
     log_level: str
     worker_group: str
     state_dir: str

@@ -13,12 +13,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import faust
 
 from callstream.config import Settings
 from streams.domain.alerts import AlertRules
 from streams.domain.rating import TariffTable
+from streams.native import native_core
 
 # RocksDB for the archive: small memtables and cache; the archive is written
 # once per call and read only for late events.
@@ -65,6 +67,7 @@ class Worker:
     calls_by_id: faust.Table
     archived_calls_by_id: faust.Table
     outages_by_portal: faust.Table
+    native: Any | None = None  # the compiled core (streams/native.py), None: Python only
 
 
 # The worker's tables; Faust names each one's changelog "<group>-<table>-changelog".
@@ -153,8 +156,10 @@ def declare(settings: Settings, tariffs: TariffTable, app: faust.App | None = No
     signals = app.topic(signals_name, schema=RawBytes(key_type=bytes, value_type=bytes, **raw))
     # The agents' inputs arrive a fetch at a time: each event's value is a list of records.
     app.consumer.batched_topics = frozenset({settings.topic_events, commands_name, signals_name})
+    rules = alert_rules(settings)
     return Worker(
-        settings=settings, tariffs=tariffs, rules=alert_rules(settings), app=app,
+        settings=settings, tariffs=tariffs, rules=rules, app=app,
+        native=native_core(settings, tariffs, rules),
         events=events,
         commands=app.topic(commands_name, **raw),
         signals=signals,

@@ -28,7 +28,7 @@ from typing import Iterable, Iterator
 
 from faust.types import EventT
 
-from streams.domain.calls import expiry_due, settled
+from streams.domain.calls import expiry_due
 from streams.domain.state import CallState, state_from_bytes, state_to_bytes
 from streams.event_context import enter_event, leave_event
 from streams.outbox import Outbox
@@ -62,12 +62,17 @@ class CallStore:
 
     def load(self, event: EventT, call_id: str) -> tuple[CallState | None, bool]:
         """The call's state and whether it came from the archive."""
+        blob, from_archive = self.load_blob(event, call_id)
+        return (None if blob is None else state_from_bytes(blob)), from_archive
+
+    def load_blob(self, event: EventT, call_id: str) -> tuple[bytes | None, bool]:
+        """The call's state bytes (hot table first, then the archive) and whether archived."""
         key = call_id.encode()
         blob = self._hot.get(key)
         if blob is not None:
-            return state_from_bytes(blob), False
+            return blob, False
         blob = self._archived(event.message.partition, key)
-        return (state_from_bytes(blob), True) if blob is not None else (None, False)
+        return blob, blob is not None
 
     def _archived(self, partition: int, key: bytes) -> bytes | None:
         """The archive copy, read straight from the partition's RocksDB database.
@@ -95,11 +100,14 @@ class CallStore:
         kill -9 in between left the call in neither (the restarted worker then
         began it again at version 1).
         """
-        key = state.call_id.encode()
-        blob = state_to_bytes(state)
+        self.save_blob(event, state.call_id, state_to_bytes(state))
+        self.schedule.track(state)
+
+    def save_blob(self, event: EventT, call_id: str, blob: bytes) -> None:
+        """``save`` for state bytes the compiled core wrote; the caller reschedules the call."""
+        key = call_id.encode()
         self._hot[key] = blob
         self.changelog.add(self._changelog_topic, key, blob, event.message.partition)
-        self.schedule.track(state)
 
     def archive_state(self, event: EventT, state: CallState) -> None:
         """First half of forgetting: the archive holds the state (flush before dropping)."""
@@ -163,13 +171,21 @@ class Schedule:
 
     def track(self, state: CallState) -> None:
         """(Re)schedule a call after its state was written."""
-        due = expiry_due(state, self.incomplete_after)
-        kind = "expire"
-        if due is None and settled(state):
-            due, kind = state.touched_at + self.forget_after, "forget"
-        partition = state.partition if state.partition is not None else -1
-        self._set(state.call_id, None if due is None else
-                  _Due(due, state.call_id, kind, state.touched_at, partition))
+        self.track_fields(state.call_id, state.touched_at, state.version, state.partition,
+                          expiry_due(state, 0.0) is None)
+
+    def track_fields(self, call_id: str, touched_at: float, version: int, partition: int | None,
+                     done: bool) -> None:
+        """``track`` from a state's fields; ``done``: it can no longer time out
+        (complete, or its incomplete CDR already emitted for this quiet period)."""
+        if not done:
+            due, kind = touched_at + self.incomplete_after, "expire"
+        elif version > 0:  # settled: only a late event can change it now
+            due, kind = touched_at + self.forget_after, "forget"
+        else:
+            due, kind = None, ""
+        partition = partition if partition is not None else -1
+        self._set(call_id, None if due is None else _Due(due, call_id, kind, touched_at, partition))
 
     def forget(self, call_id: str) -> None:
         self._current.pop(call_id, None)

@@ -1,0 +1,440 @@
+//! A call's state and its fold (`streams/domain/state.py`), and its compact JSON form.
+//!
+//! The bytes are the Python core's format 2, read and written by both cores:
+//! a call can move between them from one batch to the next.
+
+use serde_json::{Map, Value};
+
+use crate::dec::Dec;
+use crate::event::{Data, Event};
+
+pub const STATE_FORMAT: i64 = 2;
+
+#[derive(Clone, Debug)]
+pub struct First { pub ts_us: i64, pub event_id: String, pub portal_id: String }
+
+#[derive(Clone, Debug)]
+pub struct Started {
+    pub ts_us: i64,
+    pub event_id: String,
+    pub portal_id: String,
+    pub direction: String,
+    pub line: String,
+    pub from: String,
+    pub to: String,
+    pub line_number: Option<String>,
+    pub shown_number: Option<String>,
+    pub user_id: Option<String>,
+    pub extranet: bool,
+    pub record: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Answered { pub ts_us: i64, pub event_id: String, pub user_id: String }
+
+#[derive(Clone, Debug)]
+pub struct Ended { pub ts_us: i64, pub event_id: String, pub cause: String, pub by: String }
+
+#[derive(Clone, Debug)]
+pub struct Forwarded { pub ts_us: i64, pub event_id: String, pub to: String }
+
+#[derive(Clone, Debug)]
+pub struct Replied { pub ts_us: i64, pub event_id: String, pub result: String }
+
+#[derive(Clone, Debug)]
+pub struct Bypassed { pub ts_us: i64, pub event_id: String, pub reason: String, pub key_saved_at_us: i64 }
+
+#[derive(Clone, Debug)]
+pub struct Recording { pub ts_us: i64, pub event_id: String, pub url: String, pub bytes: i64, pub seconds: Dec }
+
+#[derive(Clone, Debug)]
+pub struct CallState {
+    pub call_id: String,
+    pub event_ids: Vec<String>, // sorted, distinct
+    pub first: First,
+    pub started: Option<Started>,
+    pub answered: Option<Answered>,
+    pub ended: Option<Ended>,
+    pub forwarded: Option<Forwarded>,
+    pub replied: Option<Replied>,
+    pub replied_first: Vec<Replied>, // the earliest of each result, sorted by result
+    pub bypassed: Option<Bypassed>,
+    pub attempts: Vec<i64>,
+    pub recordings: Vec<Recording>, // by (ts_us, event_id)
+    pub stalest: Option<Bypassed>,
+    pub version: i64,
+    pub partition: Option<i64>,
+    pub touched_at: f64,
+    pub emitted: Map<String, Value>,
+}
+
+fn earlier(ts: i64, id: &str, other_ts: i64, other_id: &str) -> bool {
+    (ts, id) < (other_ts, other_id)
+}
+
+fn staleness(b: &Bypassed) -> (i128, i64, &str) {
+    (b.key_saved_at_us as i128 - b.ts_us as i128, b.ts_us, b.event_id.as_str())
+}
+
+impl CallState {
+    pub fn new(event: &Event) -> CallState {
+        CallState {
+            call_id: event.call_id.clone(),
+            event_ids: Vec::new(),
+            first: First { ts_us: event.ts_us, event_id: event.event_id.clone(), portal_id: event.portal_id.clone() },
+            started: None, answered: None, ended: None, forwarded: None, replied: None,
+            replied_first: Vec::new(), bypassed: None, attempts: Vec::new(), recordings: Vec::new(),
+            stalest: None, version: 0, partition: None, touched_at: 0.0, emitted: Map::new(),
+        }
+    }
+
+    pub fn is_complete(&self) -> bool {
+        self.started.is_some() && self.ended.is_some()
+    }
+
+    /// Fold one event in; false when its event_id was already seen (the first copy wins).
+    pub fn fold(&mut self, event: &Event) -> bool {
+        let at = match self.event_ids.binary_search(&event.event_id) {
+            Ok(_) => return false,
+            Err(at) => at,
+        };
+        let (ts, id) = (event.ts_us, event.event_id.as_str());
+        match &event.data {
+            Data::Started { direction, line, from, to, line_number, shown_number, user_id, extranet, record } => {
+                if self.started.as_ref().map_or(true, |s| earlier(ts, id, s.ts_us, &s.event_id)) {
+                    self.started = Some(Started {
+                        ts_us: ts, event_id: id.to_string(), portal_id: event.portal_id.clone(),
+                        direction: direction.clone(), line: line.clone(), from: from.clone(), to: to.clone(),
+                        line_number: line_number.clone(), shown_number: shown_number.clone(),
+                        user_id: user_id.clone(), extranet: *extranet, record: *record,
+                    });
+                }
+            }
+            Data::Answered { user_id } => {
+                if self.answered.as_ref().map_or(true, |s| earlier(ts, id, s.ts_us, &s.event_id)) {
+                    self.answered = Some(Answered { ts_us: ts, event_id: id.to_string(), user_id: user_id.clone() });
+                }
+            }
+            Data::Ended { cause, by } => {
+                if self.ended.as_ref().map_or(true, |s| earlier(ts, id, s.ts_us, &s.event_id)) {
+                    self.ended = Some(Ended { ts_us: ts, event_id: id.to_string(), cause: cause.clone(), by: by.clone() });
+                }
+            }
+            Data::Bypassed { reason, key_saved_at_us } => {
+                let record = Bypassed { ts_us: ts, event_id: id.to_string(), reason: reason.clone(),
+                                        key_saved_at_us: *key_saved_at_us };
+                if self.bypassed.as_ref().map_or(true, |s| earlier(ts, id, s.ts_us, &s.event_id)) {
+                    self.bypassed = Some(record.clone());
+                }
+                if self.stalest.as_ref().map_or(true, |s| staleness(&record) < staleness(s)) {
+                    self.stalest = Some(record);
+                }
+            }
+            Data::Forwarded { to } => {
+                if self.forwarded.as_ref().map_or(true, |s| earlier(s.ts_us, &s.event_id, ts, id)) {
+                    self.forwarded = Some(Forwarded { ts_us: ts, event_id: id.to_string(), to: to.clone() });
+                }
+            }
+            Data::Replied { result } => {
+                let record = Replied { ts_us: ts, event_id: id.to_string(), result: result.clone() };
+                if self.replied.as_ref().map_or(true, |s| earlier(s.ts_us, &s.event_id, ts, id)) {
+                    self.replied = Some(record.clone());
+                }
+                match self.replied_first.iter().position(|r| r.result == *result) {
+                    Some(i) => {
+                        let mine = &self.replied_first[i];
+                        if earlier(ts, id, mine.ts_us, &mine.event_id) {
+                            self.replied_first[i] = record;
+                        }
+                    }
+                    None => {
+                        let at = self.replied_first.partition_point(|r| r.result <= *result);
+                        self.replied_first.insert(at, record);
+                    }
+                }
+            }
+            Data::Offered { attempt } => {
+                if let Err(at) = self.attempts.binary_search(attempt) {
+                    self.attempts.insert(at, *attempt);
+                }
+            }
+            Data::Recording { url, bytes, seconds } => {
+                let at = self.recordings.partition_point(|r| earlier(r.ts_us, &r.event_id, ts, id));
+                self.recordings.insert(at, Recording { ts_us: ts, event_id: id.to_string(), url: url.clone(),
+                                                       bytes: *bytes, seconds: *seconds });
+            }
+            Data::Requested | Data::OfferMissed => {}
+        }
+        self.event_ids.insert(at, event.event_id.clone());
+        if earlier(ts, id, self.first.ts_us, &self.first.event_id) {
+            self.first = First { ts_us: ts, event_id: id.to_string(), portal_id: event.portal_id.clone() };
+        }
+        true
+    }
+}
+
+// --- the compact JSON form (format 2) -------------------------------------------
+
+pub fn write_str(out: &mut Vec<u8>, text: &str) {
+    // serde_json escapes exactly as orjson does: \" \\ \b \f \n \r \t, other controls as \u00xx.
+    serde_json::to_writer(&mut *out, text).expect("writing to a Vec cannot fail");
+}
+
+fn write_opt_str(out: &mut Vec<u8>, text: &Option<String>) {
+    match text {
+        Some(t) => write_str(out, t),
+        None => out.extend_from_slice(b"null"),
+    }
+}
+
+fn write_int(out: &mut Vec<u8>, value: i64) {
+    out.extend_from_slice(value.to_string().as_bytes());
+}
+
+pub fn to_bytes(state: &CallState) -> Vec<u8> {
+    let index = |id: &str| -> i64 {
+        state.event_ids.binary_search_by(|e| e.as_str().cmp(id)).map(|i| i as i64).unwrap_or(-1)
+    };
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"[2,");
+    write_str(&mut out, &state.call_id);
+    out.push(b',');
+    out.push(b'[');
+    for (i, id) in state.event_ids.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(&mut out, id);
+    }
+    out.extend_from_slice(b"],");
+    let head = |out: &mut Vec<u8>, ts: i64, id: &str| {
+        out.push(b'[');
+        write_int(out, ts);
+        out.push(b',');
+        write_int(out, index(id));
+    };
+    let f = &state.first;
+    head(&mut out, f.ts_us, &f.event_id);
+    out.push(b',');
+    write_str(&mut out, &f.portal_id);
+    out.extend_from_slice(b"],");
+    match &state.started {
+        None => out.extend_from_slice(b"null"),
+        Some(s) => {
+            head(&mut out, s.ts_us, &s.event_id);
+            for text in [&s.portal_id, &s.direction, &s.line, &s.from, &s.to] {
+                out.push(b',');
+                write_str(&mut out, text);
+            }
+            for text in [&s.line_number, &s.shown_number, &s.user_id] {
+                out.push(b',');
+                write_opt_str(&mut out, text);
+            }
+            out.extend_from_slice(if s.extranet { b",true" } else { b",false" });
+            out.extend_from_slice(if s.record { b",true]" } else { b",false]" });
+        }
+    }
+    out.push(b',');
+    match &state.answered {
+        None => out.extend_from_slice(b"null"),
+        Some(a) => {
+            head(&mut out, a.ts_us, &a.event_id);
+            out.push(b',');
+            write_str(&mut out, &a.user_id);
+            out.push(b']');
+        }
+    }
+    out.push(b',');
+    match &state.ended {
+        None => out.extend_from_slice(b"null"),
+        Some(e) => {
+            head(&mut out, e.ts_us, &e.event_id);
+            out.push(b',');
+            write_str(&mut out, &e.cause);
+            out.push(b',');
+            write_str(&mut out, &e.by);
+            out.push(b']');
+        }
+    }
+    out.push(b',');
+    match &state.forwarded {
+        None => out.extend_from_slice(b"null"),
+        Some(r) => {
+            head(&mut out, r.ts_us, &r.event_id);
+            out.push(b',');
+            write_str(&mut out, &r.to);
+            out.push(b']');
+        }
+    }
+    out.push(b',');
+    let replied = |out: &mut Vec<u8>, r: &Replied| {
+        head(out, r.ts_us, &r.event_id);
+        out.push(b',');
+        write_str(out, &r.result);
+        out.push(b']');
+    };
+    match &state.replied {
+        None => out.extend_from_slice(b"null"),
+        Some(r) => replied(&mut out, r),
+    }
+    out.extend_from_slice(b",[");
+    for (i, r) in state.replied_first.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        replied(&mut out, r);
+    }
+    out.extend_from_slice(b"],");
+    let bypassed = |out: &mut Vec<u8>, b: &Option<Bypassed>| match b {
+        None => out.extend_from_slice(b"null"),
+        Some(b) => {
+            head(out, b.ts_us, &b.event_id);
+            out.push(b',');
+            write_str(out, &b.reason);
+            out.push(b',');
+            write_int(out, b.key_saved_at_us);
+            out.push(b']');
+        }
+    };
+    bypassed(&mut out, &state.bypassed);
+    out.extend_from_slice(b",[");
+    for (i, a) in state.attempts.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_int(&mut out, *a);
+    }
+    out.extend_from_slice(b"],[");
+    for (i, r) in state.recordings.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        head(&mut out, r.ts_us, &r.event_id);
+        out.push(b',');
+        write_str(&mut out, &r.url);
+        out.push(b',');
+        write_int(&mut out, r.bytes);
+        out.push(b',');
+        write_str(&mut out, &r.seconds.to_python_str());
+        out.push(b']');
+    }
+    out.extend_from_slice(b"],");
+    bypassed(&mut out, &state.stalest);
+    out.push(b',');
+    write_int(&mut out, state.version);
+    out.push(b',');
+    match state.partition {
+        None => out.extend_from_slice(b"null"),
+        Some(p) => write_int(&mut out, p),
+    }
+    out.push(b',');
+    serde_json::to_writer(&mut out, &state.touched_at).expect("finite");
+    out.push(b',');
+    serde_json::to_writer(&mut out, &state.emitted).expect("JSON values");
+    out.push(b']');
+    out
+}
+
+// Reading: any shape we do not expect gives None, and the Python core takes the call.
+
+fn int(v: &Value) -> Option<i64> {
+    v.as_i64()
+}
+
+fn text(v: &Value) -> Option<String> {
+    v.as_str().map(str::to_string)
+}
+
+fn opt_text(v: &Value) -> Option<Option<String>> {
+    if v.is_null() { Some(None) } else { Some(Some(v.as_str()?.to_string())) }
+}
+
+fn boolean(v: &Value) -> Option<bool> {
+    v.as_bool()
+}
+
+fn head<'v>(v: &'v Value, ids: &[String], len: usize) -> Option<Option<(&'v [Value], i64, String)>> {
+    if v.is_null() {
+        return Some(None);
+    }
+    let items = v.as_array()?;
+    if items.len() != len {
+        return None;
+    }
+    let ts = int(&items[0])?;
+    let at = usize::try_from(int(&items[1])?).ok()?;
+    Some(Some((items.as_slice(), ts, ids.get(at)?.clone())))
+}
+
+fn replied_of(v: &Value, ids: &[String]) -> Option<Option<Replied>> {
+    Some(match head(v, ids, 3)? {
+        None => None,
+        Some((items, ts_us, event_id)) => Some(Replied { ts_us, event_id, result: text(&items[2])? }),
+    })
+}
+
+fn bypassed_of(v: &Value, ids: &[String]) -> Option<Option<Bypassed>> {
+    Some(match head(v, ids, 4)? {
+        None => None,
+        Some((items, ts_us, event_id)) => Some(Bypassed {
+            ts_us, event_id, reason: text(&items[2])?, key_saved_at_us: int(&items[3])?,
+        }),
+    })
+}
+
+pub fn from_bytes(data: &[u8]) -> Option<CallState> {
+    let raw: Value = serde_json::from_slice(data).ok()?;
+    let raw = raw.as_array()?;
+    if raw.len() != 18 || raw[0].as_i64() != Some(STATE_FORMAT) {
+        return None;
+    }
+    let ids: Vec<String> = raw[2].as_array()?.iter().map(text).collect::<Option<_>>()?;
+    let (_, ts_us, event_id) = head(&raw[3], &ids, 3)??;
+    let first = First { ts_us, event_id, portal_id: text(&raw[3][2])? };
+    let started = match head(&raw[4], &ids, 12)? {
+        None => None,
+        Some((i, ts_us, event_id)) => Some(Started {
+            ts_us, event_id, portal_id: text(&i[2])?, direction: text(&i[3])?, line: text(&i[4])?,
+            from: text(&i[5])?, to: text(&i[6])?, line_number: opt_text(&i[7])?,
+            shown_number: opt_text(&i[8])?, user_id: opt_text(&i[9])?, extranet: boolean(&i[10])?,
+            record: boolean(&i[11])?,
+        }),
+    };
+    let answered = match head(&raw[5], &ids, 3)? {
+        None => None,
+        Some((i, ts_us, event_id)) => Some(Answered { ts_us, event_id, user_id: text(&i[2])? }),
+    };
+    let ended = match head(&raw[6], &ids, 4)? {
+        None => None,
+        Some((i, ts_us, event_id)) => Some(Ended { ts_us, event_id, cause: text(&i[2])?, by: text(&i[3])? }),
+    };
+    let forwarded = match head(&raw[7], &ids, 3)? {
+        None => None,
+        Some((i, ts_us, event_id)) => Some(Forwarded { ts_us, event_id, to: text(&i[2])? }),
+    };
+    let replied = replied_of(&raw[8], &ids)?;
+    let replied_first = raw[9].as_array()?.iter()
+        .map(|r| replied_of(r, &ids).flatten()).collect::<Option<Vec<_>>>()?;
+    let bypassed = bypassed_of(&raw[10], &ids)?;
+    let attempts = raw[11].as_array()?.iter().map(int).collect::<Option<Vec<_>>>()?;
+    let mut recordings = Vec::new();
+    for r in raw[12].as_array()? {
+        let i = r.as_array()?;
+        if i.len() != 5 {
+            return None;
+        }
+        recordings.push(Recording {
+            ts_us: int(&i[0])?, event_id: ids.get(usize::try_from(int(&i[1])?).ok()?)?.clone(),
+            url: text(&i[2])?, bytes: int(&i[3])?, seconds: Dec::parse(i[4].as_str()?)?,
+        });
+    }
+    let stalest = bypassed_of(&raw[13], &ids)?;
+    let version = int(&raw[14])?;
+    let partition = if raw[15].is_null() { None } else { Some(int(&raw[15])?) };
+    let touched_at = raw[16].as_f64()?;
+    let emitted = raw[17].as_object()?.clone();
+    Some(CallState {
+        call_id: text(&raw[1])?, event_ids: ids, first, started, answered, ended, forwarded, replied,
+        replied_first, bypassed, attempts, recordings, stalest, version, partition, touched_at, emitted,
+    })
+}

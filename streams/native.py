@@ -1,0 +1,53 @@
+"""The worker's compiled fast path: ``native/``, the ``callstream_native`` module.
+
+``streams/domain`` stays the reference core; ``native/`` ports its hot path
+(validation of a valid event, the fold, CDR and alert JSON, the state bytes)
+to Rust, because the pure Python core alone took most of the worker's CPU
+(``bench/worker_core.py`` measures it). The compiled core declines what it is not sure of (every
+rejected or unusual message, numbers beyond its 128-bit arithmetic, state
+bytes of a shape it does not expect): those go through the Python core, so
+DLQ reasons and every edge stay the reference's. The two read and write the
+same state bytes, so a call can move between them from one batch to the next.
+``tests/unit/test_native_*.py`` hold the compiled core to the Python one.
+
+``CALLSTREAM_NATIVE``: ``auto`` (use it when installed), ``on`` (refuse to
+start without it), ``off`` (Python only).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from callstream.config import Settings
+from callstream.errors import CliError
+from streams.domain.alerts import AlertRules
+from streams.domain.rating import TariffTable
+
+log = logging.getLogger("callstream.worker")
+
+
+def native_core(settings: Settings, tariffs: TariffTable, rules: AlertRules) -> Any | None:
+    """The compiled core for these tariffs and rules, or None for the Python core."""
+    if settings.native == "off":
+        return None
+    try:
+        import callstream_native
+    except ImportError:
+        if settings.native == "on":
+            raise CliError("CALLSTREAM_NATIVE=on, but the compiled core is not installed "
+                           "(make setup builds it from native/ with Rust's cargo)", exit_code=2) from None
+        log.warning("compiled core not installed: the worker runs the Python core only "
+                    "(make setup builds it from native/ with Rust's cargo)")
+        return None
+    rows = [(row.line, row.direction, row.prefix, row.region, format(row.rate_per_min, "f"),
+             format(row.connect_fee, "f"), row.increment_s, row.min_s, row.currency,
+             row.valid_from_us) for row in tariffs.rows]
+    return callstream_native.Core(rows, rules.stale_key_after_us)
+
+
+def native_validate() -> Any:
+    """``callstream_native.validate`` (value, key) -> a NativeEvent or None."""
+    import callstream_native
+
+    return callstream_native.validate

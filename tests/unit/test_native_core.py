@@ -1,0 +1,217 @@
+"""The compiled core (``native/``) against the Python core: the same bytes out, or it declines.
+
+Both cores see the same messages. Wherever the compiled one takes a step it
+must send exactly the CDR and alert bytes the Python core sends, the same
+signal, and write state bytes identical to ``state_to_bytes``; so a call can
+move between the cores from one batch to the next. ``callstream_native`` must
+be installed (``make setup`` builds it): without it these tests fail, they
+never skip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from decimal import Decimal
+from typing import Any
+
+import callstream_native
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from callstream.config import Settings
+from streams.domain.alerts import AlertRules
+from streams.domain.calls import advance, expiry_due
+from streams.domain.events import Event, Rejection
+from streams.domain.rating import parse_tariffs
+from streams.domain.state import state_from_bytes, state_to_bytes
+from streams.domain.timefmt import format_ts_ms, parse_ts_us
+from streams.domain.validation import validate
+from streams.domain.wire import encode_event
+from streams.native import native_core
+from streams.simulator import Faults, Knobs, generate_all
+from tests.unit.test_calls import batched
+from tests.unit.test_cdr_scenarios import TARIFFS, call_scenarios
+
+pytestmark = pytest.mark.unit
+
+RULES = AlertRules()
+# Rows that make every rating branch reachable: fees, increments, minimums,
+# several valid_from versions, an empty prefix, a zero rate.
+TABLE = parse_tariffs(
+    "line,direction,prefix,region,rate_per_min,connect_fee,increment_s,min_s,currency,valid_from\n"
+    "operator,outbound,7,Russia,1.50,0.30,60,0,RUB,2026-01-01T00:00:00Z\n"
+    "operator,outbound,7,Russia,1.75,0.30,60,0,RUB,2026-11-25T12:00:00Z\n"
+    "operator,outbound,77,Kazakhstan,7.333,0,1,61,RUB,2020-01-01T00:00:00Z\n"
+    "rented,inbound,,Anywhere,0.5,0.05,6,30,RUB,2020-01-01T00:00:00Z\n"
+    "rented,outbound,1,USA,0.00,1.005,30,0,USD,2020-01-01T00:00:00Z\n"
+    "sip,outbound,49,Germany,2.125,0,10,10,EUR,2020-01-01T00:00:00Z\n")
+CORE = native_core(Settings.from_env({}, native="on"), TABLE, RULES)
+DEFAULT_CORE = native_core(Settings.from_env({}, native="on"), TARIFFS, RULES)
+
+
+def native_events(events: list[Event]) -> list[Any] | None:
+    """The compiled validator's events for the wire form of ``events``, or None if it declines one."""
+    out = [callstream_native.validate(encode_event(e), e.call_id.encode()) for e in events]
+    return None if any(n is None for n in out) else out
+
+
+def signal_tuple(outputs) -> tuple | None:
+    s = outputs.signal
+    return None if s is None else (s.portal_id, s.call_id, s.verdict, s.ts_us)
+
+
+def assert_same_step(py_state, batch, blob, natives, core, table, now: float, partition: int):
+    """One step through both cores; returns (python state, native blob) afterwards."""
+    new, outputs = advance(py_state, batch, table, RULES, now, partition)
+    result = core.advance(blob, natives, now, partition)
+    assert result is not None, "the compiled core declined a plain call"
+    new_blob, cdrs, alerts, signal, track = result
+    assert cdrs == outputs.cdrs
+    assert alerts == outputs.alerts
+    assert signal == signal_tuple(outputs)
+    if new is None:
+        assert new_blob is None and track is None
+        return py_state, blob
+    assert new_blob == state_to_bytes(new)
+    assert state_from_bytes(new_blob) == new
+    assert track == (new.touched_at, new.version, expiry_due(new, 0.0) is None)
+    return new, new_blob
+
+
+@settings(deadline=None, max_examples=400)
+@given(st.data())
+def test_any_batching_of_any_call_gives_the_same_bytes(data: Any) -> None:
+    events = data.draw(call_scenarios(complete=data.draw(st.sampled_from([None, True]))))
+    batches = data.draw(batched(events))
+    table, core = data.draw(st.sampled_from([(TABLE, CORE), (TARIFFS, DEFAULT_CORE)]))
+    py_state, blob = None, None
+    for i, batch in enumerate(batches):
+        # Both cores read the wire form (seconds, say, go through a JSON double);
+        # the scenarios also hold values the wire refuses (a call to "voicemail").
+        batch = [v for v in (validate(encode_event(e), e.call_id.encode()) for e in batch)
+                 if type(v) is Event]
+        natives = native_events(batch)
+        if natives is None:
+            # A value the compiled validator leaves to Python: that call goes the Python way.
+            py_state, _ = advance(py_state, batch, table, RULES, 10.0 + i, 3)
+            blob = None if py_state is None else state_to_bytes(py_state)
+            continue
+        py_state, blob = assert_same_step(py_state, batch, blob, natives, core, table, 10.0 + i, 3)
+
+
+def test_simulated_events_are_all_taken_by_the_compiled_validator() -> None:
+    # The properties here are only worth something if plain traffic never falls back.
+    messages, _ = generate_all(3, 400, 8, parse_ts_us("2026-11-24T06:00:00Z"))
+    assert all(callstream_native.validate(m.value, m.key) is not None for m in messages)
+
+
+def run_stream(messages, core, table, *, batch: int, use_native: bool):
+    """The worker's batch loop (streams/assemble.py) without Kafka: outputs and final states."""
+    store: dict[str, bytes] = {}
+    sent: list[tuple] = []
+    for at in range(0, len(messages), batch):
+        now = 1_764_000_000.0 + at
+        pending: dict[str, list] = {}
+        for m in messages[at:at + batch]:
+            event = callstream_native.validate(m.value, m.key) if use_native else None
+            native = event is not None
+            if not native:
+                event = validate(m.value, m.key)
+                if isinstance(event, Rejection):
+                    sent.append(("dlq", m.key, event.reason, event.error))
+                    continue
+            item = pending.setdefault(event.call_id, [store.get(event.call_id), [], True])
+            item[1].append(event)
+            item[2] = item[2] and native
+        for call_id, (blob, events, native) in pending.items():
+            if use_native and native:
+                result = core.advance(blob, events, now, 0)
+                if result is not None:
+                    new_blob, cdrs, alerts, signal, _ = result
+                    sent.extend(("cdr", c) for c in cdrs)
+                    sent.extend(("alert",) + a for a in alerts)
+                    sent.append(("signal", signal))
+                    if new_blob is not None:
+                        store[call_id] = new_blob
+                    continue
+            events = [e if type(e) is Event else validate(e.value, e.key) for e in events]
+            state, outputs = advance(None if blob is None else state_from_bytes(blob), events,
+                                     table, RULES, now, 0)
+            sent.extend(("cdr", c) for c in outputs.cdrs)
+            sent.extend(("alert",) + a for a in outputs.alerts)
+            sent.append(("signal", signal_tuple(outputs)))
+            if state is not None:
+                store[call_id] = state_to_bytes(state)
+    return sent, store
+
+
+@pytest.mark.parametrize("seed,faults", [
+    (1, Faults()),
+    (2, Faults(duplicates=0.2, shuffle=0.5, late_recordings=0.3, malformed=0.05)),
+])
+def test_simulated_traffic_gives_the_same_messages_and_states(seed: int, faults: Faults) -> None:
+    knobs = Knobs(outage_rate=0.1, stale_key=0.3, license_errors=0.02, dev_copy=0.05, extranet=0.05)
+    messages, _ = generate_all(seed, 1500, 12, parse_ts_us("2026-11-24T06:00:00Z"), faults, knobs)
+    for batch in (1, 97, 500):
+        python = run_stream(messages, DEFAULT_CORE, TARIFFS, batch=batch, use_native=False)
+        native = run_stream(messages, DEFAULT_CORE, TARIFFS, batch=batch, use_native=True)
+        assert native[0] == python[0]
+        assert native[1] == python[1]
+    assert any(kind == "alert" for kind, *_ in python[0])
+
+
+# --- the pieces --------------------------------------------------------------------------
+
+@given(st.binary(max_size=300))
+def test_digest_is_blake2b_of_eight_bytes(payload: bytes) -> None:
+    assert callstream_native.debug_digest(payload) == hashlib.blake2b(payload, digest_size=8).hexdigest()
+
+
+@given(st.integers(parse_ts_us("0001-01-01T00:00:00Z"), parse_ts_us("9999-12-31T23:59:59.999999Z")))
+def test_timestamps_format_as_the_python_core_does(ts_us: int) -> None:
+    assert callstream_native.debug_format_ts_ms(ts_us) == format_ts_ms(ts_us)
+    text = format_ts_ms(ts_us)
+    assert callstream_native.debug_parse_ts_us(text) == parse_ts_us(text)
+
+
+@pytest.mark.parametrize("text", [
+    "2024-02-29T00:00:00Z", "2023-02-29T00:00:00Z", "2026-11-24t06:00:00.5z", "2026-11-24T24:00:00Z",
+    "2026-11-24T23:59:60Z", "0000-01-01T00:00:00Z", "2026-11-24T06:00:00.1234567Z",
+    "2026-11-24T06:00:00+01:00", "2026-11-24T06:00:00+00:00", "2026-13-01T00:00:00Z",
+    "1900-02-29T00:00:00Z", "2000-02-29T00:00:00.000001Z", "2026-11-24T06:00:00.Z",
+])
+def test_timestamp_edges_parse_as_the_python_core_does(text: str) -> None:
+    assert callstream_native.debug_parse_ts_us(text) == parse_ts_us(text)
+
+
+@given(st.floats(min_value=0.0, allow_nan=False, allow_infinity=False))
+def test_float_seconds_become_the_decimal_of_their_repr(x: float) -> None:
+    got = callstream_native.debug_float_decimal(x)
+    if got is not None:  # None: beyond the compiled core's range, left to Python
+        assert got == str(Decimal(repr(x + 0.0)))
+
+
+@pytest.mark.parametrize("x", [0.0, -0.0, 12.0, 12.5, 1e15, 1e16, 1.5e-7, 0.0001, 0.00012, 123456.789,
+                               9007199254740993.0, 1e-4, 99999999999999.99])
+def test_float_seconds_edges(x: float) -> None:
+    assert callstream_native.debug_float_decimal(x) == str(Decimal(repr(x + 0.0)))
+
+
+def test_state_bytes_written_by_the_python_core_read_back_identically() -> None:
+    messages, _ = generate_all(4, 300, 5, parse_ts_us("2026-11-24T06:00:00Z"),
+                               Faults(duplicates=0.2, shuffle=0.5, late_recordings=0.3))
+    _, store = run_stream(messages, DEFAULT_CORE, TARIFFS, batch=50, use_native=False)
+    assert store
+    for blob in store.values():
+        assert callstream_native.debug_state_roundtrip(blob) == blob
+
+
+@pytest.mark.parametrize("blob", [b"", b"[]", b"{}", b"[2]", b"not json", b"[3" + b",0" * 17 + b"]"])
+def test_state_bytes_of_another_shape_are_declined(blob: bytes) -> None:
+    assert callstream_native.debug_state_roundtrip(blob) is None
+
+
+def test_a_tariff_that_is_not_a_plain_decimal_is_refused() -> None:
+    with pytest.raises(ValueError, match="rate_per_min"):
+        callstream_native.Core([("operator", "outbound", "7", "R", "1E+2", "0", 60, 0, "RUB", 0)], 1)
