@@ -57,41 +57,14 @@ async def _fetches(bootstrap: str, topic: str, total: int) -> list[tuple[int, li
         await consumer.stop()
 
 
-def run_core(fetches: list[tuple[int, list[tuple]]], tariffs, rules, topic: str) -> dict:
-    """One pass of the Python core's per-batch steps over every fetch; returns counts and seconds."""
-    hot: dict[str, bytes] = {}
-    counts = {"events": 0, "rejected": 0, "cdrs": 0, "alerts": 0}
-    started = time.perf_counter()
-    for at in range(0, len(fetches), BATCH_FETCHES):
-        now = time.time()
-        pending: dict[str, tuple] = {}
-        for partition, records in fetches[at:at + BATCH_FETCHES]:
-            for key, value, offset in records:
-                counts["events"] += 1
-                event = validate(value, key)
-                if isinstance(event, Rejection):
-                    counts["rejected"] += 1
-                    encode_dlq(event, topic, partition, offset, value)
-                    continue
-                item = pending.get(event.call_id)
-                if item is None:
-                    blob = hot.get(event.call_id)
-                    item = pending[event.call_id] = (
-                        None if blob is None else state_from_bytes(blob), [], partition)
-                item[1].append(event)
-        for call_id, (state, events, partition) in pending.items():
-            new_state, outputs = advance(state, events, tariffs, rules, now, partition)
-            counts["cdrs"] += len(outputs.cdrs)
-            counts["alerts"] += len(outputs.alerts)
-            if new_state is not None:
-                hot[call_id] = state_to_bytes(new_state)
-    return {**counts, "seconds": time.perf_counter() - started}
+def run_core(fetches: list[tuple[int, list[tuple]]], tariffs, rules, topic: str, core: str) -> dict:
+    """One pass of the worker's per-batch steps (``streams/assemble.py``) over every fetch.
 
-
-def run_native(fetches: list[tuple[int, list[tuple]]], tariffs, rules, topic: str) -> dict:
-    """``run_core`` with the compiled core first, as ``streams/assemble.py`` runs it."""
-    core = native_core(Settings.from_env(native="on"), tariffs, rules)
-    fast = native_validate()
+    ``core`` "native": the compiled core first, the Python core for what it
+    declines; "python": the Python core only. Returns counts and seconds.
+    """
+    native = native_core(Settings.from_env(native="on"), tariffs, rules) if core == "native" else None
+    fast = native_validate() if native is not None else None
     hot: dict[str, bytes] = {}
     counts = {"events": 0, "rejected": 0, "cdrs": 0, "alerts": 0, "python_steps": 0}
     started = time.perf_counter()
@@ -101,9 +74,9 @@ def run_native(fetches: list[tuple[int, list[tuple]]], tariffs, rules, topic: st
         for partition, records in fetches[at:at + BATCH_FETCHES]:
             counts["events"] += len(records)
             for key, value, offset in records:
-                event = fast(value, key)
-                native = event is not None
-                if not native:
+                event = fast(value, key) if fast is not None else None
+                taken = event is not None
+                if not taken:
                     event = validate(value, key)
                     if isinstance(event, Rejection):
                         counts["rejected"] += 1
@@ -113,9 +86,9 @@ def run_native(fetches: list[tuple[int, list[tuple]]], tariffs, rules, topic: st
                 if item is None:
                     item = pending[event.call_id] = [hot.get(event.call_id), [], partition, True]
                 item[1].append(event)
-                item[3] = item[3] and native
-        for call_id, (blob, events, partition, native) in pending.items():
-            result = core.advance(blob, events, now, partition) if native else None
+                item[3] = item[3] and taken
+        for call_id, (blob, events, partition, taken) in pending.items():
+            result = native.advance(blob, events, now, partition) if native is not None and taken else None
             if result is not None:
                 blob, cdrs, alerts = result[:3]
             else:
@@ -130,9 +103,6 @@ def run_native(fetches: list[tuple[int, list[tuple]]], tariffs, rules, topic: st
             if blob is not None:
                 hot[call_id] = blob
     return {**counts, "seconds": time.perf_counter() - started}
-
-
-RUNNERS = {"python": run_core, "native": run_native}
 
 
 def main() -> None:
@@ -154,7 +124,7 @@ def main() -> None:
     for core in cores:
         runs = []
         for run in range(args.runs):
-            runs.append(RUNNERS[core](fetches, tariffs, rules, topic))
+            runs.append(run_core(fetches, tariffs, rules, topic, core))
             rate = runs[-1]["events"] / runs[-1]["seconds"]
             print(f"{core} run {run + 1}: {rate:,.0f} events/s ({runs[-1]['seconds']:.1f} s; "
                   f"{runs[-1]['cdrs']:,} CDRs, {runs[-1]['alerts']:,} alerts)", flush=True)

@@ -6,8 +6,8 @@ whenever Rust answers, Python's ``validate`` must return an Event with the same
 fields; and for the events producers really send (the simulator's, the samples,
 hypothesis' valid events written in plain ASCII) Rust must answer.
 
-The extension must be built and installed (``maturin develop --release`` in
-``native/``); if it is not importable this module fails, it does not skip.
+The extension must be built and installed (``make setup`` does it: ``pip install
+./native``); if it is not importable this module fails, it does not skip.
 """
 
 from __future__ import annotations
