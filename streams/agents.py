@@ -19,6 +19,7 @@ from streams.app import Worker, streams_running
 from streams.assemble import CallBatches
 from streams.call_store import CallStore, Schedule
 from streams.flag_outages import OutageBatches
+from streams.native import native_summarize
 
 log = logging.getLogger("callstream.worker")
 
@@ -43,7 +44,8 @@ def register(worker: Worker) -> CallBatches:
     """Attach the agents and the timer to the worker's Faust app."""
     app = worker.app
     schedule = Schedule(worker.settings.incomplete_after, worker.settings.forget_after)
-    store = CallStore(worker.calls_by_id, worker.archived_calls_by_id, schedule)
+    store = CallStore(worker.calls_by_id, worker.archived_calls_by_id, schedule,
+                      native_summarize(worker.native))
     batches = CallBatches(worker, store)
 
     @app.agent(worker.events, name="assemble_cdrs")

@@ -91,8 +91,8 @@ class CallBatches:
             else:
                 self.store.save_blob(item.anchor, call_id, item.blob)
                 touched_at, version, done = item.track
-                self.store.schedule.track_fields(call_id, touched_at, version,
-                                                 item.anchor.message.partition, done)
+                self.store.schedule.track_fields(call_id, item.anchor.message.partition,
+                                                 touched_at, version, done)
         await self.store.flush_changelog(self.worker.app.producer)
         if archive:
             await self._archive(archive)

@@ -17,10 +17,11 @@ start without it), ``off`` (Python only).
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from callstream.config import Settings
 from callstream.errors import CliError
+from streams.call_store import Summary, summary_of_bytes
 from streams.domain.alerts import AlertRules
 from streams.domain.rating import TariffTable
 
@@ -51,3 +52,18 @@ def native_validate() -> Any:
     import callstream_native
 
     return callstream_native.validate
+
+
+def native_summarize(core: Any | None) -> Callable[[bytes], Summary] | None:
+    """The compiled core's reading of state bytes for the schedule (None: the Python core's)."""
+    if core is None:
+        return None
+    import callstream_native
+
+    fast = callstream_native.state_summary
+
+    def summarize(blob: bytes) -> Summary:
+        fields = fast(blob)
+        return summary_of_bytes(blob) if fields is None else Summary._make(fields)
+
+    return summarize

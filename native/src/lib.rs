@@ -134,8 +134,7 @@ impl Core {
         s.partition = Some(partition);
         let mut alerts = Vec::new();
         let signal = alerts::with_alerts(s, last.as_ref(), self.stale_key_after_us, &mut alerts);
-        let done = s.is_complete()
-            || s.emitted.get("expired_at").and_then(|v| v.as_f64()) == Some(s.touched_at);
+        let done = s.done();
         let blob = PyBytes::new(py, &state::to_bytes(s));
         let cdrs = PyList::new(py, cdrs.iter().map(|c| PyBytes::new(py, c)))?;
         let alerts = PyList::new(py, alerts.iter().map(|(portal, json)| (portal.as_str(), PyBytes::new(py, json))))?;
@@ -146,6 +145,16 @@ impl Core {
         let track = (s.touched_at, s.version, done).into_pyobject(py)?;
         Ok(Some((blob, cdrs, alerts, signal, track).into_pyobject(py)?))
     }
+}
+
+/// What the worker's schedule and its purge after a rebalance need of stored state
+/// bytes: (call_id, partition, touched_at, version, done), or None for bytes of a
+/// shape the compiled core does not read (the Python core then parses them).
+#[pyfunction]
+fn state_summary(blob: &[u8]) -> Option<(String, Option<i64>, f64, i64, bool)> {
+    let s = state::from_bytes(blob)?;
+    let done = s.done();
+    Some((s.call_id, s.partition, s.touched_at, s.version, done))
 }
 
 /// Test hooks: the fast path's pieces, to hold them to the Python core's answers.
@@ -224,6 +233,7 @@ fn callstream_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeEvent>()?;
     m.add_class::<Core>()?;
     m.add_function(wrap_pyfunction!(validate_message, m)?)?;
+    m.add_function(wrap_pyfunction!(state_summary, m)?)?;
     m.add_function(wrap_pyfunction!(debug_validate, m)?)?;
     m.add_function(wrap_pyfunction!(debug_state_roundtrip, m)?)?;
     m.add_function(wrap_pyfunction!(debug_digest, m)?)?;

@@ -92,6 +92,13 @@ impl CallState {
         self.started.is_some() && self.ended.is_some()
     }
 
+    /// The call can no longer time out: complete, or its incomplete CDR already
+    /// emitted for this quiet period (`expiry_due(state, 0) is None`).
+    pub fn done(&self) -> bool {
+        self.is_complete()
+            || self.emitted.get("expired_at").and_then(|v| v.as_f64()) == Some(self.touched_at)
+    }
+
     /// Fold one event in; false when its event_id was already seen (the first copy wins).
     pub fn fold(&mut self, event: &Event) -> bool {
         let at = match self.event_ids.binary_search(&event.event_id) {

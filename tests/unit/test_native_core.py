@@ -21,14 +21,15 @@ from hypothesis import strategies as st
 
 from callstream.config import Settings
 from streams.domain.alerts import AlertRules
-from streams.domain.calls import advance, expiry_due
+from streams.call_store import summary_of_bytes
+from streams.domain.calls import advance, expire, expiry_due
 from streams.domain.events import Event, Rejection
 from streams.domain.rating import parse_tariffs
-from streams.domain.state import state_from_bytes, state_to_bytes
+from streams.domain.state import is_complete, state_from_bytes, state_to_bytes
 from streams.domain.timefmt import format_ts_ms, parse_ts_us
 from streams.domain.validation import validate
 from streams.domain.wire import encode_event
-from streams.native import native_core
+from streams.native import native_core, native_summarize
 from streams.simulator import Faults, Knobs, generate_all
 from tests.unit.test_calls import batched
 from tests.unit.test_cdr_scenarios import TARIFFS, call_scenarios
@@ -207,9 +208,28 @@ def test_state_bytes_written_by_the_python_core_read_back_identically() -> None:
         assert callstream_native.debug_state_roundtrip(blob) == blob
 
 
+def test_state_summaries_are_the_python_core_s() -> None:
+    messages, _ = generate_all(6, 300, 5, parse_ts_us("2026-11-24T06:00:00Z"),
+                               Faults(duplicates=0.2, shuffle=0.5, late_recordings=0.3))
+    # Cut the traffic short so that some calls are incomplete, and expire some of those.
+    _, store = run_stream(messages[: len(messages) // 2], DEFAULT_CORE, TARIFFS, batch=50,
+                          use_native=False)
+    blobs = list(store.values())
+    for blob in list(blobs):
+        state = state_from_bytes(blob)
+        if not is_complete(state):
+            blobs.append(state_to_bytes(expire(state, TARIFFS, RULES)[0]))
+    summaries = [native_summarize(DEFAULT_CORE)(blob) for blob in blobs]
+    assert summaries == [summary_of_bytes(blob) for blob in blobs]
+    done = [s.done for s in summaries]
+    assert any(done) and not all(done)
+    assert any(s.done and not is_complete(state_from_bytes(b)) for s, b in zip(summaries, blobs))
+
+
 @pytest.mark.parametrize("blob", [b"", b"[]", b"{}", b"[2]", b"not json", b"[3" + b",0" * 17 + b"]"])
 def test_state_bytes_of_another_shape_are_declined(blob: bytes) -> None:
     assert callstream_native.debug_state_roundtrip(blob) is None
+    assert callstream_native.state_summary(blob) is None
 
 
 def test_a_tariff_that_is_not_a_plain_decimal_is_refused() -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.call_store import Schedule
+from streams.call_store import Schedule, summary_of
 from streams.domain.state import CallState, fold
 from tests.unit.test_cdr_scenarios import ev
 
@@ -160,10 +160,10 @@ def test_rebuild_keeps_only_the_active_partitions_and_drops_everything_else() ->
     schedule.track(incomplete("old", 0.0, partition=0))
     states = [incomplete("a", 0.0, partition=0), incomplete("b", 1.0, partition=1),
               complete("c", 2.0, partition=2), incomplete("d", 3.0, partition=None)]
-    schedule.rebuild(states, {0, 2})
+    schedule.rebuild([summary_of(s) for s in states], {0, 2})
     assert len(schedule) == 2
     assert summary(schedule.due(1e6)) == [("a", "expire", 100.0, 0.0, 0), ("c", "forget", 1002.0, 2.0, 2)]
-    schedule.rebuild(iter(states), set())
+    schedule.rebuild(iter([summary_of(s) for s in states]), set())
     assert len(schedule) == 0 and schedule.due(1e9) == []
 
 
@@ -171,7 +171,7 @@ def test_rebuild_drops_pending_retries() -> None:
     schedule = new_schedule()
     schedule.track(incomplete("a", 0.0, partition=1))
     assert len(schedule.due(100.0)) == 1
-    schedule.rebuild([incomplete("a", 0.0, partition=1)], {1})
+    schedule.rebuild([summary_of(incomplete("a", 0.0, partition=1))], {1})
     assert summary(schedule.due(100.0)) == [("a", "expire", 100.0, 0.0, 1)]
 
 
