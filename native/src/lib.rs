@@ -44,8 +44,8 @@ struct NativeEvent {
 #[pyfunction]
 #[pyo3(name = "validate")]
 fn validate_message(py: Python<'_>, value: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> Option<NativeEvent> {
-    let value = value.downcast::<PyBytes>().ok()?;
-    let key = if key.is_none() { None } else { Some(key.downcast::<PyBytes>().ok()?) };
+    let value = value.cast::<PyBytes>().ok()?;
+    let key = if key.is_none() { None } else { Some(key.cast::<PyBytes>().ok()?) };
     let event = validate_event(value.as_bytes(), key.map(|k| k.as_bytes()))?;
     Some(NativeEvent {
         call_id: PyString::new(py, &event.call_id).unbind(),
@@ -205,7 +205,7 @@ fn debug_kind_name(kind: event::Kind) -> &'static str {
 /// with `data` a tuple of the fields `event::Data` keeps (seconds as `str(Decimal)`).
 #[pyfunction]
 #[pyo3(signature = (value, key=None))]
-fn debug_validate(py: Python<'_>, value: &[u8], key: Option<&[u8]>) -> PyResult<Option<PyObject>> {
+fn debug_validate(py: Python<'_>, value: &[u8], key: Option<&[u8]>) -> PyResult<Option<Py<PyAny>>> {
     use event::Data;
     let Some(e) = validate::validate(value, key) else { return Ok(None) };
     let data = match e.data {
