@@ -29,7 +29,7 @@ from streams.domain.dlq import encode_dlq
 from streams.domain.events import Event, Rejection
 from streams.domain.state import CallState, state_from_bytes
 from streams.domain.validation import validate
-from streams.native import native_validate
+from streams.native import Guard, native_validate
 
 
 @dataclass
@@ -59,6 +59,7 @@ class CallBatches:
         self.store = store
         self.native = worker.native
         self.native_validate = native_validate() if worker.native is not None else None
+        self.guard = Guard() if worker.native is not None else None
         self.commands_topic = worker.commands.get_topic_name()
         settings = worker.settings
         self.topic_cdrs, self.topic_alerts, self.topic_dlq = (
@@ -101,9 +102,9 @@ class CallBatches:
         """Validate one fetch's records into the batch's calls; rejections go to the DLQ."""
         records = kafka_event.value
         self.counts["events"] += len(records)
-        fast = self.native_validate
+        fast, guard = self.native_validate, self.guard
         for record in records:
-            event = fast(record.value, record.key) if fast is not None else None
+            event = guard(fast, record.value, record.key) if fast is not None else None
             native = event is not None
             if not native:
                 event = validate(record.value, record.key)
@@ -125,7 +126,7 @@ class CallBatches:
         """One call's step: the compiled core when it takes it, else the Python core."""
         partition = item.anchor.message.partition
         if item.native and self.native is not None and item.state is None:
-            result = self.native.advance(item.blob, item.events, now, partition)
+            result = self.guard(self.native.advance, item.blob, item.events, now, partition)
             if result is not None:
                 blob, cdrs, alerts, signal, track = result
                 if blob is not None:

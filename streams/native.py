@@ -54,6 +54,31 @@ def native_validate() -> Any:
     return callstream_native.validate
 
 
+class Guard:
+    """Calls into the compiled core; a panic there gives None: the Python core takes the input.
+
+    A panic would be a bug of the port. PyO3 raises it as ``PanicException``, a
+    ``BaseException``: the agent's ``except Exception`` would not see it, and the
+    task would die with its batch. Here it is logged and the reference core
+    does the step instead, so nothing is lost.
+    """
+
+    def __init__(self) -> None:
+        import callstream_native
+
+        self.panic = callstream_native.PanicException
+        self.panics = 0
+
+    def __call__(self, function: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return function(*args)
+        except self.panic:
+            self.panics += 1
+            log.error("the compiled core panicked in %s; the Python core takes this input",
+                      getattr(function, "__name__", function), exc_info=True)
+            return None
+
+
 def native_summarize(core: Any | None) -> Callable[[bytes], Summary] | None:
     """The compiled core's reading of state bytes for the schedule (None: the Python core's)."""
     if core is None:
@@ -61,9 +86,10 @@ def native_summarize(core: Any | None) -> Callable[[bytes], Summary] | None:
     import callstream_native
 
     fast = callstream_native.state_summary
+    guard = Guard()
 
     def summarize(blob: bytes) -> Summary:
-        fields = fast(blob)
+        fields = guard(fast, blob)
         return summary_of_bytes(blob) if fields is None else Summary._make(fields)
 
     return summarize

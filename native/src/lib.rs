@@ -163,6 +163,12 @@ fn debug_state_roundtrip(py: Python<'_>, blob: &[u8]) -> Option<Py<PyBytes>> {
     state::from_bytes(blob).map(|s| PyBytes::new(py, &state::to_bytes(&s)).unbind())
 }
 
+/// A deliberate panic, to test that the worker survives one (tests only).
+#[pyfunction]
+fn debug_panic() {
+    panic!("debug_panic: a deliberate panic in the compiled core");
+}
+
 #[pyfunction]
 fn debug_digest(payload: &[u8]) -> String {
     alerts::digest(payload)
@@ -237,6 +243,10 @@ fn callstream_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(debug_validate, m)?)?;
     m.add_function(wrap_pyfunction!(debug_state_roundtrip, m)?)?;
     m.add_function(wrap_pyfunction!(debug_digest, m)?)?;
+    m.add_function(wrap_pyfunction!(debug_panic, m)?)?;
+    // A panic reaches Python as this BaseException (not an Exception): the worker
+    // catches it around every call and lets the Python core take the input.
+    m.add("PanicException", m.py().get_type::<pyo3::panic::PanicException>())?;
     m.add_function(wrap_pyfunction!(debug_float_decimal, m)?)?;
     m.add_function(wrap_pyfunction!(debug_format_ts_ms, m)?)?;
     m.add_function(wrap_pyfunction!(debug_parse_ts_us, m)?)?;

@@ -29,7 +29,7 @@ from streams.domain.state import is_complete, state_from_bytes, state_to_bytes
 from streams.domain.timefmt import format_ts_ms, parse_ts_us
 from streams.domain.validation import validate
 from streams.domain.wire import encode_event
-from streams.native import native_core, native_summarize
+from streams.native import Guard, native_core, native_summarize
 from streams.simulator import Faults, Knobs, generate_all
 from tests.unit.test_calls import batched
 from tests.unit.test_cdr_scenarios import TARIFFS, call_scenarios
@@ -230,6 +230,18 @@ def test_state_summaries_are_the_python_core_s() -> None:
 def test_state_bytes_of_another_shape_are_declined(blob: bytes) -> None:
     assert callstream_native.debug_state_roundtrip(blob) is None
     assert callstream_native.state_summary(blob) is None
+
+
+def test_a_panic_of_the_compiled_core_hands_the_input_to_the_python_core(caplog) -> None:
+    # PyO3 raises a panic as a BaseException, past the agent's `except Exception`.
+    assert not issubclass(callstream_native.PanicException, Exception)
+    guard = Guard()
+    with caplog.at_level("ERROR", logger="callstream.worker"):
+        assert guard(callstream_native.debug_panic) is None
+    assert guard.panics == 1
+    assert "the Python core takes this input" in caplog.text
+    assert guard(callstream_native.debug_digest, b"x") == hashlib.blake2b(b"x", digest_size=8).hexdigest()
+    assert guard.panics == 1
 
 
 def test_a_tariff_that_is_not_a_plain_decimal_is_refused() -> None:
