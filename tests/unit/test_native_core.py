@@ -11,6 +11,7 @@ never skip.
 from __future__ import annotations
 
 import hashlib
+import sys
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +20,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callstream.config import Settings
+from callstream.config import ConfigError, Settings
+from callstream.errors import CliError
 from streams.domain.alerts import AlertRules
 from streams.call_store import summary_of_bytes
 from streams.domain.calls import advance, expire, expiry_due
@@ -247,3 +249,21 @@ def test_a_panic_of_the_compiled_core_hands_the_input_to_the_python_core(caplog)
 def test_a_tariff_that_is_not_a_plain_decimal_is_refused() -> None:
     with pytest.raises(ValueError, match="rate_per_min"):
         callstream_native.Core([("operator", "outbound", "7", "R", "1E+2", "0", 60, 0, "RUB", 0)], 1)
+
+
+# --- choosing the core ---------------------------------------------------------------------
+
+def test_the_setting_chooses_the_core(monkeypatch, caplog) -> None:
+    assert native_core(Settings.from_env({}, native="off"), TABLE, RULES) is None
+    assert native_core(Settings.from_env({}), TABLE, RULES) is not None  # auto, and installed
+    monkeypatch.setitem(sys.modules, "callstream_native", None)  # as if not installed
+    with caplog.at_level("WARNING", logger="callstream.worker"):
+        assert native_core(Settings.from_env({}), TABLE, RULES) is None
+    assert "Python core only" in caplog.text
+    with pytest.raises(CliError, match="CALLSTREAM_NATIVE=on, but the compiled core is not installed"):
+        native_core(Settings.from_env({}, native="on"), TABLE, RULES)
+
+
+def test_a_bad_native_setting_is_refused() -> None:
+    with pytest.raises(ConfigError, match="CALLSTREAM_NATIVE='fast': must be auto, on or off"):
+        Settings.from_env({"CALLSTREAM_NATIVE": "fast"})
