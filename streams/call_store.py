@@ -82,11 +82,6 @@ class CallStore:
         """
         await self.changelog.flush(producer)
 
-    def load(self, event: EventT, call_id: str) -> tuple[CallState | None, bool]:
-        """The call's state and whether it came from the archive."""
-        blob, from_archive = self.load_blob(event, call_id)
-        return (None if blob is None else state_from_bytes(blob)), from_archive
-
     def load_blob(self, event: EventT, call_id: str) -> tuple[bytes | None, bool]:
         """The call's state bytes (hot table first, then the archive) and whether archived."""
         key = call_id.encode()

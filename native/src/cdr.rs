@@ -1,6 +1,8 @@
 //! A call state's CDR as the JSON bytes of one `cdrs` message
 //! (`streams/domain/cdr.py` + `cdr_json.py`), byte for byte what orjson writes.
 
+use std::collections::HashSet;
+
 use crate::dec::{ms_text, Dec};
 use crate::rating::{cents_text, not_rated, rate_call, Rating, TariffTable};
 use crate::state::{write_str, CallState};
@@ -64,9 +66,10 @@ fn recordings(state: &CallState) -> Option<(Vec<&str>, i128, i128)> {
         return Some((vec![recs[0].url.as_str()], total_bytes, total_ms));
     }
     // Distinct urls by the ts of their first recording (recordings are sorted by ts), then url.
+    let mut seen: HashSet<&str> = HashSet::with_capacity(recs.len());
     let mut first: Vec<(i64, &str)> = Vec::new();
     for r in recs {
-        if !first.iter().any(|(_, url)| *url == r.url) {
+        if seen.insert(r.url.as_str()) {
             first.push((r.ts_us, r.url.as_str()));
         }
     }

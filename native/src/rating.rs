@@ -56,7 +56,7 @@ struct ByPrefix {
 
 pub struct TariffTable {
     rows: Vec<TariffRow>,
-    index: HashMap<(String, String), ByPrefix>,
+    index: HashMap<String, HashMap<String, ByPrefix>>, // line -> direction -> prefixes
 }
 
 impl TariffTable {
@@ -70,16 +70,16 @@ impl TariffTable {
             keys.push((line, direction, prefix));
             rows.push(row);
         }
-        let mut index: HashMap<(String, String), ByPrefix> = HashMap::new();
+        let mut index: HashMap<String, HashMap<String, ByPrefix>> = HashMap::new();
         for i in order {
             let (line, direction, prefix) = &keys[i];
-            let by_prefix = index.entry((line.clone(), direction.clone())).or_default();
+            let by_prefix = index.entry(line.clone()).or_default().entry(direction.clone()).or_default();
             let bucket = by_prefix.buckets.entry(prefix.clone())
                 .or_insert_with(|| Bucket { valid_from: Vec::new(), rows: Vec::new() });
             bucket.valid_from.push(rows[i].valid_from_us);
             bucket.rows.push(i);
         }
-        for by_prefix in index.values_mut() {
+        for by_prefix in index.values_mut().flat_map(|by_direction| by_direction.values_mut()) {
             let mut lengths: Vec<usize> = by_prefix.buckets.keys().map(|p| p.len()).collect();
             lengths.sort_unstable_by(|a, b| b.cmp(a));
             lengths.dedup();
@@ -92,7 +92,7 @@ impl TariffTable {
         if digits.is_empty() {
             return None;
         }
-        let by_prefix = self.index.get(&(line.to_string(), direction.to_string()))?;
+        let by_prefix = self.index.get(line)?.get(direction)?;
         for &length in &by_prefix.lengths {
             if length > digits.len() {
                 continue;
