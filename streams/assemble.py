@@ -1,7 +1,8 @@
 """One batch of ``call-events`` (and sweep commands) through the pure core.
 
 Crash safety without Kafka transactions: for each batch the worker
-1. validates, folds and decides outputs with the pure core (nothing written);
+1. validates, folds and decides outputs with the pure core (nothing written) —
+   the compiled one of ``streams/native.py`` where it takes the step;
 2. sends CDRs, alerts, DLQ records and portal signals, and flushes the producer;
 3. only then writes the new call states to the changelog-backed tables, and
    waits until the broker has them.
@@ -125,7 +126,7 @@ class CallBatches:
     def _advance(self, call_id: str, item: _Pending, now: float) -> None:
         """One call's step: the compiled core when it takes it, else the Python core."""
         partition = item.anchor.message.partition
-        if item.native and self.native is not None and item.state is None:
+        if item.native and self.native is not None:
             result = self.guard(self.native.advance, item.blob, item.events, now, partition)
             if result is not None:
                 blob, cdrs, alerts, signal, track = result
