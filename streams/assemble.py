@@ -23,7 +23,7 @@ import orjson
 from faust.types import EventT
 
 from streams.app import Worker
-from streams.call_store import CallStore
+from streams.call_store import CallStore, Summary
 from streams.outbox import Outbox
 from streams.domain.calls import Outputs, advance, expire, needs_expiry, settled
 from streams.domain.dlq import encode_dlq
@@ -91,10 +91,8 @@ class CallBatches:
             if item.state is not None:
                 self.store.save(item.anchor, item.state)
             else:
-                self.store.save_blob(item.anchor, call_id, item.blob)
-                touched_at, version, done = item.track
-                self.store.schedule.track_fields(call_id, item.anchor.message.partition,
-                                                 touched_at, version, done)
+                self.store.save_blob(item.anchor, item.blob,
+                                     Summary(call_id, item.anchor.message.partition, *item.track))
         await self.store.flush_changelog(self.worker.app.producer)
         if archive:
             await self._archive(archive)

@@ -117,14 +117,14 @@ class CallStore:
         kill -9 in between left the call in neither (the restarted worker then
         began it again at version 1).
         """
-        self.save_blob(event, state.call_id, state_to_bytes(state))
-        self.schedule.track(state)
+        self.save_blob(event, state_to_bytes(state), summary_of(state))
 
-    def save_blob(self, event: EventT, call_id: str, blob: bytes) -> None:
-        """``save`` for state bytes the compiled core wrote; the caller reschedules the call."""
-        key = call_id.encode()
+    def save_blob(self, event: EventT, blob: bytes, summary: Summary) -> None:
+        """``save`` for state bytes already written (by the compiled core), and reschedule."""
+        key = summary.call_id.encode()
         self._hot[key] = blob
         self.changelog.add(self._changelog_topic, key, blob, event.message.partition)
+        self.schedule.track_fields(*summary)
 
     def archive_state(self, event: EventT, state: CallState) -> None:
         """First half of forgetting: the archive holds the state (flush before dropping)."""

@@ -220,11 +220,18 @@ pub fn to_bytes(state: &CallState) -> Vec<u8> {
         out.push(b',');
         write_int(out, index(id));
     };
+    // A record of text fields after (ts, event id): [ts, index, "a", "b", ...].
+    let texts = |out: &mut Vec<u8>, ts: i64, id: &str, fields: &[&str]| {
+        head(out, ts, id);
+        for field in fields {
+            out.push(b',');
+            write_str(out, field);
+        }
+        out.push(b']');
+    };
     let f = &state.first;
-    head(&mut out, f.ts_us, &f.event_id);
+    texts(&mut out, f.ts_us, &f.event_id, &[&f.portal_id]);
     out.push(b',');
-    write_str(&mut out, &f.portal_id);
-    out.extend_from_slice(b"],");
     match &state.started {
         None => out.extend_from_slice(b"null"),
         Some(s) => {
@@ -244,42 +251,20 @@ pub fn to_bytes(state: &CallState) -> Vec<u8> {
     out.push(b',');
     match &state.answered {
         None => out.extend_from_slice(b"null"),
-        Some(a) => {
-            head(&mut out, a.ts_us, &a.event_id);
-            out.push(b',');
-            write_str(&mut out, &a.user_id);
-            out.push(b']');
-        }
+        Some(a) => texts(&mut out, a.ts_us, &a.event_id, &[&a.user_id]),
     }
     out.push(b',');
     match &state.ended {
         None => out.extend_from_slice(b"null"),
-        Some(e) => {
-            head(&mut out, e.ts_us, &e.event_id);
-            out.push(b',');
-            write_str(&mut out, &e.cause);
-            out.push(b',');
-            write_str(&mut out, &e.by);
-            out.push(b']');
-        }
+        Some(e) => texts(&mut out, e.ts_us, &e.event_id, &[&e.cause, &e.by]),
     }
     out.push(b',');
     match &state.forwarded {
         None => out.extend_from_slice(b"null"),
-        Some(r) => {
-            head(&mut out, r.ts_us, &r.event_id);
-            out.push(b',');
-            write_str(&mut out, &r.to);
-            out.push(b']');
-        }
+        Some(r) => texts(&mut out, r.ts_us, &r.event_id, &[&r.to]),
     }
     out.push(b',');
-    let replied = |out: &mut Vec<u8>, r: &Replied| {
-        head(out, r.ts_us, &r.event_id);
-        out.push(b',');
-        write_str(out, &r.result);
-        out.push(b']');
-    };
+    let replied = |out: &mut Vec<u8>, r: &Replied| texts(out, r.ts_us, &r.event_id, &[&r.result]);
     match &state.replied {
         None => out.extend_from_slice(b"null"),
         Some(r) => replied(&mut out, r),
