@@ -6,6 +6,14 @@ state), never of arrival order: its id is deterministic, and its ``ts`` and
 re-emits an alert only when its JSON changes, so a re-run produces no
 duplicates downstream (the sink keeps the latest message per ``alert_id``).
 
+The one exception is ``recording_missing`` (contract v1.1), which waits for a
+recording ``CALLSTREAM_RECORDING_WAIT`` of the worker's clock after the call's
+``call.ended`` was seen. The state's bookkeeping carries when that was
+(``ENDED_SEEN``) and whether the wait has passed (``RECORDING_CHECKED``); once
+checked, the alert is again a function of the set (raised while the call has
+no recording, retracted when one arrives). In the set form (a rebuild) every
+call counts as checked.
+
 The per-portal ``controller_outage`` rule lives in :mod:`streams.domain.outages`.
 """
 
@@ -13,16 +21,21 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Mapping
 
 import orjson
 
 from streams.domain.cdr import Cdr
 from streams.domain.state import CallState
-from streams.domain.timefmt import format_ts_ms
+from streams.domain.timefmt import format_ts_ms, seconds_between
 
 PAID_LINES = frozenset({"rented", "operator", "sip"})
 _US_PER_S = 1_000_000
+_ONE_SECOND = Decimal(1)
+# Bookkeeping keys in a call state's ``emitted`` (alert ids always hold a colon).
+ENDED_SEEN = "ended_seen_at"  # worker clock when the call's first call.ended was folded
+RECORDING_CHECKED = "recording_checked"  # the recording wait has passed
 
 
 @dataclass(frozen=True)
@@ -89,7 +102,20 @@ def call_alerts(state: CallState, cdr: Cdr | None, rules: AlertRules) -> list[Al
                             started.ts_us, {"line": cdr.line, "direction": cdr.direction,
                                             "to": cdr.to, "line_number": cdr.line_number,
                                             "talk_s": str(cdr.talk_s)}))
+    if state.emitted.get(RECORDING_CHECKED) and lacks_recording(state):
+        answered, ended = state.answered, state.ended
+        alerts.append(Alert(f"recording_missing:{call_id}", "recording_missing", portal, call_id,
+                            ended.ts_us, {"user_id": answered.user_id, "line": started.line,
+                                          "talk_s": str(seconds_between(answered.ts_us, ended.ts_us))}))
     return alerts
+
+
+def lacks_recording(state: CallState) -> bool:
+    """A recorded (``record`` true), answered call that talked at least a second, and has
+    no recording (yet)."""
+    started, answered, ended = state.started, state.answered, state.ended
+    return (started is not None and started.record and answered is not None and ended is not None
+            and not state.urls and seconds_between(answered.ts_us, ended.ts_us) >= _ONE_SECOND)
 
 
 def _reply_detail(state: CallState, result: str) -> dict[str, Any]:

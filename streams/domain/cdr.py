@@ -9,9 +9,13 @@ by the lexicographic event id), never by arrival order:
 - ``forwarded_to`` and ``controller_result``: the latest ``call.forwarded`` /
   ``controller.replied``.
 - ``recording_urls``: distinct urls ordered by the ``ts`` of their first
-  recording event, then by url; ``recording_bytes``/``recording_s`` sum over
-  distinct recording events (one url stored twice under two event ids counts
-  twice); ``recording_s`` is the exact sum rounded half-up to milliseconds.
+  recording event, then by url, the first ``MAX_RECORDING_URLS`` (100) of them
+  (contract v1.1); ``recording_bytes``/``recording_s`` sum over every distinct
+  recording event (one url stored twice under two event ids counts twice;
+  bytes saturate at 2**63 - 1, the warehouse's BIGINT);
+  ``recording_s`` is the exact sum rounded half-up to milliseconds.
+- contract v1.1: only a call's first ``max_events`` distinct events in log
+  order count (the worker sends the rest to the DLQ as ``call_too_large``).
 - ``portal_id``: the started event's, else the earliest event's.
 
 Durations are exact microsecond differences in seconds with 3 decimals
@@ -27,14 +31,14 @@ False (the ``incomplete`` status already flags such a call).
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Context, Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable, NamedTuple
 
 from streams.domain.events import Event
+from streams.domain.limits import MAX_CALL_EVENTS, MAX_RECORDING_URLS
 from streams.domain.rating import NOT_RATED, Rating, TariffTable, rate_call
-from streams.domain.state import (
-    EARLIEST_FIELD, LATEST_FIELD, CallState, First, Replied, staleness,
-                                  is_complete, record_of)
+from streams.domain.state import (EARLIEST_FIELD, EXACT, INT64_MAX, LATEST_FIELD, NO_SECONDS, CallState,
+                                  First, Replied, is_complete, record_of, staleness)
 from streams.domain.timefmt import seconds_between
 
 STATUS_BY_CAUSE = {
@@ -48,11 +52,6 @@ STATUS_BY_CAUSE = {
     "config_not_found": "failed",
 }
 _MS = Decimal("0.001")
-# The contract lets ``seconds`` be any finite double (up to ~1.8e308, down to
-# 5e-324): 1000 digits keep a sum of such values exact before its one rounding.
-_EXACT = Context(prec=1000)
-_ZERO = Decimal(0)
-_NO_RECORDINGS: tuple[tuple[str, ...], int, Decimal] = ((), 0, Decimal("0.000"))
 
 
 class Cdr(NamedTuple):
@@ -97,20 +96,26 @@ class Cdr(NamedTuple):
     unrated: bool  # talked (t > 0) and no tariff row: for the alert rules, not in the JSON
 
 
-def build_cdr(events: Iterable[Event], tariffs: TariffTable, *, incomplete: bool = False) -> Cdr:
-    """The CDR of one call from its events; a repeated ``event_id``: the first copy wins.
+def build_cdr(events: Iterable[Event], tariffs: TariffTable, *, incomplete: bool = False,
+              max_events: int = MAX_CALL_EVENTS) -> Cdr:
+    """The CDR of one call from its events in log order; a repeated ``event_id``: the first
+    copy wins, and only the first ``max_events`` distinct events count.
 
     Raises ValueError when ``call.started`` or ``call.ended`` is missing and
     ``incomplete`` is False (only the worker's timeout may emit such a call).
     """
-    return cdr_from_state(state_of_events(events), tariffs, incomplete=incomplete)
+    return cdr_from_state(state_of_events(events, max_events), tariffs, incomplete=incomplete)
 
 
-def state_of_events(events: Iterable[Event]) -> CallState:
-    """The call state of a set of events, each winner chosen over the whole set (no fold)."""
+def state_of_events(events: Iterable[Event], max_events: int = MAX_CALL_EVENTS) -> CallState:
+    """The call state of a set of events, each winner chosen over the whole set (no fold).
+
+    The set is the first ``max_events`` distinct events in the given (log) order.
+    """
     distinct: dict[str, Event] = {}
     for event in events:
-        distinct.setdefault(event.event_id, event)
+        if event.event_id not in distinct and len(distinct) < max_events:
+            distinct[event.event_id] = event
     if not distinct:
         raise ValueError("a CDR needs at least one event")
     call_ids = {event.call_id for event in distinct.values()}
@@ -130,12 +135,20 @@ def state_of_events(events: Iterable[Event]) -> CallState:
     first_of_result: dict[str, Replied] = {}
     for reply in sorted(records.get("controller.replied", ()), reverse=True):
         first_of_result[reply.result] = reply  # the earliest is written last
+    recordings = records.get("recording.stored", ())
+    first_ts: dict[str, int] = {}
+    for rec in recordings:
+        first_ts[rec.url] = min(rec.ts_us, first_ts.get(rec.url, rec.ts_us))
+    seconds = NO_SECONDS
+    for rec in recordings:
+        seconds = EXACT.add(seconds, rec.seconds)
     return CallState(
         call_id=call_ids.pop(), event_ids=tuple(sorted(distinct)),
         first=First(earliest.ts_us, earliest.event_id, earliest.portal_id), **winners,
         replied_first=tuple(first_of_result[r] for r in sorted(first_of_result)),
         attempts=tuple(sorted(attempts)),
-        recordings=tuple(sorted(records.get("recording.stored", ()))),
+        urls=tuple(sorted((ts, url) for url, ts in first_ts.items()))[:MAX_RECORDING_URLS],
+        rec_bytes=min(sum(rec.bytes for rec in recordings), INT64_MAX), rec_seconds=seconds,
         stalest=min(records.get("controller.bypassed", ()), key=staleness, default=None))
 
 
@@ -155,7 +168,6 @@ def cdr_from_state(state: CallState, tariffs: TariffTable, *, incomplete: bool =
     else:
         talk = seconds_between(a.ts_us, e.ts_us) if a else Decimal("0.000")
     rating = _rating(state, tariffs, talk)
-    urls, total_bytes, total_s = _recordings(state)
     return Cdr(
         call_id=state.call_id, portal_id=s.portal_id if s else state.first.portal_id,
         direction=s and s.direction, line=s and s.line, from_=s and s.from_, to=s and s.to,
@@ -168,8 +180,10 @@ def cdr_from_state(state: CallState, tariffs: TariffTable, *, incomplete: bool =
         queue_attempts=len(state.attempts), forwarded_to=state.forwarded and state.forwarded.to,
         controller=_controller(state), controller_result=state.replied and state.replied.result,
         region=rating.region, rate_per_min=rating.rate_per_min, billed_s=rating.billed_s,
-        cost=rating.cost, currency=rating.currency, recording_urls=urls,
-        recording_bytes=total_bytes, recording_s=total_s, events=len(state.event_ids),
+        cost=rating.cost, currency=rating.currency,
+        recording_urls=tuple(url for _ts, url in state.urls), recording_bytes=state.rec_bytes,
+        recording_s=state.rec_seconds.quantize(_MS, rounding=ROUND_HALF_UP, context=EXACT),
+        events=len(state.event_ids),
         unrated=rating.unrated)
 
 
@@ -193,21 +207,3 @@ def _rating(state: CallState, tariffs: TariffTable, talk_s: Decimal | None) -> R
         return NOT_RATED
     return rate_call(tariffs, line=s.line, direction=s.direction, to=s.to,
                      line_number=s.line_number, started_at_us=s.ts_us, talk_s=talk_s)
-
-
-def _recordings(state: CallState) -> tuple[tuple[str, ...], int, Decimal]:
-    recordings = state.recordings
-    if not recordings:
-        return _NO_RECORDINGS
-    seconds = _ZERO
-    for rec in recordings:
-        seconds = _EXACT.add(seconds, rec.seconds)
-    if len(recordings) == 1:  # most recorded calls: nothing to order or add up
-        urls, total_bytes = (recordings[0].url,), recordings[0].bytes
-    else:
-        first_ts: dict[str, int] = {}
-        for rec in recordings:  # sorted by ts, so the first seen is the earliest
-            first_ts.setdefault(rec.url, rec.ts_us)
-        urls = tuple(sorted(first_ts, key=lambda url: (first_ts[url], url)))
-        total_bytes = sum(rec.bytes for rec in recordings)
-    return urls, total_bytes, seconds.quantize(_MS, rounding=ROUND_HALF_UP, context=_EXACT)

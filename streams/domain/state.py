@@ -2,11 +2,14 @@
 
 ``fold(state, event)`` keeps, for every CDR field, only the candidate that
 wins over the *set* of distinct events seen so far: the earliest or latest by
-``(ts_us, event_id)``, a sorted set of offered attempts, every distinct
-recording. Event ids are kept sorted, so a state is a canonical function of
-the set of distinct events it has seen (plus the worker's bookkeeping): any
-arrival order and any redelivery fold to an equal state, and
-``streams.domain.cdr.build_cdr`` over the same set yields the same CDR.
+``(ts_us, event_id)``, a sorted set of offered attempts, and of the
+recordings only what the CDR shows: the first ``MAX_RECORDING_URLS`` distinct
+URLs by (ts of their earliest recording, url) and the sums of bytes and
+seconds over every distinct recording (contract v1.1), so a call's state is
+bounded whatever it receives. Event ids are kept sorted, so a state is a
+canonical function of the set of distinct events it has seen (plus the
+worker's bookkeeping): any arrival order and any redelivery fold to an equal
+state, and ``streams.domain.cdr.build_cdr`` over the same set yields the same CDR.
 
 "First copy wins": a redelivered ``event_id`` is ignored even when its payload
 differs, so the copy folded first is the one that counts.
@@ -21,14 +24,15 @@ untouched by ``fold``; set it with ``updated(state, {"version": 2, ...})``.
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from decimal import Decimal
+from bisect import bisect_left, insort
+from decimal import Context, Decimal
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple
 
 import orjson
 
 from streams.domain.events import Event
+from streams.domain.limits import MAX_RECORDING_URLS
 
 if TYPE_CHECKING:  # cdr imports this module; only the annotation needs it here
     from streams.domain.cdr import Cdr
@@ -113,6 +117,14 @@ class Recording(NamedTuple):
 
 
 NO_EMITTED: Mapping[str, Any] = MappingProxyType({})  # shared, so read-only
+# The contract lets ``seconds`` be any finite double (up to ~1.8e308, down to
+# 5e-324): 1000 digits keep a sum of such values exact before its one rounding.
+EXACT = Context(prec=1000)
+NO_SECONDS = Decimal(0)
+# recording_bytes saturates at the largest BIGINT (the warehouse's column; each
+# recording's bytes is at most that, so a sum of non-negative values saturated
+# at it is still order-independent).
+INT64_MAX = 2**63 - 1
 
 
 class CallState(NamedTuple):
@@ -129,7 +141,12 @@ class CallState(NamedTuple):
     replied_first: tuple[Replied, ...] = ()  # the earliest of each result, sorted by result
     bypassed: Bypassed | None = None
     attempts: tuple[int, ...] = ()  # distinct call.offered attempts, ascending
-    recordings: tuple[Recording, ...] = ()  # by (ts_us, event_id)
+    # The first MAX_RECORDING_URLS distinct recording urls as (ts of the url's
+    # earliest recording, url), ascending; and sums over every distinct recording
+    # (bytes saturating at INT64_MAX).
+    urls: tuple[tuple[int, str], ...] = ()
+    rec_bytes: int = 0
+    rec_seconds: Decimal = NO_SECONDS  # exact (EXACT context); rounded once, in the CDR
     stalest: Bypassed | None = None  # the bypass with the oldest key (stale_key alert)
     version: int = 0  # the last CDR version the worker emitted
     partition: int | None = None
@@ -202,8 +219,29 @@ def _changes(state: CallState, event: Event) -> dict[str, Any]:
     elif event.type == "call.offered" and event.data.attempt not in state.attempts:
         changes["attempts"] = tuple(sorted(state.attempts + (event.data.attempt,)))
     elif event.type == "recording.stored":
-        changes["recordings"] = tuple(sorted(state.recordings + (record,)))
+        changes["rec_bytes"] = min(state.rec_bytes + record.bytes, INT64_MAX)
+        changes["rec_seconds"] = EXACT.add(state.rec_seconds, record.seconds)
+        changes["urls"] = first_urls(state.urls, record.ts_us, record.url)
     return changes
+
+
+def first_urls(urls: tuple[tuple[int, str], ...], ts_us: int, url: str) -> tuple[tuple[int, str], ...]:
+    """``urls`` with a recording of ``url`` at ``ts_us`` added; still the first MAX_RECORDING_URLS.
+
+    A url's key is the ts of its earliest recording, then the url. A url cut
+    off here can never belong back: the kept keys only get smaller, and a later
+    recording of the same url is judged by its own ts, which is its earliest
+    known one exactly when it is smaller than the cut-off one.
+    """
+    for i, (known_ts, known_url) in enumerate(urls):
+        if known_url == url:
+            if known_ts <= ts_us:
+                return urls
+            urls = urls[:i] + urls[i + 1:]
+            break
+    kept = list(urls)
+    insort(kept, (ts_us, url))
+    return tuple(kept[:MAX_RECORDING_URLS])
 
 
 def staleness(bypass: Bypassed) -> tuple[int, int, str]:
@@ -252,7 +290,8 @@ def cdr_from_state(state: CallState, tariffs: TariffTable, *, incomplete: bool =
 # record is written as its index into the sorted ``event_ids``: each id is
 # stored once, and ~10 events of a call take a few hundred bytes.
 
-STATE_FORMAT = 2
+STATE_FORMAT = 3  # 3: recordings as the first urls and sums (contract v1.1); 2 is still read
+_READABLE = (2, 3)
 
 
 def _pack(record: tuple | None, index: dict[str, int]) -> list | None:
@@ -270,7 +309,7 @@ def state_to_bytes(state: CallState) -> bytes:
         _pack(state.forwarded, index), _pack(state.replied, index),
         [_pack(r, index) for r in state.replied_first], _pack(state.bypassed, index),
         state.attempts,
-        [[r.ts_us, index[r.event_id], r.url, r.bytes, str(r.seconds)] for r in state.recordings],
+        [[list(u) for u in state.urls], state.rec_bytes, str(state.rec_seconds)],
         _pack(state.stalest, index), state.version, state.partition, state.touched_at,
         state.emitted if type(state.emitted) is dict else dict(state.emitted),
     ])
@@ -280,19 +319,32 @@ def state_from_bytes(data: bytes) -> CallState:
     """Rebuild a state from ``state_to_bytes``; corrupt input raises ValueError."""
     try:
         raw = orjson.loads(data)
-        if not isinstance(raw, list) or len(raw) != 18 or raw[0] != STATE_FORMAT:
+        if not isinstance(raw, list) or len(raw) != 18 or raw[0] not in _READABLE:
             raise ValueError(f"not a call state of format {STATE_FORMAT}")
         ids = tuple(raw[2])
+        urls, rec_bytes, rec_seconds = (_recordings_of_format_2(raw[12]) if raw[0] == 2 else
+                                        (tuple((ts, url) for ts, url in raw[12][0]), raw[12][1],
+                                         Decimal(raw[12][2])))
         return CallState(
             raw[1], ids, _unpack(First, raw[3], ids), _unpack(Started, raw[4], ids),
             _unpack(Answered, raw[5], ids), _unpack(Ended, raw[6], ids),
             _unpack(Forwarded, raw[7], ids), _unpack(Replied, raw[8], ids),
             tuple(_unpack(Replied, r, ids) for r in raw[9]), _unpack(Bypassed, raw[10], ids),
-            tuple(raw[11]),
-            tuple(Recording(ts, ids[i], url, size, Decimal(secs)) for ts, i, url, size, secs in raw[12]),
+            tuple(raw[11]), urls, rec_bytes, rec_seconds,
             _unpack(Bypassed, raw[13], ids), raw[14], raw[15], float(raw[16]), raw[17])
     except (IndexError, KeyError, TypeError, ArithmeticError) as exc:
         raise ValueError(f"corrupt call state: {exc}") from exc
+
+
+def _recordings_of_format_2(packed: list) -> tuple[tuple[tuple[int, str], ...], int, Decimal]:
+    """Format 2 kept every recording ([ts, id index, url, bytes, seconds]): fold them into format 3's."""
+    urls: tuple[tuple[int, str], ...] = ()
+    total_bytes, total_s = 0, NO_SECONDS
+    for ts_us, _index, url, size, secs in packed:
+        urls = first_urls(urls, ts_us, url)
+        total_bytes += size
+        total_s = EXACT.add(total_s, Decimal(secs))
+    return urls, total_bytes, total_s
 
 
 def _unpack(kind: type, packed: list | None, ids: tuple[str, ...]) -> Any:

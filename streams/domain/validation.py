@@ -71,19 +71,27 @@ from streams.domain.events import (
 )
 
 MAX_VALUE_BYTES = 1_048_576  # contract: "too_large (over 1 MiB)"
+# Contract v1.1: an event's ``ts`` may not lie more than 24 h after its Kafka
+# message's own timestamp, nor before 2000-01-01. The message timestamp is stored
+# in the log, so a replay decides the same.
+MAX_AHEAD_US = 24 * 3600 * 1_000_000
+EARLIEST_TS_US = 946_684_800 * 1_000_000  # 2000-01-01T00:00:00Z
 
 _loads = orjson.loads
 _CONTROLLER_REQUESTED = ControllerRequested()
 
 
-def validate(value: bytes | None, key: bytes | None = None) -> Event | Rejection:
-    """Check one ``call-events`` message against contract v1; never raises.
+def validate(value: bytes | None, key: bytes | None = None,
+             timestamp_ms: int | None = None) -> Event | Rejection:
+    """Check one ``call-events`` message against contract v1.1; never raises.
 
     ``key``, when not None, must be the UTF-8 ``call_id`` (checked last); a None key is
-    accepted and left to the caller.
+    accepted and left to the caller (the worker re-publishes such an event under its key).
+    ``timestamp_ms`` is the Kafka message's timestamp: ``ts`` may not be more than 24 h
+    after it. None (or a negative one: a message without timestamp) skips that bound.
     """
     try:
-        event = _event(_document(value))
+        event = _event(_document(value), timestamp_ms)
         _check_key(key, event.call_id)
         return event
     except Reject as rejection:
@@ -130,7 +138,7 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
-def _event(doc: dict) -> Event:
+def _event(doc: dict, timestamp_ms: int | None = None) -> Event:
     """Envelope checks in contract order, then the type's data fields."""
     v = doc.get("v", MISSING)
     if v is MISSING:
@@ -149,12 +157,22 @@ def _event(doc: dict) -> Event:
     emitter = source(doc, SOURCE_OF_TYPE[kind], kind)
     node = known_ident(doc, "node")
     ts_us = timestamp(doc, "ts")
+    _check_ts(ts_us, timestamp_ms)
     data = doc.get("data", MISSING)
     if data is MISSING:
         raise Reject("missing_field:data", "data is missing")
     if type(data) is not dict:
         raise Reject("bad_field:data", f"data must be an object, got {show(data)}")
     return _new(Event, (event_id, kind, call_id, portal_id, emitter, node, ts_us, parse_data(data)))
+
+
+def _check_ts(ts_us: int, timestamp_ms: int | None) -> None:
+    """Contract v1.1's bounds of ``ts``: not before 2000, not 24 h after the message's time."""
+    if ts_us < EARLIEST_TS_US:
+        raise Reject("bad_field:ts", "ts must not be before 2000-01-01T00:00:00Z")
+    if timestamp_ms is not None and timestamp_ms >= 0 and ts_us > timestamp_ms * 1000 + MAX_AHEAD_US:
+        raise Reject("bad_field:ts", f"ts is more than 24 h after the message's timestamp "
+                                     f"({timestamp_ms} ms)")
 
 
 def _check_key(key: Any, call_id: str) -> None:

@@ -14,11 +14,13 @@ from decimal import Decimal
 from typing import Any, Collection
 
 from streams.domain.events import SOURCES, VOICEMAIL
+from streams.domain.limits import MAX_TEXT_CHARS
 from streams.domain.timefmt import parse_ts_us
 
 MISSING: Any = object()  # sentinel: the field is absent (distinct from JSON null)
 INT64_MAX = 2**63 - 1  # integers beyond a signed 64-bit BIGINT are refused
 SHOW_CHARS = 80  # offending values are quoted in errors up to this many characters
+
 _FLOAT_MAX = sys.float_info.max
 
 _ID_CHARS = r"[A-Za-z0-9._:-]{1,64}"
@@ -232,9 +234,12 @@ def seconds(d: dict, name: str) -> Decimal:
 
 
 def url(d: dict, name: str) -> str:
-    """An http(s) URL with a non-empty host and no whitespace or control characters."""
+    """An http(s) URL of at most 2,048 characters, with a non-empty host and no whitespace or controls."""
     x = d.get(name, MISSING)
     # isprintable refuses controls, surrogates and every space but " ", refused next.
-    if type(x) is str and x.isprintable() and " " not in x and _is_url(x):
+    if type(x) is str and len(x) <= MAX_TEXT_CHARS and x.isprintable() and " " not in x and _is_url(x):
         return x
+    if type(x) is str and len(x) > MAX_TEXT_CHARS:
+        raise Reject(f"bad_field:{name}", f"{name} is {len(x)} characters long, over the "
+                                          f"{MAX_TEXT_CHARS}-character limit")
     raise fail(name, x, "an http:// or https:// URL with a host, without spaces or controls")

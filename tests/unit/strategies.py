@@ -3,7 +3,8 @@
 ``valid_events()`` yields :class:`Event` values of all ten types with realistic
 variety (outbound operator/rented/sip, inbound rented/sip, internal calls with
 ``user:`` refs, optional fields null) plus edge values (64-character ids,
-15-digit phones, microsecond timestamps, years 0001-9999). ``valid_wire()``
+15-digit phones, microsecond timestamps: years 2000-9999 for ``ts``, which
+contract v1.1 bounds below by 2000, and 0001-9999 for ``key_saved_at``). ``valid_wire()``
 yields ``(event, wire dict)`` pairs whose dict is what a producer might send:
 nulls and default booleans sometimes omitted, unknown extra fields sometimes added.
 """
@@ -44,6 +45,10 @@ timestamps_us = st.one_of(
     st.integers(_2020_US, _2035_US),  # microsecond producers
     st.integers(_MIN_US, _MAX_US),  # the whole range RFC 3339 allows
 )
+# An event's own ts: contract v1.1 refuses one before 2000-01-01 (the upper
+# bound, 24 h after the message's timestamp, is a property of the message).
+_2000_US = 946_684_800_000_000
+event_timestamps_us = timestamps_us.filter(lambda ts: ts >= _2000_US) | st.integers(_2000_US, _MAX_US)
 
 
 @st.composite
@@ -102,7 +107,7 @@ def valid_events(draw: Any, types: tuple[str, ...] = tuple(sorted(ev.EVENT_TYPES
     """A valid contract v1 event of one of ``types`` (default: all ten)."""
     kind = draw(st.sampled_from(types))
     return ev.Event(draw(event_ids), kind, draw(call_ids), draw(portal_ids), ev.SOURCE_OF_TYPE[kind],
-                    draw(nodes), draw(timestamps_us), draw(PAYLOADS[kind]))
+                    draw(nodes), draw(event_timestamps_us), draw(PAYLOADS[kind]))
 
 
 _json_ints = st.integers(-(2**63), 2**64 - 1)  # what orjson can write

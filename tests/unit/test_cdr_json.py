@@ -68,11 +68,12 @@ def test_huge_recordings_stay_exact_json() -> None:
                    ev("recording.stored", "r1", 1, bytes=2**63 - 1, seconds=Decimal("1E+20")),
                    ev("recording.stored", "r2", 1, bytes=2**63 - 1, seconds=Decimal("0.0005"))], TABLE)
     data = cdr_to_json(c, 1)
-    assert b'"recording_bytes":18446744073709551614,"recording_s":100000000000000000000.001,' in data
-    assert orjson.loads(data)["recording_bytes"] == 2 * (2**63 - 1)
+    assert b'"recording_bytes":9223372036854775807,"recording_s":100000000000000000000.001,' in data
+    assert orjson.loads(data)["recording_bytes"] == 2**63 - 1
+    # A sum beyond the warehouse's BIGINT saturates there (contract v1.1 bounds, see state.py).
     beyond_64_bits = build_cdr([ev("call.started", "s", 0), ev("call.ended", "e", 1)] + [
         ev("recording.stored", f"r{i}", 1, bytes=2**63 - 1) for i in range(3)], TABLE)
-    assert b'"recording_bytes":27670116110564327421,' in cdr_to_json(beyond_64_bits, 1)
+    assert b'"recording_bytes":9223372036854775807,' in cdr_to_json(beyond_64_bits, 1)
 
 
 def test_version_starts_at_one() -> None:

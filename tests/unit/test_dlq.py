@@ -1,4 +1,5 @@
-"""DLQ records: fields, raw vs raw_b64, the 4 KiB excerpt of too_large values, tombstones."""
+"""DLQ records: fields, raw vs raw_b64, the 4 KiB excerpt of too_large values, the 64 KiB
+excerpt of every other reason (contract v1.1), tombstones, and the 1 MiB bound."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.domain.dlq import TOO_LARGE_KEEP_BYTES, dlq_record, encode_dlq
+from streams.domain.dlq import RAW_KEEP_BYTES, TOO_LARGE_KEEP_BYTES, dlq_record, encode_dlq
 from streams.domain.events import Event, Rejection
 from streams.domain.validation import MAX_VALUE_BYTES, validate
 
@@ -44,6 +45,7 @@ def test_too_large_keeps_the_first_4_kib() -> None:
     record = dlq_record(validate(value), "call-events", 0, 0, value)
     assert record["reason"] == "too_large"
     assert record["raw"] == value[:TOO_LARGE_KEEP_BYTES].decode() and len(record["raw"]) == 4096
+    assert record["raw_truncated"] is True and record["raw_bytes"] == len(value)
 
 
 @pytest.mark.parametrize("split", [1, 2, 3])
@@ -61,10 +63,30 @@ def test_too_large_with_invalid_utf8_in_the_excerpt_is_base64() -> None:
     assert base64.b64decode(record["raw_b64"]) == value[:TOO_LARGE_KEEP_BYTES]
 
 
-def test_other_reasons_keep_the_whole_value() -> None:
-    value = b'{"v": 1, "type": "x", "pad": "' + b"y" * 10_000 + b'"}'
+def test_other_reasons_keep_a_value_up_to_64_kib_whole() -> None:
+    value = b'{"v": 1, "type": "x", "pad": "' + b"y" * (RAW_KEEP_BYTES - 40) + b'"}'
+    assert len(value) <= RAW_KEEP_BYTES
     record = dlq_record(validate(value), "call-events", 0, 0, value)
     assert record["reason"] == "unknown_type" and record["raw"] == value.decode()
+    assert "raw_truncated" not in record and "raw_bytes" not in record
+
+
+def test_other_reasons_keep_the_first_64_kib_of_a_longer_value() -> None:
+    value = b'{"v": 1, "type": "x", "pad": "' + b"y" * 500_000 + b'"}'
+    record = dlq_record(validate(value), "call-events", 0, 0, value)
+    assert record["reason"] == "unknown_type"
+    assert record["raw"] == value[:RAW_KEEP_BYTES].decode()
+    assert record["raw_truncated"] is True and record["raw_bytes"] == len(value)
+
+
+def test_control_characters_cannot_inflate_a_dlq_record_past_1_mib() -> None:
+    # Finding 1 of issue 12: 400 KiB of control characters made a 2.3 MiB DLQ
+    # record (each escaped as \u00XX), which the broker refused.
+    for value in (bytes(range(32)) * (400 * 1024 // 32), b"\x01" * (MAX_VALUE_BYTES - 1),
+                  b"\x00" * (MAX_VALUE_BYTES + 1), b"\xff\x01" * (MAX_VALUE_BYTES // 2)):
+        rejection = validate(value)
+        encoded = encode_dlq(rejection, "call-events", 0, 0, value)
+        assert len(encoded) < 1_048_576 // 2, (rejection.reason, len(encoded))
 
 
 def test_encode_dlq_is_the_record_as_json() -> None:
