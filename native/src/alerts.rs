@@ -7,8 +7,8 @@ use serde_json::Value;
 
 use crate::cdr::CdrFacts;
 use crate::dec::ms_text;
-use crate::state::{write_str, CallState};
-use crate::timefmt::format_ts_ms;
+use crate::state::{write_str, CallState, RECORDING_CHECKED};
+use crate::timefmt::{format_ts_ms, ms_between};
 
 const US_PER_S: i64 = 1_000_000;
 const RETRACTED: &str = "retracted";
@@ -119,7 +119,23 @@ pub fn call_alerts(state: &CallState, cdr: Option<&CdrFacts>, stale_key_after_us
             }
         }
     }
+    let checked = state.emitted.get(RECORDING_CHECKED).is_some_and(|v| v.as_bool() == Some(true));
+    if checked && lacks_recording(state) {
+        if let (Some(st), Some(a), Some(e)) = (&state.started, &state.answered, &state.ended) {
+            push("recording_missing", e.ts_us, object(&[
+                ("user_id", s(&a.user_id)), ("line", s(&st.line)),
+                ("talk_s", s(&ms_text(ms_between(a.ts_us, e.ts_us))))]));
+        }
+    }
     alerts
+}
+
+/// `alerts.lacks_recording`: recorded, answered, talked at least a second, no recording yet.
+pub fn lacks_recording(state: &CallState) -> bool {
+    match (&state.started, &state.answered, &state.ended) {
+        (Some(st), Some(a), Some(e)) => st.record && state.urls.is_empty() && ms_between(a.ts_us, e.ts_us) >= 1000,
+        _ => false,
+    }
 }
 
 pub fn digest(payload: &[u8]) -> String {

@@ -1,9 +1,7 @@
 //! A call state's CDR as the JSON bytes of one `cdrs` message
 //! (`streams/domain/cdr.py` + `cdr_json.py`), byte for byte what orjson writes.
 
-use std::collections::HashSet;
-
-use crate::dec::{ms_text, Dec};
+use crate::dec::ms_text;
 use crate::rating::{cents_text, not_rated, rate_call, Rating, TariffTable};
 use crate::state::{write_str, CallState};
 use crate::timefmt::{format_ts_ms, ms_between};
@@ -52,29 +50,8 @@ fn opt_raw(out: &mut Vec<u8>, value: Option<String>) {
 }
 
 fn recordings(state: &CallState) -> Option<(Vec<&str>, i128, i128)> {
-    let recs = &state.recordings;
-    if recs.is_empty() {
-        return Some((Vec::new(), 0, 0));
-    }
-    let mut seconds = Dec { coef: 0, exp: 0 };
-    for r in recs {
-        seconds = seconds.checked_add(r.seconds)?;
-    }
-    let total_ms = seconds.round_ms()?;
-    let total_bytes: i128 = recs.iter().map(|r| r.bytes as i128).sum();
-    if recs.len() == 1 {
-        return Some((vec![recs[0].url.as_str()], total_bytes, total_ms));
-    }
-    // Distinct urls by the ts of their first recording (recordings are sorted by ts), then url.
-    let mut seen: HashSet<&str> = HashSet::with_capacity(recs.len());
-    let mut first: Vec<(i64, &str)> = Vec::new();
-    for r in recs {
-        if seen.insert(r.url.as_str()) {
-            first.push((r.ts_us, r.url.as_str()));
-        }
-    }
-    first.sort();
-    Some((first.into_iter().map(|(_, url)| url).collect(), total_bytes, total_ms))
+    let urls = state.urls.iter().map(|(_, url)| url.as_str()).collect();
+    Some((urls, state.rec_bytes as i128, state.rec_seconds.round_ms()?))
 }
 
 /// The CDR JSON of `version`; None when the Python core must build it (arithmetic range).

@@ -12,6 +12,7 @@ mod alerts;
 mod cdr;
 mod dec;
 mod event;
+mod limits;
 mod rating;
 mod state;
 mod timefmt;
@@ -41,12 +42,14 @@ struct NativeEvent {
 
 /// The event of a `call-events` message if it is valid and plainly so; None leaves
 /// the message to the Python validator (which accepts or rejects it with a reason).
+/// `timestamp_ms` is the message's Kafka timestamp (None or negative: none).
 #[pyfunction]
-#[pyo3(name = "validate")]
-fn validate_message(py: Python<'_>, value: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>) -> Option<NativeEvent> {
+#[pyo3(name = "validate", signature = (value, key, timestamp_ms=None))]
+fn validate_message(py: Python<'_>, value: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>,
+                    timestamp_ms: Option<i64>) -> Option<NativeEvent> {
     let value = value.cast::<PyBytes>().ok()?;
     let key = if key.is_none() { None } else { Some(key.cast::<PyBytes>().ok()?) };
-    let event = validate_event(value.as_bytes(), key.map(|k| k.as_bytes()))?;
+    let event = validate_event(value.as_bytes(), key.map(|k| k.as_bytes()), timestamp_ms)?;
     Some(NativeEvent {
         call_id: PyString::new(py, &event.call_id).unbind(),
         value: value.clone().unbind(),
@@ -57,11 +60,12 @@ fn validate_message(py: Python<'_>, value: &Bound<'_, PyAny>, key: &Bound<'_, Py
 
 type RowTuple = (String, String, String, String, String, String, i64, i64, String, i64);
 
-/// The tariff table and rule thresholds of one worker.
+/// The tariff table, rule thresholds and event cap of one worker.
 #[pyclass(frozen, module = "callstream_native")]
 struct Core {
     tariffs: TariffTable,
     stale_key_after_us: i64,
+    max_events: usize,
 }
 
 #[pymethods]
@@ -69,7 +73,8 @@ impl Core {
     /// `rows`: (line, direction, prefix, region, rate_per_min, connect_fee, increment_s,
     /// min_s, currency, valid_from_us), money as plain decimal text.
     #[new]
-    fn new(rows: Vec<RowTuple>, stale_key_after_us: i64) -> PyResult<Core> {
+    #[pyo3(signature = (rows, stale_key_after_us, max_events=limits::MAX_CALL_EVENTS))]
+    fn new(rows: Vec<RowTuple>, stale_key_after_us: i64, max_events: usize) -> PyResult<Core> {
         let mut entries = Vec::with_capacity(rows.len());
         for (line, direction, prefix, region, rate, fee, increment_s, min_s, currency, valid_from_us) in rows {
             let bad = |what: &str, text: &str| PyValueError::new_err(format!("tariff {what} {text:?} is not a plain decimal"));
@@ -83,14 +88,15 @@ impl Core {
                 currency, valid_from_us,
             }));
         }
-        Ok(Core { tariffs: TariffTable::new(entries), stale_key_after_us })
+        Ok(Core { tariffs: TariffTable::new(entries), stale_key_after_us, max_events })
     }
 
     /// One call's step (`streams.domain.calls.advance`) over native events.
     ///
     /// Returns None when the Python core must take this step; else
-    /// (state bytes or None when nothing changed, [CDR JSON], [(portal_id, alert JSON)],
-    ///  (portal_id, call_id, verdict, ts_us) or None, (touched_at, version, done) or None)
+    /// (state bytes or None when nothing changed, [CDR JSON] (at most one), [(portal_id, alert JSON)],
+    ///  (portal_id, call_id, verdict, ts_us) or None, (touched_at, version, done) or None,
+    ///  [positions of the events refused for the call's event cap])
     /// where `done` is true when the call cannot time out (complete, or its
     /// incomplete CDR already emitted for this quiet period).
     #[pyo3(signature = (state, events, now, partition))]
@@ -103,33 +109,50 @@ impl Core {
                 None => return Ok(None),
             },
         };
-        let mut cdrs: Vec<Vec<u8>> = Vec::new();
-        let mut last = None;
+        let version = current.as_ref().map_or(0, |s| s.version);
+        let mut refused: Vec<usize> = Vec::new();
         let mut changed_any = false;
-        for native in &events {
+        for (position, native) in events.iter().enumerate() {
             let event = &native.get().event;
+            if let Some(s) = &current {
+                if s.event_ids.len() >= self.max_events {
+                    if !s.has_seen(&event.event_id) {
+                        refused.push(position);
+                    }
+                    continue;
+                }
+            }
             let s = current.get_or_insert_with(|| CallState::new(event));
             if s.call_id != event.call_id {
                 return Ok(None);
             }
-            if !s.fold(event) {
-                continue;
+            match s.fold(event) {
+                None => return Ok(None),
+                Some(false) => continue,
+                Some(true) => {}
             }
             changed_any = true;
-            let complete = s.is_complete();
-            if complete || s.version > 0 {
-                let Some((json, facts)) = cdr::cdr_json(s, &self.tariffs, !complete, s.version + 1) else {
-                    return Ok(None);
-                };
+            if s.version > 0 || s.is_complete() {
                 s.version += 1;
-                cdrs.push(json);
-                last = Some(facts);
+            }
+            if matches!(event.data, event::Data::Ended { .. }) && !s.emitted.contains_key(state::ENDED_SEEN) {
+                s.emitted.insert(state::ENDED_SEEN.to_string(), serde_json::Value::from(now));
             }
         }
+        let refused = PyList::new(py, refused)?;
         let Some(s) = current.as_mut().filter(|_| changed_any) else {
-            let empty = (py.None(), PyList::empty(py), PyList::empty(py), py.None(), py.None());
+            let empty = (py.None(), PyList::empty(py), PyList::empty(py), py.None(), py.None(), refused);
             return Ok(Some(empty.into_pyobject(py)?));
         };
+        let mut cdrs: Vec<Vec<u8>> = Vec::new();
+        let mut last = None;
+        if s.version > version {
+            let Some((json, facts)) = cdr::cdr_json(s, &self.tariffs, !s.is_complete(), s.version) else {
+                return Ok(None);
+            };
+            cdrs.push(json);
+            last = Some(facts);
+        }
         s.touched_at = now;
         s.partition = Some(partition);
         let mut alerts = Vec::new();
@@ -142,19 +165,29 @@ impl Core {
             None => py.None(),
             Some(sig) => (sig.portal_id, s.call_id.as_str(), sig.verdict, sig.ts_us).into_pyobject(py)?.into_any().unbind(),
         };
-        let track = (s.touched_at, s.version, done).into_pyobject(py)?;
-        Ok(Some((blob, cdrs, alerts, signal, track).into_pyobject(py)?))
+        let track = (s.touched_at, s.version, done, recording_since(s)).into_pyobject(py)?;
+        Ok(Some((blob, cdrs, alerts, signal, track, refused).into_pyobject(py)?))
     }
 }
 
+/// When the call's first `call.ended` was seen, if it awaits a recording check (else None).
+fn recording_since(s: &CallState) -> Option<f64> {
+    let checked = s.emitted.get(state::RECORDING_CHECKED).is_some_and(|v| v.as_bool() == Some(true));
+    if checked || !alerts::lacks_recording(s) {
+        return None;
+    }
+    s.emitted.get(state::ENDED_SEEN).and_then(|v| v.as_f64())
+}
+
 /// What the worker's schedule and its purge after a rebalance need of stored state
-/// bytes: (call_id, partition, touched_at, version, done), or None for bytes of a
-/// shape the compiled core does not read (the Python core then parses them).
+/// bytes: (call_id, partition, touched_at, version, done, recording_since), or None for
+/// bytes of a shape the compiled core does not read (the Python core then parses them).
 #[pyfunction]
-fn state_summary(blob: &[u8]) -> Option<(String, Option<i64>, f64, i64, bool)> {
+fn state_summary(blob: &[u8]) -> Option<(String, Option<i64>, f64, i64, bool, Option<f64>)> {
     let s = state::from_bytes(blob)?;
     let done = s.done();
-    Some((s.call_id, s.partition, s.touched_at, s.version, done))
+    let since = recording_since(&s);
+    Some((s.call_id, s.partition, s.touched_at, s.version, done, since))
 }
 
 /// Test hooks: the fast path's pieces, to hold them to the Python core's answers.
@@ -210,10 +243,11 @@ fn debug_kind_name(kind: event::Kind) -> &'static str {
 /// declines (Python decides), else `(event_id, type, call_id, portal_id, ts_us, data)`
 /// with `data` a tuple of the fields `event::Data` keeps (seconds as `str(Decimal)`).
 #[pyfunction]
-#[pyo3(signature = (value, key=None))]
-fn debug_validate(py: Python<'_>, value: &[u8], key: Option<&[u8]>) -> PyResult<Option<Py<PyAny>>> {
+#[pyo3(signature = (value, key=None, timestamp_ms=None))]
+fn debug_validate(py: Python<'_>, value: &[u8], key: Option<&[u8]>, timestamp_ms: Option<i64>)
+                  -> PyResult<Option<Py<PyAny>>> {
     use event::Data;
-    let Some(e) = validate::validate(value, key) else { return Ok(None) };
+    let Some(e) = validate::validate(value, key, timestamp_ms) else { return Ok(None) };
     let data = match e.data {
         Data::Started { direction, line, from, to, line_number, shown_number, user_id, extranet, record } => {
             (direction, line, from, to, line_number, shown_number, user_id, extranet, record)
@@ -250,5 +284,9 @@ fn callstream_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(debug_float_decimal, m)?)?;
     m.add_function(wrap_pyfunction!(debug_format_ts_ms, m)?)?;
     m.add_function(wrap_pyfunction!(debug_parse_ts_us, m)?)?;
+    // The limits this build was compiled with, for the test that holds them to
+    // streams/domain/limits.py and validation.py.
+    m.add("LIMITS", (limits::MAX_CALL_EVENTS, limits::MAX_RECORDING_URLS, limits::MAX_TEXT_CHARS,
+                     limits::MAX_AHEAD_US, limits::EARLIEST_TS_US))?;
     Ok(())
 }

@@ -1,14 +1,19 @@
 //! A call's state and its fold (`streams/domain/state.py`), and its compact JSON form.
 //!
-//! The bytes are the Python core's format 2, read and written by both cores:
-//! a call can move between them from one batch to the next.
+//! The bytes are the Python core's format 3, read and written by both cores:
+//! a call can move between them from one batch to the next. Format 2 (every
+//! recording kept) is left to the Python core, which reads it and writes format 3.
 
 use serde_json::{Map, Value};
 
 use crate::dec::Dec;
 use crate::event::{Data, Event};
+use crate::limits::MAX_RECORDING_URLS;
 
-pub const STATE_FORMAT: i64 = 2;
+pub const STATE_FORMAT: i64 = 3;
+/// Bookkeeping keys of `emitted` (`streams/domain/alerts.py`).
+pub const ENDED_SEEN: &str = "ended_seen_at";
+pub const RECORDING_CHECKED: &str = "recording_checked";
 
 #[derive(Clone, Debug)]
 pub struct First { pub ts_us: i64, pub event_id: String, pub portal_id: String }
@@ -44,8 +49,6 @@ pub struct Replied { pub ts_us: i64, pub event_id: String, pub result: String }
 #[derive(Clone, Debug)]
 pub struct Bypassed { pub ts_us: i64, pub event_id: String, pub reason: String, pub key_saved_at_us: i64 }
 
-#[derive(Clone, Debug)]
-pub struct Recording { pub ts_us: i64, pub event_id: String, pub url: String, pub bytes: i64, pub seconds: Dec }
 
 #[derive(Clone, Debug)]
 pub struct CallState {
@@ -60,7 +63,9 @@ pub struct CallState {
     pub replied_first: Vec<Replied>, // the earliest of each result, sorted by result
     pub bypassed: Option<Bypassed>,
     pub attempts: Vec<i64>,
-    pub recordings: Vec<Recording>, // by (ts_us, event_id)
+    pub urls: Vec<(i64, String)>, // the first MAX_RECORDING_URLS by (earliest ts, url)
+    pub rec_bytes: i64,            // saturating at i64::MAX
+    pub rec_seconds: Dec,          // exact sum
     pub stalest: Option<Bypassed>,
     pub version: i64,
     pub partition: Option<i64>,
@@ -83,8 +88,8 @@ impl CallState {
             event_ids: Vec::new(),
             first: First { ts_us: event.ts_us, event_id: event.event_id.clone(), portal_id: event.portal_id.clone() },
             started: None, answered: None, ended: None, forwarded: None, replied: None,
-            replied_first: Vec::new(), bypassed: None, attempts: Vec::new(), recordings: Vec::new(),
-            stalest: None, version: 0, partition: None, touched_at: 0.0, emitted: Map::new(),
+            replied_first: Vec::new(), bypassed: None, attempts: Vec::new(), urls: Vec::new(),
+            rec_bytes: 0, rec_seconds: Dec { coef: 0, exp: 0 }, stalest: None, version: 0, partition: None, touched_at: 0.0, emitted: Map::new(),
         }
     }
 
@@ -99,10 +104,16 @@ impl CallState {
             || self.emitted.get("expired_at").and_then(|v| v.as_f64()) == Some(self.touched_at)
     }
 
-    /// Fold one event in; false when its event_id was already seen (the first copy wins).
-    pub fn fold(&mut self, event: &Event) -> bool {
+    /// Whether `event_id` is one of the call's distinct events.
+    pub fn has_seen(&self, event_id: &str) -> bool {
+        self.event_ids.binary_search_by(|e| e.as_str().cmp(event_id)).is_ok()
+    }
+
+    /// Fold one event in; Some(false) when its event_id was already seen (the first copy
+    /// wins), None when a sum leaves this core's arithmetic (the Python core takes the call).
+    pub fn fold(&mut self, event: &Event) -> Option<bool> {
         let at = match self.event_ids.binary_search(&event.event_id) {
-            Ok(_) => return false,
+            Ok(_) => return Some(false),
             Err(at) => at,
         };
         let (ts, id) = (event.ts_us, event.event_id.as_str());
@@ -166,9 +177,9 @@ impl CallState {
                 }
             }
             Data::Recording { url, bytes, seconds } => {
-                let at = self.recordings.partition_point(|r| earlier(r.ts_us, &r.event_id, ts, id));
-                self.recordings.insert(at, Recording { ts_us: ts, event_id: id.to_string(), url: url.clone(),
-                                                       bytes: *bytes, seconds: *seconds });
+                self.rec_seconds = self.rec_seconds.checked_add(*seconds)?;
+                self.rec_bytes = self.rec_bytes.saturating_add(*bytes);
+                first_urls(&mut self.urls, ts, url);
             }
             Data::Requested | Data::OfferMissed => {}
         }
@@ -176,11 +187,27 @@ impl CallState {
         if earlier(ts, id, self.first.ts_us, &self.first.event_id) {
             self.first = First { ts_us: ts, event_id: id.to_string(), portal_id: event.portal_id.clone() };
         }
-        true
+        Some(true)
     }
 }
 
-// --- the compact JSON form (format 2) -------------------------------------------
+/// `state.first_urls`: a recording of `url` at `ts` joins the first MAX_RECORDING_URLS
+/// distinct urls by (ts of the url's earliest recording, url).
+fn first_urls(urls: &mut Vec<(i64, String)>, ts: i64, url: &str) {
+    if let Some(i) = urls.iter().position(|(_, u)| u == url) {
+        if urls[i].0 <= ts {
+            return;
+        }
+        urls.remove(i);
+    }
+    let at = urls.partition_point(|(t, u)| (*t, u.as_str()) < (ts, url));
+    if at < MAX_RECORDING_URLS {
+        urls.insert(at, (ts, url.to_string()));
+        urls.truncate(MAX_RECORDING_URLS);
+    }
+}
+
+// --- the compact JSON form (format 3) -------------------------------------------
 
 pub fn write_str(out: &mut Vec<u8>, text: &str) {
     // serde_json escapes exactly as orjson does: \" \\ \b \f \n \r \t, other controls as \u00xx.
@@ -203,7 +230,7 @@ pub fn to_bytes(state: &CallState) -> Vec<u8> {
         state.event_ids.binary_search_by(|e| e.as_str().cmp(id)).map(|i| i as i64).unwrap_or(-1)
     };
     let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(b"[2,");
+    out.extend_from_slice(b"[3,");
     write_str(&mut out, &state.call_id);
     out.push(b',');
     out.push(b'[');
@@ -296,20 +323,21 @@ pub fn to_bytes(state: &CallState) -> Vec<u8> {
         }
         write_int(&mut out, *a);
     }
-    out.extend_from_slice(b"],[");
-    for (i, r) in state.recordings.iter().enumerate() {
+    out.extend_from_slice(b"],[[");
+    for (i, (ts, url)) in state.urls.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        head(&mut out, r.ts_us, &r.event_id);
+        out.push(b'[');
+        write_int(&mut out, *ts);
         out.push(b',');
-        write_str(&mut out, &r.url);
-        out.push(b',');
-        write_int(&mut out, r.bytes);
-        out.push(b',');
-        write_str(&mut out, &r.seconds.to_python_str());
+        write_str(&mut out, url);
         out.push(b']');
     }
+    out.extend_from_slice(b"],");
+    write_int(&mut out, state.rec_bytes);
+    out.push(b',');
+    write_str(&mut out, &state.rec_seconds.to_python_str());
     out.extend_from_slice(b"],");
     bypassed(&mut out, &state.stalest);
     out.push(b',');
@@ -409,17 +437,20 @@ pub fn from_bytes(data: &[u8]) -> Option<CallState> {
         .map(|r| replied_of(r, &ids).flatten()).collect::<Option<Vec<_>>>()?;
     let bypassed = bypassed_of(&raw[10], &ids)?;
     let attempts = raw[11].as_array()?.iter().map(int).collect::<Option<Vec<_>>>()?;
-    let mut recordings = Vec::new();
-    for r in raw[12].as_array()? {
-        let i = r.as_array()?;
-        if i.len() != 5 {
+    let recordings = raw[12].as_array()?;
+    if recordings.len() != 3 {
+        return None;
+    }
+    let mut urls = Vec::new();
+    for u in recordings[0].as_array()? {
+        let pair = u.as_array()?;
+        if pair.len() != 2 {
             return None;
         }
-        recordings.push(Recording {
-            ts_us: int(&i[0])?, event_id: ids.get(usize::try_from(int(&i[1])?).ok()?)?.clone(),
-            url: text(&i[2])?, bytes: int(&i[3])?, seconds: Dec::parse(i[4].as_str()?)?,
-        });
+        urls.push((int(&pair[0])?, text(&pair[1])?));
     }
+    let rec_bytes = int(&recordings[1])?;
+    let rec_seconds = Dec::parse(recordings[2].as_str()?)?;
     let stalest = bypassed_of(&raw[13], &ids)?;
     let version = int(&raw[14])?;
     let partition = if raw[15].is_null() { None } else { Some(int(&raw[15])?) };
@@ -427,6 +458,7 @@ pub fn from_bytes(data: &[u8]) -> Option<CallState> {
     let emitted = raw[17].as_object()?.clone();
     Some(CallState {
         call_id: text(&raw[1])?, event_ids: ids, first, started, answered, ended, forwarded, replied,
-        replied_first, bypassed, attempts, recordings, stalest, version, partition, touched_at, emitted,
+        replied_first, bypassed, attempts, urls, rec_bytes, rec_seconds, stalest, version, partition,
+        touched_at, emitted,
     })
 }

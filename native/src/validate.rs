@@ -30,6 +30,7 @@ use regex::bytes::Regex;
 
 use crate::dec::Dec;
 use crate::event::{Data, Event, Kind};
+use crate::limits::{EARLIEST_TS_US, MAX_AHEAD_US, MAX_TEXT_CHARS};
 use crate::timefmt::parse_ts_us;
 
 /// Contract: "too_large (over 1 MiB)".
@@ -547,9 +548,11 @@ fn url_regex() -> &'static Regex {
     })
 }
 
-/// `url`: printable, no space, the URL pattern; here ASCII 0x21..0x7e only.
+/// `url`: printable, no space, the URL pattern, at most 2,048 characters; here ASCII
+/// 0x21..0x7e only (so its bytes are its characters).
 fn is_url(s: &str) -> bool {
-    s.bytes().all(|c| (0x21..=0x7e).contains(&c)) && url_regex().is_match(s.as_bytes())
+    s.len() <= MAX_TEXT_CHARS && s.bytes().all(|c| (0x21..=0x7e).contains(&c))
+        && url_regex().is_match(s.as_bytes())
 }
 
 fn ident(v: V<'_>) -> Option<&str> {
@@ -721,9 +724,9 @@ fn parse_data(kind: Kind, d: &[V<'_>; DATA]) -> Option<Data> {
     })
 }
 
-/// `validation.validate(value, key)` when it returns an Event; None when it rejects or
-/// when this fast path is not certain to agree (the caller then asks Python).
-pub fn validate(value: &[u8], key: Option<&[u8]>) -> Option<Event> {
+/// `validation.validate(value, key, timestamp_ms)` when it returns an Event; None when it
+/// rejects or when this fast path is not certain to agree (the caller then asks Python).
+pub fn validate(value: &[u8], key: Option<&[u8]>, timestamp_ms: Option<i64>) -> Option<Event> {
     let (envelope, data) = scan(value)?;
     // v: the integer 1 (not true, not 1.0, not -0 or 01).
     if envelope[E_V] != V::Num("1") {
@@ -741,6 +744,15 @@ pub fn validate(value: &[u8], key: Option<&[u8]>) -> Option<Event> {
     }
     ident(envelope[E_NODE])?;
     let ts_us = timestamp(envelope[E_TS])?;
+    // Contract v1.1: not before 2000, not more than 24 h after the message's timestamp.
+    if ts_us < EARLIEST_TS_US {
+        return None;
+    }
+    if let Some(ms) = timestamp_ms.filter(|ms| *ms >= 0) {
+        if ts_us as i128 > ms as i128 * 1000 + MAX_AHEAD_US as i128 {
+            return None;
+        }
+    }
     let DataValue::Object(fields) = &data else { return None };
     let data = parse_data(kind, fields)?;
     if let Some(key) = key {
