@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -98,3 +99,56 @@ def test_a_stop_request_ends_the_wait_for_readiness(tmp_path: Path) -> None:
     sup.start(slow)
     assert time.monotonic() - started < 5
     sup.stop()
+
+
+# A supervisor in a process of its own: starts one sleeping child, prints its pid, waits.
+SUPERVISOR = """
+import os, sys, threading, time
+from pathlib import Path
+from callstream.supervisor import ChildSpec, Supervisor
+sup = Supervisor(Path(sys.argv[1]), dict(os.environ), threading.Event(), print)
+child = sup.start(ChildSpec("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"],
+                            ready=lambda _pid: True))
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_children_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
+    """kill -9 of the supervisor (or the OOM killer): Linux ends its children for it."""
+    supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(tmp_path / "logs")],
+                                  stdout=subprocess.PIPE, text=True)
+    child = None
+    try:
+        child = psutil.Process(int(supervisor.stdout.readline()))
+        supervisor.kill()
+        supervisor.wait()
+        deadline = time.monotonic() + 10
+        while child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the child outlived its supervisor"
+            time.sleep(0.05)
+    finally:
+        supervisor.kill()
+        supervisor.wait()
+        if child is not None and child.is_running():
+            child.kill()
+
+
+def test_a_failing_progress_line_does_not_stop_the_stop(tmp_path: Path) -> None:
+    """``say`` raising (stdout a closed pipe) must not keep a child from being signalled."""
+    def say(_text: str) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    sup = Supervisor(tmp_path / "logs", dict(os.environ), threading.Event(), say)
+    first = sup.start(_spec(tmp_path, "first"))
+    second = sup.start(_spec(tmp_path, "second"))
+    family = _family(first) + _family(second)
+    try:
+        sup.stop()
+        time.sleep(0.1)
+        assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family)
+        assert not sup.children
+    finally:
+        for process in family:
+            if process.is_running():
+                process.kill()
