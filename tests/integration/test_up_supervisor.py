@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from callstream.deathsig import tied_to_this_process
 from callstream.supervisor import ChildFailed, ChildSpec, Supervisor, group_alive
 
 pytestmark = pytest.mark.integration
@@ -152,3 +154,32 @@ def test_a_failing_progress_line_does_not_stop_the_stop(tmp_path: Path) -> None:
         for process in family:
             if process.is_running():
                 process.kill()
+
+
+PDEATHSIG = ("import ctypes; sig = ctypes.c_int(); "
+             "ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0); print(sig.value)")  # 2: PR_GET_PDEATHSIG
+
+
+def test_the_trampoline_asks_for_sigterm_and_runs_the_command_as_given() -> None:
+    """PR_GET_PDEATHSIG in the exec'd command: the request survives exec; argv arrives unchanged."""
+    argv = tied_to_this_process([sys.executable, "-c", PDEATHSIG + "; import sys; print(sys.argv[1:])", "a b", ""])
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [str(int(signal.SIGTERM)), "['a b', '']"]
+    plain = subprocess.run([sys.executable, "-c", PDEATHSIG], capture_output=True, text=True, timeout=30)
+    assert plain.stdout.strip() == "0"  # no request without the trampoline
+
+
+def test_the_trampoline_runs_nothing_once_its_parent_is_gone(tmp_path: Path) -> None:
+    """The parent may die before prctl: the child must notice and not run on unsupervised."""
+    argv = tied_to_this_process([sys.executable, "-c", f"open({str(tmp_path / 'ran')!r}, 'w')"])
+    argv[argv.index(str(os.getpid()))] = "1"  # as if the parent had died and init had adopted it
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and not (tmp_path / "ran").exists()
+
+
+def test_the_trampoline_reports_a_missing_command_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(tied_to_this_process([str(tmp_path / "no-such-command")]), capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 127
+    assert done.stderr.splitlines() == [f"cannot run {tmp_path / 'no-such-command'}: No such file or directory"]
