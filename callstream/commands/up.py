@@ -27,8 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "at CALLSTREAM_BOOTSTRAP if it answers), the topics, the worker, the sink, the "
                     "simulator (continuous calls with occasional Controller outages) and the dashboard; "
                     "print the dashboard's URL. Ctrl-C (or SIGTERM, or SIGHUP) stops them all in reverse "
-                    "order (a second Ctrl-C kills what is left at once) and leaves no process behind (the broker only if this command started it). Logs of "
-                    "the parts go to --logs.")
+                    "order (a second Ctrl-C kills what is left at once) and leaves no process behind "
+                    "(the broker only if this command started it). Logs of the parts go to --logs.")
     parser.add_argument("--rate", type=non_negative_float, default=10.0, metavar="CALLS_PER_S",
                         help="simulated calls per second (default 10)")
     parser.add_argument("--outage-rate", type=probability, default=0.05, metavar="P",

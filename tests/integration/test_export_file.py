@@ -157,7 +157,8 @@ def test_only_the_leftovers_of_dead_exports_are_removed(warehouse, tmp_path):
     finally:
         os.close(lock)
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out_dir.iterdir()) == sorted(["billing.csv", alive.name, *(p.name for p in unrelated)])
+    expected = ["billing.csv", alive.name, *(p.name for p in unrelated)]
+    assert sorted(p.name for p in out_dir.iterdir()) == sorted(expected)
 
 
 def test_a_symlink_target_is_refused_and_nothing_is_touched(warehouse, tmp_path):
