@@ -35,14 +35,14 @@ class Pipeline:
     """The broker, the topics and the four children of ``callstream up``."""
 
     def __init__(self, settings: Settings, logs: Path, stop: threading.Event, say: Callable[[str], None],
-                 *, simulate: list[str] | None) -> None:
+                 *, simulate: list[str] | None, hurry: threading.Event | None = None) -> None:
         import os
 
         self.settings = settings
         self.stop_requested = stop
         self.say = say
         self.simulate = simulate
-        self.supervisor = Supervisor(logs, settings_env(settings, dict(os.environ)), stop, say)
+        self.supervisor = Supervisor(logs, settings_env(settings, dict(os.environ)), stop, say, hurry)
         self.broker_started = False
         self._stopped = False
 
@@ -92,7 +92,7 @@ class Pipeline:
             return
         self.say(f"no broker answers at {self.settings.bootstrap}: starting the local one "
                  f"({self.settings.kafka_dir})")
-        pid, self.broker_started = broker.start(self.settings)
+        pid, self.broker_started = broker.start(self.settings, die_with_parent=True)
         self.say(f"broker ready (pid {pid})")
 
     def _topics(self) -> None:
@@ -105,13 +105,21 @@ class Pipeline:
         self.say(f"topics ready ({', '.join(spec.name for spec in specs[:4])}, …)")
 
     def stop(self) -> None:
-        """Stop the children in reverse order, then the broker if this pipeline started it (idempotent)."""
+        """Stop the children in reverse order, then the broker if this pipeline started it (idempotent).
+
+        The broker is stopped even if stopping a child failed.
+        """
         if self._stopped:
             return
         self._stopped = True
-        self.supervisor.stop()
-        if self.broker_started:
-            from streams import broker
+        try:
+            self.supervisor.stop()
+        finally:
+            if self.broker_started:
+                from streams import broker
 
-            self.say("stopping the broker")
-            broker.stop(self.settings)
+                try:
+                    self.say("stopping the broker")
+                except Exception:  # noqa: BLE001 - a line nobody can read must not keep the broker running
+                    pass
+                broker.stop(self.settings)

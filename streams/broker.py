@@ -208,8 +208,12 @@ def answers_metadata(settings: Settings, timeout_s: float = 5.0) -> bool:
         admin.close()
 
 
-def start(settings: Settings, *, timeout_s: float = 90.0) -> tuple[int, bool]:
-    """Start the broker (idempotent). Returns (pid, started_now)."""
+def start(settings: Settings, *, timeout_s: float = 90.0, die_with_parent: bool = False) -> tuple[int, bool]:
+    """Start the broker (idempotent). Returns (pid, started_now).
+
+    ``die_with_parent``: Linux sends the broker SIGTERM if this process dies without
+    stopping it (``callstream up``); otherwise the broker outlives this process.
+    """
     paths = BrokerPaths(Path(settings.kafka_dir).resolve())
     running = read_pid(paths)
     if running is not None:
@@ -228,6 +232,10 @@ def start(settings: Settings, *, timeout_s: float = 90.0) -> tuple[int, bool]:
     command = _java_command(settings, paths, _MAIN_CLASS, str(paths.config))
     command[1:1] = [heap, f"-Xms{min(256, settings.kafka_heap_mb)}m", "-XX:+UseG1GC",
                     "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"]
+    if die_with_parent:
+        from callstream.deathsig import tied_to_this_process
+
+        command = tied_to_this_process(command)
     with open(paths.stdout, "ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)

@@ -12,14 +12,15 @@ Incomplete calls without ``started_at`` fall in no range.
 The range is cut at UTC midnights into chunks of about 100,000 calls; DuckDB
 sorts and writes each chunk (two at a time), and the chunks are appended in
 order: the output is the same as one big sorted COPY, with memory bounded by
-two chunks. To a file: written to a temporary file next to the target, fsynced
-and renamed over it only when complete, so the target name never holds half
-a file. To stdout: each chunk is streamed as soon as it is ready.
+two chunks. To a file: through :func:`warehouse.outfile.replacing` (a private
+temporary directory next to the target, fsync, rename: the target name never
+holds half a file, its permissions never widen, a killed export's leftovers go
+at the next run). To stdout: each chunk is streamed as soon as it is ready,
+with the chunks in a private directory under the system's temporary directory.
 """
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
@@ -30,6 +31,7 @@ from typing import BinaryIO
 
 import duckdb
 
+from warehouse.outfile import TargetError, private_dir, replacing, shown, sweep
 from warehouse.reader import Reader
 from warehouse.schema import quote
 
@@ -58,6 +60,10 @@ CHUNK_ROWS = 100_000
 
 # Former private names, still used by warehouse.dashboard_queries.
 _EXPRESSIONS, _CSV_OPTIONS = CSV_EXPRESSIONS, CSV_OPTIONS
+
+
+# The chunks of an export to stdout: private directories in the system's temporary directory.
+_STDOUT_PREFIX = "callstream-export."
 
 
 class ExportError(RuntimeError):
@@ -129,50 +135,31 @@ def stream_csv(reader: Reader, dest: BinaryIO, workdir: Path, start: datetime, e
     return rows
 
 
-def _check_target(out: Path) -> None:
-    """Fail early, with the reason, when ``out`` cannot become a file."""
-    if out.is_dir():
-        raise ExportError(f"cannot write {out}: it is a directory")
-    if not out.parent.is_dir():
-        raise ExportError(f"cannot write {out}: No such file or directory")
-    if not os.access(out.parent, os.W_OK | os.X_OK):
-        raise ExportError(f"cannot write {out}: Permission denied")
-
-
 def export_to_file(reader: Reader, out: Path, start: datetime, end: datetime,
                    portal: str | None = None, chunk_rows: int = CHUNK_ROWS) -> int:
-    """Write the billing CSV to ``out`` atomically (temp file + rename); returns the number of calls."""
-    _check_target(out)
+    """Write the billing CSV to ``out`` atomically, never widening its permissions; returns the number of calls."""
     try:
-        workdir = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as exc:
-        raise ExportError(f"cannot write {out}: {exc.strerror}") from None
-    tmp = workdir / "export.csv"
-    try:
-        with open(tmp, "wb") as dest:
+        with replacing(out) as (dest, workdir):
             rows = stream_csv(reader, dest, workdir, start, end, portal, chunk_rows)
-            dest.flush()
-            os.fsync(dest.fileno())
-        os.replace(tmp, out)
         return rows
+    except TargetError as exc:
+        raise ExportError(str(exc)) from None
     except duckdb.Error as exc:
-        raise ExportError(f"export failed, {out} left unchanged: {str(exc).splitlines()[0]}") from None
+        raise ExportError(f"export failed, {shown(out)} left unchanged: {str(exc).splitlines()[0]}") from None
     except OSError as exc:
-        raise ExportError(f"export failed, {out} left unchanged: {exc.strerror}") from None
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+        raise ExportError(f"export failed, {shown(out)} left unchanged: {exc.strerror}") from None
 
 
 def export_to_stdout(reader: Reader, start: datetime, end: datetime, portal: str | None = None,
                      chunk_rows: int = CHUNK_ROWS) -> int:
     """Stream the billing CSV to standard output as chunks complete; returns the number of calls."""
-    workdir = Path(tempfile.mkdtemp(prefix="callstream-export-"))
+    scratch = Path(tempfile.gettempdir())
+    sweep(scratch, _STDOUT_PREFIX)
     try:
-        sys.stdout.flush()
-        rows = stream_csv(reader, sys.stdout.buffer, workdir, start, end, portal, chunk_rows)
-        sys.stdout.buffer.flush()
-        return rows
+        with private_dir(scratch, _STDOUT_PREFIX) as workdir:
+            sys.stdout.flush()
+            rows = stream_csv(reader, sys.stdout.buffer, workdir, start, end, portal, chunk_rows)
+            sys.stdout.buffer.flush()
+            return rows
     except duckdb.Error as exc:
         raise ExportError(f"export failed: {str(exc).splitlines()[0]}") from None
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)

@@ -25,6 +25,13 @@ def moment(text: str) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
 
 
+def out_path(text: str) -> str:
+    """argparse type: a path that can be a file name (a NUL byte can reach ``main``, never a file)."""
+    if "\x00" in text:
+        raise argparse.ArgumentTypeError("the path contains a NUL byte")
+    return text
+
+
 def add_parser(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser(
         "export", help="billing CSV of the calls started in [--from, --to)",
@@ -36,8 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--to", dest="end", type=moment, required=True, metavar="DATE",
                         help="end (exclusive): --from 2026-11-01 --to 2026-12-01 is November")
     parser.add_argument("--portal", default=None, metavar="P", help="only this portal's calls")
-    parser.add_argument("--out", default=None, metavar="FILE",
-                        help="write to FILE (atomically: complete or not at all); default stdout")
+    parser.add_argument("--out", type=out_path, default=None, metavar="FILE",
+                        help="write to FILE atomically (complete or not at all), keeping its owner and "
+                             "mode if it exists (a symbolic link or a device is refused); default stdout")
     add_setting_arg(parser, "--warehouse", "warehouse", metavar="DIR",
                     help_="warehouse directory (default: CALLSTREAM_WAREHOUSE or var/warehouse)")
     parser.set_defaults(run=run)
@@ -50,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from callstream.errors import CliError, UsageError
     from warehouse.export import ExportError, export_to_file
     from warehouse.layout import MANIFEST
+    from warehouse.outfile import shown
     from warehouse.reader import Reader, WarehouseError
 
     if args.start >= args.end:
@@ -68,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             rows = export_to_file(reader, Path(args.out), args.start, args.end, args.portal)
     except (ExportError, WarehouseError) as exc:
         raise CliError(str(exc)) from None
-    print(f"callstream export: {rows} calls -> {args.out}", file=sys.stderr)
+    print(f"callstream export: {rows} calls -> {shown(args.out)}", file=sys.stderr)
     return 0
 
 

@@ -146,10 +146,13 @@ def test_an_open_address_without_credentials_is_refused(command: str, tmp_path: 
         "CALLSTREAM_DASH_USERS (user:password,...) or CALLSTREAM_DASH_TOKEN, or bind 127.0.0.1"]
 
 
-def test_ctrl_c_during_start_up_stops_what_was_started(up_env, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", ["ctrl-c", "hup, stdout closed", "kill -9"])
+def test_a_stop_during_start_up_stops_what_was_started(up_env, tmp_path: Path, how: str) -> None:
+    """Ctrl-C; SIGHUP with stdout a closed pipe (``| tee`` gone); SIGKILL, which only Linux can answer."""
     process = subprocess.Popen([sys.executable, "-m", "callstream.cli", "up", "--logs", str(tmp_path / "logs")],
                                env=up_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen: list[str] = []
+    family: list[psutil.Process] = []
     try:
         _wait_line(process, "topics ready", 120, seen)
         deadline = time.monotonic() + 60
@@ -158,9 +161,26 @@ def test_ctrl_c_during_start_up_stops_what_was_started(up_env, tmp_path: Path) -
             time.sleep(0.05)
         family = psutil.Process(process.pid).children(recursive=True)
     finally:
-        process.send_signal(signal.SIGINT)
-        rest, _ = process.communicate(timeout=120)
-    assert process.returncode == 0, "".join(seen) + rest
-    assert "stopping worker" in rest and "dashboard at" not in rest
-    time.sleep(0.2)
-    assert not [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        if how == "ctrl-c":
+            process.send_signal(signal.SIGINT)
+            rest, _ = process.communicate(timeout=120)
+        else:
+            process.stdout.close()
+            process.send_signal(signal.SIGHUP if how.startswith("hup") else signal.SIGKILL)
+            process.wait(timeout=120)
+            rest = ""
+    try:
+        if how == "kill -9":
+            assert process.returncode == -signal.SIGKILL
+        else:
+            assert process.returncode == 0, "".join(seen) + rest
+        if how == "ctrl-c":
+            assert "stopping worker" in rest and "dashboard at" not in rest
+        deadline = time.monotonic() + 60  # kill -9: the worker gets SIGTERM from Linux and shuts down itself
+        while alive := [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]:
+            assert time.monotonic() < deadline, f"left behind: {[p.cmdline() for p in alive]}"
+            time.sleep(0.1)
+    finally:
+        for p in family:
+            if p.is_running():
+                p.kill()  # nothing of a failing run may outlive it

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import sys
 import threading
 import time
@@ -11,6 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from callstream.deathsig import tied_to_this_process
 from callstream.supervisor import ChildFailed, ChildSpec, Supervisor, group_alive
 
 pytestmark = pytest.mark.integration
@@ -98,3 +101,85 @@ def test_a_stop_request_ends_the_wait_for_readiness(tmp_path: Path) -> None:
     sup.start(slow)
     assert time.monotonic() - started < 5
     sup.stop()
+
+
+# A supervisor in a process of its own: starts one sleeping child, prints its pid, waits.
+SUPERVISOR = """
+import os, sys, threading, time
+from pathlib import Path
+from callstream.supervisor import ChildSpec, Supervisor
+sup = Supervisor(Path(sys.argv[1]), dict(os.environ), threading.Event(), print)
+child = sup.start(ChildSpec("sleeper", [sys.executable, "-c", "import time; time.sleep(600)"],
+                            ready=lambda _pid: True))
+print(child.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_children_do_not_outlive_a_killed_supervisor(tmp_path: Path) -> None:
+    """kill -9 of the supervisor (or the OOM killer): Linux ends its children for it."""
+    supervisor = subprocess.Popen([sys.executable, "-c", SUPERVISOR, str(tmp_path / "logs")],
+                                  stdout=subprocess.PIPE, text=True)
+    child = None
+    try:
+        child = psutil.Process(int(supervisor.stdout.readline()))
+        supervisor.kill()
+        supervisor.wait()
+        deadline = time.monotonic() + 10
+        while child.is_running() and child.status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the child outlived its supervisor"
+            time.sleep(0.05)
+    finally:
+        supervisor.kill()
+        supervisor.wait()
+        if child is not None and child.is_running():
+            child.kill()
+
+
+def test_a_failing_progress_line_does_not_stop_the_stop(tmp_path: Path) -> None:
+    """``say`` raising (stdout a closed pipe) must not keep a child from being signalled."""
+    def say(_text: str) -> None:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    sup = Supervisor(tmp_path / "logs", dict(os.environ), threading.Event(), say)
+    first = sup.start(_spec(tmp_path, "first"))
+    second = sup.start(_spec(tmp_path, "second"))
+    family = _family(first) + _family(second)
+    try:
+        sup.stop()
+        time.sleep(0.1)
+        assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in family)
+        assert not sup.children
+    finally:
+        for process in family:
+            if process.is_running():
+                process.kill()
+
+
+PDEATHSIG = ("import ctypes; sig = ctypes.c_int(); "
+             "ctypes.CDLL(None).prctl(2, ctypes.byref(sig), 0, 0, 0); print(sig.value)")  # 2: PR_GET_PDEATHSIG
+
+
+def test_the_trampoline_asks_for_sigterm_and_runs_the_command_as_given() -> None:
+    """PR_GET_PDEATHSIG in the exec'd command: the request survives exec; argv arrives unchanged."""
+    argv = tied_to_this_process([sys.executable, "-c", PDEATHSIG + "; import sys; print(sys.argv[1:])", "a b", ""])
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [str(int(signal.SIGTERM)), "['a b', '']"]
+    plain = subprocess.run([sys.executable, "-c", PDEATHSIG], capture_output=True, text=True, timeout=30)
+    assert plain.stdout.strip() == "0"  # no request without the trampoline
+
+
+def test_the_trampoline_runs_nothing_once_its_parent_is_gone(tmp_path: Path) -> None:
+    """The parent may die before prctl: the child must notice and not run on unsupervised."""
+    argv = tied_to_this_process([sys.executable, "-c", f"open({str(tmp_path / 'ran')!r}, 'w')"])
+    argv[argv.index(str(os.getpid()))] = "1"  # as if the parent had died and init had adopted it
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1 and not (tmp_path / "ran").exists()
+
+
+def test_the_trampoline_reports_a_missing_command_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run(tied_to_this_process([str(tmp_path / "no-such-command")]), capture_output=True,
+                          text=True, timeout=30)
+    assert done.returncode == 127
+    assert done.stderr.splitlines() == [f"cannot run {tmp_path / 'no-such-command'}: No such file or directory"]
