@@ -30,8 +30,7 @@ VALUE_DIMENSIONS = {"portal": "portal_id", "line": "line", "direction": "directi
 
 
 def _frame(reader: Reader, sql: str, params: list[Any]) -> pd.DataFrame:
-    with reader.cursor() as con:
-        return con.sql(sql, params=params).to_arrow_table().to_pandas()
+    return reader.read(lambda con: con.sql(sql, params=params).to_arrow_table()).to_pandas()
 
 
 def _column(mapping: dict[str, str], dimension: str) -> str:
@@ -147,10 +146,9 @@ def dimension_values(reader: Reader, dimension: str, *, search: str | None = Non
     if search:
         condition += f" AND contains(lower({column}), ?)"
         params.append(search.lower())
-    with reader.cursor() as con:
-        rows = con.execute(f"SELECT {column} FROM {table} WHERE {condition} GROUP BY 1 "
-                           f"HAVING {'count(*)' if table == 'cdrs' else 'sum(calls)'} > 0 "
-                           "ORDER BY 1 LIMIT ?", params + [limit]).fetchall()
+    sql = (f"SELECT {column} FROM {table} WHERE {condition} GROUP BY 1 "
+           f"HAVING {'count(*)' if table == 'cdrs' else 'sum(calls)'} > 0 ORDER BY 1 LIMIT ?")
+    rows = reader.read(lambda con: con.execute(sql, params + [limit]).fetchall())
     return [value for (value,) in rows]
 
 
@@ -177,6 +175,5 @@ def write_billing_csv(reader: Reader, flt: CallFilter, target: Path) -> int:
 def recording_bytes_total(reader: Reader, portals: tuple[str, ...] = ()) -> int:
     """Disk used by every recording ever stored (of some portals): the quota's numerator."""
     src = aggregate_source(CallFilter(portals=portals))
-    with reader.cursor() as con:
-        return int(con.execute(f"SELECT coalesce(sum(recording_bytes), 0) FROM {src.table} {src.where}",
-                               src.params).fetchall()[0][0])
+    sql = f"SELECT coalesce(sum(recording_bytes), 0) FROM {src.table} {src.where}"
+    return int(reader.read(lambda con: con.execute(sql, src.params).fetchall())[0][0])
