@@ -164,12 +164,19 @@ def billing_csv_query(flt: CallFilter) -> tuple[str, list[Any]]:
     return f"SELECT {select} FROM cdrs {clause} ORDER BY started_at, call_id", params
 
 
+def copy_billing_csv(con: Any, flt: CallFilter, target: Path, *, header: bool = True) -> int:
+    """COPY the billing CSV of ``flt`` to ``target`` with one cursor (RFC 4180, CRLF); the number of calls.
+
+    ``header=False`` writes the rows only: the second and later chunks of a streamed download.
+    """
+    query, params = billing_csv_query(flt)
+    options = export.CSV_OPTIONS.replace("HEADER true", f"HEADER {str(header).lower()}")
+    return con.execute(f"COPY ({query}) TO ? ({options})", [*params, str(target)]).fetchall()[0][0]
+
+
 def write_billing_csv(reader: Reader, flt: CallFilter, target: Path) -> int:
     """Write the billing CSV of ``flt`` to ``target`` (RFC 4180, CRLF); returns the number of calls."""
-    query, params = billing_csv_query(flt)
-    with reader.cursor() as con:
-        return con.execute(f"COPY ({query}) TO ? ({export._CSV_OPTIONS})",
-                           [*params, str(target)]).fetchall()[0][0]
+    return reader.read(lambda con: copy_billing_csv(con, flt, target))
 
 
 def recording_bytes_total(reader: Reader, portals: tuple[str, ...] = ()) -> int:
