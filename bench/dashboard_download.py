@@ -22,7 +22,7 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from urllib.parse import quote
 

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import json
 import re
-import urllib.error
 import urllib.request
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import quote
 
