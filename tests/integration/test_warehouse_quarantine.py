@@ -213,6 +213,7 @@ def test_compaction_quarantines_a_bad_input_and_folds_the_rest(tmp_path):
     compactor.stop()
     manifest = writer.manifest
     assert [q.path for q in manifest.quarantined] == [victim]
+    assert manifest.quarantined[0].reason.startswith("undecodable data")  # found by decoding the inputs
     assert not manifest.table_files("cdrs", "delta")  # the other delta was folded into the base
     with Reader(tmp_path) as reader:
         assert queries.call_count(reader) == 15 and reader.skipped == {}
