@@ -77,15 +77,38 @@ def day_chunks(ctx: Context, flt: CallFilter, chunk_rows: int) -> tuple[int, lis
     return total, chunks + [flt.replace(start=lower, end=flt.end)]
 
 
-def csv_stream(ctx: Context, chunks: list[CallFilter], workdir: Path) -> Iterator[bytes]:
-    """The CSV of ``chunks`` in order, each written by DuckDB to ``workdir``, sent, then deleted."""
-    for n, chunk in enumerate(chunks):
-        path = workdir / f"chunk-{n:05d}.csv"
-        ctx.data.reader.read(lambda con, c=chunk, p=path, h=(n == 0): dq.copy_billing_csv(con, c, p, header=h))
-        with open(path, "rb") as handle:
-            while block := handle.read(_BLOCK):
-                yield block
-        path.unlink()
+class Slot:
+    """One of the download slots, released once: when the stream ends, or when its response closes."""
+
+    def __init__(self, slots: threading.BoundedSemaphore) -> None:
+        self._slots, self._held, self._lock = slots, True, threading.Lock()
+
+    def release(self) -> None:
+        """Give the slot back (again: nothing)."""
+        with self._lock:
+            if self._held:
+                self._held = False
+                self._slots.release()
+
+
+def csv_stream(ctx: Context, chunks: list[CallFilter], slot: Slot) -> Iterator[bytes]:
+    """The CSV of ``chunks`` in order, each written by DuckDB to a temporary file, sent, then deleted.
+
+    The temporary directory exists only while the stream runs, and the slot is given back as
+    soon as it ends — sent to the end, failed, or closed early by the server.
+    """
+    workdir = Path(tempfile.mkdtemp(prefix="callstream-download-"))
+    try:
+        for n, chunk in enumerate(chunks):
+            path = workdir / f"chunk-{n:05d}.csv"
+            ctx.data.reader.read(lambda con, c=chunk, p=path, h=(n == 0): dq.copy_billing_csv(con, c, p, header=h))
+            with open(path, "rb") as handle:
+                while block := handle.read(_BLOCK):
+                    yield block
+            path.unlink()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+        slot.release()
 
 
 def _text(message: str, status: int, **headers: Any) -> Any:
@@ -131,13 +154,11 @@ class Downloads:
         if total > self.max_rows:
             return _text(f"{total:,} calls match this filter; a download holds at most {self.max_rows:,}: "
                          "narrow the filter (fewer days, a portal) or use `callstream export`", 400)
-        workdir = Path(tempfile.mkdtemp(prefix="callstream-download-"))
-        response = Response(csv_stream(self.ctx, chunks, workdir), mimetype="text/csv")
+        slot = Slot(self.slots)
+        response = Response(csv_stream(self.ctx, chunks, slot), mimetype="text/csv")
         response.headers["Content-Disposition"] = f'attachment; filename="{file_name(flt)}"'
         response.headers["Cache-Control"] = "no-store"
-        # Called when the response is closed: sent, failed, or abandoned by the client.
-        response.call_on_close(lambda: shutil.rmtree(workdir, ignore_errors=True))
-        response.call_on_close(self.slots.release)
+        response.call_on_close(slot.release)  # a response closed before its stream started
         return response
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -118,12 +119,23 @@ def test_a_download_is_streamed_in_chunks_byte_for_byte_the_export(tmp_path, mon
         start = int(datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp() * 1e6)
         Feed(writer).send("cdrs", *(cdr(f"c-{n:05d}", 1, start + n * 3_600_000_000 // 40) for n in range(3000)))
     monkeypatch.setattr(download, "CHUNK_ROWS", 200)  # ~25 chunks of whole days
-    app, reader = _app(root)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    app, reader = _app(root, CALLSTREAM_DASH_DOWNLOADS="1")
     try:
-        response = app.server.test_client().get(_q({"start": "2026-11-01", "end": "2026-11-30"}), buffered=False)
+        client = app.server.test_client()
+        response = client.get(_q({"start": "2026-11-01", "end": "2026-11-30"}), buffered=False)
         assert response.status_code == 200 and response.is_streamed
         assert "Content-Length" not in response.headers
-        body = b"".join(response.response)
+        stream = iter(response.response)
+        body = next(stream)
+        assert [p.name for p in scratch.iterdir()][0].startswith("callstream-download-")  # one chunk at a time:
+        assert len(list(next(scratch.iterdir()).iterdir())) == 1  # the file being sent
+        body += b"".join(stream)
+        # Sent to the end: the scratch directory is gone and the slot is free, even before close().
+        assert list(scratch.iterdir()) == []
+        assert client.get(_q({"start": "2026-11-01", "end": "2026-11-02"})).status_code == 200
         response.close()
         expected = tmp_path / "export.csv"
         export_to_file(reader, expected, datetime(2026, 11, 1, tzinfo=timezone.utc),
