@@ -180,6 +180,14 @@ SETTINGS: tuple[Setting, ...] = (
             _decimal_bytes, "Disk quota for call recordings, bytes, for the days-until-full estimate."),
     Setting("refresh_s", "CALLSTREAM_REFRESH_S", 5.0, _positive_float,
             "Dashboard live-update interval, seconds (at most 5 by design)."),
+    Setting("dash_memory_mb", "CALLSTREAM_DASH_MEMORY_MB", 1024, _positive_int,
+            "Memory limit of the dashboard's DuckDB, MiB (beyond it queries spill to a temporary directory)."),
+    Setting("dash_threads", "CALLSTREAM_DASH_THREADS", 2, _positive_int,
+            "Threads of the dashboard's DuckDB, shared by all its queries."),
+    Setting("dash_download_max_rows", "CALLSTREAM_DASH_DOWNLOAD_MAX_ROWS", 1_000_000, _positive_int,
+            "Most calls one CSV download may hold; a wider filter is refused (use callstream export)."),
+    Setting("dash_downloads", "CALLSTREAM_DASH_DOWNLOADS", 2, _positive_int,
+            "CSV downloads served at once; one more is answered 429 with Retry-After."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -224,6 +232,10 @@ class Settings:
     dash_token: str | None
     recording_quota_bytes: int
     refresh_s: float
+    dash_memory_mb: int
+    dash_threads: int
+    dash_download_max_rows: int
+    dash_downloads: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

@@ -7,13 +7,14 @@ server, after checking that a non-loopback bind has credentials.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
 from dash import Dash, Input, Output, html, no_update
 
 from callstream.config import Settings
-from dashboards import auth, download, formatting as fmt, layout
+from dashboards import auth, download, formatting as fmt, guard, layout
 from dashboards.data import Context, Data, SteadyReader
 from dashboards.pages import PAGES
 from warehouse import queries
@@ -31,18 +32,25 @@ def route(pathname: str | None, ctx: Context) -> Any:
     return html.Div([html.H1("Not found"), html.P(f"No page at {pathname}")], id="not-found")
 
 
-def freshness_state(ctx: Context, last_seq: Any) -> tuple[str, str, Any]:
-    """(badge text, badge class, new data stamp or no_update when nothing was published)."""
+def status_state(ctx: Context, last_seq: Any) -> tuple[str, str, Any, str, str]:
+    """(badge text, badge class, new data stamp or no_update, missing-data warning, its class)."""
     info = queries.freshness(ctx.data.reader, ctx.now())  # never cached: its ages are of this moment
     text, level = fmt.freshness(info, ctx.stale_after_s)
     seq = info.get("seq")
-    return text, f"freshness {level}", (seq if seq != last_seq else no_update)
+    warning = fmt.missing_data(info.get("incomplete"))
+    return (text, f"freshness {level}", (seq if seq != last_seq else no_update), warning,
+            layout.warning_class(warning))
+
+
+def freshness_state(ctx: Context, last_seq: Any) -> tuple[str, str, Any]:
+    """(badge text, badge class, new data stamp or no_update when nothing was published)."""
+    return status_state(ctx, last_seq)[:3]
 
 
 def _shell(ctx: Context) -> Any:
-    """The layout of one page load, with the freshness of this moment already in it."""
-    text, css, _ = freshness_state(ctx, None)
-    return layout.shell(PAGES, ctx.settings.refresh_s, ctx.data.seq(), (text, css))
+    """The layout of one page load, with the freshness (and any missing-data warning) of this moment."""
+    text, css, _, warning, _ = status_state(ctx, None)
+    return layout.shell(PAGES, ctx.settings.refresh_s, ctx.data.seq(), (text, css), warning)
 
 
 def create_app(settings: Settings, reader: Reader, *, context: Context | None = None) -> Dash:
@@ -58,16 +66,31 @@ def create_app(settings: Settings, reader: Reader, *, context: Context | None = 
         return route(pathname, ctx)
 
     @app.callback(Output("freshness", "children"), Output("freshness", "className"), Output("seq", "data"),
+                  Output("integrity", "children"), Output("integrity", "className"),
                   Input("tick", "n_intervals"), Input("seq", "data"), prevent_initial_call=True)
-    def _freshness(_n: Any, last_seq: Any) -> tuple[str, str, Any]:
-        return freshness_state(ctx, last_seq)
+    def _freshness(_n: Any, last_seq: Any) -> tuple[str, str, Any, str, str]:
+        return status_state(ctx, last_seq)
 
     for page in PAGES:
         page.register(app, ctx)
     auth.install(app.server, settings)
+    guard.install(app.server, app.callback_map)
     download.install(app.server, ctx)
     app.server.add_url_rule(HEALTH_PATH, "healthz", lambda: ("ok\n", 200, {"Content-Type": "text/plain"}))
     return app
+
+
+def open_reader(settings: Settings) -> SteadyReader:
+    """The dashboard's warehouse reader: DuckDB within ``CALLSTREAM_DASH_MEMORY_MB`` and ``_THREADS``.
+
+    Beyond the memory limit a query spills to a temporary directory of this process
+    rather than failing (or growing the process).
+    """
+    import tempfile
+
+    spill = Path(tempfile.gettempdir()) / f"callstream-dashboard-{os.getpid()}"
+    return SteadyReader(settings.warehouse, memory_limit=f"{settings.dash_memory_mb}MiB",
+                        threads=settings.dash_threads, temp_directory=str(spill))
 
 
 def serve(settings: Settings, *, threads: int = 8) -> None:
@@ -75,6 +98,6 @@ def serve(settings: Settings, *, threads: int = 8) -> None:
     import waitress
 
     auth.check_bind(settings)
-    app = create_app(settings, SteadyReader(settings.warehouse))
+    app = create_app(settings, open_reader(settings))
     waitress.serve(app.server, host=settings.dash_host, port=settings.dash_port, threads=threads,
                    ident="callstream", _quiet=True)

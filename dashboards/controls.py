@@ -26,14 +26,37 @@ LIST_FIELDS = {"portals": "portals", "users": "users", "lines": "lines", "direct
 BOUND_FIELDS = ("min_talk_s", "max_talk_s", "min_cost", "max_cost")
 
 
+# Bounds of what a filter may ask for: anything outside is a FilterError, never a failed query.
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+MAX_BOUND = Decimal(10) ** 12  # talk seconds or cost: DECIMAL(18, ...) columns hold less than 10^15
+MAX_VALUES, MAX_NAME = 1000, 200  # names in one list, characters in one name
+MAX_PAGE = 1_000_000  # 50 million calls at 50 a page; a page past the end shows the last one
+
+
 class FilterError(ValueError):
     """A control holds a value no filter can use (the message says which)."""
 
 
-def period_bounds(period: str | None, today: date) -> tuple[date, date]:
-    """[start, end) UTC days of a named period ending with ``today``."""
+def page_number(value: Any) -> int:
+    """The page a (possibly forged) store holds: a whole number in [0, MAX_PAGE], else page 0."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return 0
+    if isinstance(value, float) and not value.is_integer():
+        return 0
+    return min(max(int(value), 0), MAX_PAGE)
+
+
+def sort_choice(sort: Any, columns: Any, default: dict[str, Any]) -> dict[str, Any]:
+    """The sort a (possibly forged) store holds if its column is one of ``columns``, else ``default``."""
+    if not isinstance(sort, dict) or not isinstance(sort.get("column"), str) or sort["column"] not in columns:
+        return dict(default)
+    return {"column": sort["column"], "descending": bool(sort.get("descending", True))}
+
+
+def period_bounds(period: Any, today: date) -> tuple[date, date]:
+    """[start, end) UTC days of a named period ending with ``today`` (anything else: the default)."""
     end = today + timedelta(days=1)
-    key = period if period in PERIODS else DEFAULT_PERIOD
+    key = period if isinstance(period, str) and period in PERIODS else DEFAULT_PERIOD
     if key == "today":
         return today, end
     if key == "month":
@@ -46,33 +69,48 @@ def previous_period(start: date, end: date) -> tuple[date, date]:
     return start - (end - start), start
 
 
+def _short(value: Any) -> str:
+    """A value for an error message: its repr, cut short (the input may be huge)."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def _day(value: Any, name: str) -> date | None:
-    if value in (None, ""):
+    if value is None or value == "":
         return None
+    if not isinstance(value, str):
+        raise FilterError(f"{name}: not a date: {_short(value)}")
     try:
-        return date.fromisoformat(str(value)[:10])
+        day = date.fromisoformat(value[:10])  # the picker may send a time after the day
     except ValueError:
-        raise FilterError(f"{name}: not a date: {value!r}") from None
+        raise FilterError(f"{name}: not a date: {_short(value)}") from None
+    if not FIRST_DAY <= day <= LAST_DAY:
+        raise FilterError(f"{name}: must be between {FIRST_DAY} and {LAST_DAY}")
+    return day
 
 
 def _decimal(value: Any, name: str) -> Decimal | None:
-    if value in (None, ""):
+    if value is None or value == "":
         return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise FilterError(f"{name}: not a number: {_short(value)}")
     try:
-        number = Decimal(str(value))
+        number = Decimal(str(value)[:40])
     except InvalidOperation:
-        raise FilterError(f"{name}: not a number: {value!r}") from None
-    if not number.is_finite() or number < 0:
-        raise FilterError(f"{name}: must be a number >= 0: {value!r}")
+        raise FilterError(f"{name}: not a number: {_short(value)}") from None
+    if not number.is_finite() or not 0 <= number <= MAX_BOUND:
+        raise FilterError(f"{name}: must be a number >= 0 and <= {MAX_BOUND:,}: {_short(value)}")
     return number
 
 
 def _strings(value: Any, name: str) -> tuple[str, ...]:
-    if value in (None, ""):
+    if value is None or value == "":
         return ()
     values = [value] if isinstance(value, str) else value
     if not isinstance(values, (list, tuple)) or not all(isinstance(v, str) for v in values):
         raise FilterError(f"{name}: expected a list of names")
+    if len(values) > MAX_VALUES or any(len(v) > MAX_NAME for v in values):
+        raise FilterError(f"{name}: at most {MAX_VALUES} names of at most {MAX_NAME} characters")
     return tuple(sorted(set(values)))
 
 
@@ -83,16 +121,25 @@ def call_filter(values: Mapping[str, Any], today: date) -> CallFilter:
     ``period`` (default 30 days) gives the range. ``recording`` is ``yes``, ``no`` or empty.
     """
     start, end = _day(values.get("start"), "start"), _day(values.get("end"), "end")
+    period = values.get("period")
+    if period is not None and period != "" and not (isinstance(period, str) and period in PERIODS):
+        raise FilterError(f"period: one of {', '.join(PERIODS)}")
     if start is None or end is None:
-        start, end = period_bounds(values.get("period"), today)
+        start, end = period_bounds(period, today)
     else:
         end += timedelta(days=1)  # the picker's last day is included
     if start >= end:
         raise FilterError("the first day is after the last day")
     lists = {field: _strings(values.get(key), key) for key, field in LIST_FIELDS.items()}
     bounds = {name: _decimal(values.get(name), name) for name in BOUND_FIELDS}
-    recording = {"yes": True, "no": False}.get(values.get("recording") or "")
-    number = (values.get("number") or "").strip() or None
+    recording_value = values.get("recording") or ""
+    if recording_value not in ("", "yes", "no"):
+        raise FilterError(f"recording: expected yes, no or nothing: {_short(recording_value)}")
+    recording = {"yes": True, "no": False}.get(recording_value)
+    number_value = values.get("number") or ""
+    if not isinstance(number_value, str):
+        raise FilterError(f"number: expected text: {_short(number_value)}")
+    number = number_value.strip() or None
     if number is not None and len(number) > 64:
         raise FilterError("number: at most 64 characters")
     return CallFilter(start=start, end=end, has_recording=recording, number=number, **lists, **bounds)

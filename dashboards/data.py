@@ -68,7 +68,9 @@ class Data:
         Arguments must be hashable (filters are frozen dataclasses of tuples). Callers must not
         mutate a returned frame.
         """
-        key = (self.seq(), query.__module__, query.__qualname__, args, tuple(sorted(kwargs.items())))
+        # The reader's generation changes when it leaves out a file found damaged mid-manifest.
+        key = (self.seq(), self.reader.generation, query.__module__, query.__qualname__, args,
+               tuple(sorted(kwargs.items())))
         with self._lock:
             if key in self._cache:
                 self._cache.move_to_end(key)

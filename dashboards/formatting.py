@@ -116,3 +116,23 @@ def freshness(info: Mapping[str, Any], stale_after_s: float) -> tuple[str, str]:
     if level == "stale":
         text = "STALE: " + text
     return text, level
+
+
+def missing_data(entries: Any) -> str:
+    """The warning over every page when files of the warehouse are quarantined or unreadable ("" if none).
+
+    Says how many files, how many rows of which tables no figure includes, and what to do.
+    """
+    if not entries:
+        return ""
+    parts = []
+    for state in ("quarantined", "unreadable"):
+        n = sum(1 for e in entries if e["state"] == state)
+        if n:
+            parts.append(f"{n} warehouse file{'s' if n != 1 else ''} {state}")
+    rows: dict[str, int] = {}
+    for entry in entries:
+        rows[entry["table"]] = rows.get(entry["table"], 0) + int(entry["rows"] or 0)
+    lost = ", ".join(f"{count(n)} rows of {table}" for table, n in sorted(rows.items()))
+    return (f"⚠ Incomplete data: {' and '.join(parts)} ({lost}); figures and downloads leave them out. "
+            "Recover with `callstream rebuild` (notes in the warehouse's quarantine/ directory).")

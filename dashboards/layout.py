@@ -24,11 +24,13 @@ def nav(pages: Sequence[Any]) -> html.Nav:
 
 
 def shell(pages: Sequence[Any], refresh_s: float, seq: int | None = None,
-          badge: tuple[str, str] = ("Connecting to the warehouse…", "freshness empty")) -> html.Div:
+          badge: tuple[str, str] = ("Connecting to the warehouse…", "freshness empty"),
+          warning: str = "") -> html.Div:
     """The app layout: location, live tick, data stamp, freshness badge, nav and the page slot.
 
     ``seq`` and ``badge`` are the data stamp and the freshness text at page load, so the
-    page needs no extra round trip for them and the first tick redraws nothing.
+    page needs no extra round trip for them and the first tick redraws nothing; ``warning``
+    is the missing-data banner under the badge (hidden when empty).
     """
     return html.Div([
         dcc.Location(id="url"),
@@ -36,8 +38,14 @@ def shell(pages: Sequence[Any], refresh_s: float, seq: int | None = None,
         dcc.Store(id="seq", data=seq),
         nav(pages),
         html.Div(id="freshness", className=badge[1], children=badge[0]),
+        html.Div(id="integrity", className=warning_class(warning), children=warning),
         html.Main(id="page", className="page"),
     ])
+
+
+def warning_class(warning: str) -> str:
+    """CSS class of the missing-data banner: hidden when there is nothing to say."""
+    return "integrity-warning" if warning else "integrity-warning hidden"
 
 
 def period_bar(prefix: str, *, portals: bool = True) -> html.Div:

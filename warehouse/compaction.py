@@ -16,17 +16,25 @@ Runs inside the writing process (the sink, or a rebuild), through the same
 
 Published like any write: new files first, then one manifest that swaps them
 in and retires the old ones (deleted after the grace period).
+
+A damaged input never stops compaction: inputs are checksummed before their
+first use, and a compaction that fails anyway has its inputs decoded one by
+one; a damaged file is quarantined (quarantine.py) and the rest is compacted
+at the next look. A compaction that fails for another reason (a full disk) is
+retried after a delay that doubles per failure, up to ``backoff_max_s``.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, replace
 
 import duckdb
 
-from warehouse import schema
+from warehouse import quarantine, schema
+from warehouse.integrity import Verifier, first_line
 from warehouse.layout import DataFile, Manifest
 from warehouse.views import literal
 from warehouse.writer import Writer, now_us
@@ -46,6 +54,15 @@ class CompactionPolicy:
     major_interval_s: float = 60.0
     interval_s: float = 0.5  # how often the compactor thread looks
     gc_interval_s: float = 10.0
+    # After a failed compaction of a table (not a damaged file: those are quarantined), wait
+    # backoff_s, doubled per further failure up to backoff_max_s, before trying that table again.
+    backoff_s: float = 1.0
+    backoff_max_s: float = 300.0
+    # The scrub (quarantine.Scrubber): every file's size this often, each checksum once an hour,
+    # at most scrub_bytes of checksums per round.
+    scrub_interval_s: float = 30.0
+    scrub_recheck_s: float = 3600.0
+    scrub_bytes: int = 256 * 1024 * 1024
 
 
 def _paths(writer: Writer, files: list[DataFile] | tuple[DataFile, ...]) -> str:
@@ -149,14 +166,15 @@ def due(manifest: Manifest, table: str, policy: CompactionPolicy, now: int) -> s
 
 def compact_due(writer: Writer, policy: CompactionPolicy) -> list[str]:
     """Run every compaction the policy asks for; returns what was done ("major cdrs", ...)."""
-    done = []
-    for table in schema.TABLES:
-        action = due(writer.manifest, table, policy, now_us())
-        if action == "major" and major(writer, table):
-            done.append(f"major {table}")
-        elif action == "minor" and minor(writer, table):
-            done.append(f"minor {table}")
-    return done
+    return [done for table in schema.TABLES if (done := compact_table(writer, table, policy))]
+
+
+def compact_table(writer: Writer, table: str, policy: CompactionPolicy) -> str | None:
+    """Run the compaction ``table`` is due for, if any; what was done ("minor alerts") or None."""
+    action = due(writer.manifest, table, policy, now_us())
+    if (action == "major" and major(writer, table)) or (action == "minor" and minor(writer, table)):
+        return f"{action} {table}"
+    return None
 
 
 def compact_all(writer: Writer) -> None:
@@ -166,31 +184,96 @@ def compact_all(writer: Writer) -> None:
 
 
 class Compactor(threading.Thread):
-    """Background thread of the writing process: compaction and garbage collection."""
+    """Background thread of the writing process: compaction, garbage collection and the scrub."""
 
     def __init__(self, writer: Writer, policy: CompactionPolicy) -> None:
         super().__init__(name="compactor", daemon=True)
         self.writer = writer
         self.policy = policy
         self.stopping = threading.Event()
-        self.failures = 0
+        self.failures: dict[str, int] = {}  # table -> compactions failed in a row
+        self._retry_at: dict[str, float] = {}  # table -> monotonic time of its next attempt
+        self._verifier = Verifier()
+        self._scrubber = quarantine.Scrubber(recheck_s=policy.scrub_recheck_s, budget_bytes=policy.scrub_bytes)
 
     def run(self) -> None:
-        last_gc = 0.0
+        last_gc = last_scrub = time.monotonic()
         while not self.stopping.wait(self.policy.interval_s):
-            try:
-                for action in compact_due(self.writer, self.policy):
-                    log.info("compaction: %s", action)
-                if now_us() - last_gc >= self.policy.gc_interval_s * 1_000_000:
-                    deleted = self.writer.collect_garbage()
-                    if deleted:
-                        log.info("garbage collection: %d files deleted", deleted)
-                    last_gc = now_us()
-                self.failures = 0
-            except Exception:  # noqa: BLE001 - a failed compaction must not stop the sink
-                self.failures += 1
-                log.exception("compaction failed (attempt %d); the sink keeps writing deltas",
-                              self.failures)
+            for table in schema.TABLES:
+                if self._retry_at.get(table, 0.0) <= time.monotonic():
+                    self._compact(table)
+            if time.monotonic() - last_gc >= self.policy.gc_interval_s:
+                self._guarded("garbage collection", self._collect_garbage)
+                last_gc = time.monotonic()
+            if time.monotonic() - last_scrub >= self.policy.scrub_interval_s:
+                self._guarded("scrub", lambda: self._scrubber.round(self.writer))
+                last_scrub = time.monotonic()
+
+    def _compact(self, table: str) -> None:
+        """One look at ``table``: quarantine damaged inputs first, then compact; back off on failure."""
+        try:
+            if due(self.writer.manifest, table, self.policy, now_us()) is None:
+                return
+            if self._quarantine_damaged(table, decode=False):
+                return  # the rest of the table is compacted at the next look
+            done = compact_table(self.writer, table, self.policy)
+            if done:
+                log.info("compaction: %s", done)
+            self.failures.pop(table, None)
+            self._retry_at.pop(table, None)
+        except Exception as exc:  # noqa: BLE001 - a failed compaction must not stop the sink
+            self._failed(table, exc)
+
+    def _failed(self, table: str, exc: Exception) -> None:
+        try:
+            damaged = self._quarantine_damaged(table, decode=True)
+        except Exception:  # noqa: BLE001 - the diagnosis itself may hit what broke the compaction
+            log.exception("compaction of %s: checking its files failed too", table)
+            damaged = False
+        if damaged:
+            self.failures.pop(table, None)
+            self._retry_at.pop(table, None)
+            return
+        failures = self.failures.get(table, 0) + 1
+        self.failures[table] = failures
+        delay = min(self.policy.backoff_max_s, self.policy.backoff_s * 2 ** (failures - 1))
+        self._retry_at[table] = time.monotonic() + delay
+        log.warning("compaction of %s failed (attempt %d: %s); next attempt in %.1f s, the sink keeps "
+                    "writing deltas meanwhile", table, failures, first_line(exc), delay,
+                    exc_info=failures == 1)
+
+    def _quarantine_damaged(self, table: str, *, decode: bool) -> bool:
+        """Check the files a compaction of ``table`` reads (once each); quarantine the damaged ones.
+
+        Without ``decode`` only sizes and checksums are compared; with it, files without a
+        checksum are decoded in full (after a compaction failed on one of them).
+        """
+        con = self.writer.cursor() if decode else None
+        try:
+            problems = {}
+            for data_file in self.writer.manifest.table_files(table):
+                problem = self._verifier.thorough(self.writer.root, data_file, con)
+                if problem:
+                    problems[data_file.path] = problem
+        finally:
+            if con is not None:
+                con.close()
+        if problems:
+            quarantine.quarantine(self.writer, problems)
+        return bool(problems)
+
+    def _collect_garbage(self) -> None:
+        deleted = self.writer.collect_garbage()
+        if deleted:
+            log.info("garbage collection: %d files deleted", deleted)
+        self._verifier.retain(self.writer.manifest.referenced())
+
+    @staticmethod
+    def _guarded(what: str, step) -> None:
+        try:
+            step()
+        except Exception:  # noqa: BLE001 - neither may stop the sink; each is tried again later
+            log.exception("%s failed; tried again at its next interval", what)
 
     def stop(self) -> None:
         """Ask the thread to finish its current step and exit; waits for it."""

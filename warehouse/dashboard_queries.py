@@ -30,8 +30,7 @@ VALUE_DIMENSIONS = {"portal": "portal_id", "line": "line", "direction": "directi
 
 
 def _frame(reader: Reader, sql: str, params: list[Any]) -> pd.DataFrame:
-    with reader.cursor() as con:
-        return con.sql(sql, params=params).to_arrow_table().to_pandas()
+    return reader.read(lambda con: con.sql(sql, params=params).to_arrow_table()).to_pandas()
 
 
 def _column(mapping: dict[str, str], dimension: str) -> str:
@@ -147,10 +146,9 @@ def dimension_values(reader: Reader, dimension: str, *, search: str | None = Non
     if search:
         condition += f" AND contains(lower({column}), ?)"
         params.append(search.lower())
-    with reader.cursor() as con:
-        rows = con.execute(f"SELECT {column} FROM {table} WHERE {condition} GROUP BY 1 "
-                           f"HAVING {'count(*)' if table == 'cdrs' else 'sum(calls)'} > 0 "
-                           "ORDER BY 1 LIMIT ?", params + [limit]).fetchall()
+    sql = (f"SELECT {column} FROM {table} WHERE {condition} GROUP BY 1 "
+           f"HAVING {'count(*)' if table == 'cdrs' else 'sum(calls)'} > 0 ORDER BY 1 LIMIT ?")
+    rows = reader.read(lambda con: con.execute(sql, params + [limit]).fetchall())
     return [value for (value,) in rows]
 
 
@@ -166,17 +164,23 @@ def billing_csv_query(flt: CallFilter) -> tuple[str, list[Any]]:
     return f"SELECT {select} FROM cdrs {clause} ORDER BY started_at, call_id", params
 
 
+def copy_billing_csv(con: Any, flt: CallFilter, target: Path, *, header: bool = True) -> int:
+    """COPY the billing CSV of ``flt`` to ``target`` with one cursor (RFC 4180, CRLF); the number of calls.
+
+    ``header=False`` writes the rows only: the second and later chunks of a streamed download.
+    """
+    query, params = billing_csv_query(flt)
+    options = export.CSV_OPTIONS.replace("HEADER true", f"HEADER {str(header).lower()}")
+    return con.execute(f"COPY ({query}) TO ? ({options})", [*params, str(target)]).fetchall()[0][0]
+
+
 def write_billing_csv(reader: Reader, flt: CallFilter, target: Path) -> int:
     """Write the billing CSV of ``flt`` to ``target`` (RFC 4180, CRLF); returns the number of calls."""
-    query, params = billing_csv_query(flt)
-    with reader.cursor() as con:
-        return con.execute(f"COPY ({query}) TO ? ({export._CSV_OPTIONS})",
-                           [*params, str(target)]).fetchall()[0][0]
+    return reader.read(lambda con: copy_billing_csv(con, flt, target))
 
 
 def recording_bytes_total(reader: Reader, portals: tuple[str, ...] = ()) -> int:
     """Disk used by every recording ever stored (of some portals): the quota's numerator."""
     src = aggregate_source(CallFilter(portals=portals))
-    with reader.cursor() as con:
-        return int(con.execute(f"SELECT coalesce(sum(recording_bytes), 0) FROM {src.table} {src.where}",
-                               src.params).fetchall()[0][0])
+    sql = f"SELECT coalesce(sum(recording_bytes), 0) FROM {src.table} {src.where}"
+    return int(reader.read(lambda con: con.execute(sql, src.params).fetchall())[0][0])

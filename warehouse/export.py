@@ -31,6 +31,7 @@ from typing import BinaryIO
 
 import duckdb
 
+from warehouse import queries
 from warehouse.outfile import TargetError, private_dir, replacing, shown, sweep
 from warehouse.reader import Reader
 from warehouse.schema import quote
@@ -68,6 +69,34 @@ _STDOUT_PREFIX = "callstream-export."
 
 class ExportError(RuntimeError):
     """The export cannot be written (the message is one line for the user)."""
+
+
+def months(start: datetime, end: datetime) -> set[str]:
+    """The ``YYYY-MM`` labels (cdrs base partitions, UTC) that calls started in [start, end) fall in."""
+    labels, year, month = set(), start.astimezone(timezone.utc).year, start.astimezone(timezone.utc).month
+    last = (end - timedelta(microseconds=1)).astimezone(timezone.utc)
+    while (year, month) <= (last.year, last.month):
+        labels.add(f"{year:04d}-{month:02d}")
+        year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+    return labels
+
+
+def missing_billing_data(reader: Reader, start: datetime, end: datetime) -> list[dict]:
+    """The quarantined or unreadable ``cdrs`` files that may hold calls started in [start, end).
+
+    A base file holds one month; a delta holds the months of its ``labels``. (A call whose
+    ``started_at`` moved to another month in a lost version is the one case this misses.)
+    """
+    wanted = months(start, end)
+    return [m for m in queries.missing_data(reader) if m["table"] == "cdrs"
+            and ({m["partition"]} if m["kind"] == "base" else set(m["labels"])) & wanted]
+
+
+def describe_missing(missing: list[dict]) -> str:
+    """One line naming the files whose rows are missing (the first three, then a count)."""
+    named = ", ".join(f"{m['path']} ({m['state']}: {m['reason']}, {m['rows']} rows)" for m in missing[:3])
+    more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+    return f"the warehouse is missing billing data: {named}{more}"
 
 
 def export_query(start: datetime, end: datetime, portal: str | None) -> tuple[str, list[object]]:

@@ -6,6 +6,7 @@
   writer.lock              flock of the one writer (the sink or a rebuild)
   data/<table>/delta/*.parquet         small files, one per table per flush
   data/<table>/base/<label>/*.parquet  compacted, deduplicated, one per partition label
+  quarantine/<name>.parquet, .json     damaged files the writer took out, each with a note
 ```
 
 A reader that loads ``manifest.json`` sees a consistent set of files; paths in
@@ -26,7 +27,10 @@ from typing import Any, Mapping
 MANIFEST = "manifest.json"
 LOCK = "writer.lock"
 DATA = "data"
-FORMAT = 1
+QUARANTINE = "quarantine"
+# 2 added each file's size, checksum and Kafka offsets, and the quarantine list; 1 is still read.
+FORMAT = 2
+READABLE_FORMATS = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,26 @@ class DataFile:
     ts_max_us: int | None  # newest value of the table's time column, for freshness
     labels: tuple[str, ...] = ()  # partition labels of the rows (what a delta may shadow)
     created_us: int = 0
+    size: int | None = None  # bytes; None in manifests written before it was recorded
+    crc32c: int | None = None  # CRC-32C of the whole file (integrity.py)
+    # (partition, first offset, last offset) of a delta's source messages: where its rows are in Kafka.
+    kafka_offsets: tuple[tuple[int, int, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A damaged file the writer took out of the warehouse (the note beside it says the same)."""
+
+    path: str  # where the manifest listed it
+    moved_to: str | None  # quarantine/<name>.parquet; None when the file was already gone
+    table: str
+    kind: str
+    partition: str
+    rows: int  # rows the file held, as the manifest recorded them
+    reason: str
+    at_us: int
+    labels: tuple[str, ...] = ()
+    kafka_offsets: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -61,6 +85,7 @@ class Manifest:
     # topic -> partition -> next offset to consume: the sink resumes from here.
     offsets: Mapping[str, Mapping[int, int]] = field(default_factory=dict)
     retired: tuple[Retired, ...] = ()
+    quarantined: tuple[Quarantined, ...] = ()
 
     def table_files(self, table: str, kind: str | None = None) -> tuple[DataFile, ...]:
         """The files of ``table``, optionally only one kind ("base" or "delta")."""
@@ -70,6 +95,17 @@ class Manifest:
     def referenced(self) -> set[str]:
         """Relative paths of every file this manifest lists."""
         return {f.path for files in self.files.values() for f in files}
+
+    def all_files(self) -> list[DataFile]:
+        """Every file this manifest lists."""
+        return [f for files in self.files.values() for f in files]
+
+    def without(self, paths: set[str] | frozenset[str]) -> "Manifest":
+        """A copy listing none of ``paths`` (what a reader can read when those are damaged)."""
+        if not paths:
+            return self
+        return replace(self, files={t: tuple(f for f in fs if f.path not in paths)
+                                    for t, fs in self.files.items()})
 
 
 def to_json(manifest: Manifest) -> bytes:
@@ -83,6 +119,7 @@ def to_json(manifest: Manifest) -> bytes:
         "offsets": {t: {str(p): o for p, o in sorted(parts.items())}
                     for t, parts in sorted(manifest.offsets.items())},
         "retired": [r.__dict__ for r in manifest.retired],
+        "quarantined": [q.__dict__ for q in manifest.quarantined],
     }
     return json.dumps(doc, indent=1, sort_keys=False).encode()
 
@@ -90,17 +127,23 @@ def to_json(manifest: Manifest) -> bytes:
 def from_json(data: bytes) -> Manifest:
     """Parse a manifest written by :func:`to_json`; ValueError on another format."""
     doc = json.loads(data)
-    if doc.get("format") != FORMAT:
+    if doc.get("format") not in READABLE_FORMATS:
         raise ValueError(f"unknown warehouse manifest format {doc.get('format')!r}")
     return Manifest(
         seq=doc["seq"],
         published_at_us=doc["published_at_us"],
         duckdb_version=doc["duckdb_version"],
-        files={t: tuple(DataFile(**{**f, "labels": tuple(f["labels"])}) for f in files)
-               for t, files in doc["files"].items()},
+        files={t: tuple(DataFile(**_tuples(f)) for f in files) for t, files in doc["files"].items()},
         offsets={t: {int(p): o for p, o in parts.items()} for t, parts in doc["offsets"].items()},
         retired=tuple(Retired(**r) for r in doc["retired"]),
+        quarantined=tuple(Quarantined(**_tuples(q)) for q in doc.get("quarantined", ())),
     )
+
+
+def _tuples(entry: dict[str, Any]) -> dict[str, Any]:
+    """A file entry with its JSON lists made tuples again (the dataclasses are frozen, hashable)."""
+    return {**entry, "labels": tuple(entry.get("labels", ())),
+            "kafka_offsets": tuple(tuple(r) for r in entry.get("kafka_offsets", ()))}
 
 
 def load_manifest(root: Path) -> Manifest | None:

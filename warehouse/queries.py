@@ -22,6 +22,7 @@ from warehouse.lookup import call_by_id
 from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, number_needle, order_by,
                                recorded_count_source, recordings_source, utc_start, where,
                                where_clause)
+from warehouse.layout import table_of
 from warehouse.reader import Reader
 
 DETAIL_COLUMNS = ('call_id, portal_id, started_at, answered_at, ended_at, direction, line, "from", "to", '
@@ -35,13 +36,12 @@ DENSE_NEEDLE_CHARS = 4
 
 
 def _frame(reader: Reader, sql: str, params: list[Any]) -> pd.DataFrame:
-    with reader.cursor() as con:
-        return con.sql(sql, params=params).to_arrow_table().to_pandas()
+    # Through Reader.read: a file found damaged mid-query is left out and the query asked again.
+    return reader.read(lambda con: con.sql(sql, params=params).to_arrow_table()).to_pandas()
 
 
 def _rows(reader: Reader, sql: str, params: list[Any]) -> list[tuple]:
-    with reader.cursor() as con:
-        return con.execute(sql, params).fetchall()
+    return reader.read(lambda con: con.execute(sql, params).fetchall())
 
 
 def call_detail(reader: Reader, flt: CallFilter = ALL_CALLS, *, sort: str = "started_at",
@@ -100,8 +100,7 @@ def cdr_by_id(reader: Reader, call_id: str) -> dict[str, Any] | None:
 
     Read through the call index, not a scan of every call_id (lookup.call_by_id).
     """
-    with reader.cursor() as con:
-        return call_by_id(con, call_id)
+    return reader.read(lambda con: call_by_id(con, call_id))
 
 
 def call_timeline(reader: Reader, call_id: str) -> pd.DataFrame:
@@ -241,12 +240,36 @@ def dlq_examples(reader: Reader, reason: str, limit: int = 5) -> pd.DataFrame:
                           "WHERE reason = ? ORDER BY ts DESC, src_offset DESC LIMIT ?", [reason, limit])
 
 
+def missing_data(reader: Reader) -> list[dict[str, Any]]:
+    """Files whose rows no query sees: quarantined by the writer, or left out by this reader as damaged.
+
+    One dict per file: path, state (``quarantined`` or ``unreadable``), table, kind, partition,
+    rows (as the manifest recorded them), labels (partitions of a delta's rows), reason.
+    """
+    manifest = reader.manifest
+    if manifest is None:
+        return []
+    out = [{"path": q.path, "state": "quarantined", "table": q.table, "kind": q.kind, "partition": q.partition,
+            "rows": q.rows, "labels": q.labels, "reason": q.reason} for q in manifest.quarantined]
+    listed = {f.path: f for f in manifest.all_files()}
+    for path, reason in sorted(reader.skipped.items()):
+        f = listed.get(path)
+        if f is not None:
+            out.append({"path": path, "state": "unreadable", "table": table_of(path), "kind": f.kind,
+                        "partition": f.partition, "rows": f.rows, "labels": f.labels, "reason": reason})
+    return out
+
+
 def freshness(reader: Reader, now: datetime | None = None) -> dict[str, Any]:
-    """Last publish time, newest data time per table, and their ages in seconds (None if empty)."""
+    """Last publish time, newest data time per table, and their ages in seconds (None if empty).
+
+    ``incomplete`` lists the files whose rows are missing (:func:`missing_data`).
+    """
     reader.refresh()
     manifest = reader.manifest
     now_us = int((now or datetime.now(timezone.utc)).timestamp() * 1_000_000)
-    result: dict[str, Any] = {"published_at": None, "age_s": None, "newest": {}, "seq": None}
+    result: dict[str, Any] = {"published_at": None, "age_s": None, "newest": {}, "seq": None,
+                              "incomplete": missing_data(reader)}
     if manifest is None or manifest.published_at_us is None:
         return result
     result.update(seq=manifest.seq, published_at=_dt(manifest.published_at_us),

@@ -30,7 +30,8 @@ from typing import Iterable, Mapping
 import duckdb
 
 from warehouse import call_index, duck, rollups, schema
-from warehouse.layout import (DATA, LOCK, DataFile, Manifest, Retired, fsync_dir, fsync_file,
+from warehouse.integrity import file_crc32c
+from warehouse.layout import (DATA, LOCK, DataFile, Manifest, Quarantined, Retired, fsync_dir, fsync_file,
                               load_manifest, new_file_path, publish_manifest, table_of, tmp_path_for)
 
 DEFAULT_GRACE_S = 60.0
@@ -50,6 +51,17 @@ class Batch:
 
     tables: dict[str, object] = field(default_factory=dict)
     offsets: dict[str, dict[int, int]] = field(default_factory=dict)
+
+
+def _kafka_offsets(con: duckdb.DuckDBPyConnection, spec: schema.TableSpec,
+                   path: Path) -> tuple[tuple[int, int, int], ...]:
+    """(partition, first offset, last offset) of the rows of a file, for tables that keep them."""
+    names = {name for name, _ in spec.columns}
+    if not {"kafka_partition", "kafka_offset"} <= names or "topic" in names:  # rejects: several topics
+        return ()
+    rows = con.execute("SELECT kafka_partition, min(kafka_offset), max(kafka_offset) FROM read_parquet(?) "
+                       "WHERE kafka_partition IS NOT NULL GROUP BY 1 ORDER BY 1", [str(path)]).fetchall()
+    return tuple((int(p), int(lo), int(hi)) for p, lo, hi in rows)
 
 
 def now_us() -> int:
@@ -131,23 +143,31 @@ class Writer:
         ts_max, labels = con.execute(
             f"SELECT epoch_us(max({spec.time_column})), list(DISTINCT {spec.partition} ORDER BY 1) "
             "FROM read_parquet(?)", [str(tmp)]).fetchall()[0]
+        offsets = _kafka_offsets(con, spec, tmp) if kind == "delta" else ()
         fsync_file(tmp)
+        # Size and checksum let readers and the scrub tell a damaged file (integrity.py).
+        size, crc = tmp.stat().st_size, file_crc32c(tmp)
         with self._mutex:
             self._pending.add(rel_path)
         os.replace(tmp, final)
         fsync_dir(final.parent)
-        return DataFile(rel_path, kind, partition, rows, ts_max, tuple(labels or ()), now_us())
+        return DataFile(rel_path, kind, partition, rows, ts_max, tuple(labels or ()), now_us(),
+                        size=size, crc32c=crc, kafka_offsets=offsets)
 
     def publish(self, add: Iterable[DataFile] = (), remove: Iterable[str] = (),
-                offsets: Mapping[str, Mapping[int, int]] | None = None) -> Manifest:
+                offsets: Mapping[str, Mapping[int, int]] | None = None,
+                quarantined: Iterable[Quarantined] = ()) -> Manifest:
         """Atomically publish a manifest with files added/removed and offsets advanced.
 
-        Removed paths are retired (deleted by :meth:`collect_garbage` after the grace period).
+        Removed paths are retired (deleted by :meth:`collect_garbage` after the grace period);
+        ``quarantined`` files (already moved away, quarantine.py) are unlisted and recorded.
         """
         with self._mutex:
             current = self._manifest
+            quarantined = tuple(quarantined)
             removed = set(remove)
-            files = {t: [f for f in fs if f.path not in removed] for t, fs in current.files.items()}
+            unlisted = removed | {q.path for q in quarantined}
+            files = {t: [f for f in fs if f.path not in unlisted] for t, fs in current.files.items()}
             for data_file in add:
                 files.setdefault(table_of(data_file.path), []).append(data_file)
             stamp = now_us()
@@ -161,7 +181,8 @@ class Writer:
             manifest = replace(current, seq=current.seq + 1, published_at_us=stamp,
                                duckdb_version=duckdb.__version__,
                                files={t: tuple(fs) for t, fs in files.items()},
-                               offsets=merged, retired=tuple(retired))
+                               offsets=merged, retired=tuple(retired),
+                               quarantined=current.quarantined + quarantined)
             publish_manifest(self.root, manifest)
             self._manifest = manifest
             self._gone.clear()

@@ -46,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=out_path, default=None, metavar="FILE",
                         help="write to FILE atomically (complete or not at all), keeping its owner and "
                              "mode if it exists (a symbolic link or a device is refused); default stdout")
+    parser.add_argument("--allow-incomplete", action="store_true",
+                        help="export even when files holding calls of the range are quarantined or "
+                             "unreadable (a warning names them); without it the export refuses")
     add_setting_arg(parser, "--warehouse", "warehouse", metavar="DIR",
                     help_="warehouse directory (default: CALLSTREAM_WAREHOUSE or var/warehouse)")
     parser.set_defaults(run=run)
@@ -56,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from callstream.errors import CliError, UsageError
-    from warehouse.export import ExportError, export_to_file
+    from warehouse.export import ExportError, describe_missing, export_to_file, missing_billing_data
     from warehouse.layout import MANIFEST
     from warehouse.outfile import shown
     from warehouse.reader import Reader, WarehouseError
@@ -71,7 +74,15 @@ def run(args: argparse.Namespace) -> int:
                        "CALLSTREAM_WAREHOUSE?)")
     try:
         # Chunks of 100k calls fit well within this; DuckDB would spill beyond it, not grow.
-        with Reader(root, memory_limit="256MB") as reader:
+        # Every cdrs file is checksummed before use: a bill must not print silently damaged rows.
+        with Reader(root, memory_limit="256MB", checksums=("cdrs",)) as reader:
+            missing = missing_billing_data(reader, args.start, args.end)
+            if missing and not args.allow_incomplete:
+                raise CliError(describe_missing(missing) + "; recover them with `callstream rebuild`, or "
+                               "pass --allow-incomplete to export without them")
+            if missing:
+                print(f"callstream export: warning: {describe_missing(missing)}; exported without them",
+                      file=sys.stderr, flush=True)
             if args.out is None:
                 return _to_stdout(reader, args)
             rows = export_to_file(reader, Path(args.out), args.start, args.end, args.portal)

@@ -19,6 +19,8 @@ from warehouse.filters import SORT_COLUMNS
 NAME, PATH, TITLE = "calls", "/calls", "Call detail"
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="call-count")
 PAGE_SIZE = 50
+DEFAULT_SORT = {"column": "started_at", "descending": True}
+MAX_CALL_ID = 256  # longer ids are not calls of the contract: nothing to open
 DOWNLOAD_PATH = "/download/calls.csv"
 # (values key, component id, property) of every filter control, in callback order.
 CONTROLS = (("start", "calls-dates", "start_date"), ("end", "calls-dates", "end_date"),
@@ -110,8 +112,9 @@ def render_table(ctx: Context, values: dict[str, Any], sort: dict[str, Any] | No
         flt = controls.call_filter(values, ctx.now().date())
     except controls.FilterError as exc:
         return html.Div(str(exc), className="error-note"), "Filter not applied", DOWNLOAD_PATH, 0
-    sort = sort or {"column": "started_at", "descending": True}
-    args = dict(sort=sort["column"], descending=bool(sort["descending"]), page_size=PAGE_SIZE)
+    # The stores come back from the browser: a forged page or sort falls back to a real one.
+    sort, page = controls.sort_choice(sort, SORT_COLUMNS, DEFAULT_SORT), controls.page_number(page)
+    args = dict(sort=sort["column"], descending=sort["descending"], page_size=PAGE_SIZE)
     # The count and the requested page run side by side (both scan the same calls); a page past
     # the end, known only once the count is in, is asked for again.
     counting = _POOL.submit(ctx.data.get, queries.call_count, flt)
@@ -134,9 +137,10 @@ def render_table(ctx: Context, values: dict[str, Any], sort: dict[str, Any] | No
     return table, summary, href, total
 
 
-def next_page(trigger: Any, page: int | None, total: int | None) -> int:
+def next_page(trigger: Any, page: Any, total: Any) -> int:
     """The page after a pager click (clamped), or 0 when a filter or the sort changed."""
-    page, last = page or 0, max(0, ((total or 0) - 1) // PAGE_SIZE)
+    total = total if isinstance(total, int) and not isinstance(total, bool) and total > 0 else 0
+    page, last = controls.page_number(page), max(0, (total - 1) // PAGE_SIZE)
     if trigger == "calls-prev":
         return max(0, page - 1)
     if trigger == "calls-next":
@@ -170,25 +174,34 @@ def register(app: Any, ctx: Context) -> None:
 
     @app.callback(Output("calls-sort", "data"), Input({"type": "calls-sort-by", "column": ALL}, "n_clicks"),
                   State("calls-sort", "data"), prevent_initial_call=True)
-    def _sort(clicks: list[Any], sort: Any) -> Any:
-        if not any(clicks) or not isinstance(dash_ctx.triggered_id, dict):
-            return no_update
-        return next_sort(dash_ctx.triggered_id["column"], sort)
+    def _sort(clicks: Any, sort: Any) -> Any:
+        column = dash_ctx.triggered_id.get("column") if isinstance(dash_ctx.triggered_id, dict) else None
+        if not _clicked(clicks) or not isinstance(column, str) or column not in SORT_COLUMNS:
+            return no_update  # no click, or a forged header
+        return next_sort(column, controls.sort_choice(sort, SORT_COLUMNS, DEFAULT_SORT))
 
     @app.callback(Output("calls-detail", "children"), Input({"type": "call-row", "call": ALL}, "n_clicks"),
                   prevent_initial_call=True)
-    def _open(clicks: list[Any]) -> Any:
-        if not any(clicks) or not isinstance(dash_ctx.triggered_id, dict):
-            return no_update
-        return call_view.render(ctx, dash_ctx.triggered_id["call"])
+    def _open(clicks: Any) -> Any:
+        call_id = dash_ctx.triggered_id.get("call") if isinstance(dash_ctx.triggered_id, dict) else None
+        if not _clicked(clicks) or not isinstance(call_id, str) or len(call_id) > MAX_CALL_ID:
+            return no_update  # no click, or a forged row
+        return call_view.render(ctx, call_id)
 
     _register_options(app, ctx)
 
 
-def user_options(ctx: Context, search: str | None, selected: Any) -> list[dict[str, str]]:
+def _clicked(clicks: Any) -> bool:
+    """True when a pattern-matched input list holds a click (a forged one may hold anything)."""
+    return isinstance(clicks, list) and any(isinstance(c, int) and c > 0 for c in clicks)
+
+
+def user_options(ctx: Context, search: Any, selected: Any) -> list[dict[str, str]]:
     """Employees whose id contains the typed text (and the ones already chosen)."""
-    found = ctx.data.get(dq.dimension_values, "user", search=(search or "").strip() or None, limit=50)
-    return controls.options(sorted(set(found) | set(selected or ())))
+    typed = search.strip()[:controls.MAX_NAME] if isinstance(search, str) else ""
+    chosen = [v for v in selected if isinstance(v, str)] if isinstance(selected, list) else []
+    found = ctx.data.get(dq.dimension_values, "user", search=typed or None, limit=50)
+    return controls.options(sorted(set(found) | set(chosen[:controls.MAX_VALUES])))
 
 
 def _register_options(app: Any, ctx: Context) -> None:

@@ -12,9 +12,16 @@ from warehouse import dashboard_queries as dq
 from warehouse.filters import CallFilter
 
 
-def page_filter(ctx: Context, period: str | None, portals: Any) -> CallFilter:
-    """The filter of a period bar: the named period ending today (UTC) and the chosen portals."""
-    return controls.call_filter({"period": period, "portals": portals}, ctx.now().date())
+def page_filter(ctx: Context, period: Any, portals: Any) -> CallFilter:
+    """The filter of a period bar: the named period ending today (UTC) and the chosen portals.
+
+    The controls offer nothing else; forged values (a request not from the page) fall back to
+    the default period and every portal rather than failing the callback.
+    """
+    try:
+        return controls.call_filter({"period": period, "portals": portals}, ctx.now().date())
+    except controls.FilterError:
+        return controls.call_filter({}, ctx.now().date())
 
 
 def portal_options(ctx: Context) -> list[dict[str, str]]:

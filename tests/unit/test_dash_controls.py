@@ -53,10 +53,31 @@ def test_call_filter_defaults_to_the_period() -> None:
     ({"start": "yesterday", "end": "2026-11-01"}, "start: not a date"),
     ({"min_cost": "lots"}, "min_cost: not a number"), ({"max_talk_s": -1}, "must be a number >= 0"),
     ({"min_talk_s": "NaN"}, "must be a number >= 0"), ({"portals": [1, 2]}, "portals: expected a list"),
-    ({"number": "1" * 65}, "at most 64")])
+    ({"number": "1" * 65}, "at most 64"), ({"number": 5}, "number: expected text"),
+    ({"period": ["30d"]}, "period: one of"), ({"period": "decade"}, "period: one of"),
+    ({"recording": ["yes"]}, "recording: expected yes, no"), ({"start": 20261101, "end": "2026-11-30"}, "not a date"),
+    ({"start": "9999-12-30", "end": "9999-12-31"}, "between 1970-01-01 and 9998-12-31"),
+    ({"min_cost": "1e400"}, "<= 1,000,000,000,000"), ({"max_cost": True}, "not a number"),
+    ({"max_cost": {"a": 1}}, "not a number"), ({"portals": ["p"] * 1001}, "at most 1000 names"),
+    ({"users": ["u" * 201]}, "of at most 200 characters")])
 def test_bad_control_values_are_one_clear_error(values, message) -> None:
     with pytest.raises(controls.FilterError, match=message):
         controls.call_filter(values, TODAY)
+
+
+@pytest.mark.parametrize("value, page", [(3, 3), (3.0, 3), ("3", 0), (-2, 0), (2.5, 0), (True, 0), (None, 0),
+                                         (float("nan"), 0), (10**30, controls.MAX_PAGE), ([1], 0)])
+def test_a_page_from_the_browser_is_a_page_number(value, page) -> None:
+    assert controls.page_number(value) == page
+
+
+def test_a_sort_from_the_browser_is_a_known_column_or_the_default() -> None:
+    default = {"column": "started_at", "descending": True}
+    columns = {"cost": "cost", "started_at": "started_at"}
+    assert controls.sort_choice({"column": "cost", "descending": False}, columns, default) == \
+        {"column": "cost", "descending": False}
+    for forged in ({"column": "nope"}, {"column": ["cost"]}, "cost", None, [1]):
+        assert controls.sort_choice(forged, columns, default) == default
 
 
 def test_clean_values_drop_empty_controls() -> None:
@@ -67,6 +88,7 @@ def test_pager_and_sort_clicks() -> None:
     assert calls.next_page("calls-next", 0, 120) == 1 and calls.next_page("calls-next", 2, 120) == 2
     assert calls.next_page("calls-prev", 0, 120) == 0 and calls.next_page("calls-prev", 2, 120) == 1
     assert calls.next_page("calls-portals", 2, 120) == 0  # a filter change goes back to the first page
+    assert calls.next_page("calls-next", "abc", "lots") == 0 and calls.next_page("calls-next", 10**30, 120) == 2
     assert calls.next_sort("cost", {"column": "started_at", "descending": True}) == {"column": "cost", "descending": True}
     assert calls.next_sort("cost", {"column": "cost", "descending": True}) == {"column": "cost", "descending": False}
     with pytest.raises(ValueError):

@@ -74,3 +74,12 @@ def test_playable_only_known_audio_over_http() -> None:
     assert playable("https://rec.example.com/a.MP3") and playable("http://h/x.wav")
     assert not playable("https://rec.example.com/a.mp3.html") and not playable("javascript:x.mp3")
     assert not playable(None)
+
+
+def test_the_missing_data_warning_counts_files_and_rows() -> None:
+    assert fmt.missing_data([]) == "" and fmt.missing_data(None) == ""
+    text = fmt.missing_data([{"state": "quarantined", "table": "cdrs", "rows": 1234},
+                             {"state": "unreadable", "table": "events", "rows": 5},
+                             {"state": "quarantined", "table": "cdrs", "rows": 1}])
+    assert "2 warehouse files quarantined and 1 warehouse file unreadable" in text
+    assert "(1 235 rows of cdrs, 5 rows of events)" in text and "callstream rebuild" in text

@@ -19,6 +19,21 @@ def _manifest() -> Manifest:
                     offsets={"cdrs": {0: 12, 3: 4}}, retired=(Retired("data/cdrs/delta/x.parquet", 99),))
 
 
+def test_sizes_checksums_offsets_and_the_quarantine_survive_the_round_trip():
+    from dataclasses import replace
+
+    from warehouse.layout import Quarantined
+
+    base = _manifest()
+    files = {"cdrs": tuple(replace(f, size=1234, crc32c=0xDEADBEEF, kafka_offsets=((0, 5, 9), (3, 1, 1)))
+                           for f in base.files["cdrs"])}
+    entry = Quarantined("data/cdrs/delta/q.parquet", "quarantine/cdrs.q.parquet", "cdrs", "delta", "", 7,
+                        "missing", 42, ("2026-11",), ((0, 10, 16),))
+    manifest = replace(base, files=files, quarantined=(entry,))
+    assert from_json(to_json(manifest)) == manifest
+    assert manifest.without({"data/cdrs/delta/b.parquet"}).referenced() == {"data/cdrs/base/2026-11/a.parquet"}
+
+
 def test_manifest_json_round_trip_keeps_every_field():
     manifest = _manifest()
     assert from_json(to_json(manifest)) == manifest
@@ -26,7 +41,7 @@ def test_manifest_json_round_trip_keeps_every_field():
 
 def test_manifest_of_another_format_is_refused():
     with pytest.raises(ValueError, match="format"):
-        from_json(to_json(_manifest()).replace(b'"format": 1', b'"format": 99'))
+        from_json(to_json(_manifest()).replace(b'"format": 2', b'"format": 99'))
 
 
 def test_publish_replaces_the_manifest_and_leaves_no_temporary_file(tmp_path):
