@@ -1,14 +1,16 @@
 """Kafka messages to typed warehouse rows, in batches.
 
-CDRs, alerts and DLQ records are parsed by DuckDB's JSON reader over one
-Arrow column of message values (vectorised: no per-message Python work
-besides collecting the values). Events go through the contract validator
-(:func:`streams.domain.validation.validate`), which is per message by nature.
+CDRs and alerts are first checked against the contract, field by field
+(:mod:`warehouse.output_checks`: anyone who can write those topics could
+write anything there); what passes is decoded, with the DLQ records, by
+DuckDB's JSON reader over one Arrow column of values (vectorised). Events go
+through the contract validator (:func:`streams.domain.validation.validate`).
 
-A message the sink cannot use (not JSON, no identity, a malformed timestamp)
-becomes a row of ``rejects`` with its position and an excerpt: never
-silently dropped, never blocking the sink. An invalid ``call-events`` message
-is not a reject: the worker has already sent it to the DLQ, counted there.
+A message the sink refuses (it breaks the contract, is not JSON, has no
+identity, ...) becomes a row of ``rejects`` with its position, a reason and
+its raw value (:mod:`warehouse.rejects`): never silently dropped, never
+blocking the sink. An invalid ``call-events`` message is not a reject: the
+worker has already sent it to the DLQ, counted there.
 """
 
 from __future__ import annotations
@@ -22,9 +24,7 @@ import orjson
 import pyarrow as pa
 
 from warehouse import duck, schema
-
-EXCERPT_CHARS = 256
-ERROR_CHARS = 1000
+from warehouse.rejects import CHECKED_TABLES, ERROR_CHARS, EXCERPT_CHARS, Rejected, rejects_table, screen
 
 
 @dataclass
@@ -49,6 +49,11 @@ class RawBatch:
         self.timestamps_ms.append(timestamp_ms)
         self.keys.append(key)
         self.values.append(value)
+
+    def subset(self, rows: list[int], values: list[bytes]) -> "RawBatch":
+        """The messages at ``rows`` (ascending), carrying ``values`` instead of their own."""
+        return RawBatch(self.topic, [self.partitions[i] for i in rows], [self.offsets[i] for i in rows],
+                        [self.timestamps_ms[i] for i in rows], [self.keys[i] for i in rows], values)
 
 
 @lru_cache(maxsize=None)
@@ -102,6 +107,26 @@ def _field(name: str) -> str:
     return f"struct_extract(j, '{name}')"
 
 
+def _checks(checks: list[tuple[str, str, str]]) -> str:
+    """``_reason`` and ``_error`` columns: of the first (condition, reason, error SQL) that holds.
+
+    Every piece is a constant of this module. A THEN branch runs only on the rows its WHEN
+    selected, so the JSON re-parse that tells ``not_json`` from ``not_object`` costs nothing
+    for the rows that are objects.
+    """
+    checks = [("utf8_error IS NOT NULL", "'not_json'", "utf8_error"),
+              ("v IS NULL", "'not_json'", "'null value (tombstone)'"),
+              ("j IS NULL", "CASE WHEN json_valid(v) THEN 'not_object' ELSE 'not_json' END",
+               "'not a JSON object'"), *checks]
+    reason = " ".join(f"WHEN {condition} THEN {reason}" for condition, reason, _ in checks)
+    error = " ".join(f"WHEN {condition} THEN {error}" for condition, _, error in checks)
+    return f"CASE {reason} END AS _reason, CASE {error} END AS _error"
+
+
+def _missing(name: str) -> tuple[str, str, str]:
+    return f"{_field(name)} IS NULL", f"'missing_field:{name}'", f"'{name} missing or not of its type'"
+
+
 def _cdr_select() -> str:
     items = []
     for name, sql_type in schema.CDR_COLUMNS:
@@ -118,19 +143,13 @@ def _cdr_select() -> str:
         else:
             expr = _field(name)
         items.append(f"{expr} AS {schema.quote(name)}")
-    bad_time = " OR ".join(f"({_field(t)} IS NOT NULL AND TRY_CAST({_field(t)} AS TIMESTAMPTZ) IS NULL)"
-                           for t in _CDR_TIMES)
-    bad_money = " OR ".join(f"({_field(m)} IS NOT NULL AND TRY_CAST({_field(m)} AS DECIMAL(38,10)) IS NULL)"
-                            for m in ("rate_per_min", "cost"))
-    error = ("CASE WHEN utf8_error IS NOT NULL THEN utf8_error "
-             "WHEN v IS NULL THEN 'null value (tombstone)' "
-             "WHEN j IS NULL THEN 'not a JSON object' "
-             f"WHEN {_field('call_id')} IS NULL THEN 'call_id missing or not a string' "
-             f"WHEN {_field('portal_id')} IS NULL THEN 'portal_id missing or not a string' "
-             f"WHEN {_field('version')} IS NULL THEN 'version missing or not an integer' "
-             f"WHEN {bad_time} THEN 'a timestamp is not RFC 3339' "
-             f"WHEN {bad_money} THEN 'rate_per_min or cost is not a decimal string' END")
-    return ", ".join(items) + f", {error} AS _error"
+    # What output_checks already refused; kept as the typed decoder's own guard.
+    checks = [_missing("call_id"), _missing("portal_id"), _missing("version")]
+    checks += [(f"{_field(t)} IS NOT NULL AND TRY_CAST({_field(t)} AS TIMESTAMPTZ) IS NULL",
+                f"'bad_field:{t}'", f"'{t} is not RFC 3339'") for t in _CDR_TIMES]
+    checks += [(f"{_field(m)} IS NOT NULL AND TRY_CAST({_field(m)} AS DECIMAL(38,10)) IS NULL",
+                f"'bad_field:{m}'", f"'{m} is not a decimal string'") for m in ("rate_per_min", "cost")]
+    return ", ".join(items) + ", " + _checks(checks)
 
 
 _JSON_OBJECT = ("CASE WHEN v IS NOT NULL AND json_valid(v) AND json_type(v) = 'OBJECT' "
@@ -144,10 +163,9 @@ _ALERT_SELECT = (
     "CASE WHEN j IS NOT NULL THEN json_extract_string(v, '$.detail.state') END AS state, "
     "CASE WHEN j IS NOT NULL THEN json_extract(v, '$.detail')::VARCHAR END AS detail, "
     "kafka_partition, kafka_offset, "
-    "CASE WHEN utf8_error IS NOT NULL THEN utf8_error WHEN v IS NULL THEN 'null value (tombstone)' "
-    "WHEN j IS NULL THEN 'not a JSON object' "
-    f"WHEN {_field('alert_id')} IS NULL OR {_field('type')} IS NULL THEN 'alert_id or type missing' "
-    f"WHEN TRY_CAST({_field('ts')} AS TIMESTAMPTZ) IS NULL THEN 'ts missing or not RFC 3339' END AS _error"
+    + _checks([_missing("alert_id"), _missing("type"),
+               (f"TRY_CAST({_field('ts')} AS TIMESTAMPTZ) IS NULL", "'bad_field:ts'",
+                "'ts missing or not RFC 3339'")])
 )
 
 _DLQ_JSON = {"reason": "VARCHAR", "error": "VARCHAR", "topic": "VARCHAR", "partition": "INTEGER",
@@ -158,19 +176,25 @@ _DLQ_SELECT = (
     f"{_field('offset')} AS src_offset, "
     f"left(coalesce({_field('raw')}, {_field('raw_b64')}), {EXCERPT_CHARS}) AS raw_excerpt, "
     "make_timestamptz(kafka_ts * 1000) AS ts, kafka_partition, kafka_offset, "
-    "CASE WHEN utf8_error IS NOT NULL THEN utf8_error WHEN v IS NULL THEN 'null value (tombstone)' "
-    "WHEN j IS NULL THEN 'not a JSON object' "
-    f"WHEN {_field('reason')} IS NULL THEN 'reason missing' "
-    f"WHEN {_field('topic')} IS NULL OR {_field('partition')} IS NULL OR {_field('offset')} IS NULL "
-    "THEN 'topic, partition or offset of the rejected message missing' END AS _error"
+    + _checks([_missing(name) for name in ("reason", "topic", "partition", "offset")])
 )
 
 _SELECTS = {"cdrs": (_CDR_JSON, None), "alerts": (_ALERT_JSON, _ALERT_SELECT),
             "dlq": (_DLQ_JSON, _DLQ_SELECT)}
 
 
-def decode_json(con: duckdb.DuckDBPyConnection, table: str, raw: RawBatch) -> tuple[pa.Table, pa.Table]:
-    """Rows of ``table`` (cdrs, alerts or dlq) and ``rejects`` rows from one topic's batch."""
+def decode_json(con: duckdb.DuckDBPyConnection, table: str, raw: RawBatch, *,
+                check_keys: bool = False) -> tuple[pa.Table, pa.Table]:
+    """Rows of ``table`` (cdrs, alerts or dlq) and ``rejects`` rows from one topic's batch.
+
+    CDRs and alerts are first checked against the contract (:mod:`warehouse.output_checks`);
+    ``check_keys`` also requires the contract's message keys (the sink's topics; a rebuild
+    decodes values it made itself, without keys).
+    """
+    source, rows, refused = raw, list(range(len(raw))), []
+    if table in CHECKED_TABLES:
+        rows, canonical, refused = screen(table, raw.keys, raw.values, check_keys)
+        raw = raw.subset(rows, canonical)
     structure, select = _SELECTS[table]
     select = select or _cdr_select()
     con.register("raw_in", raw_table(raw))
@@ -180,28 +204,12 @@ def decode_json(con: duckdb.DuckDBPyConnection, table: str, raw: RawBatch) -> tu
             params=[json.dumps(structure)]).to_arrow_table()
     finally:
         con.unregister("raw_in")
-    return _split(table, raw, decoded)
-
-
-def _excerpt(value: bytes | None) -> str | None:
-    return None if value is None else value[:EXCERPT_CHARS].decode("utf-8", "replace")
-
-
-def _split(table: str, raw: RawBatch, decoded: pa.Table) -> tuple[pa.Table, pa.Table]:
     errors = decoded.column("_error")
     good = decoded.filter(errors.is_null()).select(list(schema.TABLES[table].column_names))
     bad = decoded.filter(errors.is_valid())
-    rejects = pa.table({
-        "topic": pa.array([raw.topic] * bad.num_rows, pa.string()),
-        "kafka_partition": bad.column("kafka_partition"),
-        "kafka_offset": bad.column("kafka_offset"),
-        "ts": pa.array([ms * 1000 for ms in bad.column("kafka_ts").to_pylist()],
-                       pa.timestamp("us", tz="UTC")),
-        "error": bad.column("_error"),
-        "raw_excerpt": pa.array([_excerpt(raw.values[i]) for i in bad.column("_row").to_pylist()],
-                                pa.string()),
-    })
-    return good.cast(arrow_schema(table)), rejects.cast(arrow_schema("rejects"))
+    refused += map(Rejected, [rows[i] for i in bad.column("_row").to_pylist()],
+                   bad.column("_reason").to_pylist(), bad.column("_error").to_pylist())
+    return good.cast(arrow_schema(table)), rejects_table(source, refused).cast(arrow_schema("rejects"))
 
 
 def decode_events(raw: RawBatch) -> pa.Table:
@@ -253,7 +261,7 @@ def decode_buffers(con: duckdb.DuckDBPyConnection, buffers: dict[str, RawBatch],
         if table == "events":
             out["events"] = decode_events(raw)
             continue
-        out[table], bad = decode_json(con, table, raw)
+        out[table], bad = decode_json(con, table, raw, check_keys=True)
         if bad.num_rows:
             rejects.append(bad)
     if rejects:
@@ -261,13 +269,26 @@ def decode_buffers(con: duckdb.DuckDBPyConnection, buffers: dict[str, RawBatch],
     return out
 
 
+_WARM_UP = {
+    "cdrs": (b"c", b'{"call_id":"c","portal_id":"p","version":1,"direction":null,"line":null,"from":null,'
+                   b'"to":null,"line_number":null,"shown_number":null,"extranet":null,"user_id":null,'
+                   b'"started_at":null,"answered_at":null,"ended_at":"2026-01-01T00:00:00.000Z",'
+                   b'"ring_s":null,"talk_s":0.0,"duration_s":null,"status":"incomplete",'
+                   b'"hangup_cause":"normal","queue_attempts":0,"forwarded_to":null,"controller":"none",'
+                   b'"controller_result":null,"region":null,"rate_per_min":null,"billed_s":0,"cost":"0.00",'
+                   b'"currency":null,"recording_urls":[],"recording_bytes":0,"recording_s":0.0,"events":1}'),
+    "alerts": (b"p", b'{"alert_id":"stale_key:c","type":"stale_key","portal_id":"p","call_id":"c",'
+                     b'"ts":"2026-01-01T00:00:00.000Z","detail":{}}'),
+    "dlq": (None, b'{"reason": "r", "topic": "t", "partition": 0, "offset": 0}'),
+}
+
+
 def warm_up(con: duckdb.DuckDBPyConnection) -> None:
     """Decode one sample of each kind, so that lazy imports do not delay the first real flush."""
-    samples = {"cdrs": b'{"call_id": "c", "portal_id": "p", "version": 1}',
-               "alerts": b'{"alert_id": "a", "type": "t", "ts": "2026-01-01T00:00:00Z"}',
-               "dlq": b'{"reason": "r", "topic": "t", "partition": 0, "offset": 0}'}
-    for table, value in samples.items():
+    for table, (key, value) in _WARM_UP.items():
         raw = RawBatch(table)
-        raw.add(0, 0, 0, None, value)
-        decode_json(con, table, raw)
+        raw.add(0, 0, 0, key, value)
+        rows, rejects = decode_json(con, table, raw, check_keys=True)
+        if rows.num_rows != 1:  # a sample that no longer passes the checks would warm nothing
+            raise RuntimeError(f"warm-up sample of {table} refused: {rejects.to_pylist()}")
     decode_events(RawBatch("events"))
