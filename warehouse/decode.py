@@ -1,10 +1,11 @@
 """Kafka messages to typed warehouse rows, in batches.
 
-CDRs and alerts are first checked against the contract, field by field
-(:mod:`warehouse.output_checks`: anyone who can write those topics could
-write anything there); what passes is decoded, with the DLQ records, by
-DuckDB's JSON reader over one Arrow column of values (vectorised). Events go
-through the contract validator (:func:`streams.domain.validation.validate`).
+CDRs and alerts are checked against the contract field by field as they are
+decoded (:mod:`warehouse.decode_checked`, :mod:`warehouse.output_checks`:
+anyone who can write those topics could write anything there); they and the
+DLQ records are read by DuckDB's JSON functions over one Arrow column of
+values (vectorised). Events go through the contract validator
+(:func:`streams.domain.validation.validate`).
 
 A message the sink refuses (it breaks the contract, is not JSON, has no
 identity, ...) becomes a row of ``rejects`` with its position, a reason and
@@ -16,157 +17,40 @@ worker has already sent it to the DLQ, counted there.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from functools import lru_cache
 
 import duckdb
 import orjson
 import pyarrow as pa
 
-from warehouse import duck, schema
-from warehouse.rejects import CHECKED_TABLES, ERROR_CHARS, EXCERPT_CHARS, Rejected, rejects_table, screen
+from warehouse import schema
+from warehouse.batch import RawBatch, arrow_schema, raw_table
+from warehouse.decode_checked import decode_checked
+from warehouse.rejects import (CHECKED_TABLES, ERROR_CHARS, EXCERPT_CHARS, Rejected, first_failure,
+                               prefix_checks, rejects_table)
 
-
-@dataclass
-class RawBatch:
-    """Messages of one topic, column-wise, in consumption order."""
-
-    topic: str
-    partitions: list[int] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=list)
-    timestamps_ms: list[int] = field(default_factory=list)
-    keys: list[bytes | None] = field(default_factory=list)
-    values: list[bytes | None] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-    def add(self, partition: int, offset: int, timestamp_ms: int, key: bytes | None,
-            value: bytes | None) -> None:
-        """Append one message."""
-        self.partitions.append(partition)
-        self.offsets.append(offset)
-        self.timestamps_ms.append(timestamp_ms)
-        self.keys.append(key)
-        self.values.append(value)
-
-    def subset(self, rows: list[int], values: list[bytes]) -> "RawBatch":
-        """The messages at ``rows`` (ascending), carrying ``values`` instead of their own."""
-        return RawBatch(self.topic, [self.partitions[i] for i in rows], [self.offsets[i] for i in rows],
-                        [self.timestamps_ms[i] for i in rows], [self.keys[i] for i in rows], values)
-
-
-@lru_cache(maxsize=None)
-def arrow_schema(table: str) -> pa.Schema:
-    """The Arrow schema of a warehouse table (DuckDB's mapping of its SQL types)."""
-    con = duck.connect()
-    try:
-        return con.sql(schema.empty_select(schema.TABLES[table])).to_arrow_table().schema
-    finally:
-        con.close()
-
-
-def _text_values(values: list[bytes | None]) -> tuple[pa.Array, list[str | None]]:
-    """Values as an Arrow string array; invalid UTF-8 becomes null with an error."""
-    try:
-        return pa.array(values, pa.binary()).cast(pa.string()), [None] * len(values)
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        texts, errors = [], []
-        for value in values:
-            try:
-                texts.append(None if value is None else value.decode("utf-8"))
-                errors.append(None)
-            except UnicodeDecodeError:
-                texts.append(None)
-                errors.append("value is not valid UTF-8")
-        return pa.array(texts, pa.string()), errors
-
-
-def raw_table(raw: RawBatch) -> pa.Table:
-    """The batch as an Arrow table: position, Kafka time, value text, decoding error."""
-    values, errors = _text_values(raw.values)
-    return pa.table({
-        "_row": pa.array(range(len(raw)), pa.int64()),
-        "kafka_partition": pa.array(raw.partitions, pa.int32()),
-        "kafka_offset": pa.array(raw.offsets, pa.int64()),
-        "kafka_ts": pa.array(raw.timestamps_ms, pa.int64()),
-        "v": values,
-        "utf8_error": pa.array(errors, pa.string()),
-    })
-
-
-_CDR_JSON = {name: ("VARCHAR" if sql_type in ("TIMESTAMPTZ", "DATE") else sql_type)
-             for name, sql_type in schema.CDR_COLUMNS
-             if not name.startswith("kafka_") and not name.endswith("_text") and name != "started_day"}
-# Money arrives as decimal strings; the text is kept, the DECIMAL derived from it.
-_CDR_JSON.update({"rate_per_min": "VARCHAR", "cost": "VARCHAR"})
-_CDR_TIMES = ("started_at", "answered_at", "ended_at")
+__all__ = ["RawBatch", "arrow_schema", "decode_buffers", "decode_events", "decode_json", "events_table",
+           "raw_table", "warm_up"]
 
 
 def _field(name: str) -> str:
     return f"struct_extract(j, '{name}')"
 
 
-def _checks(checks: list[tuple[str, str, str]]) -> str:
-    """``_reason`` and ``_error`` columns: of the first (condition, reason, error SQL) that holds.
-
-    Every piece is a constant of this module. A THEN branch runs only on the rows its WHEN
-    selected, so the JSON re-parse that tells ``not_json`` from ``not_object`` costs nothing
-    for the rows that are objects.
-    """
-    checks = [("utf8_error IS NOT NULL", "'not_json'", "utf8_error"),
-              ("v IS NULL", "'not_json'", "'null value (tombstone)'"),
-              ("j IS NULL", "CASE WHEN json_valid(v) THEN 'not_object' ELSE 'not_json' END",
-               "'not a JSON object'"), *checks]
-    reason = " ".join(f"WHEN {condition} THEN {reason}" for condition, reason, _ in checks)
-    error = " ".join(f"WHEN {condition} THEN {error}" for condition, _, error in checks)
-    return f"CASE {reason} END AS _reason, CASE {error} END AS _error"
-
-
 def _missing(name: str) -> tuple[str, str, str]:
     return f"{_field(name)} IS NULL", f"'missing_field:{name}'", f"'{name} missing or not of its type'"
 
 
-def _cdr_select() -> str:
-    items = []
-    for name, sql_type in schema.CDR_COLUMNS:
-        if name in _CDR_TIMES:
-            expr = f"TRY_CAST({_field(name)} AS TIMESTAMPTZ)"
-        elif name in ("rate_per_min", "cost"):
-            expr = f"TRY_CAST({_field(name)} AS {sql_type})"
-        elif name.endswith("_text"):
-            expr = _field(name[: -len("_text")])
-        elif name == "started_day":
-            expr = f"CAST(TRY_CAST({_field('started_at')} AS TIMESTAMPTZ) AS DATE)"
-        elif name.startswith("kafka_"):
-            expr = name
-        else:
-            expr = _field(name)
-        items.append(f"{expr} AS {schema.quote(name)}")
-    # What output_checks already refused; kept as the typed decoder's own guard.
-    checks = [_missing("call_id"), _missing("portal_id"), _missing("version")]
-    checks += [(f"{_field(t)} IS NOT NULL AND TRY_CAST({_field(t)} AS TIMESTAMPTZ) IS NULL",
-                f"'bad_field:{t}'", f"'{t} is not RFC 3339'") for t in _CDR_TIMES]
-    checks += [(f"{_field(m)} IS NOT NULL AND TRY_CAST({_field(m)} AS DECIMAL(38,10)) IS NULL",
-                f"'bad_field:{m}'", f"'{m} is not a decimal string'") for m in ("rate_per_min", "cost")]
-    return ", ".join(items) + ", " + _checks(checks)
+def _if_object(expr: str) -> str:
+    """``expr`` for a value that is a JSON object, else NULL.
+
+    WHEN after WHEN: CASE is the one form whose order the optimizer keeps, and json_type
+    must never see a value json_valid refused (it raises).
+    """
+    return (f"CASE WHEN v IS NULL THEN NULL WHEN NOT json_valid(v) THEN NULL "
+            f"WHEN json_type(v) = 'OBJECT' THEN {expr} END")
 
 
-_JSON_OBJECT = ("CASE WHEN v IS NOT NULL AND json_valid(v) AND json_type(v) = 'OBJECT' "
-                "THEN json_transform(v, ?) END AS j")
-
-_ALERT_JSON = {"alert_id": "VARCHAR", "type": "VARCHAR", "portal_id": "VARCHAR",
-               "call_id": "VARCHAR", "ts": "VARCHAR"}
-_ALERT_SELECT = (
-    f"{_field('alert_id')} AS alert_id, {_field('type')} AS type, {_field('portal_id')} AS portal_id, "
-    f"{_field('call_id')} AS call_id, TRY_CAST({_field('ts')} AS TIMESTAMPTZ) AS ts, "
-    "CASE WHEN j IS NOT NULL THEN json_extract_string(v, '$.detail.state') END AS state, "
-    "CASE WHEN j IS NOT NULL THEN json_extract(v, '$.detail')::VARCHAR END AS detail, "
-    "kafka_partition, kafka_offset, "
-    + _checks([_missing("alert_id"), _missing("type"),
-               (f"TRY_CAST({_field('ts')} AS TIMESTAMPTZ) IS NULL", "'bad_field:ts'",
-                "'ts missing or not RFC 3339'")])
-)
+_JSON_OBJECT = f"{_if_object('json_transform(v, ?)')} AS j"
 
 _DLQ_JSON = {"reason": "VARCHAR", "error": "VARCHAR", "topic": "VARCHAR", "partition": "INTEGER",
              "offset": "BIGINT", "raw": "VARCHAR", "raw_b64": "VARCHAR"}
@@ -175,41 +59,41 @@ _DLQ_SELECT = (
     f"{_field('topic')} AS src_topic, {_field('partition')} AS src_partition, "
     f"{_field('offset')} AS src_offset, "
     f"left(coalesce({_field('raw')}, {_field('raw_b64')}), {EXCERPT_CHARS}) AS raw_excerpt, "
-    "make_timestamptz(kafka_ts * 1000) AS ts, kafka_partition, kafka_offset, "
-    + _checks([_missing(name) for name in ("reason", "topic", "partition", "offset")])
+    "make_timestamptz(kafka_ts * 1000) AS ts, kafka_partition, kafka_offset"
 )
+_DLQ_GUARDS = [_missing(name) for name in ("reason", "topic", "partition", "offset")]
 
-_SELECTS = {"cdrs": (_CDR_JSON, None), "alerts": (_ALERT_JSON, _ALERT_SELECT),
-            "dlq": (_DLQ_JSON, _DLQ_SELECT)}
+_DLQ_FAILED, _DLQ_MESSAGES = first_failure([*prefix_checks("j"), *_DLQ_GUARDS])
+_DLQ_QUERY = (f"SELECT {_DLQ_SELECT}, {_DLQ_MESSAGES}, _failed, _row FROM "
+              f"(SELECT *, {_DLQ_FAILED} AS _failed FROM (SELECT *, {_JSON_OBJECT} FROM raw_in))")
+
+
+def _decode_dlq(con: duckdb.DuckDBPyConnection, raw: RawBatch) -> tuple[pa.Table, list[Rejected]]:
+    con.register("raw_in", raw_table(raw))
+    try:
+        decoded = con.sql(_DLQ_QUERY, params=[json.dumps(_DLQ_JSON)]).to_arrow_table()
+    finally:
+        con.unregister("raw_in")
+    failures = decoded.column("_failed")
+    bad = decoded.filter(failures.is_valid())
+    refused = list(map(Rejected, bad.column("_row").to_pylist(), bad.column("_reason").to_pylist(),
+                       bad.column("_error").to_pylist()))
+    return decoded.filter(failures.is_null()).select(list(schema.TABLES["dlq"].column_names)), refused
 
 
 def decode_json(con: duckdb.DuckDBPyConnection, table: str, raw: RawBatch, *,
                 check_keys: bool = False) -> tuple[pa.Table, pa.Table]:
     """Rows of ``table`` (cdrs, alerts or dlq) and ``rejects`` rows from one topic's batch.
 
-    CDRs and alerts are first checked against the contract (:mod:`warehouse.output_checks`);
+    CDRs and alerts are checked against the contract (:mod:`warehouse.output_checks`);
     ``check_keys`` also requires the contract's message keys (the sink's topics; a rebuild
     decodes values it made itself, without keys).
     """
-    source, rows, refused = raw, list(range(len(raw))), []
     if table in CHECKED_TABLES:
-        rows, canonical, refused = screen(table, raw.keys, raw.values, check_keys)
-        raw = raw.subset(rows, canonical)
-    structure, select = _SELECTS[table]
-    select = select or _cdr_select()
-    con.register("raw_in", raw_table(raw))
-    try:
-        decoded = con.sql(
-            f"SELECT {select}, _row, kafka_ts FROM (SELECT *, {_JSON_OBJECT} FROM raw_in)",
-            params=[json.dumps(structure)]).to_arrow_table()
-    finally:
-        con.unregister("raw_in")
-    errors = decoded.column("_error")
-    good = decoded.filter(errors.is_null()).select(list(schema.TABLES[table].column_names))
-    bad = decoded.filter(errors.is_valid())
-    refused += map(Rejected, [rows[i] for i in bad.column("_row").to_pylist()],
-                   bad.column("_reason").to_pylist(), bad.column("_error").to_pylist())
-    return good.cast(arrow_schema(table)), rejects_table(source, refused).cast(arrow_schema("rejects"))
+        good, refused = decode_checked(con, table, raw, check_keys)
+    else:
+        good, refused = _decode_dlq(con, raw)
+    return good.cast(arrow_schema(table)), rejects_table(raw, refused).cast(arrow_schema("rejects"))
 
 
 def decode_events(raw: RawBatch) -> pa.Table:

@@ -1,7 +1,7 @@
 """Messages the sink refuses, and the ``rejects`` rows that keep them.
 
 A CDR or alert that breaks the contract (:mod:`warehouse.output_checks`), and
-any message the typed decoder cannot read, becomes one ``rejects`` row: the
+any message the decoder cannot read, becomes one ``rejects`` row: the
 topic, partition and offset it came from, its Kafka time, a DLQ-style
 ``reason`` with a readable ``error``, a 256-character excerpt, and the value
 itself up to its first 64 KiB (``raw``; ``raw_bytes`` is its full length, so
@@ -15,9 +15,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 import pyarrow as pa
-
-from streams.domain.validation_fields import Reject
-from warehouse.output_checks import screen as screen_value
 
 if TYPE_CHECKING:
     from warehouse.decode import RawBatch
@@ -34,22 +31,6 @@ class Rejected(NamedTuple):
     row: int
     reason: str
     error: str
-
-
-def screen(table: str, keys: list[bytes | None], values: list[bytes | None],
-           check_keys: bool) -> tuple[list[int], list[bytes], list[Rejected]]:
-    """The rows that pass the contract (with their canonical values) and those refused."""
-    kept: list[int] = []
-    canonical: list[bytes] = []
-    refused: list[Rejected] = []
-    for row, (key, value) in enumerate(zip(keys, values)):
-        try:
-            canonical.append(screen_value(table, key, value, check_key=check_keys))
-        except Reject as exc:
-            refused.append(Rejected(row, exc.reason, exc.error))
-        else:
-            kept.append(row)
-    return kept, canonical, refused
 
 
 def _excerpt(value: bytes | None) -> str | None:
@@ -72,3 +53,30 @@ def rejects_table(raw: "RawBatch", refused: list[Rejected]) -> pa.Table:
         "raw": pa.array([None if v is None else v[:RAW_KEEP_BYTES] for v in values], pa.binary()),
         "raw_bytes": pa.array([None if v is None else len(v) for v in values], pa.int64()),
     })
+
+
+def prefix_checks(obj: str, max_bytes: int | None = None) -> list[tuple[str, str, str]]:
+    """What makes a value no object at all: not UTF-8, a tombstone, over ``max_bytes``, or
+    ``obj`` (its parsed form) NULL: not JSON, or JSON but no object."""
+    too_large = [(f"strlen(v) > {max_bytes}", "'too_large'",
+                  f"'value of ' || strlen(v) || ' bytes is over {max_bytes}'")] if max_bytes else []
+    return [("utf8_error IS NOT NULL", "'not_json'", "utf8_error"),
+            ("v IS NULL", "'not_json'", "'null value (tombstone)'"), *too_large,
+            (f"{obj} IS NULL", "CASE WHEN json_valid(v) THEN 'not_object' ELSE 'not_json' END",
+             "'not a JSON object'")]
+
+
+def first_failure(checks: list[tuple[str, str, str]]) -> tuple[str, str]:
+    """(``_failed``: the number of the first (condition, reason, error) that holds, or NULL;
+    ``_reason`` and ``_error`` of that check, computed from a column ``_failed``).
+
+    CASE evaluates each WHEN only on the rows no earlier one took, and a THEN only on its own
+    rows: the messages are built for refused rows only.
+    """
+    failed = "CASE " + " ".join(f"WHEN {condition} THEN {n}" for n, (condition, _, _) in enumerate(checks)) + " END"
+
+    def pick(part: int) -> str:
+        cases = " ".join(f"WHEN {n} THEN {check[part]}" for n, check in enumerate(checks))
+        return f"CASE WHEN _failed IS NULL THEN NULL ELSE coalesce(CASE _failed {cases} END, 'invalid') END"
+
+    return failed, f"{pick(1)} AS _reason, {pick(2)} AS _error"

@@ -241,7 +241,7 @@ def test_rejects_written_before_the_reason_column_stay_readable(tmp_path):
             rows = sorted(table_arrow(tmp_path, "rejects").to_pylist(), key=lambda r: r["kafka_offset"])
             assert [(r["kafka_offset"], r["reason"], r["raw"], r["error"]) for r in rows] == [
                 (7, None, None, "not a JSON object"), (8, None, None, "not a JSON object"),
-                (9, "not_object", b"[1]", "the value must be a JSON object, got an array of length 1")], step
+                (9, "not_object", b"[1]", "not a JSON object")], step
             if step == "deltas":
                 assert compaction.minor(writer, "rejects")
             elif step == "minor":
