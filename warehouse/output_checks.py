@@ -278,7 +278,10 @@ def alert_facts() -> list[Check]:
     per_call = ", ".join(quoted(f'"{t}"') for t in PER_CALL_ALERTS)
     states = ", ".join(quoted(f'"{state}"') for state in ALERT_STATES)
     state = f"json_extract({k('detail')}, '$.state')"
+    keys = f"json_keys({k('detail')})"
     return [
+        # Readers that take the last copy of a key would see another state than the warehouse.
+        (f"len({keys}) <> len(list_distinct({keys}))", "'bad_field:detail'", "'detail has a key twice'"),
         (f"{state} IS NOT NULL AND {state} NOT IN ({states})", "'bad_field:detail.state'",
          f"'detail.state must be open, resolved or retracted, got ' || left({state}, 80)"),
         (f"{k('type')} IN ({per_call}) AND {k('call_id')} IS NULL", "'bad_field:call_id'",

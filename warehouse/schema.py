@@ -14,7 +14,8 @@ same tables):
 - ``events``: one row per ``event_id``; the first copy wins (contract).
 - ``dlq``: one row per rejected source message (topic, partition, offset): a
   worker that rejects the same message twice after a restart counts it once.
-- ``rejects``: one row per message the sink itself could not decode.
+- ``rejects``: one row per message the sink itself refused (it breaks the contract
+  or cannot be read: warehouse/rejects.py).
 """
 
 from __future__ import annotations

@@ -192,6 +192,12 @@ def test_a_forged_outage_is_rejected(con, changes, reason):
     assert rejects.column("reason").to_pylist() == [reason]
 
 
+def test_an_alert_detail_with_a_key_twice_is_rejected(con):
+    value = _alert().replace(b'"detail":{', b'"detail":{"state":"open","state":"retracted",')
+    assert decode_json(con, "alerts", _batch("alerts", (b"p-1", value)))[1].column("reason").to_pylist() == \
+        ["bad_field:detail"]
+
+
 def test_contract_alerts_and_rule_alerts_of_later_types_are_accepted(con):
     rule = _alert(type="spend_spike", alert_id="spend_spike:p-1:2026-11-24T10:00:00.000Z", call_id=None,
                   detail={"spend": "12.00"})
