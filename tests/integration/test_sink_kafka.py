@@ -235,8 +235,7 @@ def test_forged_cdrs_and_alerts_never_reach_the_warehouse_or_the_billing_csv(pip
               (b"p-1", json.dumps({**alert, "type": LINK}).encode(), "bad_field:type"),
               (b"p-1", json.dumps({**alert, "detail": {"state": "closed"}}).encode(), "bad_field:detail.state"),
               (b"p-2", json.dumps(alert).encode(), "bad_key")]
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, max_request_size=32 * 1024 * 1024,
-                             buffer_memory=64 * 1024 * 1024)
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, max_request_size=32 * 1024 * 1024)
     producer.send(settings.topic_cdrs, key=b"c-good", value=sink_data.cdr("c-good", 1))
     for key, value, _ in forged:
         producer.send(settings.topic_cdrs, key=key, value=value)
