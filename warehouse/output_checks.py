@@ -24,18 +24,9 @@ Speed: one regex over all fields' texts joined by U+0001 (which canonical
 JSON text never holds) answers for a valid row at once; the rules one by one
 run only for the rows it refuses, to name the first broken one.
 
-Choices where the contract is silent (warehouse/DESIGN.md):
-- a field that may be null may be left out (as in events);
-- ``region`` is the tariff table's free text: 1-64 characters, no control
-  character but tab, CR or LF inside, not starting with ``=``, ``+``, ``-``,
-  ``@``, tab, CR or LF (the OWASP list of CSV-injection prefixes);
-  ``line_number`` (not in the billing CSV) 1-64 characters without controls;
-- seconds are JSON numbers >= 0 and < 10^12 with at most 3 decimals; counts
-  must fit their column (INTEGER/BIGINT): a value the warehouse cannot store
-  exactly is refused, never stored altered;
-- alert types beyond the contract's are accepted when they look like rule
-  names (``[a-z][a-z0-9_]{0,63}``) and their ``alert_id`` is ``<type>:`` and
-  1-192 id characters (threshold rules: ``<rule>:<portal>:<window start>``).
+Every rule, and the choices where the contract is silent (the formula-safe
+``region``, numbers the warehouse cannot hold exactly, alert types to come),
+are listed in warehouse/DESIGN.md, "What the sink refuses".
 """
 
 from __future__ import annotations
@@ -190,7 +181,8 @@ def cdr_fields() -> list[Field]:
         Field("cost", r'"(?:0|[1-9][0-9]{0,15})\.[0-9]{2}"', "a decimal string >= 0 with 2 decimals", False),
         Field("currency", '"[A-Z]{3}"', "3 upper-case letters"),
         # No recording or one (a CDR's usual forms); recording_urls_check takes any other.
-        Field("recording_urls", rf"\[\]|\[{_URL}\]", "", False, f"length({k('recording_urls')}) <= {MAX_URL_CHARS + 4}"),
+        Field("recording_urls", rf"\[\]|\[{_URL}\]", "", False,
+              f"length({k('recording_urls')}) <= {MAX_URL_CHARS + 4}"),
         _count("recording_bytes", 0, "BIGINT"),
         Field("recording_s", _SECONDS, "a number >= 0 and < 10^12 with at most 3 decimals", False),
         _count("events", 1, "INTEGER"),
@@ -235,7 +227,8 @@ def cdr_facts() -> list[Check]:
                    f"|| coalesce({expected}, 'null') || ')'"))
     checks.append((f"({k('controller')} = '\"checked\"' AND {k('controller_result')} IS NULL) OR "
                    f"({k('controller')} = '\"none\"' AND {k('controller_result')} IS NOT NULL)",
-                   "'bad_field:controller_result'", f"'controller_result contradicts controller ' || {s('controller')}"))
+                   "'bad_field:controller_result'",
+                   f"'controller_result contradicts controller ' || {s('controller')}"))
     unrated = f"{k('rate_per_min')} IS NULL"
     return checks + [
         (f"{unrated} AND ({k('billed_s')} <> '0' OR {k('cost')} <> '\"0.00\"')", "'bad_field:cost'",
@@ -289,25 +282,6 @@ def alert_facts() -> list[Check]:
         (f"{k('type')} = '\"{OUTAGE}\"' AND {k('call_id')} IS NOT NULL", "'bad_field:call_id'",
          "'a controller_outage alert has call_id null'"),
     ]
-
-
-def table_checks(table: str, check_keys: bool) -> tuple[str, list[Check]]:
-    """(the fast path, the checks one by one in the order their reasons are given) of
-    ``cdrs`` or ``alerts``; ``check_keys``: the message key is the call_id / portal_id."""
-    if table == "cdrs":
-        fields, key = cdr_fields(), "call_id"
-        checks = [recording_urls_check() if f.name == "recording_urls" else field_check(f) for f in fields]
-        facts = cdr_facts()
-        checks += facts
-    else:
-        fields, key = alert_fields(), "portal_id"
-        facts = alert_facts()
-        # The per-type call rules name the cause before the id shape that follows from them.
-        checks = [field_check(f) for f in fields[:-1]] + facts + [field_check(fields[-1])]
-    if check_keys:
-        facts = [*facts, key_check(key)]
-        checks.append(key_check(key))
-    return fast_path(fields, facts), checks
 
 
 def key_check(field: str) -> Check:

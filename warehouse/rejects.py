@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, NamedTuple
 import pyarrow as pa
 
 if TYPE_CHECKING:
-    from warehouse.decode import RawBatch
+    from warehouse.batch import RawBatch
 
 CHECKED_TABLES = frozenset({"cdrs", "alerts"})
 RAW_KEEP_BYTES = 65_536  # contract v1.1: raw values are kept up to their first 64 KiB

@@ -251,8 +251,9 @@ def test_forged_cdrs_and_alerts_never_reach_the_warehouse_or_the_billing_csv(pip
     assert sink_data.table_arrow(root, "alerts").column("alert_id").to_pylist() == ["stale_key:c-good"]
     # Keys spread the messages over partitions: a reject is known by its topic and value.
     rejects = {(r["topic"], r["raw"]): r for r in sink_data.table_arrow(root, "rejects").to_pylist()}
-    expected = {(topic, value and value[:65536]): reason for topic, messages in
-                ((settings.topic_cdrs, forged), (settings.topic_alerts, alerts)) for _, value, reason in messages if reason}
+    expected = {(topic, value and value[:65536]): reason
+                for topic, messages in ((settings.topic_cdrs, forged), (settings.topic_alerts, alerts))
+                for _, value, reason in messages if reason}
     assert {position: r["reason"] for position, r in rejects.items()} == expected
     big = forged[6][1]
     assert rejects[(settings.topic_cdrs, big[:65536])]["raw_bytes"] == len(big) > 10_000_000

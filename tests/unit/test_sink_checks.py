@@ -240,8 +240,8 @@ def _mutations(base: dict) -> list[bytes]:
                                               ("alerts", OUTAGE, b"p-1")])
 def test_the_fast_path_accepts_nothing_a_rule_refuses(con, table, base, key):
     """A row the one-regex path accepts is one every rule accepts (decode_checked.py)."""
-    from warehouse.decode_checked import _rows
-    from warehouse.output_checks import MAX_VALUE_BYTES, table_checks
+    from warehouse.decode_checked import _rows, table_checks
+    from warehouse.output_checks import MAX_VALUE_BYTES
     from warehouse.rejects import first_failure, prefix_checks
 
     values = [*_mutations(base), *(_cdr(**c) if table == "cdrs" else _alert(**c)
