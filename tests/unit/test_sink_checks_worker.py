@@ -1,7 +1,7 @@
 """No CDR or alert the worker makes is ever refused by the sink's contract checks.
 
-The worker's own step (``streams.domain.calls.advance``/``expire`` and the
-portal outage rule, as ``streams.assemble`` drives them) runs over simulator
+The worker's own step (``streams.domain.calls.advance``/``expire``/
+``check_recording`` and the portal outage rule, as ``streams.assemble`` drives them) runs over simulator
 traffic with every delivery fault and over the property-test scenarios;
 every message it emits goes through the sink's decoder with its real key.
 """
@@ -17,7 +17,7 @@ from hypothesis import given, settings, strategies as st
 
 from streams.domain import events as E
 from streams.domain.alerts import AlertRules
-from streams.domain.calls import Outputs, advance, expire, needs_expiry
+from streams.domain.calls import Outputs, advance, check_recording, expire, needs_expiry, recording_due
 from streams.domain.outages import OutageState, apply_signal
 from streams.domain.state import is_complete
 from streams.domain.validation import validate
@@ -39,8 +39,9 @@ RULES = AlertRules(outage_calls=2, outage_window_us=600_000_000)
 class WorkerStep:
     """The worker's per-call step and outage rule over events in delivery order."""
 
-    def __init__(self, rules: AlertRules = RULES, incomplete_after: float = 120.0) -> None:
-        self.rules, self.incomplete_after = rules, incomplete_after
+    def __init__(self, rules: AlertRules = RULES, incomplete_after: float = 120.0,
+                 recording_wait: float = 60.0) -> None:
+        self.rules, self.incomplete_after, self.recording_wait = rules, incomplete_after, recording_wait
         self.states: dict[str, Any] = {}
         self.outages: dict[str, OutageState] = {}
         self.clock = 0.0
@@ -52,6 +53,8 @@ class WorkerStep:
         state = self.states.get(event.call_id)
         if state is not None and needs_expiry(state, self.clock, self.incomplete_after):
             state = self._expire(state)
+        if state is not None:
+            state = self._check_recording(state, self.clock)
         new, outputs = advance(state, [event], TARIFFS, self.rules, self.clock, 0)
         self._take(event.call_id, outputs)
         if new is not None:
@@ -61,8 +64,19 @@ class WorkerStep:
         """Expire every call still lacking started or ended (the sweep); every message sent."""
         for state in list(self.states.values()):
             if not is_complete(state) and needs_expiry(state, float("inf"), self.incomplete_after):
-                self._expire(state)
+                state = self._expire(state)
+            self._check_recording(state, float("inf"))
         return self.out
+
+    def _check_recording(self, state, now: float):
+        """The recording wait has passed for the call: recording_missing may be raised."""
+        due = recording_due(state, self.recording_wait)
+        if due is None or due > now:
+            return state
+        state, outputs = check_recording(state, TARIFFS, self.rules)
+        self._take(state.call_id, outputs)
+        self.states[state.call_id] = state
+        return state
 
     def _expire(self, state):
         state, outputs = expire(state, TARIFFS, self.rules)
@@ -121,7 +135,7 @@ def test_every_output_of_simulated_traffic_with_faults_passes():
     statuses = Counter(orjson.loads(v)["status"] for t, _, v in out if t == "cdrs")
     # The traffic reached every kind of output the checks have rules for.
     assert set(kinds) >= {"controller_bypassed", "controller_outage", "stale_key", "license_error",
-                          "config_not_found", "extranet_call"}, kinds
+                          "config_not_found", "extranet_call", "recording_missing"}, kinds
     assert set(states) >= {"open", "resolved", "retracted"}, states
     assert set(statuses) >= {"answered", "missed", "busy", "rejected", "failed", "incomplete"}, statuses
 
