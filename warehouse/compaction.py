@@ -99,7 +99,7 @@ def minor(writer: Writer, table: str) -> bool:
     spec = schema.TABLES[table]
     con = writer.cursor()
     try:
-        merged = writer.write_file(con, table, _dedup_sql(spec, f"read_parquet({_paths(writer, deltas)})"))
+        merged = writer.write_file(con, table, _dedup_sql(spec, schema.scan(spec, _paths(writer, deltas))))
     finally:
         con.close()
     if merged is not None:
@@ -120,12 +120,12 @@ def major(writer: Writer, table: str) -> bool:
     con = writer.cursor()
     try:
         con.execute(f"CREATE OR REPLACE TEMP TABLE c_delta AS "
-                    f"{_dedup_sql(spec, f'read_parquet({_paths(writer, deltas)})')}")
+                    f"{_dedup_sql(spec, schema.scan(spec, _paths(writer, deltas)))}")
         affected = _affected_base(writer, con, spec, base, deltas)
         source = "SELECT * FROM c_delta"
         if affected:
             source += (f" UNION ALL SELECT {schema.select_list(spec)} "
-                       f"FROM read_parquet({_paths(writer, affected)})")
+                       f"FROM {schema.scan(spec, _paths(writer, affected))}")
         con.execute(f"CREATE OR REPLACE TEMP TABLE c_rows AS {_dedup_sql(spec, f'({source})')}")
         labels = [r[0] for r in con.execute(
             f"SELECT DISTINCT {spec.partition} FROM c_rows ORDER BY 1").fetchall()]
@@ -146,7 +146,7 @@ def _affected_base(writer: Writer, con: duckdb.DuckDBPyConnection, spec: schema.
         return []
     labels = {label for f in deltas for label in f.labels}
     hit = {row[0] for row in con.execute(
-        f"SELECT DISTINCT b.filename FROM read_parquet({_paths(writer, base)}, filename = true) b "
+        f"SELECT DISTINCT b.filename FROM {schema.scan(spec, _paths(writer, base), filename=True)} b "
         f"SEMI JOIN c_delta d USING ({schema.key_list(spec)})").fetchall()}
     return [f for f in base if f.partition in labels or str(writer.root / f.path) in hit]
 

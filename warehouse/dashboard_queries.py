@@ -137,6 +137,24 @@ def alert_counts(reader: Reader, *, start: date | datetime | None = None,
                           "GROUP BY ALL ORDER BY ALL", params)
 
 
+def refused_counts(reader: Reader, *, start: date | datetime | None = None,
+                   end: date | datetime | None = None) -> pd.DataFrame:
+    """Messages refused in [start, end), by reason: reason, count, the most frequent first.
+
+    The worker's DLQ (call events) by its reason; the sink's ``rejects`` (CDRs, alerts or DLQ
+    records it would not store) as ``<topic> <reason>``. Times: each message's Kafka time.
+    """
+    conditions, params = [], []
+    for bound, op in ((start, ">="), (end, "<")):
+        if bound is not None:
+            conditions.append(f"ts {op} ?")
+            params.append(utc_start(bound))
+    clause = where_clause(conditions)
+    return _frame(reader, f"SELECT reason, count(*) AS count FROM dlq {clause} GROUP BY 1 UNION ALL "
+                          "SELECT topic || ' ' || coalesce(reason, 'unreadable'), count(*) "
+                          f"FROM rejects {clause} GROUP BY 1 ORDER BY count DESC, reason", params + params)
+
+
 def dimension_values(reader: Reader, dimension: str, *, search: str | None = None,
                      limit: int = 50) -> list[str]:
     """Distinct non-null values of a filter dimension (containing ``search``), sorted."""

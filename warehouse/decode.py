@@ -1,154 +1,56 @@
 """Kafka messages to typed warehouse rows, in batches.
 
-CDRs, alerts and DLQ records are parsed by DuckDB's JSON reader over one
-Arrow column of message values (vectorised: no per-message Python work
-besides collecting the values). Events go through the contract validator
-(:func:`streams.domain.validation.validate`), which is per message by nature.
+CDRs and alerts are checked against the contract field by field as they are
+decoded (:mod:`warehouse.decode_checked`, :mod:`warehouse.output_checks`:
+anyone who can write those topics could write anything there); they and the
+DLQ records are read by DuckDB's JSON functions over one Arrow column of
+values (vectorised). Events go through the contract validator
+(:func:`streams.domain.validation.validate`).
 
-A message the sink cannot use (not JSON, no identity, a malformed timestamp)
-becomes a row of ``rejects`` with its position and an excerpt: never
-silently dropped, never blocking the sink. An invalid ``call-events`` message
-is not a reject: the worker has already sent it to the DLQ, counted there.
+A message the sink refuses (it breaks the contract, is not JSON, has no
+identity, ...) becomes a row of ``rejects`` with its position, a reason and
+its raw value (:mod:`warehouse.rejects`): never silently dropped, never
+blocking the sink. An invalid ``call-events`` message is not a reject: the
+worker has already sent it to the DLQ, counted there.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from functools import lru_cache
 
 import duckdb
 import orjson
 import pyarrow as pa
 
-from warehouse import duck, schema
+from warehouse import schema
+from warehouse.batch import RawBatch, arrow_schema, raw_table
+from warehouse.decode_checked import decode_checked
+from warehouse.rejects import (CHECKED_TABLES, ERROR_CHARS, EXCERPT_CHARS, Rejected, first_failure,
+                               prefix_checks, rejects_table)
 
-EXCERPT_CHARS = 256
-ERROR_CHARS = 1000
-
-
-@dataclass
-class RawBatch:
-    """Messages of one topic, column-wise, in consumption order."""
-
-    topic: str
-    partitions: list[int] = field(default_factory=list)
-    offsets: list[int] = field(default_factory=list)
-    timestamps_ms: list[int] = field(default_factory=list)
-    keys: list[bytes | None] = field(default_factory=list)
-    values: list[bytes | None] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.offsets)
-
-    def add(self, partition: int, offset: int, timestamp_ms: int, key: bytes | None,
-            value: bytes | None) -> None:
-        """Append one message."""
-        self.partitions.append(partition)
-        self.offsets.append(offset)
-        self.timestamps_ms.append(timestamp_ms)
-        self.keys.append(key)
-        self.values.append(value)
-
-
-@lru_cache(maxsize=None)
-def arrow_schema(table: str) -> pa.Schema:
-    """The Arrow schema of a warehouse table (DuckDB's mapping of its SQL types)."""
-    con = duck.connect()
-    try:
-        return con.sql(schema.empty_select(schema.TABLES[table])).to_arrow_table().schema
-    finally:
-        con.close()
-
-
-def _text_values(values: list[bytes | None]) -> tuple[pa.Array, list[str | None]]:
-    """Values as an Arrow string array; invalid UTF-8 becomes null with an error."""
-    try:
-        return pa.array(values, pa.binary()).cast(pa.string()), [None] * len(values)
-    except (pa.ArrowInvalid, UnicodeDecodeError):
-        texts, errors = [], []
-        for value in values:
-            try:
-                texts.append(None if value is None else value.decode("utf-8"))
-                errors.append(None)
-            except UnicodeDecodeError:
-                texts.append(None)
-                errors.append("value is not valid UTF-8")
-        return pa.array(texts, pa.string()), errors
-
-
-def raw_table(raw: RawBatch) -> pa.Table:
-    """The batch as an Arrow table: position, Kafka time, value text, decoding error."""
-    values, errors = _text_values(raw.values)
-    return pa.table({
-        "_row": pa.array(range(len(raw)), pa.int64()),
-        "kafka_partition": pa.array(raw.partitions, pa.int32()),
-        "kafka_offset": pa.array(raw.offsets, pa.int64()),
-        "kafka_ts": pa.array(raw.timestamps_ms, pa.int64()),
-        "v": values,
-        "utf8_error": pa.array(errors, pa.string()),
-    })
-
-
-_CDR_JSON = {name: ("VARCHAR" if sql_type in ("TIMESTAMPTZ", "DATE") else sql_type)
-             for name, sql_type in schema.CDR_COLUMNS
-             if not name.startswith("kafka_") and not name.endswith("_text") and name != "started_day"}
-# Money arrives as decimal strings; the text is kept, the DECIMAL derived from it.
-_CDR_JSON.update({"rate_per_min": "VARCHAR", "cost": "VARCHAR"})
-_CDR_TIMES = ("started_at", "answered_at", "ended_at")
+__all__ = ["RawBatch", "arrow_schema", "decode_buffers", "decode_events", "decode_json", "events_table",
+           "raw_table", "warm_up"]
 
 
 def _field(name: str) -> str:
     return f"struct_extract(j, '{name}')"
 
 
-def _cdr_select() -> str:
-    items = []
-    for name, sql_type in schema.CDR_COLUMNS:
-        if name in _CDR_TIMES:
-            expr = f"TRY_CAST({_field(name)} AS TIMESTAMPTZ)"
-        elif name in ("rate_per_min", "cost"):
-            expr = f"TRY_CAST({_field(name)} AS {sql_type})"
-        elif name.endswith("_text"):
-            expr = _field(name[: -len("_text")])
-        elif name == "started_day":
-            expr = f"CAST(TRY_CAST({_field('started_at')} AS TIMESTAMPTZ) AS DATE)"
-        elif name.startswith("kafka_"):
-            expr = name
-        else:
-            expr = _field(name)
-        items.append(f"{expr} AS {schema.quote(name)}")
-    bad_time = " OR ".join(f"({_field(t)} IS NOT NULL AND TRY_CAST({_field(t)} AS TIMESTAMPTZ) IS NULL)"
-                           for t in _CDR_TIMES)
-    bad_money = " OR ".join(f"({_field(m)} IS NOT NULL AND TRY_CAST({_field(m)} AS DECIMAL(38,10)) IS NULL)"
-                            for m in ("rate_per_min", "cost"))
-    error = ("CASE WHEN utf8_error IS NOT NULL THEN utf8_error "
-             "WHEN v IS NULL THEN 'null value (tombstone)' "
-             "WHEN j IS NULL THEN 'not a JSON object' "
-             f"WHEN {_field('call_id')} IS NULL THEN 'call_id missing or not a string' "
-             f"WHEN {_field('portal_id')} IS NULL THEN 'portal_id missing or not a string' "
-             f"WHEN {_field('version')} IS NULL THEN 'version missing or not an integer' "
-             f"WHEN {bad_time} THEN 'a timestamp is not RFC 3339' "
-             f"WHEN {bad_money} THEN 'rate_per_min or cost is not a decimal string' END")
-    return ", ".join(items) + f", {error} AS _error"
+def _missing(name: str) -> tuple[str, str, str]:
+    return f"{_field(name)} IS NULL", f"'missing_field:{name}'", f"'{name} missing or not of its type'"
 
 
-_JSON_OBJECT = ("CASE WHEN v IS NOT NULL AND json_valid(v) AND json_type(v) = 'OBJECT' "
-                "THEN json_transform(v, ?) END AS j")
+def _if_object(expr: str) -> str:
+    """``expr`` for a value that is a JSON object, else NULL.
 
-_ALERT_JSON = {"alert_id": "VARCHAR", "type": "VARCHAR", "portal_id": "VARCHAR",
-               "call_id": "VARCHAR", "ts": "VARCHAR"}
-_ALERT_SELECT = (
-    f"{_field('alert_id')} AS alert_id, {_field('type')} AS type, {_field('portal_id')} AS portal_id, "
-    f"{_field('call_id')} AS call_id, TRY_CAST({_field('ts')} AS TIMESTAMPTZ) AS ts, "
-    "CASE WHEN j IS NOT NULL THEN json_extract_string(v, '$.detail.state') END AS state, "
-    "CASE WHEN j IS NOT NULL THEN json_extract(v, '$.detail')::VARCHAR END AS detail, "
-    "kafka_partition, kafka_offset, "
-    "CASE WHEN utf8_error IS NOT NULL THEN utf8_error WHEN v IS NULL THEN 'null value (tombstone)' "
-    "WHEN j IS NULL THEN 'not a JSON object' "
-    f"WHEN {_field('alert_id')} IS NULL OR {_field('type')} IS NULL THEN 'alert_id or type missing' "
-    f"WHEN TRY_CAST({_field('ts')} AS TIMESTAMPTZ) IS NULL THEN 'ts missing or not RFC 3339' END AS _error"
-)
+    WHEN after WHEN: CASE is the one form whose order the optimizer keeps, and json_type
+    must never see a value json_valid refused (it raises).
+    """
+    return (f"CASE WHEN v IS NULL THEN NULL WHEN NOT json_valid(v) THEN NULL "
+            f"WHEN json_type(v) = 'OBJECT' THEN {expr} END")
+
+
+_JSON_OBJECT = f"{_if_object('json_transform(v, ?)')} AS j"
 
 _DLQ_JSON = {"reason": "VARCHAR", "error": "VARCHAR", "topic": "VARCHAR", "partition": "INTEGER",
              "offset": "BIGINT", "raw": "VARCHAR", "raw_b64": "VARCHAR"}
@@ -157,51 +59,41 @@ _DLQ_SELECT = (
     f"{_field('topic')} AS src_topic, {_field('partition')} AS src_partition, "
     f"{_field('offset')} AS src_offset, "
     f"left(coalesce({_field('raw')}, {_field('raw_b64')}), {EXCERPT_CHARS}) AS raw_excerpt, "
-    "make_timestamptz(kafka_ts * 1000) AS ts, kafka_partition, kafka_offset, "
-    "CASE WHEN utf8_error IS NOT NULL THEN utf8_error WHEN v IS NULL THEN 'null value (tombstone)' "
-    "WHEN j IS NULL THEN 'not a JSON object' "
-    f"WHEN {_field('reason')} IS NULL THEN 'reason missing' "
-    f"WHEN {_field('topic')} IS NULL OR {_field('partition')} IS NULL OR {_field('offset')} IS NULL "
-    "THEN 'topic, partition or offset of the rejected message missing' END AS _error"
+    "make_timestamptz(kafka_ts * 1000) AS ts, kafka_partition, kafka_offset"
 )
+_DLQ_GUARDS = [_missing(name) for name in ("reason", "topic", "partition", "offset")]
 
-_SELECTS = {"cdrs": (_CDR_JSON, None), "alerts": (_ALERT_JSON, _ALERT_SELECT),
-            "dlq": (_DLQ_JSON, _DLQ_SELECT)}
+_DLQ_FAILED, _DLQ_MESSAGES = first_failure([*prefix_checks("j"), *_DLQ_GUARDS])
+_DLQ_QUERY = (f"SELECT {_DLQ_SELECT}, {_DLQ_MESSAGES}, _failed, _row FROM "
+              f"(SELECT *, {_DLQ_FAILED} AS _failed FROM (SELECT *, {_JSON_OBJECT} FROM raw_in))")
 
 
-def decode_json(con: duckdb.DuckDBPyConnection, table: str, raw: RawBatch) -> tuple[pa.Table, pa.Table]:
-    """Rows of ``table`` (cdrs, alerts or dlq) and ``rejects`` rows from one topic's batch."""
-    structure, select = _SELECTS[table]
-    select = select or _cdr_select()
+def _decode_dlq(con: duckdb.DuckDBPyConnection, raw: RawBatch) -> tuple[pa.Table, list[Rejected]]:
     con.register("raw_in", raw_table(raw))
     try:
-        decoded = con.sql(
-            f"SELECT {select}, _row, kafka_ts FROM (SELECT *, {_JSON_OBJECT} FROM raw_in)",
-            params=[json.dumps(structure)]).to_arrow_table()
+        decoded = con.sql(_DLQ_QUERY, params=[json.dumps(_DLQ_JSON)]).to_arrow_table()
     finally:
         con.unregister("raw_in")
-    return _split(table, raw, decoded)
+    failures = decoded.column("_failed")
+    bad = decoded.filter(failures.is_valid())
+    refused = list(map(Rejected, bad.column("_row").to_pylist(), bad.column("_reason").to_pylist(),
+                       bad.column("_error").to_pylist()))
+    return decoded.filter(failures.is_null()).select(list(schema.TABLES["dlq"].column_names)), refused
 
 
-def _excerpt(value: bytes | None) -> str | None:
-    return None if value is None else value[:EXCERPT_CHARS].decode("utf-8", "replace")
+def decode_json(con: duckdb.DuckDBPyConnection, table: str, raw: RawBatch, *,
+                check_keys: bool = False) -> tuple[pa.Table, pa.Table]:
+    """Rows of ``table`` (cdrs, alerts or dlq) and ``rejects`` rows from one topic's batch.
 
-
-def _split(table: str, raw: RawBatch, decoded: pa.Table) -> tuple[pa.Table, pa.Table]:
-    errors = decoded.column("_error")
-    good = decoded.filter(errors.is_null()).select(list(schema.TABLES[table].column_names))
-    bad = decoded.filter(errors.is_valid())
-    rejects = pa.table({
-        "topic": pa.array([raw.topic] * bad.num_rows, pa.string()),
-        "kafka_partition": bad.column("kafka_partition"),
-        "kafka_offset": bad.column("kafka_offset"),
-        "ts": pa.array([ms * 1000 for ms in bad.column("kafka_ts").to_pylist()],
-                       pa.timestamp("us", tz="UTC")),
-        "error": bad.column("_error"),
-        "raw_excerpt": pa.array([_excerpt(raw.values[i]) for i in bad.column("_row").to_pylist()],
-                                pa.string()),
-    })
-    return good.cast(arrow_schema(table)), rejects.cast(arrow_schema("rejects"))
+    CDRs and alerts are checked against the contract (:mod:`warehouse.output_checks`);
+    ``check_keys`` also requires the contract's message keys (the sink's topics; a rebuild
+    decodes values it made itself, without keys).
+    """
+    if table in CHECKED_TABLES:
+        good, refused = decode_checked(con, table, raw, check_keys)
+    else:
+        good, refused = _decode_dlq(con, raw)
+    return good.cast(arrow_schema(table)), rejects_table(raw, refused).cast(arrow_schema("rejects"))
 
 
 def decode_events(raw: RawBatch) -> pa.Table:
@@ -253,7 +145,7 @@ def decode_buffers(con: duckdb.DuckDBPyConnection, buffers: dict[str, RawBatch],
         if table == "events":
             out["events"] = decode_events(raw)
             continue
-        out[table], bad = decode_json(con, table, raw)
+        out[table], bad = decode_json(con, table, raw, check_keys=True)
         if bad.num_rows:
             rejects.append(bad)
     if rejects:
@@ -261,13 +153,26 @@ def decode_buffers(con: duckdb.DuckDBPyConnection, buffers: dict[str, RawBatch],
     return out
 
 
+_WARM_UP = {
+    "cdrs": (b"c", b'{"call_id":"c","portal_id":"p","version":1,"direction":null,"line":null,"from":null,'
+                   b'"to":null,"line_number":null,"shown_number":null,"extranet":null,"user_id":null,'
+                   b'"started_at":null,"answered_at":null,"ended_at":"2026-01-01T00:00:00.000Z",'
+                   b'"ring_s":null,"talk_s":0.0,"duration_s":null,"status":"incomplete",'
+                   b'"hangup_cause":"normal","queue_attempts":0,"forwarded_to":null,"controller":"none",'
+                   b'"controller_result":null,"region":null,"rate_per_min":null,"billed_s":0,"cost":"0.00",'
+                   b'"currency":null,"recording_urls":[],"recording_bytes":0,"recording_s":0.0,"events":1}'),
+    "alerts": (b"p", b'{"alert_id":"stale_key:c","type":"stale_key","portal_id":"p","call_id":"c",'
+                     b'"ts":"2026-01-01T00:00:00.000Z","detail":{}}'),
+    "dlq": (None, b'{"reason": "r", "topic": "t", "partition": 0, "offset": 0}'),
+}
+
+
 def warm_up(con: duckdb.DuckDBPyConnection) -> None:
     """Decode one sample of each kind, so that lazy imports do not delay the first real flush."""
-    samples = {"cdrs": b'{"call_id": "c", "portal_id": "p", "version": 1}',
-               "alerts": b'{"alert_id": "a", "type": "t", "ts": "2026-01-01T00:00:00Z"}',
-               "dlq": b'{"reason": "r", "topic": "t", "partition": 0, "offset": 0}'}
-    for table, value in samples.items():
+    for table, (key, value) in _WARM_UP.items():
         raw = RawBatch(table)
-        raw.add(0, 0, 0, None, value)
-        decode_json(con, table, raw)
+        raw.add(0, 0, 0, key, value)
+        rows, rejects = decode_json(con, table, raw, check_keys=True)
+        if rows.num_rows != 1:  # a sample that no longer passes the checks would warm nothing
+            raise RuntimeError(f"warm-up sample of {table} refused: {rejects.to_pylist()}")
     decode_events(RawBatch("events"))

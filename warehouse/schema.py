@@ -14,7 +14,8 @@ same tables):
 - ``events``: one row per ``event_id``; the first copy wins (contract).
 - ``dlq``: one row per rejected source message (topic, partition, offset): a
   worker that rejects the same message twice after a restart counts it once.
-- ``rejects``: one row per message the sink itself could not decode.
+- ``rejects``: one row per message the sink itself refused (it breaks the contract
+  or cannot be read: warehouse/rejects.py).
 """
 
 from __future__ import annotations
@@ -107,8 +108,11 @@ REJECT_COLUMNS: tuple[tuple[str, str], ...] = (
     ("kafka_partition", "INTEGER"),
     ("kafka_offset", "BIGINT"),
     ("ts", "TIMESTAMPTZ"),  # Kafka timestamp of the message
+    ("reason", "VARCHAR"),  # DLQ-style: bad_field:<name>, missing_field:<name>, not_json, bad_key, ...
     ("error", "VARCHAR"),
     ("raw_excerpt", "VARCHAR"),
+    ("raw", "BLOB"),  # the value's first 64 KiB (warehouse/rejects.py)
+    ("raw_bytes", "BIGINT"),  # the value's full length (null for a tombstone)
 )
 
 
@@ -125,6 +129,9 @@ class TableSpec:
     sort: str  # ORDER BY inside every file
     time_column: str  # newest value is the table's data time (freshness)
     row_group_size: int | None = None  # Parquet row group size; None: DuckDB's default
+    # Columns added after warehouses were written: the table's files are then read by
+    # column name, and a file without one of them reads it as NULL (see :func:`scan`).
+    added_columns: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -164,6 +171,7 @@ TABLES: dict[str, TableSpec] = {
         "rejects", REJECT_COLUMNS, ("topic", "kafka_partition", "kafka_offset"),
         winner="ts", newest_wins=False,
         partition="'all'", sort="topic, kafka_partition, kafka_offset", time_column="ts",
+        added_columns=("reason", "raw", "raw_bytes"),  # with the sink's contract checks
     ),
 }
 
@@ -183,6 +191,19 @@ def empty_select(spec: TableSpec) -> str:
     """A query with the table's typed columns and no rows."""
     casts = ", ".join(f"CAST(NULL AS {sql_type}) AS {quote(name)}" for name, sql_type in spec.columns)
     return f"SELECT {casts} WHERE false"
+
+
+def scan(spec: TableSpec, files: str, *, filename: bool = False) -> str:
+    """A FROM item reading the Parquet files ``files`` (a SQL list literal) as rows of ``spec``.
+
+    For a table with ``added_columns``, an empty typed row set united BY NAME with the
+    files: a file written before a column existed reads it as NULL, whatever the others hold.
+    """
+    options = ", filename = true" if filename else ""
+    if not spec.added_columns:
+        return f"read_parquet({files}{options})"
+    return (f"({empty_select(spec)} UNION ALL BY NAME "
+            f"SELECT * FROM read_parquet({files}, union_by_name = true{options}))")
 
 
 def key_list(spec: TableSpec) -> str:

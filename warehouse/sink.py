@@ -209,7 +209,8 @@ class Sink:
         with closing(self.writer.cursor()) as con:
             tables = decode_buffers(con, buffers, self.tables)
         if "rejects" in tables:
-            log.warning("sink: %d messages could not be decoded (table rejects)", tables["rejects"].num_rows)
+            log.warning("sink: %d messages refused (table rejects: topic, position, reason)",
+                        tables["rejects"].num_rows)
         self.writer.write(Batch(tables, offsets))
         return {table: rows.num_rows for table, rows in tables.items()}
 

@@ -30,9 +30,9 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _scan(root: Path, files: list[DataFile]) -> str:
-    paths = ", ".join(literal(str(root / f.path)) for f in files)
-    return f"read_parquet([{paths}])"
+def _scan(root: Path, files: list[DataFile], spec: schema.TableSpec | None = None) -> str:
+    paths = "[" + ", ".join(literal(str(root / f.path)) for f in files) + "]"
+    return schema.scan(spec, paths) if spec is not None else f"read_parquet({paths})"
 
 
 def _dedup(spec: schema.TableSpec, source: str) -> str:
@@ -63,21 +63,21 @@ def table_view(root: Path, spec: schema.TableSpec, manifest: Manifest | None) ->
     statements, hot_parts = [], []
     if deltas:
         delta_view = schema.quote(f"{name}__delta")
-        statements.append(f"CREATE OR REPLACE VIEW {delta_view} AS {_dedup(spec, _scan(root, deltas))}")
+        statements.append(f"CREATE OR REPLACE VIEW {delta_view} AS {_dedup(spec, _scan(root, deltas, spec))}")
         if not warm:
             hot_parts.append(f"SELECT {cols} FROM {delta_view}")
         elif spec.newest_wins:
-            hot_parts.append(f"SELECT {schema.select_list(spec, 'b')} FROM {_scan(root, warm)} b "
+            hot_parts.append(f"SELECT {schema.select_list(spec, 'b')} FROM {_scan(root, warm, spec)} b "
                              f"ANTI JOIN {delta_view} d USING ({keys})")
             hot_parts.append(f"SELECT {cols} FROM {delta_view}")
         else:
-            hot_parts.append(f"SELECT {cols} FROM {_scan(root, warm)}")
+            hot_parts.append(f"SELECT {cols} FROM {_scan(root, warm, spec)}")
             hot_parts.append(f"SELECT {schema.select_list(spec, 'd')} FROM {delta_view} d "
-                             f"ANTI JOIN {_scan(root, warm)} b USING ({keys})")
+                             f"ANTI JOIN {_scan(root, warm, spec)} b USING ({keys})")
     else:  # always defined, so point lookups can ask the deltas first (queries.cdr_by_id)
         statements.append(_view(f"{name}__delta", [], spec))
-    statements.append(_view(f"{name}__base", [f"SELECT {cols} FROM {_scan(root, base)}"] if base else [], spec))
-    statements.append(_view(f"{name}__cold", [f"SELECT {cols} FROM {_scan(root, cold)}"] if cold else [], spec))
+    statements.append(_view(f"{name}__base", [f"SELECT {cols} FROM {_scan(root, base, spec)}"] if base else [], spec))
+    statements.append(_view(f"{name}__cold", [f"SELECT {cols} FROM {_scan(root, cold, spec)}"] if cold else [], spec))
     statements.append(_view(f"{name}__hot", hot_parts, spec))
     statements.append(_view(name, [f"SELECT {cols} FROM {schema.quote(name + '__cold')}",
                                    f"SELECT {cols} FROM {schema.quote(name + '__hot')}"], spec))

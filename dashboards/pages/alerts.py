@@ -1,6 +1,6 @@
 """Alerts: Controller bypasses per portal on a timeline, outages open and resolved, stale
 keys, licence errors, config_not_found (a development copy taking calls), extranet and
-unrated calls, and the DLQ by reason."""
+unrated calls, and the messages refused (the worker's DLQ, the sink's rejects) by reason."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ TIMELINE_POINTS = 2000
 
 
 def layout(ctx: Context) -> html.Div:
-    """Period bar, counts, timeline, outages, other alerts and the DLQ."""
+    """Period bar, counts, timeline, outages, other alerts and the refused messages."""
     return html.Div([
         html.H1(TITLE), ui.period_bar("al"),
         html.Div([html.Div([html.H3("Alerts in this period"), html.Div(id="al-counts")], className="card"),
@@ -66,7 +66,7 @@ def latest_rows(latest: pd.DataFrame) -> list[tuple[str, ...]]:
 
 
 def render(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
-    """(counts table, DLQ figure, timeline figure, outages table, latest alerts table)."""
+    """(counts table, refused-messages figure, timeline figure, outages table, latest alerts table)."""
     flt = page_filter(ctx, period, portals)
     span = {"start": flt.start, "end": flt.end, "portals": tuple(flt.portals)}
     counts = ctx.data.get(dq.alert_counts, start=flt.start, end=flt.end, portals=tuple(flt.portals))
@@ -74,10 +74,11 @@ def render(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
                             page_size=TIMELINE_POINTS)
     outages = ctx.data.get(queries.alerts, **span, types=("controller_outage",), page_size=500)
     latest = ctx.data.get(queries.alerts, **span, types=OTHER_TYPES, live_only=True, page_size=50)
-    dlq = ctx.data.get(queries.dlq_counts, start=flt.start, end=flt.end)
+    refused = ctx.data.get(dq.refused_counts, start=flt.start, end=flt.end)
     now = ctx.now()
     return (ui.text_table(("alert", "count"), count_rows(counts), "al-counts-table"),
-            figures.bars(dlq, "reason", "count", "Rejected events (DLQ) by reason", color=figures.PALETTE[3]),
+            figures.bars(refused, "reason", "count", "Refused messages by reason (DLQ; the sink's by topic)",
+                         color=figures.PALETTE[3]),
             figures.bypass_timeline(bypasses, outages, now),
             ui.text_table(("portal", "state", "opened", "resolved", "duration"), outage_rows(outages, now),
                               "al-outages-table", empty="No Controller outage in this period"),

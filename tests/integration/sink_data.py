@@ -194,6 +194,8 @@ def cdr(call_id: str, version: int, started_us: int | None | object = _SAMPLE_ST
     from tests.unit.warehouse_samples import CDR, T0
 
     started = T0 if started_us is _SAMPLE_START else started_us
+    if started is None:  # only an incomplete call lacks call.started (the sink checks it)
+        changes.setdefault("status", "incomplete")
     return cdr_to_json(CDR._replace(call_id=call_id, cost=Decimal(cost), started_at_us=started,
                                **changes), version)
 

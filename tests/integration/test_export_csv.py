@@ -46,7 +46,7 @@ CALLS = [
     _cdr("e", None, status="incomplete"),
     _cdr("f", "2026-11-23T23:59:59.999Z"),
     _cdr("g", "2026-11-24T00:00:00.000Z", region=None, rate_per_min=None, currency=None,
-         billed_s=0, controller="bypassed"),
+         billed_s=0, cost=Decimal("0.00"), controller="bypassed"),
     _cdr("a", "2026-11-24T10:35:30.123Z", 2, cost=Decimal("12.34")),  # the latest version wins
 ]
 

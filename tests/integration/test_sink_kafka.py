@@ -174,3 +174,96 @@ def test_sink_errors_are_one_line(pipeline_settings, tmp_path):
                               timeout=60)
     assert busy.returncode == 1
     assert busy.stderr.strip() == f"callstream sink: error: another process is writing the warehouse at {root}"
+
+
+LINK = '=HYPERLINK("http://x","y")'
+_TEXT_FIELDS = ("call_id", "portal_id", "direction", "line", "from", "to", "line_number", "shown_number",
+                "user_id", "started_at", "answered_at", "ended_at", "status", "hangup_cause", "forwarded_to",
+                "controller", "controller_result", "region", "rate_per_min", "cost", "currency")
+
+
+def _allow_big_messages(settings, topic: str, limit: int) -> None:
+    """Let the topic take messages of up to ``limit`` bytes (a producer outside ours might)."""
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                            configs={"max.message.bytes": str(limit)})])
+    finally:
+        admin.close()
+
+
+def _forged_cdrs() -> list[tuple[bytes, bytes | None, str]]:
+    """(key, value, the reason the sink must give) of CDRs written by someone else than the worker."""
+    good = json.loads(sink_data.cdr("c-good", 1))
+
+    def cdr(call_id: str, **changes) -> bytes:
+        return json.dumps({**good, "call_id": call_id, **changes}).encode()
+
+    urls = [f"https://rec.example/{n:06d}/" + "a" * 2000 for n in range(5000)]  # ~10 MB
+    return [
+        (LINK.encode(), json.dumps({**good, **{f: LINK for f in _TEXT_FIELDS}}).encode(), "bad_field:call_id"),
+        (b"c-region", cdr("c-region", region=LINK), "bad_field:region"),
+        (b"c-sum", cdr("c-sum", region="@SUM(1)"), "bad_field:region"),
+        (b"c-from", cdr("c-from", **{"from": "@SUM(1)"}), "bad_field:from"),
+        (b"c-negative", cdr("c-negative", cost="-1.53"), "bad_field:cost"),
+        (b"c-three", cdr("c-three", cost="1.534"), "bad_field:cost"),
+        (b"c-big", cdr("c-big", recording_urls=urls), "too_large"),
+        (b"c-url", cdr("c-url", recording_urls=["javascript:alert(1)"]), "bad_field:recording_urls"),
+        (b"c-other-key", cdr("c-keyed"), "bad_key"),
+        (b"c-tombstone", None, "not_json"),
+    ]
+
+
+def test_forged_cdrs_and_alerts_never_reach_the_warehouse_or_the_billing_csv(pipeline_settings, tmp_path):
+    """Issue 12, finding 5, end to end: forged messages on the real topics, the sink, the export."""
+    from datetime import datetime, timezone
+
+    from kafka import KafkaProducer
+
+    from streams.domain.alerts import Alert, alert_to_json
+    from tests.unit.warehouse_samples import T0
+    from warehouse import dashboard_queries
+    from warehouse.export import export_to_file
+
+    settings = pipeline_settings
+    _allow_big_messages(settings, settings.topic_cdrs, 16 * 1024 * 1024)
+    forged = _forged_cdrs()
+    alert = json.loads(alert_to_json(Alert("stale_key:c-good", "stale_key", "p-1", "c-good", T0, {"key_age_s": 1})))
+    alerts = [(b"p-1", json.dumps(alert).encode(), None),
+              (b"p-1", json.dumps({**alert, "type": LINK}).encode(), "bad_field:type"),
+              (b"p-1", json.dumps({**alert, "detail": {"state": "closed"}}).encode(), "bad_field:detail.state"),
+              (b"p-2", json.dumps(alert).encode(), "bad_key")]
+    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, max_request_size=32 * 1024 * 1024)
+    producer.send(settings.topic_cdrs, key=b"c-good", value=sink_data.cdr("c-good", 1))
+    for key, value, _ in forged:
+        producer.send(settings.topic_cdrs, key=key, value=value)
+    for key, value, _ in alerts:
+        producer.send(settings.topic_alerts, key=key, value=value)
+    producer.flush()
+    producer.close()
+
+    root = tmp_path / "warehouse"
+    stats = run_sink(settings, root)
+    assert stats.messages == 1 + len(forged) + len(alerts)
+    assert sink_data.table_arrow(root, "cdrs").column("call_id").to_pylist() == ["c-good"]
+    assert sink_data.table_arrow(root, "alerts").column("alert_id").to_pylist() == ["stale_key:c-good"]
+    # Keys spread the messages over partitions: a reject is known by its topic and value.
+    rejects = {(r["topic"], r["raw"]): r for r in sink_data.table_arrow(root, "rejects").to_pylist()}
+    expected = {(topic, value and value[:65536]): reason
+                for topic, messages in ((settings.topic_cdrs, forged), (settings.topic_alerts, alerts))
+                for _, value, reason in messages if reason}
+    assert {position: r["reason"] for position, r in rejects.items()} == expected
+    big = forged[6][1]
+    assert rejects[(settings.topic_cdrs, big[:65536])]["raw_bytes"] == len(big) > 10_000_000
+
+    out = tmp_path / "billing.csv"
+    with Reader(root) as reader:
+        assert export_to_file(reader, out, datetime(2026, 11, 1, tzinfo=timezone.utc),
+                              datetime(2026, 12, 1, tzinfo=timezone.utc)) == 1
+        refused = dashboard_queries.refused_counts(reader)
+    text = out.read_text()
+    assert text.splitlines()[1].startswith("c-good,") and len(text.splitlines()) == 2
+    assert "HYPERLINK" not in text and "@SUM" not in text and "-1.53" not in text and "javascript" not in text
+    assert dict(zip(refused["reason"], refused["count"]))[f"{settings.topic_cdrs} bad_field:region"] == 2

@@ -41,14 +41,19 @@ def _calls() -> list[bytes]:
         status = rng.choice(["answered", "answered", "missed", "busy"])
         talk = Decimal(rng.randrange(0, 600_000)) / 1000 if status == "answered" else Decimal("0.000")
         recorded = status == "answered" and line != "internal" and n % 3 != 0
+        controller = rng.choice(["checked"] * 4 + ["bypassed", "none"])
         cdr = CDR._replace(call_id=f"c{n:02d}", portal_id=f"p-{n % 3}", line=line, status=status,
-                      started_at_us=start, answered_at_us=start + HOUR // 100, ended_at_us=start + HOUR // 10,
-                      talk_s=talk, user_id=f"u-{n % 5}", controller=rng.choice(["checked"] * 4 + ["bypassed", "none"]),
+                      started_at_us=start, answered_at_us=start + HOUR // 100 if status == "answered" else None,
+                      ended_at_us=start + HOUR // 10, hangup_cause="busy" if status == "busy" else "normal",
+                      talk_s=talk, user_id=f"u-{n % 5}", controller=controller,
+                      controller_result=None if controller == "none" else "ok",
                       region=rng.choice(["Russia mobile", "Kazakhstan", "SIP trunk (own carrier)"]),
-                      currency=None if line == "internal" else "RUB",
-                      cost=Decimal(rng.randrange(0, 5000)) / 100, to=f"+7916{n:07d}",
-                      recording_urls=(f"https://r/{n}.mp3",) if recorded else (),
+                      currency="RUB", cost=(Decimal(rng.randrange(0, 5000)) / 100).quantize(Decimal("0.01")),
+                      to=f"+7916{n:07d}", recording_urls=(f"https://r/{n}.mp3",) if recorded else (),
                       recording_bytes=int(talk * 16000) if recorded else 0)
+        if line == "internal":  # contract, Rating: no tariff lookup, nothing billed
+            cdr = cdr._replace(region="internal", rate_per_min=None, currency=None, billed_s=0,
+                               cost=Decimal("0.00"))
         docs.append(cdr_to_json(cdr, 1))
     for n in range(2):
         docs.append(cdr_to_json(CDR._replace(call_id=f"x{n}", started_at_us=None, status="incomplete"), 1))

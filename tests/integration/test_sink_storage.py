@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,9 +24,10 @@ from streams.domain.events import Rejection
 from tests.integration.sink_data import Feed, assert_rollup_exact, assert_same_warehouse, cdr, table_arrow
 from tests.unit.warehouse_samples import T0
 from warehouse import compaction
-from warehouse.layout import load_manifest
+from warehouse.decode import RawBatch, decode_buffers
+from warehouse.layout import DataFile, load_manifest, new_file_path
 from warehouse.reader import Reader, WarehouseError
-from warehouse.writer import Writer, WriterBusy
+from warehouse.writer import Batch, Writer, WriterBusy
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +83,8 @@ def test_a_call_whose_started_at_changes_month_keeps_one_row(tmp_path):
 
 
 def test_alerts_keep_their_latest_state_events_and_dlq_their_first_copy(tmp_path):
-    opened = Alert("controller_outage:p:1", "controller_outage", "p", None, T0, {"state": "open"})
+    opened = Alert("controller_outage:p:2026-11-24T10:35:30.123Z", "controller_outage", "p", None, T0,
+                   {"state": "open"})
     resolved = replace(opened, detail={"state": "resolved"})
     rejected = encode_dlq(Rejection("not_json", "boom"), "call-events", 2, 40, b"x")
     again = encode_dlq(Rejection("not_json", "boom again"), "call-events", 2, 40, b"x")
@@ -107,7 +110,7 @@ def _write_history(root: Path, repeat: int) -> None:
             feed = Feed(writer)  # offsets restart: the same messages at the same offsets
             for n in range(4):
                 feed.send("cdrs", *(cdr(f"c{k}", 1 + n, T0 - k * DAY_US * 9) for k in range(12)))
-                feed.send("alerts", alert_to_json(Alert(f"a{n % 2}", "t", "p", None, T0 + n,
+                feed.send("alerts", alert_to_json(Alert(f"t:a{n % 2}", "t", "p", None, T0 + n,
                                                         {"n": n})))
             compaction.compact_due(writer, compaction.CompactionPolicy(minor_files=2))
 
@@ -213,3 +216,33 @@ def test_readers_follow_a_symlink_swapped_to_a_rebuilt_generation(tmp_path):
 def queries_call_ids(reader: Reader) -> list[str]:
     with reader.cursor() as con:
         return [row[0] for row in con.execute("SELECT call_id FROM cdrs").fetchall()]
+
+
+def _old_rejects_file(writer: Writer, offset: int) -> DataFile:
+    """A ``rejects`` delta as sinks before the contract checks wrote it (no reason, no raw)."""
+    rel = new_file_path("rejects", "delta")
+    (writer.root / rel).parent.mkdir(parents=True, exist_ok=True)
+    with duckdb.connect() as con:
+        con.execute(f"COPY (SELECT 'cdrs' AS topic, 0::INTEGER AS kafka_partition, {offset}::BIGINT AS kafka_offset, "
+                    "TIMESTAMPTZ '2026-11-24 10:00:00+00' AS ts, 'not a JSON object' AS error, "
+                    "'garbage' AS raw_excerpt) TO ? (FORMAT parquet)", [str(writer.root / rel)])
+    return DataFile(rel, "delta", "", 1, T0, ("all",), T0)
+
+
+def test_rejects_written_before_the_reason_column_stay_readable(tmp_path):
+    """Files of a warehouse written before ``reason``/``raw``/``raw_bytes`` read them as null."""
+    with Writer(tmp_path) as writer:
+        writer.publish(add=[_old_rejects_file(writer, 7), _old_rejects_file(writer, 8)])
+        raw = RawBatch("cdrs")
+        raw.add(0, 9, 1_795_430_130_000, b"c-1", b"[1]")
+        with closing(writer.cursor()) as con:
+            writer.write(Batch(decode_buffers(con, {"cdrs": raw}, {"cdrs": "cdrs"})))
+        for step in ("deltas", "minor", "major"):
+            rows = sorted(table_arrow(tmp_path, "rejects").to_pylist(), key=lambda r: r["kafka_offset"])
+            assert [(r["kafka_offset"], r["reason"], r["raw"], r["error"]) for r in rows] == [
+                (7, None, None, "not a JSON object"), (8, None, None, "not a JSON object"),
+                (9, "not_object", b"[1]", "not a JSON object")], step
+            if step == "deltas":
+                assert compaction.minor(writer, "rejects")
+            elif step == "minor":
+                assert compaction.major(writer, "rejects")

@@ -53,35 +53,38 @@ def test_a_cdr_becomes_one_typed_row_keeping_the_money_text(con):
 def test_an_incomplete_cdr_keeps_its_nulls(con):
     incomplete = CDR._replace(started_at_us=None, answered_at_us=None, ring_s=None, duration_s=None,
                          talk_s=None, status="incomplete", region=None, rate_per_min=None,
-                         currency=None, recording_urls=())
+                         currency=None, recording_urls=(), billed_s=0, cost=Decimal("0.00"))
     row = decode_json(con, "cdrs", _batch("cdrs", cdr_to_json(incomplete, 1)))[0].to_pylist()[0]
     assert row["started_at"] is None and row["started_day"] is None and row["talk_s"] is None
     assert row["rate_per_min"] is None and row["rate_per_min_text"] is None
     assert row["recording_urls"] == []
 
 
-@pytest.mark.parametrize("value, error", [
-    (b"not json", "not a JSON object"),
-    (b"[1, 2]", "not a JSON object"),
-    (b"\xff\xfe{}", "value is not valid UTF-8"),
-    (None, "null value (tombstone)"),
-    (b'{"portal_id": "p", "version": 1}', "call_id missing or not a string"),
-    (b'{"call_id": "c", "portal_id": "p", "version": "two"}', "version missing or not an integer"),
-    (b'{"call_id": "c", "portal_id": "p", "version": 1, "started_at": "yesterday"}',
-     "a timestamp is not RFC 3339"),
-    (b'{"call_id": "c", "portal_id": "p", "version": 1, "cost": "1,50"}',
-     "rate_per_min or cost is not a decimal string"),
+def _changed(**changes) -> bytes:
+    return orjson.dumps({**orjson.loads(cdr_to_json(CDR, 1)), **changes})
+
+
+@pytest.mark.parametrize("value, reason", [
+    (b"not json", "not_json"),
+    (b"[1, 2]", "not_object"),
+    (b"\xff\xfe{}", "not_json"),
+    (None, "not_json"),
+    (b'{"portal_id": "p", "version": 1}', "missing_field:call_id"),
+    (_changed(version="two"), "bad_field:version"),
+    (_changed(started_at="yesterday"), "bad_field:started_at"),
+    (_changed(cost="1,50"), "bad_field:cost"),
 ])
-def test_a_message_the_sink_cannot_use_becomes_a_reject_not_a_loss(con, value, error):
+def test_a_message_the_sink_cannot_use_becomes_a_reject_not_a_loss(con, value, reason):
     rows, rejects = decode_json(con, "cdrs", _batch("cdrs", cdr_to_json(CDR, 1), value))
     assert rows.num_rows == 1
     reject = rejects.to_pylist()[0]
-    assert reject["error"] == error and reject["topic"] == "cdrs" and reject["kafka_offset"] == 101
+    assert reject["reason"] == reason and reject["topic"] == "cdrs" and reject["kafka_offset"] == 101
+    assert reject["error"]
     assert reject["raw_excerpt"] == (None if value is None else value[:256].decode("utf-8", "replace"))
 
 
 def test_alert_keeps_its_state_and_detail(con):
-    alert = Alert("controller_outage:p-1:x", "controller_outage", "p-1", None, T0,
+    alert = Alert("controller_outage:p-1:2026-11-24T10:35:30.123Z", "controller_outage", "p-1", None, T0,
                   {"state": "open", "bypassed_calls": 5})
     row = decode_json(con, "alerts", _batch("alerts", alert_to_json(alert)))[0].to_pylist()[0]
     assert row["alert_id"] == alert.alert_id and row["call_id"] is None and row["state"] == "open"
@@ -98,7 +101,7 @@ def test_dlq_record_keeps_reason_source_position_and_an_excerpt(con):
         ("not_json", "call-events", 3, 77)
     assert first["raw_excerpt"] == "x" * 256
     assert second["raw_excerpt"] == orjson.loads(binary)["raw_b64"]
-    assert rejects.to_pylist()[0]["error"].startswith("topic, partition or offset")
+    assert rejects.to_pylist()[0]["reason"] == "missing_field:topic"
 
 
 def test_valid_events_become_rows_and_invalid_ones_are_left_to_the_dlq():
