@@ -26,13 +26,21 @@ of Faust's with the batching):
   partition was sought does not move it), a delivery that starts earlier is
   trimmed, and one that starts later on an input topic (never compacted nor
   transactional) is not delivered: the partition is read again from there;
-- a jump that stays (compaction, transaction markers) counted as acknowledged
-  together with the record after it, before that record was processed; here
-  only the missing offsets count;
+- a jump that stays (compaction, transaction markers, aborted records) counted
+  as acknowledged together with the record after it, before that record was
+  processed; here only the missing offsets count. A jump is told from records
+  fetched and not delivered by where the fetch started (:class:`Fetch`): one
+  that started at or before the expected offset skipped nothing of ours;
 - the commit of a partition skipped one unacknowledged message sitting exactly
   at the committed offset (the check for a hole at the head of the
   acknowledged offsets is off by one): :meth:`Consumer._new_offset` commits
   only from the committed offset on.
+
+The consumer reads committed data only (``isolation_level=read_committed``):
+Faust sets it only for ``processing_guarantee="exactly_once"``, and the worker
+is at-least-once, so :class:`ConsumerThread` sets it on the aiokafka consumer
+Faust creates (upstream fix: a Faust setting for the consumer's isolation
+level, independent of the processing guarantee).
 
 The hand-off itself is :mod:`streams.handoff`. Registered as the
 ``callstream://`` transport (entry point ``faust.transports``).
@@ -50,11 +58,51 @@ from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage, ack_lock
 
+from callstream.kafka_clients import ISOLATION_LEVEL
 from streams.handoff import abandonable, hand_off
 
 _EVENT_WAIT = asyncio.Event.wait.__code__
 
 log = logging.getLogger("callstream.worker")
+
+
+class Fetch(dict):
+    """The records of one fetch (tp -> records), and where each partition's read started."""
+
+    def __init__(self, records: dict, starts: dict) -> None:
+        super().__init__(records)
+        #: tp -> the consumer's position before the fetch: its records start there or after
+        #: it (after it only when what lies between holds no record for us: transaction
+        #: markers, aborted transactions, compaction).
+        self.starts = starts
+
+
+class ConsumerThread(driver.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, reading committed data and telling where fetches start."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Faust passes read_committed only when it runs transactions itself (exactly_once);
+        # aiokafka takes the level from this attribute when the consumer starts (its fetcher).
+        if getattr(consumer, "_isolation_level", None) is None:
+            raise RuntimeError("aiokafka changed: cannot set the consumer's isolation level")
+        consumer._isolation_level = ISOLATION_LEVEL
+        return consumer
+
+    async def _fetch_records(self, consumer: Any, active_partitions: Any,
+                             timeout: float | None = None, max_records: int | None = None) -> Fetch:
+        # Faust's own method reaches into the fetcher the same way.
+        assignment = consumer._fetcher._subscriptions.subscription
+        assignment = assignment.assignment if assignment is not None else None
+        starts = {}
+        if assignment is not None:
+            for tp in active_partitions or ():
+                state = assignment.state_value(tp)
+                if state is not None and state.has_valid_position:
+                    starts[tp] = state.position
+        records = await super()._fetch_records(consumer, active_partitions, timeout=timeout,
+                                               max_records=max_records)
+        return Fetch(records, starts)
 
 
 class Consumer(driver.Consumer):
@@ -69,6 +117,9 @@ class Consumer(driver.Consumer):
         self._next_offset: dict[TP, int] = {}
         self._sought: defaultdict[TP, int] = defaultdict(int)  # tp -> seeks so far
         self._refetched: set[tuple[TP, int, int]] = set()  # gaps already read again once
+
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     # ------------------------------------------------------------ delivery
 
@@ -86,11 +137,13 @@ class Consumer(driver.Consumer):
                 await asyncio.sleep(0)
                 if self.should_stop:
                     continue
-                async for tp, message, first in deliveries:
+                async for tp, message, first, start in deliveries:
                     expected = next_offset.get(tp)
-                    if expected is not None and first > expected and await self._on_gap(
-                            tp, message.topic, expected, first):
-                        continue  # the partition is read again from ``expected``
+                    if expected is not None and first > expected:
+                        if start is not None and start <= expected:
+                            await self._skipped(tp, message.topic, expected, first)
+                        elif await self._on_gap(tp, message.topic, expected, first):
+                            continue  # the partition is read again from ``expected``
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
@@ -116,8 +169,9 @@ class Consumer(driver.Consumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _deliveries(self, timeout: float) -> AsyncIterator[tuple[TP, ConsumerMessage, int]]:
-        """Faust's ``getmany``: (tp, message, first offset) of one fetch, minus records delivered before."""
+    async def _deliveries(self, timeout: float) -> AsyncIterator[tuple[TP, ConsumerMessage, int, int | None]]:
+        """Faust's ``getmany``: (tp, message, first offset, where the read started) of one fetch,
+        minus records delivered before."""
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
@@ -130,6 +184,7 @@ class Consumer(driver.Consumer):
                 log.warning("exception performing seek when flow not active %r", exc)
             return
         next_offset = self._next_offset
+        starts = getattr(records, "starts", {})
         for tp, tp_records in records.items():
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
                 return
@@ -142,19 +197,31 @@ class Consumer(driver.Consumer):
                 if not tp_records:
                     continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            start = starts.get(tp)
             if tp.topic in self.batched_topics:
-                yield tp, self._batch_message(tp, tp_records, generation_id), tp_records[0].offset
+                yield tp, self._batch_message(tp, tp_records, generation_id), tp_records[0].offset, start
                 continue
             for record in tp_records:
                 if not self.flow_active or self.app.consumer_generation_id != generation_id:
                     return
-                yield tp, self._to_message(tp, record), record.offset
+                yield tp, self._to_message(tp, record), record.offset, start
+                start = record.offset + 1  # one fetch: nothing between two of its records is ours
+
+    async def _skipped(self, tp: TP, topic: str, expected: int, first: int) -> None:
+        """Offsets ``expected``..``first - 1`` hold no record for us: they count as acknowledged.
+
+        The fetch began at or before ``expected``, so the consumer stepped over
+        them itself: transaction markers, aborted transactions (the consumer
+        reads committed data only), compacted-away records.
+        """
+        if self.app.topics.acks_enabled_for(topic):
+            await self._add_gap(tp, expected, first - 1)
 
     async def _on_gap(self, tp: TP, topic: str, expected: int, first: int) -> bool:
-        """Offsets ``expected``..``first - 1`` were skipped; True when they are read again.
+        """Offsets ``expected``..``first - 1`` were skipped by a fetch that began after them;
+        True when they are read again.
 
-        The worker's input topics are neither compacted nor transactional, so a
-        jump there means records were fetched and not delivered — Faust's loop
+        Such a jump means records were fetched and not delivered — Faust's loop
         went on delivering a fetch made before the seek that ends every
         rebalance, past the records the streams had skipped while the flow was
         off (seen after a broker restart: ten records of a partition, whose

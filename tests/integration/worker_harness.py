@@ -214,11 +214,16 @@ class BackgroundProduce:
         return self.count
 
 
-def read_topic(settings: Settings, topic: str, timeout: float = 60.0) -> list:
-    """Every record of ``topic`` up to its current end offsets (partition order kept)."""
+def read_topic(settings: Settings, topic: str, timeout: float = 60.0,
+               isolation_level: str = "read_committed") -> list:
+    """Every record of ``topic`` up to its current end offsets (partition order kept).
+
+    Committed records only, as the project's consumers read; ``read_uncommitted``
+    shows aborted transactions too.
+    """
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None,
+    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, isolation_level=isolation_level,
                              fetch_max_bytes=MAX_REQUEST_BYTES * 4,
                              max_partition_fetch_bytes=MAX_REQUEST_BYTES,
                              **_client_options(settings))

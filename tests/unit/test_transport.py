@@ -244,7 +244,7 @@ def _fetching(consumer, fetched: dict, *, during_fetch=None):
 
 def _delivered(consumer) -> list:
     async def main():
-        return [(tp, message, first) async for tp, message, first in consumer._deliveries(1.0)]
+        return [(tp, message, first) async for tp, message, first, _ in consumer._deliveries(1.0)]
     return asyncio.run(main())
 
 
@@ -342,3 +342,66 @@ def test_a_jump_on_an_input_topic_is_read_again_once_then_counts_as_acknowledged
     consumer._acked[events].append(40)
     consumer._acked_index[events].add(40)
     assert consumer._new_offset(events) == 41
+
+
+def test_a_jump_the_consumer_stepped_over_itself_counts_as_acknowledged_without_a_read_again():
+    # Transaction markers and aborted transactions: the fetch started at the expected
+    # offset (37), its first record is 40. Nothing was skipped by us: no seek, no warning.
+    from streams.transport import Fetch
+
+    consumer, events = _consumer_with(37, [])
+    consumer.batched_topics = frozenset({events.topic})
+    consumer._next_offset[events] = 37
+    sought, handed = [], []
+
+    async def fake_seek_wait(partitions):
+        sought.extend(partitions.items())
+
+    async def on_message(message):
+        handed.append(message)
+        message.incref()
+        message.ack(consumer)
+
+    consumer._thread.seek_wait = fake_seek_wait
+    _drain_once(consumer, Fetch({events: _records(events.topic, 0, range(40, 43))}, {events: 37}),
+                on_message)
+    assert [m.offset for m in handed] == [42] and sought == []
+    assert consumer._next_offset[events] == 43
+    assert consumer._new_offset(events) == 43  # 37..39 acknowledged with the batch
+
+
+def test_a_jump_past_records_fetched_before_and_not_delivered_is_read_again():
+    from streams.transport import Fetch
+
+    consumer, events = _consumer_with(0, [])
+    consumer.batched_topics = frozenset({events.topic})
+    consumer._next_offset[events] = 5
+    sought, handed = [], []
+
+    async def fake_seek_wait(partitions):
+        sought.extend(partitions.items())
+
+    async def on_message(message):
+        handed.append(message)
+
+    consumer._thread.seek_wait = fake_seek_wait
+    # The consumer's position was 8 when the fetch began: 5..7 were drained by an earlier fetch.
+    _drain_once(consumer, Fetch({events: _records(events.topic, 0, range(8, 10))}, {events: 8}),
+                on_message)
+    assert handed == [] and sought == [(events, 5)]
+
+
+def test_records_of_one_fetch_delivered_one_by_one_step_over_what_lies_between_them():
+    from faust.types import TP
+
+    from streams.transport import Fetch
+
+    consumer, _ = _consumer_with(0, [])
+    changelog = TP("worker-calls_by_id-changelog", 0)
+    records = _records(changelog.topic, 0, range(0, 2)) + _records(changelog.topic, 0, range(5, 6))
+    _fetching(consumer, Fetch({changelog: records}, {changelog: 0}))
+
+    async def main():
+        return [(m.offset, start) async for _, m, _, start in consumer._deliveries(1.0)]
+
+    assert asyncio.run(main()) == [(0, 0), (1, 1), (5, 2)]
