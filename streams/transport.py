@@ -29,18 +29,19 @@ of Faust's with the batching):
 - a jump that stays (compaction, transaction markers, aborted records) counted
   as acknowledged together with the record after it, before that record was
   processed; here only the missing offsets count. A jump is told from records
-  fetched and not delivered by where the fetch started (:class:`Fetch`): one
-  that started at or before the expected offset skipped nothing of ours;
+  fetched and not delivered by where the fetch started
+  (:class:`~streams.fetch.Fetch`): one that started at or before the expected
+  offset skipped nothing of ours;
 - the commit of a partition skipped one unacknowledged message sitting exactly
   at the committed offset (the check for a hole at the head of the
   acknowledged offsets is off by one): :meth:`Consumer._new_offset` commits
   only from the committed offset on.
 
-The consumer reads committed data only (``isolation_level=read_committed``):
-Faust sets it only for ``processing_guarantee="exactly_once"``, and the worker
-is at-least-once, so :class:`ConsumerThread` sets it on the aiokafka consumer
-Faust creates (upstream fix: a Faust setting for the consumer's isolation
-level, independent of the processing guarantee).
+The consumer reads committed data only (``isolation_level=read_committed``,
+set by :mod:`streams.fetch`, which also says where each fetch started and
+ended); Faust's ``_add_gap`` did not count an offset-less gap that begins at
+the committed offset (a transaction marker right after the last commit), so
+the commit held there for good: :meth:`Consumer._add_gap` does.
 
 The hand-off itself is :mod:`streams.handoff`. Registered as the
 ``callstream://`` transport (entry point ``faust.transports``).
@@ -58,51 +59,12 @@ from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
 from faust.types.tuples import ConsumerMessage, ack_lock
 
-from callstream.kafka_clients import ISOLATION_LEVEL
+from streams.fetch import ConsumerThread
 from streams.handoff import abandonable, hand_off
 
 _EVENT_WAIT = asyncio.Event.wait.__code__
 
 log = logging.getLogger("callstream.worker")
-
-
-class Fetch(dict):
-    """The records of one fetch (tp -> records), and where each partition's read started."""
-
-    def __init__(self, records: dict, starts: dict) -> None:
-        super().__init__(records)
-        #: tp -> the consumer's position before the fetch: its records start there or after
-        #: it (after it only when what lies between holds no record for us: transaction
-        #: markers, aborted transactions, compaction).
-        self.starts = starts
-
-
-class ConsumerThread(driver.AIOKafkaConsumerThread):
-    """Faust's aiokafka consumer thread, reading committed data and telling where fetches start."""
-
-    def _create_worker_consumer(self, transport: Any) -> Any:
-        consumer = super()._create_worker_consumer(transport)
-        # Faust passes read_committed only when it runs transactions itself (exactly_once);
-        # aiokafka takes the level from this attribute when the consumer starts (its fetcher).
-        if getattr(consumer, "_isolation_level", None) is None:
-            raise RuntimeError("aiokafka changed: cannot set the consumer's isolation level")
-        consumer._isolation_level = ISOLATION_LEVEL
-        return consumer
-
-    async def _fetch_records(self, consumer: Any, active_partitions: Any,
-                             timeout: float | None = None, max_records: int | None = None) -> Fetch:
-        # Faust's own method reaches into the fetcher the same way.
-        assignment = consumer._fetcher._subscriptions.subscription
-        assignment = assignment.assignment if assignment is not None else None
-        starts = {}
-        if assignment is not None:
-            for tp in active_partitions or ():
-                state = assignment.state_value(tp)
-                if state is not None and state.has_valid_position:
-                    starts[tp] = state.position
-        records = await super()._fetch_records(consumer, active_partitions, timeout=timeout,
-                                               max_records=max_records)
-        return Fetch(records, starts)
 
 
 class Consumer(driver.Consumer):
@@ -137,7 +99,7 @@ class Consumer(driver.Consumer):
                 await asyncio.sleep(0)
                 if self.should_stop:
                     continue
-                async for tp, message, first, start in deliveries:
+                async for tp, message, first, start, end in deliveries:
                     expected = next_offset.get(tp)
                     if expected is not None and first > expected:
                         if start is not None and start <= expected:
@@ -152,6 +114,9 @@ class Consumer(driver.Consumer):
                     if sought[tp] == seeks:  # else a seek meanwhile decided where reading goes on
                         next_offset[tp] = message.offset + 1
                         self._read_offset[tp] = message.offset
+                        if end is not None and end > message.offset + 1:  # markers after the last record
+                            await self._skipped(tp, message.topic, message.offset + 1, end)
+                            next_offset[tp] = end
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -169,9 +134,9 @@ class Consumer(driver.Consumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _deliveries(self, timeout: float) -> AsyncIterator[tuple[TP, ConsumerMessage, int, int | None]]:
-        """Faust's ``getmany``: (tp, message, first offset, where the read started) of one fetch,
-        minus records delivered before."""
+    async def _deliveries(self, timeout: float) -> AsyncIterator[tuple]:
+        """Faust's ``getmany`` over one fetch, minus records delivered before: (tp, message, its
+        first offset, where the partition's read started, where it ended — with its last message)."""
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
@@ -184,7 +149,7 @@ class Consumer(driver.Consumer):
                 log.warning("exception performing seek when flow not active %r", exc)
             return
         next_offset = self._next_offset
-        starts = getattr(records, "starts", {})
+        starts, ends = getattr(records, "starts", {}), getattr(records, "ends", {})
         for tp, tp_records in records.items():
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
                 return
@@ -197,14 +162,14 @@ class Consumer(driver.Consumer):
                 if not tp_records:
                     continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
-            start = starts.get(tp)
+            start, end, last = starts.get(tp), ends.get(tp), tp_records[-1]
             if tp.topic in self.batched_topics:
-                yield tp, self._batch_message(tp, tp_records, generation_id), tp_records[0].offset, start
+                yield tp, self._batch_message(tp, tp_records, generation_id), tp_records[0].offset, start, end
                 continue
             for record in tp_records:
                 if not self.flow_active or self.app.consumer_generation_id != generation_id:
                     return
-                yield tp, self._to_message(tp, record), record.offset, start
+                yield tp, self._to_message(tp, record), record.offset, start, end if record is last else None
                 start = record.offset + 1  # one fetch: nothing between two of its records is ours
 
     async def _skipped(self, tp: TP, topic: str, expected: int, first: int) -> None:
@@ -304,18 +269,36 @@ class Consumer(driver.Consumer):
         index.update(new)
         acked.extend(new)
 
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        """Faust's, counting a gap that begins at the committed offset too.
+
+        ``_committed_offset`` is the next offset to read; Faust kept only the part
+        of a gap after it, so a transaction marker right after the last commit
+        stayed unacknowledged and the commit held there for good.
+        """
+        committed = self._committed_offset[tp]
+        if committed is not None:
+            offset_from = max(offset_from, committed)
+        if offset_from <= offset_to:
+            gap = self._gap[tp]
+            gap.addi(offset_from, offset_to + 1)  # intervals exclude their end
+            await asyncio.sleep(0)
+            gap.merge_overlaps()
+
     def _new_offset(self, tp: TP) -> Any:
         acked, committed = self._acked[tp], self._committed_offset[tp]
-        if acked and committed and not self._gap[tp] and min(acked) > committed:
-            hole_until = min(acked)
-            if self._holes.get(tp) != (committed, hole_until):
-                self._holes[tp] = (committed, hole_until)
-                log.warning("commit of %s held at offset %d: offsets %d..%d are not acknowledged "
-                            "and %d is", tp, committed, committed, hole_until - 1, hole_until)
-            return None
+        if acked and committed:
+            lowest, gap = min(acked), self._gap[tp]
+            if gap and gap.begin() < max(acked):  # Faust counts such a gap as acknowledged
+                lowest = min(lowest, gap.begin())
+            if lowest > committed:
+                if self._holes.get(tp) != (committed, lowest):
+                    self._holes[tp] = (committed, lowest)
+                    log.warning("commit of %s held at offset %d: offsets %d..%d are not acknowledged "
+                                "and %d is", tp, committed, committed, lowest - 1, lowest)
+                return None
         self._holes.pop(tp, None)
         return super()._new_offset(tp)
-
 
     # ------------------------------------------------------------ hand-off
 
