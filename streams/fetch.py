@@ -29,7 +29,8 @@ class Fetch(dict):
 
     ``starts[tp]``: the position before the fetch; its records start there, or later
     only past offsets without a record for us (markers, aborted, compacted away).
-    ``ends[tp]``: the position after it, past such offsets that follow its last record.
+    ``ends[tp]``: the position after it, past such offsets that follow its last record
+    (a partition may have moved on without returning any record).
     """
 
     def __init__(self, records: dict, starts: dict | None = None, ends: dict | None = None) -> None:
@@ -70,4 +71,4 @@ class ConsumerThread(driver.AIOKafkaConsumerThread):
         starts = _positions(consumer, active_partitions)
         records = await super()._fetch_records(consumer, active_partitions, timeout=timeout,
                                                max_records=max_records)
-        return Fetch(records, starts, _positions(consumer, records))
+        return Fetch(records, starts, _positions(consumer, active_partitions))

@@ -150,6 +150,7 @@ class Consumer(driver.Consumer):
             return
         next_offset = self._next_offset
         starts, ends = getattr(records, "starts", {}), getattr(records, "ends", {})
+        await self._stepped_over(records, starts, ends)
         for tp, tp_records in records.items():
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
                 return
@@ -171,6 +172,15 @@ class Consumer(driver.Consumer):
                     return
                 yield tp, self._to_message(tp, record), record.offset, start, end if record is last else None
                 start = record.offset + 1  # one fetch: nothing between two of its records is ours
+
+    async def _stepped_over(self, records: dict, starts: dict, ends: dict) -> None:
+        """Partitions whose read moved on without a record (an aborted transaction, markers)."""
+        for tp, end in ends.items():
+            start, expected = starts.get(tp), self._next_offset.get(tp)
+            if tp not in records and start is not None and expected is not None \
+                    and start <= expected < end:
+                await self._skipped(tp, tp.topic, expected, end)
+                self._next_offset[tp] = end
 
     async def _skipped(self, tp: TP, topic: str, expected: int, first: int) -> None:
         """Offsets ``expected``..``first - 1`` hold no record for us: they count as acknowledged.

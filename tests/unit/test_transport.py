@@ -451,3 +451,30 @@ def test_a_gap_elsewhere_does_not_let_the_commit_pass_an_unacknowledged_message(
     consumer._acked[tp].append(37)
     consumer._acked_index[tp].add(37)
     assert consumer._new_offset(tp) == 41
+
+
+def test_a_fetch_that_moved_on_without_a_record_counts_those_offsets_as_acknowledged():
+    # A whole aborted transaction and its marker (37..41): aiokafka returns no record
+    # for the partition but its position moved on; the next record (42) is no jump.
+    from streams.fetch import Fetch
+
+    consumer, events = _consumer_with(37, [])
+    consumer.batched_topics = frozenset({events.topic})
+    consumer._next_offset[events] = 37
+    sought, handed = [], []
+
+    async def fake_seek_wait(partitions):
+        sought.extend(partitions.items())
+
+    async def on_message(message):
+        handed.append(message)
+        message.incref()
+        message.ack(consumer)
+
+    consumer._thread.seek_wait = fake_seek_wait
+    _drain_once(consumer, Fetch({}, {events: 37}, {events: 42}), on_message)
+    assert consumer._next_offset[events] == 42 and handed == []
+    _drain_once(consumer, Fetch({events: _records(events.topic, 0, range(42, 44))}, {events: 42}),
+                on_message)
+    assert sought == [] and [m.offset for m in handed] == [43]
+    assert consumer._new_offset(events) == 44
