@@ -34,14 +34,13 @@ of Faust's with the batching):
   offset skipped nothing of ours;
 - the commit of a partition skipped one unacknowledged message sitting exactly
   at the committed offset (the check for a hole at the head of the
-  acknowledged offsets is off by one): :meth:`Consumer._new_offset` commits
-  only from the committed offset on.
+  acknowledged offsets is off by one), and offsets without a record right at
+  the committed offset or after the last acknowledged one were never
+  committed: :mod:`streams.commits`.
 
 The consumer reads committed data only (``isolation_level=read_committed``,
 set by :mod:`streams.fetch`, which also says where each fetch started and
-ended); Faust's ``_add_gap`` did not count an offset-less gap that begins at
-the committed offset (a transaction marker right after the last commit), so
-the commit held there for good: :meth:`Consumer._add_gap` does.
+ended).
 
 The hand-off itself is :mod:`streams.handoff`. Registered as the
 ``callstream://`` transport (entry point ``faust.transports``).
@@ -57,8 +56,9 @@ from typing import Any, AsyncIterator, Coroutine
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
-from faust.types.tuples import ConsumerMessage, ack_lock
+from faust.types.tuples import ConsumerMessage
 
+from streams.commits import ExactCommits
 from streams.fetch import ConsumerThread
 from streams.handoff import abandonable, hand_off
 
@@ -67,7 +67,7 @@ _EVENT_WAIT = asyncio.Event.wait.__code__
 log = logging.getLogger("callstream.worker")
 
 
-class Consumer(driver.Consumer):
+class Consumer(ExactCommits, driver.Consumer):
     """The aiokafka consumer: batched delivery, exact commits, cheap hand-offs."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -256,59 +256,6 @@ class Consumer(driver.Consumer):
         timestamp = last.timestamp / 1000.0 if last.timestamp is not None else None
         return ConsumerMessage(tp.topic, tp.partition, last.offset, timestamp, last.timestamp_type,
                                None, None, records, None, 0, 0, tp, generation_id=generation_id)
-
-    # ------------------------------------------------------------ acknowledgements, commits
-
-    def ack(self, message: Any) -> bool:
-        """Faust's ack; a batch acknowledges every offset from its first record to its last."""
-        with ack_lock:
-            first_time = not message.acked
-            recorded = super().ack(message)
-            if first_time and recorded and message.topic in self.batched_topics:
-                self._ack_batch(message)
-            return recorded
-
-    def _ack_batch(self, message: Any) -> None:
-        tp = message.tp
-        committed = self._committed_offset[tp]
-        start = message.value[0].offset
-        if committed is not None:
-            start = max(start, committed)
-        index, acked = self._acked_index[tp], self._acked[tp]
-        new = [offset for offset in range(start, message.offset) if offset not in index]
-        index.update(new)
-        acked.extend(new)
-
-    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
-        """Faust's, counting a gap that begins at the committed offset too.
-
-        ``_committed_offset`` is the next offset to read; Faust kept only the part
-        of a gap after it, so a transaction marker right after the last commit
-        stayed unacknowledged and the commit held there for good.
-        """
-        committed = self._committed_offset[tp]
-        if committed is not None:
-            offset_from = max(offset_from, committed)
-        if offset_from <= offset_to:
-            gap = self._gap[tp]
-            gap.addi(offset_from, offset_to + 1)  # intervals exclude their end
-            await asyncio.sleep(0)
-            gap.merge_overlaps()
-
-    def _new_offset(self, tp: TP) -> Any:
-        acked, committed = self._acked[tp], self._committed_offset[tp]
-        if acked and committed:
-            lowest, gap = min(acked), self._gap[tp]
-            if gap and gap.begin() < max(acked):  # Faust counts such a gap as acknowledged
-                lowest = min(lowest, gap.begin())
-            if lowest > committed:
-                if self._holes.get(tp) != (committed, lowest):
-                    self._holes[tp] = (committed, lowest)
-                    log.warning("commit of %s held at offset %d: offsets %d..%d are not acknowledged "
-                                "and %d is", tp, committed, committed, lowest - 1, lowest)
-                return None
-        self._holes.pop(tp, None)
-        return super()._new_offset(tp)
 
     # ------------------------------------------------------------ hand-off
 

@@ -5,7 +5,8 @@
   ``build_cdr`` CDR, and the sink reads what it wrote.
 - Transactions holding whole calls, a third of them aborted after their records
   reached the log: no aborted event reaches a CDR, an alert, the DLQ or the
-  warehouse; every committed call's CDR is right.
+  warehouse; every committed call's CDR is right; the worker commits its
+  offsets to the end of each partition, past the last transaction marker.
 - The sink and the rebuild's log reader (kafka-python) keep committed records
   only, and an open transaction holds neither of them.
 """
@@ -25,7 +26,7 @@ from streams.simulator import Faults, Knobs, generate_all
 from tests.integration import sink_data
 from tests.integration.java_producer import CODECS, Message, records, transactions
 from tests.integration.worker_expect import CdrLog, expect, latest_alerts, outage_problems, rules_of
-from tests.integration.worker_harness import Fleet, read_topic, wait_until_done
+from tests.integration.worker_harness import Fleet, log_bytes, read_topic, wait_until_done
 from warehouse import event_log
 from warehouse.sink import Sink, SinkOptions
 from warehouse.writer import Writer
@@ -38,7 +39,7 @@ KNOBS = Knobs(outage_rate=0.15, stale_key=0.3, license_errors=0.02, dev_copy=0.0
 CALLS_PER_CODEC = 120
 PER_TRANSACTION = 8  # calls in one transaction
 TRANSACTIONS = 30  # every third one aborts
-TAIL_CALLS = 100  # sent without a transaction afterwards: every partition ends on a record
+PLAIN_CALLS = 100  # sent without a transaction, before the transactions
 
 
 Call = list[tuple[int, bytes, bytes]]  # (place in the simulator's order, key, value) of each message
@@ -77,6 +78,10 @@ def test_every_codec_of_the_java_client_gives_every_cdr_right(worker_settings, j
         wait_until_done(settings, [worker], timeout=240)
         outputs = _outputs(settings)
         assert worker.alive
+    # The worker's CDRs were compressed for real (CALLSTREAM_COMPRESSION=lz4).
+    raw = sum(len(r.key) + len(r.value) for r in outputs["cdrs"])
+    print(f"cdrs: {raw} bytes of keys and values, {log_bytes(settings, settings.topic_cdrs)} in the log")
+    assert log_bytes(settings, settings.topic_cdrs) < raw / 2
     events = outputs["events"]
     assert len(events) == sum(len(call) for call in calls)
     expected = _check_worker_outputs(settings, outputs)
@@ -92,12 +97,13 @@ def test_aborted_transactions_of_the_java_client_fold_nothing(worker_settings, j
     aborted_keys = {_key(call) for i in aborted for call in groups[i]}
     with Fleet(tmp_path) as fleet:
         worker = fleet.start(settings, "worker", CALLSTREAM_COMPRESSION="snappy")
+        plain = calls[len(in_transactions):len(in_transactions) + PLAIN_CALLS]
+        java_producer.run(settings, settings.topic_events, "none", records(_interleaved(plain)),
+                          tmp_path / "scripts")
         java_producer.run(settings, settings.topic_events, "gzip",
                           transactions([_interleaved(g) for g in groups], aborted), tmp_path / "scripts",
                           transactional_id=f"{settings.topic_events}-txn")
-        tail = calls[len(in_transactions):len(in_transactions) + TAIL_CALLS]
-        java_producer.run(settings, settings.topic_events, "none", records(_interleaved(tail)),
-                          tmp_path / "scripts")
+        # Every partition ends with a transaction marker: done means committed to the very end.
         wait_until_done(settings, [worker], timeout=240)
         outputs = _outputs(settings)
         everything = read_topic(settings, settings.topic_events, isolation_level="read_uncommitted")
@@ -107,7 +113,7 @@ def test_aborted_transactions_of_the_java_client_fold_nothing(worker_settings, j
     # ... and nothing of theirs is committed.
     committed = outputs["events"]
     assert not aborted_keys & {r.key for r in committed}
-    assert len(committed) == sum(len(call) for call in in_transactions + tail) - \
+    assert len(committed) == sum(len(call) for call in in_transactions + plain) - \
         sum(len(call) for i in aborted for call in groups[i])
     expected = _check_worker_outputs(settings, outputs)
     leaked = [(topic, r.value[:120]) for topic in ("cdrs", "alerts", "dlq") for r in outputs[topic]

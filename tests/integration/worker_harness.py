@@ -244,6 +244,19 @@ def read_topic(settings: Settings, topic: str, timeout: float = 60.0,
         consumer.close()
 
 
+def log_bytes(settings: Settings, topic: str) -> int:
+    """Bytes ``topic`` takes in the brokers' logs (a compressed topic takes far fewer than its records)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(request_timeout_ms=15_000, **_client_options(settings))
+    try:
+        return sum(p["partition_size"] for broker in admin.describe_log_dirs([topic])
+                   for log_dir in broker["log_dirs"] for t in log_dir["topics"] if t["name"] == topic
+                   for p in t["partitions"])
+    finally:
+        admin.close()
+
+
 class Probe:
     """Cheap repeated looks at end offsets and a group's committed offsets."""
 

@@ -338,6 +338,8 @@ def test_a_jump_on_an_input_topic_is_read_again_once_then_counts_as_acknowledged
     assert asyncio.run(main()) == (True, False)
     assert sought == [(events, 37)] and consumer._next_offset[events] == 37
     # The jump that stayed: 37..39 count as acknowledged, 40 only once acknowledged itself.
+    assert consumer._new_offset(events) == 40
+    consumer._committed_offset[events] = 40
     assert consumer._new_offset(events) is None
     consumer._acked[events].append(40)
     consumer._acked_index[events].add(40)
@@ -427,8 +429,8 @@ def test_offsets_stepped_over_after_a_fetch_s_last_record_count_as_acknowledged(
     _drain_once(consumer, Fetch({events: _records(events.topic, 0, range(37, 40))}, {events: 37},
                                 {events: 41}), on_message)
     assert consumer._next_offset[events] == 41 and sought == []
-    assert consumer._new_offset(events) == 40  # Faust commits a trailing gap with the next record
-    consumer._committed_offset[events] = 40
+    assert consumer._new_offset(events) == 41  # the marker too (Faust: only with a later record)
+    consumer._committed_offset[events] = 41
     _drain_once(consumer, Fetch({events: _records(events.topic, 0, range(41, 43))}, {events: 41}),
                 on_message)
     assert sought == [] and consumer._new_offset(events) == 43
@@ -478,3 +480,14 @@ def test_a_fetch_that_moved_on_without_a_record_counts_those_offsets_as_acknowle
                 on_message)
     assert sought == [] and [m.offset for m in handed] == [43]
     assert consumer._new_offset(events) == 44
+
+
+def test_a_partition_that_ends_with_offsets_without_a_record_is_committed_to_its_end():
+    # Everything up to 39 committed, then a commit marker at 40 and nothing else yet.
+    consumer, tp = _consumer_with(40, [])
+    asyncio.run(consumer._add_gap(tp, 40, 40))
+    assert consumer._new_offset(tp) == 41
+    # A gap ahead of a hole does not pass the hole.
+    consumer, tp = _consumer_with(40, [])
+    asyncio.run(consumer._add_gap(tp, 42, 43))
+    assert consumer._new_offset(tp) is None
