@@ -7,12 +7,14 @@
   reached the log: no aborted event reaches a CDR, an alert, the DLQ or the
   warehouse; every committed call's CDR is right; the worker commits its
   offsets to the end of each partition, past the last transaction marker.
+- The worker's own producer writes every codec (the log holds far fewer bytes).
 - The sink and the rebuild's log reader (kafka-python) keep committed records
   only, and an open transaction holds neither of them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections import defaultdict
@@ -159,6 +161,38 @@ def _check_warehouse(settings: Settings, tmp_path, expected) -> dict[str, set[st
     cdrs = set(sink_data.table_arrow(root, "cdrs").column("call_id").to_pylist())
     assert cdrs == expected.cdrs.keys()
     return {"events": set(events.column("call_id").to_pylist()), "cdrs": cdrs}
+
+
+def test_the_worker_s_producer_writes_every_codec(pipeline_settings, unique):
+    """The worker's own producer (Faust's, on aiokafka) with each CALLSTREAM_COMPRESSION."""
+    from streams import topics
+    from streams.app import create_app
+
+    values = [(b"call-%d" % n, orjson.dumps({"call_id": f"call-{n}", "cost": "12.500", "n": n,
+                                             "recording_urls": [f"https://rec.example/{n}.mp3"] * 4}))
+              for n in range(300)]
+    sizes = {}
+    for codec in CODECS:
+        settings = pipeline_settings.replace(compression=codec, topic_cdrs=f"t{unique}-cdrs-{codec}")
+        topics.ensure_topics(settings, [topics.TopicSpec(settings.topic_cdrs, 2)])
+        try:
+            asyncio.run(_produce_like_the_worker(create_app(settings), settings.topic_cdrs, values))
+            assert sorted((r.key, r.value) for r in read_topic(settings, settings.topic_cdrs)) == sorted(values)
+            sizes[codec] = log_bytes(settings, settings.topic_cdrs)
+        finally:
+            topics.delete_topics(settings, [settings.topic_cdrs])
+    assert all(sizes[codec] < sizes["none"] / 2 for codec in CODECS if codec != "none"), sizes
+
+
+async def _produce_like_the_worker(app, topic: str, values: list[Message]) -> None:
+    producer = app.producer
+    await producer.start()
+    try:
+        for key, value in values:
+            await producer.send(topic, key, value, None, None, None)
+        await producer.flush()
+    finally:
+        await producer.stop()
 
 
 # ---------------------------------------------------------------- kafka-python consumers
