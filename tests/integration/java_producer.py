@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from callstream.config import Settings
+from callstream.config import CODECS, Settings
+
+__all__ = ["CODECS", "JavaProducer", "kafka_libs", "records", "transactions"]
 
 SOURCE = Path(__file__).resolve().parent / "java" / "ScriptedProducer.java"
 ROOT = Path(__file__).resolve().parents[2]
-# Every compression.type Kafka supports.
-CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
 
 Message = tuple[bytes | None, bytes | None]  # key, value
 

@@ -206,5 +206,4 @@ def test_every_codec_sends_the_same_messages(sim_settings, unique):
             sizes[codec] = log_bytes(settings, settings.topic_events)
         finally:
             topics.delete_topics(settings, [settings.topic_events])
-    print("log bytes per codec:", sizes)
     assert all(sizes[codec] < sizes["none"] / 2 for codec in CODECS if codec != "none"), sizes
