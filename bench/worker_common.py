@@ -14,6 +14,7 @@ import psutil
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from callstream.config import Settings
+from callstream.kafka_clients import ISOLATION_LEVEL
 from streams import broker, topics
 from streams.worker import worker_topics
 
@@ -29,7 +30,7 @@ def base_settings() -> Settings:
 
 
 def end_offsets(settings: Settings, topic: str) -> dict[TopicPartition, int]:
-    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, isolation_level=ISOLATION_LEVEL)
     try:
         tps = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
         return consumer.end_offsets(tps) if tps else {}

@@ -28,6 +28,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer
 
 from callstream.config import Settings
+from callstream.kafka_clients import ISOLATION_LEVEL
 from streams.app import alert_rules
 from streams.domain.calls import advance
 from streams.domain.dlq import encode_dlq
@@ -44,7 +45,8 @@ BATCH_FETCHES = 32  # streams.agents.BATCH_MAX: deliveries (fetches of one parti
 
 async def _fetches(bootstrap: str, topic: str, total: int) -> list[tuple[int, list[tuple]]]:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"core-{uuid.uuid4().hex}",
-                                auto_offset_reset="earliest", enable_auto_commit=False)
+                                auto_offset_reset="earliest", enable_auto_commit=False,
+                                isolation_level=ISOLATION_LEVEL)
     await consumer.start()
     try:
         fetches, seen = [], 0

@@ -29,13 +29,14 @@ import orjson
 from kafka import KafkaConsumer
 from worker_common import RESULTS, base_settings, end_offsets, start_worker, wait_caught_up
 
+from callstream.kafka_clients import ISOLATION_LEVEL
 from streams import topics
 
 
 def read_all(settings, topic: str) -> list:
     consumer = KafkaConsumer(topic, bootstrap_servers=settings.bootstrap, auto_offset_reset="earliest",
                              enable_auto_commit=False, consumer_timeout_ms=5000,
-                             max_partition_fetch_bytes=8 * 1024 * 1024)
+                             max_partition_fetch_bytes=8 * 1024 * 1024, isolation_level=ISOLATION_LEVEL)
     try:
         return list(consumer)
     finally:

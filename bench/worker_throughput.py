@@ -24,14 +24,16 @@ import uuid
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-
 from worker_common import (RESULTS, base_settings, end_offsets, join_worker, prefilled_events,
                            start_worker, wait_caught_up)
+
+from callstream.kafka_clients import ISOLATION_LEVEL
 
 
 async def _ceiling_once(bootstrap: str, topic: str, total: int) -> dict:
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"ceiling-{uuid.uuid4().hex}",
                                 auto_offset_reset="earliest", enable_auto_commit=False,
+                                isolation_level=ISOLATION_LEVEL,  # as the worker reads
                                 max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024)
     await consumer.start()
     try:

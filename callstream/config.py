@@ -82,6 +82,17 @@ def _security_protocol(text: str) -> str:
     return value
 
 
+# Every compression.type Kafka has.
+CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+
+
+def _codec(text: str) -> str:
+    value = text.strip().lower()
+    if value not in CODECS:
+        raise ValueError(f"must be one of {', '.join(CODECS)}")
+    return value
+
+
 def _log_level(text: str) -> str:
     value = text.strip().lower()
     if value not in {"debug", "info", "warning", "error"}:
@@ -123,6 +134,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Partitions of the events topic (and of every topic co-partitioned with it)."),
     Setting("output_partitions", "CALLSTREAM_OUTPUT_PARTITIONS", 8, _positive_int,
             "Partitions of the cdrs, alerts and DLQ topics when the project creates them."),
+    Setting("compression", "CALLSTREAM_COMPRESSION", "none", _codec,
+            "Compression of what the project produces (worker outputs, simulator): none, gzip, "
+            "snappy, lz4 or zstd. Consumers read every codec whatever this says."),
     Setting("security_protocol", "CALLSTREAM_SECURITY_PROTOCOL", "PLAINTEXT", _security_protocol,
             "Kafka security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."),
     Setting("sasl_mechanism", "CALLSTREAM_SASL_MECHANISM", None, _optional,
@@ -204,6 +218,7 @@ class Settings:
     topic_alerts: str
     events_partitions: int
     output_partitions: int
+    compression: str
     security_protocol: str
     sasl_mechanism: str | None
     sasl_username: str | None

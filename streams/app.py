@@ -18,6 +18,7 @@ from typing import Any
 import faust
 
 from callstream.config import Settings
+from callstream.kafka_clients import compression_type
 from streams.domain.alerts import AlertRules
 from streams.domain.rating import TariffTable
 from streams.native import native_core
@@ -119,7 +120,10 @@ def _credentials(settings: Settings):
 
 
 def create_app(settings: Settings) -> faust.App:
-    """A Faust app tuned for the worker: at-least-once, batches, no web server."""
+    """A Faust app tuned for the worker: at-least-once, batches, no web server.
+
+    Its consumer reads committed data only (``streams/transport.py``).
+    """
     return faust.App(
         settings.worker_group,
         broker=_broker_url(settings),
@@ -135,6 +139,7 @@ def create_app(settings: Settings) -> faust.App:
         stream_buffer_maxsize=256,  # deliveries of up to broker_max_poll_records records each
         broker_commit_interval=1.0,
         producer_acks=-1,
+        producer_compression_type=compression_type(settings.compression),
         producer_linger=0.005,
         producer_max_batch_size=512 * 1024,
         table_standby_replicas=1,

@@ -26,13 +26,21 @@ of Faust's with the batching):
   partition was sought does not move it), a delivery that starts earlier is
   trimmed, and one that starts later on an input topic (never compacted nor
   transactional) is not delivered: the partition is read again from there;
-- a jump that stays (compaction, transaction markers) counted as acknowledged
-  together with the record after it, before that record was processed; here
-  only the missing offsets count;
+- a jump that stays (compaction, transaction markers, aborted records) counted
+  as acknowledged together with the record after it, before that record was
+  processed; here only the missing offsets count. A jump is told from records
+  fetched and not delivered by where the fetch started
+  (:class:`~streams.fetch.Fetch`): one that started at or before the expected
+  offset skipped nothing of ours;
 - the commit of a partition skipped one unacknowledged message sitting exactly
   at the committed offset (the check for a hole at the head of the
-  acknowledged offsets is off by one): :meth:`Consumer._new_offset` commits
-  only from the committed offset on.
+  acknowledged offsets is off by one), and offsets without a record right at
+  the committed offset or after the last acknowledged one were never
+  committed: :mod:`streams.commits`.
+
+The consumer reads committed data only (``isolation_level=read_committed``,
+set by :mod:`streams.fetch`, which also says where each fetch started and
+ended).
 
 The hand-off itself is :mod:`streams.handoff`. Registered as the
 ``callstream://`` transport (entry point ``faust.transports``).
@@ -48,8 +56,10 @@ from typing import Any, AsyncIterator, Coroutine
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP
-from faust.types.tuples import ConsumerMessage, ack_lock
+from faust.types.tuples import ConsumerMessage
 
+from streams.commits import ExactCommits
+from streams.fetch import ConsumerThread
 from streams.handoff import abandonable, hand_off
 
 _EVENT_WAIT = asyncio.Event.wait.__code__
@@ -57,7 +67,7 @@ _EVENT_WAIT = asyncio.Event.wait.__code__
 log = logging.getLogger("callstream.worker")
 
 
-class Consumer(driver.Consumer):
+class Consumer(ExactCommits, driver.Consumer):
     """The aiokafka consumer: batched delivery, exact commits, cheap hand-offs."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -69,6 +79,9 @@ class Consumer(driver.Consumer):
         self._next_offset: dict[TP, int] = {}
         self._sought: defaultdict[TP, int] = defaultdict(int)  # tp -> seeks so far
         self._refetched: set[tuple[TP, int, int]] = set()  # gaps already read again once
+
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     # ------------------------------------------------------------ delivery
 
@@ -86,11 +99,13 @@ class Consumer(driver.Consumer):
                 await asyncio.sleep(0)
                 if self.should_stop:
                     continue
-                async for tp, message, first in deliveries:
+                async for tp, message, first, start, end in deliveries:
                     expected = next_offset.get(tp)
-                    if expected is not None and first > expected and await self._on_gap(
-                            tp, message.topic, expected, first):
-                        continue  # the partition is read again from ``expected``
+                    if expected is not None and first > expected:
+                        if start is not None and start <= expected:
+                            await self._skipped(tp, message.topic, expected, first)
+                        elif await self._on_gap(tp, message.topic, expected, first):
+                            continue  # the partition is read again from ``expected``
                     if commit_every is not None and self._n_acked >= commit_every:
                         self._n_acked = 0
                         await self.commit()
@@ -99,6 +114,9 @@ class Consumer(driver.Consumer):
                     if sought[tp] == seeks:  # else a seek meanwhile decided where reading goes on
                         next_offset[tp] = message.offset + 1
                         self._read_offset[tp] = message.offset
+                        if end is not None and end > message.offset + 1:  # markers after the last record
+                            await self._skipped(tp, message.topic, message.offset + 1, end)
+                            next_offset[tp] = end
                 self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -116,8 +134,9 @@ class Consumer(driver.Consumer):
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
 
-    async def _deliveries(self, timeout: float) -> AsyncIterator[tuple[TP, ConsumerMessage, int]]:
-        """Faust's ``getmany``: (tp, message, first offset) of one fetch, minus records delivered before."""
+    async def _deliveries(self, timeout: float) -> AsyncIterator[tuple]:
+        """Faust's ``getmany`` over one fetch, minus records delivered before: (tp, message, its
+        first offset, where the partition's read started, where it ended — with its last message)."""
         records, active_partitions = await self._wait_next_records(timeout)
         generation_id = self.app.consumer_generation_id
         if records is None or self.should_stop:
@@ -130,6 +149,8 @@ class Consumer(driver.Consumer):
                 log.warning("exception performing seek when flow not active %r", exc)
             return
         next_offset = self._next_offset
+        starts, ends = getattr(records, "starts", {}), getattr(records, "ends", {})
+        await self._stepped_over(records, starts, ends)
         for tp, tp_records in records.items():
             if not self.flow_active or self.app.consumer_generation_id != generation_id:
                 return
@@ -142,19 +163,40 @@ class Consumer(driver.Consumer):
                 if not tp_records:
                     continue
             self.app.monitor.track_tp_end_offset(tp, self.highwater(tp))
+            start, end, last = starts.get(tp), ends.get(tp), tp_records[-1]
             if tp.topic in self.batched_topics:
-                yield tp, self._batch_message(tp, tp_records, generation_id), tp_records[0].offset
+                yield tp, self._batch_message(tp, tp_records, generation_id), tp_records[0].offset, start, end
                 continue
             for record in tp_records:
                 if not self.flow_active or self.app.consumer_generation_id != generation_id:
                     return
-                yield tp, self._to_message(tp, record), record.offset
+                yield tp, self._to_message(tp, record), record.offset, start, end if record is last else None
+                start = record.offset + 1  # one fetch: nothing between two of its records is ours
+
+    async def _stepped_over(self, records: dict, starts: dict, ends: dict) -> None:
+        """Partitions whose read moved on without a record (an aborted transaction, markers)."""
+        for tp, end in ends.items():
+            start, expected = starts.get(tp), self._next_offset.get(tp)
+            if tp not in records and start is not None and expected is not None \
+                    and start <= expected < end:
+                await self._skipped(tp, tp.topic, expected, end)
+                self._next_offset[tp] = end
+
+    async def _skipped(self, tp: TP, topic: str, expected: int, first: int) -> None:
+        """Offsets ``expected``..``first - 1`` hold no record for us: they count as acknowledged.
+
+        The fetch began at or before ``expected``, so the consumer stepped over
+        them itself: transaction markers, aborted transactions (the consumer
+        reads committed data only), compacted-away records.
+        """
+        if self.app.topics.acks_enabled_for(topic):
+            await self._add_gap(tp, expected, first - 1)
 
     async def _on_gap(self, tp: TP, topic: str, expected: int, first: int) -> bool:
-        """Offsets ``expected``..``first - 1`` were skipped; True when they are read again.
+        """Offsets ``expected``..``first - 1`` were skipped by a fetch that began after them;
+        True when they are read again.
 
-        The worker's input topics are neither compacted nor transactional, so a
-        jump there means records were fetched and not delivered — Faust's loop
+        Such a jump means records were fetched and not delivered — Faust's loop
         went on delivering a fetch made before the seek that ends every
         rebalance, past the records the streams had skipped while the flow was
         off (seen after a broker restart: ten records of a partition, whose
@@ -214,41 +256,6 @@ class Consumer(driver.Consumer):
         timestamp = last.timestamp / 1000.0 if last.timestamp is not None else None
         return ConsumerMessage(tp.topic, tp.partition, last.offset, timestamp, last.timestamp_type,
                                None, None, records, None, 0, 0, tp, generation_id=generation_id)
-
-    # ------------------------------------------------------------ acknowledgements, commits
-
-    def ack(self, message: Any) -> bool:
-        """Faust's ack; a batch acknowledges every offset from its first record to its last."""
-        with ack_lock:
-            first_time = not message.acked
-            recorded = super().ack(message)
-            if first_time and recorded and message.topic in self.batched_topics:
-                self._ack_batch(message)
-            return recorded
-
-    def _ack_batch(self, message: Any) -> None:
-        tp = message.tp
-        committed = self._committed_offset[tp]
-        start = message.value[0].offset
-        if committed is not None:
-            start = max(start, committed)
-        index, acked = self._acked_index[tp], self._acked[tp]
-        new = [offset for offset in range(start, message.offset) if offset not in index]
-        index.update(new)
-        acked.extend(new)
-
-    def _new_offset(self, tp: TP) -> Any:
-        acked, committed = self._acked[tp], self._committed_offset[tp]
-        if acked and committed and not self._gap[tp] and min(acked) > committed:
-            hole_until = min(acked)
-            if self._holes.get(tp) != (committed, hole_until):
-                self._holes[tp] = (committed, hole_until)
-                log.warning("commit of %s held at offset %d: offsets %d..%d are not acknowledged "
-                            "and %d is", tp, committed, committed, hole_until - 1, hole_until)
-            return None
-        self._holes.pop(tp, None)
-        return super()._new_offset(tp)
-
 
     # ------------------------------------------------------------ hand-off
 

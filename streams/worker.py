@@ -9,6 +9,7 @@ import signal
 
 from callstream.config import Settings
 from callstream.errors import CliError
+from callstream.kafka_clients import require_codecs
 from streams import diagnostics, logthrottle, topics
 from streams.app import changelog_topic_names, declare, internal_topic_names
 from streams.domain.rating import TariffError, TariffTable, load_tariffs
@@ -49,6 +50,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
 
     from streams.agents import register
 
+    require_codecs("worker")
     tariffs = load_tariffs_or_fail(settings)
     specs = worker_topics(settings)
     topics.ensure_topics(settings, specs)

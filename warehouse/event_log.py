@@ -5,6 +5,12 @@ committed, nobody else's offsets move), partitions assigned by hand. The
 rebuild reads each partition from its first offset to the end offset taken at
 start (its *snapshot*); later messages are the live pipeline's business, and
 the sink picks them up from the rebuilt warehouse's manifest.
+
+Like the worker, it reads committed data only (aborted transactions are not
+events). Its end offsets are then the *last stable offsets*: an open
+transaction ends the snapshot before its first record instead of leaving the
+rebuild waiting for records it may not read; the live worker folds them once
+they are committed.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from callstream.config import Settings
+from callstream.kafka_clients import consumer_options
 
 # One message can be over 1 MiB (the contract sends those to the DLQ as too_large).
 _FETCH_MAX_BYTES = 64 * 1024 * 1024
@@ -56,7 +63,7 @@ def open_consumer(settings: Settings):
             bootstrap_servers=settings.bootstrap.split(","), group_id=None,
             client_id="callstream-rebuild", enable_auto_commit=False,
             max_poll_records=_POLL_RECORDS, fetch_max_wait_ms=100, fetch_max_bytes=_FETCH_MAX_BYTES,
-            max_partition_fetch_bytes=_PARTITION_FETCH_BYTES, **settings.kafka_client_options())
+            max_partition_fetch_bytes=_PARTITION_FETCH_BYTES, **consumer_options(settings))
     except (KafkaError, OSError) as exc:
         raise LogError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
 

@@ -1,7 +1,8 @@
 """The sink: Kafka topics in, warehouse files out; the one writer of the warehouse.
 
 One thread talks to Kafka (kafka-python ``KafkaConsumer``, manual assignment
-of every partition of the four topics, ``enable_auto_commit`` off), one
+of every partition of the four topics, ``enable_auto_commit`` off, committed
+data only), one
 flusher thread decodes and writes (DuckDB releases the GIL, so polling goes on
 meanwhile), and a background :class:`~warehouse.compaction.Compactor`:
 
@@ -31,6 +32,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 
 from callstream.config import Settings
+from callstream.kafka_clients import consumer_options
 from warehouse.compaction import CompactionPolicy, Compactor
 from warehouse.decode import RawBatch, decode_buffers, warm_up
 from warehouse.writer import Batch, Writer
@@ -74,7 +76,11 @@ def topic_tables(settings: Settings) -> dict[str, str]:
 
 
 def make_consumer(settings: Settings, options: SinkOptions):
-    """A kafka-python consumer of the sink's group; offsets committed by hand."""
+    """A kafka-python consumer of the sink's group; offsets committed by hand.
+
+    It reads committed data only: an aborted transaction never reaches the warehouse, and
+    "caught up" means up to the last stable offset (an open transaction does not hold it).
+    """
     from kafka import KafkaConsumer
     from kafka.errors import KafkaError
 
@@ -84,7 +90,7 @@ def make_consumer(settings: Settings, options: SinkOptions):
             client_id="callstream-sink", enable_auto_commit=False, auto_offset_reset="earliest",
             max_poll_records=_POLL_RECORDS, fetch_max_wait_ms=100,
             fetch_max_bytes=64 * 1024 * 1024, max_partition_fetch_bytes=8 * 1024 * 1024,
-            **settings.kafka_client_options())
+            **consumer_options(settings))
     except (KafkaError, OSError) as exc:
         raise SinkError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
 

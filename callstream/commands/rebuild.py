@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
 
     from callstream.errors import CliError, UsageError
+    from callstream.kafka_clients import require_codecs
     from streams.domain.rating import TariffError, load_tariffs
     from warehouse.event_log import LogError
     from warehouse.rebuild import RebuildError, RebuildOptions, rebuild
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     # kafka-python narrates connection failures at WARNING; the error below says it in one line.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     settings = settings_from_args(args)
+    require_codecs("rebuild")
     try:
         tariffs = load_tariffs(settings.tariffs_path)
     except TariffError as exc:

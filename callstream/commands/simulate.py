@@ -17,6 +17,7 @@ from callstream.commands.common import (
     probability,
     settings_from_args,
 )
+from callstream.config import CODECS
 from callstream.errors import CliError, UsageError
 
 _KNOB_FLAGS = (
@@ -62,9 +63,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--truth", default=None, metavar="FILE",
                         help="write the expected per-call facts and injected malformed messages "
                              "as JSON Lines (format: streams/simulator/truth.py)")
-    parser.add_argument("--compression", choices=("none", "gzip", "lz4", "zstd", "snappy"),
-                        default="none", help="producer compression (default none: fastest on a "
-                                             "local broker)")
+    parser.add_argument("--compression", dest="compression", choices=CODECS, default=None,
+                        help="producer compression (default CALLSTREAM_COMPRESSION, else none: "
+                             "fastest on a local broker)")
     knobs = parser.add_argument_group("world (fractions in [0, 1])")
     for flag, dest, text in _KNOB_FLAGS:
         knobs.add_argument(flag, dest=dest, type=probability, default=None, metavar="P", help=text)
@@ -104,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     knobs, faults = _world(args)
     _check_writable(args.truth)
     spec = FeedSpec(seed, args.portals, _start_us(args.start), args.calls, knobs, faults, args.truth)
-    session = Session(settings, spec, args.compression)
+    session = Session(settings, spec, settings.compression)
     code = _run_interruptible(session, args.rate)
     print(session.summary(), flush=True)
     if session.failed:

@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from callstream.errors import CliError
+    from callstream.kafka_clients import require_codecs
     from warehouse.compaction import CompactionPolicy
     from warehouse.sink import Sink, SinkError, SinkOptions
     from warehouse.writer import Writer, WriterBusy
@@ -58,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     if args.log_level != "DEBUG":  # kafka-python narrates every connection and offset reset at INFO
         logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = settings_from_args(args)
+    require_codecs("sink")
     policy = CompactionPolicy(minor_files=args.compact_files, major_rows=args.compact_rows,
                               major_age_s=args.compact_age, major_interval_s=args.compact_interval)
     options = SinkOptions(flush_interval_s=args.flush_interval, flush_rows=args.flush_rows,

@@ -12,6 +12,7 @@ from typing import Any
 
 from callstream.config import Settings
 from callstream.errors import CliError
+from callstream.kafka_clients import compression_type
 
 # Room for the simulator's own too_large messages (just over 1 MiB).
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
@@ -75,7 +76,7 @@ class KafkaSink:
             self._producer = KafkaProducer(
                 bootstrap_servers=settings.bootstrap, acks="all", enable_idempotence=True,
                 linger_ms=linger_ms, batch_size=batch_size, max_request_size=MAX_REQUEST_BYTES,
-                compression_type=None if compression == "none" else compression,
+                compression_type=compression_type(compression),
                 bootstrap_timeout_ms=10_000, **settings.kafka_client_options())
         except (KafkaError, OSError) as exc:
             raise CliError(f"cannot start a producer on {settings.bootstrap}: {exc}") from None

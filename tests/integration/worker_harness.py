@@ -214,11 +214,16 @@ class BackgroundProduce:
         return self.count
 
 
-def read_topic(settings: Settings, topic: str, timeout: float = 60.0) -> list:
-    """Every record of ``topic`` up to its current end offsets (partition order kept)."""
+def read_topic(settings: Settings, topic: str, timeout: float = 60.0,
+               isolation_level: str = "read_committed") -> list:
+    """Every record of ``topic`` up to its current end offsets (partition order kept).
+
+    Committed records only, as the project's consumers read; ``read_uncommitted``
+    shows aborted transactions too.
+    """
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None,
+    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, isolation_level=isolation_level,
                              fetch_max_bytes=MAX_REQUEST_BYTES * 4,
                              max_partition_fetch_bytes=MAX_REQUEST_BYTES,
                              **_client_options(settings))
@@ -237,6 +242,19 @@ def read_topic(settings: Settings, topic: str, timeout: float = 60.0) -> list:
         return records
     finally:
         consumer.close()
+
+
+def log_bytes(settings: Settings, topic: str) -> int:
+    """Bytes ``topic`` takes in the brokers' logs (a compressed topic takes far fewer than its records)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(request_timeout_ms=15_000, **_client_options(settings))
+    try:
+        return sum(p["partition_size"] for broker in admin.describe_log_dirs([topic])
+                   for log_dir in broker["log_dirs"] for t in log_dir["topics"] if t["name"] == topic
+                   for p in t["partitions"])
+    finally:
+        admin.close()
 
 
 class Probe:

@@ -244,7 +244,7 @@ def _fetching(consumer, fetched: dict, *, during_fetch=None):
 
 def _delivered(consumer) -> list:
     async def main():
-        return [(tp, message, first) async for tp, message, first in consumer._deliveries(1.0)]
+        return [(tp, message, first) async for tp, message, first, _, _ in consumer._deliveries(1.0)]
     return asyncio.run(main())
 
 
@@ -338,7 +338,156 @@ def test_a_jump_on_an_input_topic_is_read_again_once_then_counts_as_acknowledged
     assert asyncio.run(main()) == (True, False)
     assert sought == [(events, 37)] and consumer._next_offset[events] == 37
     # The jump that stayed: 37..39 count as acknowledged, 40 only once acknowledged itself.
+    assert consumer._new_offset(events) == 40
+    consumer._committed_offset[events] = 40
     assert consumer._new_offset(events) is None
     consumer._acked[events].append(40)
     consumer._acked_index[events].add(40)
     assert consumer._new_offset(events) == 41
+
+
+def test_a_jump_the_consumer_stepped_over_itself_counts_as_acknowledged_without_a_read_again():
+    # Transaction markers and aborted transactions: the fetch started at the expected
+    # offset (37), its first record is 40. Nothing was skipped by us: no seek, no warning.
+    from streams.fetch import Fetch
+
+    consumer, events = _consumer_with(37, [])
+    consumer.batched_topics = frozenset({events.topic})
+    consumer._next_offset[events] = 37
+    sought, handed = [], []
+
+    async def fake_seek_wait(partitions):
+        sought.extend(partitions.items())
+
+    async def on_message(message):
+        handed.append(message)
+        message.incref()
+        message.ack(consumer)
+
+    consumer._thread.seek_wait = fake_seek_wait
+    _drain_once(consumer, Fetch({events: _records(events.topic, 0, range(40, 43))}, {events: 37}),
+                on_message)
+    assert [m.offset for m in handed] == [42] and sought == []
+    assert consumer._next_offset[events] == 43
+    assert consumer._new_offset(events) == 43  # 37..39 acknowledged with the batch
+
+
+def test_a_jump_past_records_fetched_before_and_not_delivered_is_read_again():
+    from streams.fetch import Fetch
+
+    consumer, events = _consumer_with(0, [])
+    consumer.batched_topics = frozenset({events.topic})
+    consumer._next_offset[events] = 5
+    sought, handed = [], []
+
+    async def fake_seek_wait(partitions):
+        sought.extend(partitions.items())
+
+    async def on_message(message):
+        handed.append(message)
+
+    consumer._thread.seek_wait = fake_seek_wait
+    # The consumer's position was 8 when the fetch began: 5..7 were drained by an earlier fetch.
+    _drain_once(consumer, Fetch({events: _records(events.topic, 0, range(8, 10))}, {events: 8}),
+                on_message)
+    assert handed == [] and sought == [(events, 5)]
+
+
+def test_records_of_one_fetch_delivered_one_by_one_step_over_what_lies_between_them():
+    from faust.types import TP
+
+    from streams.fetch import Fetch
+
+    consumer, _ = _consumer_with(0, [])
+    changelog = TP("worker-calls_by_id-changelog", 0)
+    records = _records(changelog.topic, 0, range(0, 2)) + _records(changelog.topic, 0, range(5, 6))
+    _fetching(consumer, Fetch({changelog: records}, {changelog: 0}, {changelog: 8}))
+
+    async def main():
+        return [(m.offset, start, end) async for _, m, _, start, end in consumer._deliveries(1.0)]
+
+    assert asyncio.run(main()) == [(0, 0, None), (1, 1, None), (5, 2, 8)]
+
+
+def test_offsets_stepped_over_after_a_fetch_s_last_record_count_as_acknowledged():
+    # A transaction's commit marker after the last record: the next fetch starts past it.
+    from streams.fetch import Fetch
+
+    consumer, events = _consumer_with(37, [])
+    consumer.batched_topics = frozenset({events.topic})
+    consumer._next_offset[events] = 37
+    sought = []
+
+    async def fake_seek_wait(partitions):
+        sought.extend(partitions.items())
+
+    async def on_message(message):
+        message.incref()
+        message.ack(consumer)
+
+    consumer._thread.seek_wait = fake_seek_wait
+    _drain_once(consumer, Fetch({events: _records(events.topic, 0, range(37, 40))}, {events: 37},
+                                {events: 41}), on_message)
+    assert consumer._next_offset[events] == 41 and sought == []
+    assert consumer._new_offset(events) == 41  # the marker too (Faust: only with a later record)
+    consumer._committed_offset[events] = 41
+    _drain_once(consumer, Fetch({events: _records(events.topic, 0, range(41, 43))}, {events: 41}),
+                on_message)
+    assert sought == [] and consumer._new_offset(events) == 43
+
+
+def test_a_gap_at_the_committed_offset_counts_as_acknowledged():
+    from faust.transport.consumer import Consumer as FaustConsumer
+
+    consumer, tp = _consumer_with(164, [165, 166])
+    asyncio.run(FaustConsumer._add_gap(consumer, tp, 164, 164))
+    assert not consumer._gap[tp]  # Faust dropped it: the commit would wait for 164 for good
+    asyncio.run(consumer._add_gap(tp, 164, 164))
+    assert consumer._new_offset(tp) == 167
+
+
+def test_a_gap_elsewhere_does_not_let_the_commit_pass_an_unacknowledged_message():
+    consumer, tp = _consumer_with(37, [38, 40])
+    asyncio.run(consumer._add_gap(tp, 39, 39))
+    assert consumer._new_offset(tp) is None  # 37 was never processed
+    consumer._acked[tp].append(37)
+    consumer._acked_index[tp].add(37)
+    assert consumer._new_offset(tp) == 41
+
+
+def test_a_fetch_that_moved_on_without_a_record_counts_those_offsets_as_acknowledged():
+    # A whole aborted transaction and its marker (37..41): aiokafka returns no record
+    # for the partition but its position moved on; the next record (42) is no jump.
+    from streams.fetch import Fetch
+
+    consumer, events = _consumer_with(37, [])
+    consumer.batched_topics = frozenset({events.topic})
+    consumer._next_offset[events] = 37
+    sought, handed = [], []
+
+    async def fake_seek_wait(partitions):
+        sought.extend(partitions.items())
+
+    async def on_message(message):
+        handed.append(message)
+        message.incref()
+        message.ack(consumer)
+
+    consumer._thread.seek_wait = fake_seek_wait
+    _drain_once(consumer, Fetch({}, {events: 37}, {events: 42}), on_message)
+    assert consumer._next_offset[events] == 42 and handed == []
+    _drain_once(consumer, Fetch({events: _records(events.topic, 0, range(42, 44))}, {events: 42}),
+                on_message)
+    assert sought == [] and [m.offset for m in handed] == [43]
+    assert consumer._new_offset(events) == 44
+
+
+def test_a_partition_that_ends_with_offsets_without_a_record_is_committed_to_its_end():
+    # Everything up to 39 committed, then a commit marker at 40 and nothing else yet.
+    consumer, tp = _consumer_with(40, [])
+    asyncio.run(consumer._add_gap(tp, 40, 40))
+    assert consumer._new_offset(tp) == 41
+    # A gap ahead of a hole does not pass the hole.
+    consumer, tp = _consumer_with(40, [])
+    asyncio.run(consumer._add_gap(tp, 42, 43))
+    assert consumer._new_offset(tp) is None
