@@ -45,6 +45,22 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _call_events(text: str) -> int:
+    from streams.domain.limits import CALL_EVENTS_CEILING, MIN_CALL_EVENTS
+
+    value = int(text)
+    if not MIN_CALL_EVENTS <= value <= CALL_EVENTS_CEILING:
+        raise ValueError(f"must be between {MIN_CALL_EVENTS} and {CALL_EVENTS_CEILING}")
+    return value
+
+
+def _hot_calls(text: str) -> int:
+    value = int(text)
+    if value < 1000:
+        raise ValueError("must be >= 1000")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 < value < 65536:
@@ -177,6 +193,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Event-time window, seconds, for controller_outage."),
     Setting("stale_key_after", "CALLSTREAM_STALE_KEY_AFTER", 93600.0, _positive_float,
             "A bypass whose key_saved_at is older than this many seconds raises stale_key."),
+    Setting("recording_wait", "CALLSTREAM_RECORDING_WAIT", 3600.0, _positive_float,
+            "Seconds of worker clock after a recorded, answered call's call.ended before a missing "
+            "recording raises recording_missing."),
+    Setting("max_call_events", "CALLSTREAM_MAX_CALL_EVENTS", 10_000, _call_events,
+            "A call's distinct events beyond this many (log order) go to the DLQ as call_too_large "
+            "(100-20000)."),
+    Setting("max_hot_calls", "CALLSTREAM_MAX_HOT_CALLS", 500_000, _hot_calls,
+            "Calls one worker keeps in memory at most; beyond it the quietest move to the on-disk "
+            "archive early (open ones emitted as incomplete first)."),
     # Warehouse
     Setting("warehouse", "CALLSTREAM_WAREHOUSE", "var/warehouse", _text,
             "Warehouse location (a directory: Parquet files plus a DuckDB catalog)."),
@@ -239,6 +264,9 @@ class Settings:
     outage_calls: int
     outage_window: float
     stale_key_after: float
+    recording_wait: float
+    max_call_events: int
+    max_hot_calls: int
     warehouse: str
     sink_group: str
     dash_host: str

@@ -2,7 +2,8 @@
 
 - ``assemble_cdrs``: call-events (+ sweep commands) -> cdrs, alerts, DLQ, signals;
 - ``flag_outages``: portal signals -> ``controller_outage`` alerts;
-- ``sweep_calls``: a timer that asks calls' partitions to expire or archive them;
+- ``sweep_calls``: a timer that asks calls' partitions to expire them, check their
+  recording, archive them — or, over ``CALLSTREAM_MAX_HOT_CALLS``, evict the quietest;
 - ``watch_for_stalls``: a timer that makes a worker stuck with waiting events rejoin its group.
 """
 
@@ -43,7 +44,8 @@ def sweep_interval(worker: Worker) -> float:
 def register(worker: Worker) -> CallBatches:
     """Attach the agents and the timer to the worker's Faust app."""
     app = worker.app
-    schedule = Schedule(worker.settings.incomplete_after, worker.settings.forget_after)
+    schedule = Schedule(worker.settings.incomplete_after, worker.settings.forget_after,
+                        recording_wait=worker.settings.recording_wait)
     store = CallStore(worker.calls_by_id, worker.archived_calls_by_id, schedule,
                       native_summarize(worker.native))
     batches = CallBatches(worker, store)
@@ -81,7 +83,8 @@ def register(worker: Worker) -> CallBatches:
             watched["partitions"] = frozenset(actives)
             log.info("sweep: partitions %s, %d calls in memory, %d stale copies dropped",
                      sorted(actives), len(schedule), purged)
-        for due in schedule.due(time.time()):
+        now = time.time()
+        for due in schedule.due(now) + schedule.evictions(worker.settings.max_hot_calls, now):
             worker.commands.send_soon(
                 key=due.call_id.encode(), partition=due.partition,
                 value=orjson.dumps({"kind": due.kind, "call_id": due.call_id,

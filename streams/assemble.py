@@ -1,5 +1,12 @@
 """One batch of ``call-events`` (and sweep commands) through the pure core.
 
+Contract v1.1 in the batch: an event's ``ts`` is judged against its message's
+timestamp; a valid event without a key is not folded but re-published on the
+events topic under its ``call_id`` (it then arrives in its call's partition,
+is folded there, and a call is never split across workers); events a call has
+no room for go to the DLQ as ``call_too_large``; every record sent is checked
+against the size the broker accepts (:mod:`streams.output_guard`).
+
 Crash safety without Kafka transactions: for each batch the worker
 1. validates, folds and decides outputs with the pure core (nothing written) —
    the compiled one of ``streams/native.py`` where it takes the step;
@@ -15,6 +22,7 @@ and 3 does the same; after 3, re-delivered events are duplicates by
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -25,12 +33,19 @@ from faust.types import EventT
 from streams.app import Worker
 from streams.call_store import CallStore, Summary
 from streams.outbox import Outbox
-from streams.domain.calls import Outputs, advance, expire, needs_expiry, settled
-from streams.domain.dlq import encode_dlq
+from streams.output_guard import OutputGuard
+from streams.domain.calls import (Outputs, advance, check_recording, expire, expiry_due,
+                                  needs_expiry, recording_due, settled)
+from streams.domain.dlq import CALL_TOO_LARGE, encode_dlq
 from streams.domain.events import Event, Rejection
 from streams.domain.state import CallState, state_from_bytes
 from streams.domain.validation import validate
 from streams.native import Guard, native_validate
+
+log = logging.getLogger("callstream.worker")
+# A portal's signals of one batch go out in messages of at most this many verdicts
+# (~100 bytes each), far below the internal topics' message limit.
+SIGNALS_PER_MESSAGE = 4096
 
 
 @dataclass
@@ -48,8 +63,9 @@ class _Pending:
     state: CallState | None = None
     dirty: bool = False
     native: bool = True  # every event came through the compiled validator
-    track: tuple | None = None  # the compiled core's (touched_at, version, done)
+    track: tuple | None = None  # the compiled core's (touched_at, version, done, recording_since)
     events: list = field(default_factory=list)  # Event or NativeEvent, in arrival order
+    records: list = field(default_factory=list)  # the Kafka record of each event
 
 
 class CallBatches:
@@ -67,8 +83,9 @@ class CallBatches:
             settings.topic_cdrs, settings.topic_alerts, settings.topic_dlq)
         self.topic_signals = worker.signals.get_topic_name()
         self.outbox = Outbox()
+        self.guard_output = OutputGuard(self.outbox, settings.topic_dlq)
         self.signals: dict[str, list] = {}
-        self.counts = {"events": 0, "rejected": 0, "cdrs": 0, "alerts": 0}
+        self.counts = {"events": 0, "rejected": 0, "cdrs": 0, "alerts": 0, "rekeyed": 0}
 
     async def process(self, batch: Sequence[EventT]) -> None:
         """Steps 1-3 of the module docstring for one batch."""
@@ -77,7 +94,8 @@ class CallBatches:
         commands: list[tuple[EventT, dict]] = []
         for kafka_event in batch:  # each: the records of one partition from one fetch
             if kafka_event.message.topic == self.commands_topic:
-                commands.extend((kafka_event, orjson.loads(record.value)) for record in kafka_event.value)
+                commands.extend((kafka_event, command) for command in map(_command, kafka_event.value)
+                                if command is not None)
                 continue
             self._decode(kafka_event, pending)
         for call_id, item in pending.items():
@@ -103,23 +121,39 @@ class CallBatches:
         self.counts["events"] += len(records)
         fast, guard = self.native_validate, self.guard
         for record in records:
-            event = guard(fast, record.value, record.key) if fast is not None else None
+            timestamp = record.timestamp
+            event = guard(fast, record.value, record.key, timestamp) if fast is not None else None
             native = event is not None
             if not native:
-                event = validate(record.value, record.key)
+                event = validate(record.value, record.key, timestamp)
                 if isinstance(event, Rejection):
-                    self.counts["rejected"] += 1
-                    self.outbox.add(self.topic_dlq, record.key, encode_dlq(
-                        event, record.topic, record.partition, record.offset, record.value))
+                    self._reject(record, event)
                     continue
+            if record.key is None:
+                self._rekey(record, event.call_id)
+                continue
             item = pending.get(event.call_id)
             if item is None:
                 blob, from_archive = self.store.load_blob(kafka_event, event.call_id)
                 item = pending[event.call_id] = _Pending(kafka_event, blob, from_archive)
             item.anchor = kafka_event
             item.events.append(event)
+            item.records.append(record)
             if not native:
                 item.native = False
+
+    def _reject(self, record, rejection: Rejection) -> None:
+        self.counts["rejected"] += 1
+        self.outbox.add(self.topic_dlq, record.key, encode_dlq(
+            rejection, record.topic, record.partition, record.offset, record.value))
+
+    def _rekey(self, record, call_id: str) -> None:
+        """Contract v1.1: a valid event without a key goes back on the events topic under its
+        call_id, keeping its timestamp, and only that copy is folded (in its call's partition).
+        A crash re-publishes it again: the copies share an event_id, so the call folds one."""
+        self.counts["rekeyed"] += 1
+        stamp = record.timestamp if record.timestamp is not None and record.timestamp >= 0 else None
+        self.outbox.add(record.topic, call_id.encode(), record.value, timestamp_ms=stamp)
 
     def _advance(self, call_id: str, item: _Pending, now: float) -> None:
         """One call's step: the compiled core when it takes it, else the Python core."""
@@ -127,17 +161,25 @@ class CallBatches:
         if item.native and self.native is not None:
             result = self.guard(self.native.advance, item.blob, item.events, now, partition)
             if result is not None:
-                blob, cdrs, alerts, signal, track = result
+                blob, cdrs, alerts, signal, track, refused = result
                 if blob is not None:
                     item.blob, item.track, item.dirty = blob, track, True
                 self._send(call_id, cdrs, alerts, signal)
+                self._refuse(item, refused)
                 return
-        events = [event if type(event) is Event else _python_event(event) for event in item.events]
+        events = [event if type(event) is Event else _python_event(event, record)
+                  for event, record in zip(item.events, item.records)]
         state, outputs = advance(self._state(item), events, self.worker.tariffs, self.worker.rules,
-                                 now, partition)
+                                 now, partition, self.worker.settings.max_call_events)
         if state is not None:
             item.state, item.dirty = state, True
         self._send(call_id, outputs.cdrs, outputs.alerts, _signal(outputs))
+        self._refuse(item, outputs.refused)
+
+    def _refuse(self, item: _Pending, positions: list[int]) -> None:
+        """The events a call had no room for: to the DLQ as call_too_large."""
+        for position in positions:
+            self._reject(item.records[position], CALL_TOO_LARGE)
 
     @staticmethod
     def _state(item: _Pending) -> CallState | None:
@@ -159,14 +201,35 @@ class CallBatches:
             state = self._state(item)
             if state is None or item.from_archive or state.touched_at != command["touched_at"]:
                 continue  # gone, or an event arrived after the command was issued
-            if command["kind"] == "expire" and needs_expiry(state, now, settings.incomplete_after):
+            kind = command["kind"]
+            if kind == "expire" and needs_expiry(state, now, settings.incomplete_after):
                 item.state, outputs = expire(state, self.worker.tariffs, self.worker.rules)
                 item.dirty = True
                 self._send(call_id, outputs.cdrs, outputs.alerts, _signal(outputs))
+            elif kind == "recording" and _passed(recording_due(state, settings.recording_wait), now):
+                item.state, outputs = check_recording(state, self.worker.tariffs, self.worker.rules)
+                item.dirty = True
+                self._send(call_id, outputs.cdrs, outputs.alerts, _signal(outputs))
+            elif kind == "evict" and not item.dirty:
+                # Over CALLSTREAM_MAX_HOT_CALLS: settle the call now (what its timers would
+                # do later), then archive it; a later event revives it from the archive.
+                state = self._settle(item, state)
+                archive.append((item.anchor, state))
             elif command["kind"] == "forget" and settled(state) and not item.dirty \
                     and now - state.touched_at >= settings.forget_after:
                 archive.append((item.anchor, state))
         return archive
+
+    def _settle(self, item: _Pending, state: CallState) -> CallState:
+        """The evicted call's pending timers, run early: its incomplete CDR, its recording check."""
+        rules, tariffs = self.worker.rules, self.worker.tariffs
+        if expiry_due(state, 0.0) is not None:
+            state, outputs = expire(state, tariffs, rules)
+            self._send(state.call_id, outputs.cdrs, outputs.alerts, _signal(outputs))
+        if recording_due(state, 0.0) is not None:
+            state, outputs = check_recording(state, tariffs, rules)
+            self._send(state.call_id, outputs.cdrs, outputs.alerts, _signal(outputs))
+        return state
 
     async def _archive(self, archive: list[tuple[EventT, CallState]]) -> None:
         # The archive copy must be durable before the hot copy is deleted, or a
@@ -183,9 +246,9 @@ class CallBatches:
         """Queue one call's CDR versions, alerts and its (portal, call, verdict, ts) signal."""
         key = call_id.encode()
         for cdr in cdrs:
-            self.outbox.add(self.topic_cdrs, key, cdr)
+            self.guard_output.add(self.topic_cdrs, key, cdr)
         for portal_id, alert in alerts:
-            self.outbox.add(self.topic_alerts, portal_id.encode(), alert)
+            self.guard_output.add(self.topic_alerts, portal_id.encode(), alert)
         if signal is not None:
             portal_id, call, verdict, ts_us = signal
             self.signals.setdefault(portal_id, []).append([call, verdict, ts_us])
@@ -196,18 +259,39 @@ class CallBatches:
         # One message per portal per batch: the outage rule needs every verdict,
         # but not one Kafka message each.
         for portal_id, signals in self.signals.items():
-            self.outbox.add(self.topic_signals, portal_id.encode(), orjson.dumps(signals))
+            for at in range(0, len(signals), SIGNALS_PER_MESSAGE):
+                self.outbox.add(self.topic_signals, portal_id.encode(),
+                                orjson.dumps(signals[at:at + SIGNALS_PER_MESSAGE]))
         self.signals.clear()
 
 
-def _python_event(native) -> Event:
+def _python_event(native, record) -> Event:
     """The Python core's event for a message the compiled validator accepted."""
-    event = validate(native.value, native.key)
+    event = validate(native.value, native.key, record.timestamp)
     if not isinstance(event, Event):
         # The compiled validator accepts only what the Python one accepts; a
         # disagreement is a bug to fail loudly on, never a message to drop.
         raise RuntimeError(f"validators disagree on a message of call {native.call_id!r}: {event}")
     return event
+
+
+def _command(record) -> dict | None:
+    """A sweep command; anything else on the commands topic (only workers write it) is
+    logged and skipped, never a reason to stop."""
+    try:
+        command = orjson.loads(record.value)
+        if (type(command) is dict and type(command.get("call_id")) is str
+                and command.get("kind") in ("expire", "forget", "recording", "evict")
+                and type(command.get("touched_at")) in (int, float)):
+            return command
+    except (orjson.JSONDecodeError, TypeError):
+        pass
+    log.warning("skipped a malformed command at %s[%s]@%s", record.topic, record.partition, record.offset)
+    return None
+
+
+def _passed(due: float | None, now: float) -> bool:
+    return due is not None and due <= now
 
 
 def _signal(outputs: Outputs) -> tuple | None:

@@ -28,7 +28,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 
 from faust.types import EventT
 
-from streams.domain.calls import expiry_due
+from streams.domain.calls import expiry_due, recording_due
 from streams.domain.state import CallState, state_from_bytes, state_to_bytes
 from streams.event_context import enter_event, leave_event
 from streams.outbox import Outbox
@@ -42,11 +42,14 @@ class Summary(NamedTuple):
     touched_at: float
     version: int
     done: bool  # it can no longer time out (complete, or its incomplete CDR already sent)
+    # worker clock of its first call.ended when a missing recording is still to be
+    # checked (recording_missing), else None
+    recording_since: float | None = None
 
 
 def summary_of(state: CallState) -> Summary:
     return Summary(state.call_id, state.partition, state.touched_at, state.version,
-                   expiry_due(state, 0.0) is None)
+                   expiry_due(state, 0.0) is None, recording_due(state, 0.0))
 
 
 def summary_of_bytes(blob: bytes) -> Summary:
@@ -177,12 +180,15 @@ class _Due:
 
 
 class Schedule:
-    """When each hot call next needs the worker: to expire it, or to archive it."""
+    """When each hot call next needs the worker: to expire it, to check its recording
+    (recording_missing), or to archive it."""
 
-    def __init__(self, incomplete_after: float, forget_after: float, retry_after: float = 30.0):
+    def __init__(self, incomplete_after: float, forget_after: float, retry_after: float = 30.0,
+                 recording_wait: float = 3600.0):
         self.incomplete_after = incomplete_after
         self.forget_after = forget_after
         self.retry_after = retry_after
+        self.recording_wait = recording_wait
         self._heap: list[_Due] = []
         self._current: dict[str, _Due | None] = {}  # call -> its live heap entry (None: nothing due)
 
@@ -194,10 +200,12 @@ class Schedule:
         self.track_fields(*summary_of(state))
 
     def track_fields(self, call_id: str, partition: int | None, touched_at: float, version: int,
-                     done: bool) -> None:
+                     done: bool, recording_since: float | None = None) -> None:
         """``track`` from a state's :class:`Summary` fields."""
         if not done:
             due, kind = touched_at + self.incomplete_after, "expire"
+        elif recording_since is not None:
+            due, kind = recording_since + self.recording_wait, "recording"
         elif version > 0:  # settled: only a late event can change it now
             due, kind = touched_at + self.forget_after, "forget"
         else:
@@ -227,6 +235,22 @@ class Schedule:
             self._set(item.call_id, _Due(now + self.retry_after, item.call_id, item.kind,
                                          item.touched_at, item.partition))
         return ready
+
+    def evictions(self, max_calls: int, now: float) -> list[_Due]:
+        """Over ``max_calls`` tracked calls: the quietest (oldest ``touched_at``) down to 90 %
+        of it, to be settled and archived early. Each is asked once per ``retry_after``."""
+        excess = len(self._current) - max_calls
+        if excess <= 0:
+            return []
+        excess += max_calls // 10
+        entries = [e for e in self._current.values() if e is not None and e.kind != "evict"]
+        chosen = heapq.nsmallest(excess, entries, key=lambda e: e.touched_at)
+        evicting = []
+        for entry in chosen:
+            item = _Due(now + self.retry_after, entry.call_id, "evict", entry.touched_at, entry.partition)
+            self._set(entry.call_id, item)
+            evicting.append(item)
+        return evicting
 
     def _set(self, call_id: str, entry: _Due | None) -> None:
         self._current[call_id] = entry

@@ -17,6 +17,7 @@ that took the partition over — sends them again (the same payloads: harmless).
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Sequence
 
 import orjson
@@ -28,6 +29,24 @@ from streams.domain.outages import (OutageState, PortalSignal, apply_signals,
 from streams.outbox import Outbox
 
 log = logging.getLogger("callstream.worker")
+DELIVERED_CACHE = 1024  # parsed portal states kept beside the table
+
+
+def _signals(record) -> list | None:
+    """A signals message's [call_id, verdict, ts_us] triples; anything else on this
+    internal topic (only workers write it) is logged and skipped, never a reason to stop."""
+    try:
+        signals = orjson.loads(record.value)
+        if record.key and type(signals) is list and all(
+                type(s) is list and len(s) == 3 and type(s[0]) is str and s[1] in ("bypassed", "checked")
+                and type(s[2]) is int for s in signals):
+            record.key.decode()
+            return signals
+    except (orjson.JSONDecodeError, TypeError, UnicodeDecodeError):
+        pass
+    log.warning("skipped a malformed signals message at %s[%s]@%s", record.topic, record.partition,
+                record.offset)
+    return None
 
 
 class OutageBatches:
@@ -37,8 +56,9 @@ class OutageBatches:
         self.worker = worker
         # portal key -> (the bytes this process stored and whose alerts it sent, their
         # parsed state): a busy portal's state is thousands of verdicts, parsed once
-        # rather than once per batch
-        self._delivered: dict[bytes, tuple[bytes, OutageState]] = {}
+        # rather than once per batch. Only the most recently used portals are kept:
+        # the table holds every portal's bytes already, this is a cache beside it.
+        self._delivered: OrderedDict[bytes, tuple[bytes, OutageState]] = OrderedDict()
 
     def _table(self) -> dict:
         return self.worker.outages_by_portal.data.data  # the memory store's plain dict
@@ -48,6 +68,9 @@ class OutageBatches:
         unsent: dict[bytes, list[bytes]] = {}
         for kafka_event in batch:  # each: the records of one partition from one fetch
             for record in kafka_event.value:
+                signals = _signals(record)
+                if signals is None:
+                    continue
                 key = record.key
                 portal_id = key.decode()
                 if key in states:
@@ -56,7 +79,7 @@ class OutageBatches:
                     state = self._load(key, portal_id)
                     unsent[key] = list(state.unsent)  # [] when this process delivered them
                 signals = [PortalSignal(portal_id, call_id, verdict, ts_us)
-                           for call_id, verdict, ts_us in orjson.loads(record.value)]
+                           for call_id, verdict, ts_us in signals]
                 state, alerts = apply_signals(state, signals, self.worker.rules)
                 unsent[key] += (payload for _alert, payload in alerts)
                 states[key] = (kafka_event, state)
@@ -74,6 +97,10 @@ class OutageBatches:
         await changelog.flush(self.worker.app.producer)
         await outbox.flush(self.worker.app.producer)
         self._delivered.update(written)
+        for key in written:
+            self._delivered.move_to_end(key)
+        while len(self._delivered) > DELIVERED_CACHE:
+            self._delivered.popitem(last=False)
 
     def _load(self, key: bytes, portal_id: str) -> OutageState:
         blob = self._table().get(key)
@@ -81,6 +108,7 @@ class OutageBatches:
             return OutageState(portal_id)
         delivered = self._delivered.get(key)
         if delivered is not None and (delivered[0] is blob or delivered[0] == blob):
+            self._delivered.move_to_end(key)
             return delivered[1]  # what this process stored and sent, not replaced since
         try:
             state = outage_state_from_bytes(blob)

@@ -44,11 +44,11 @@ def native_core(settings: Settings, tariffs: TariffTable, rules: AlertRules) -> 
     rows = [(row.line, row.direction, row.prefix, row.region, format(row.rate_per_min, "f"),
              format(row.connect_fee, "f"), row.increment_s, row.min_s, row.currency,
              row.valid_from_us) for row in tariffs.rows]
-    return callstream_native.Core(rows, rules.stale_key_after_us)
+    return callstream_native.Core(rows, rules.stale_key_after_us, settings.max_call_events)
 
 
 def native_validate() -> Any:
-    """``callstream_native.validate`` (value, key) -> a NativeEvent or None."""
+    """``callstream_native.validate`` (value, key, timestamp_ms) -> a NativeEvent or None."""
     import callstream_native
 
     return callstream_native.validate

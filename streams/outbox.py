@@ -18,33 +18,35 @@ class Outbox:
     """
 
     def __init__(self) -> None:
-        self.messages: list[tuple[str, bytes | None, bytes | None, int | None]] = []
+        self.messages: list[tuple[str, bytes | None, bytes | None, int | None, int | None]] = []
 
     def add(self, topic: str, key: bytes | None, value: bytes | None,
-            partition: int | None = None) -> None:
-        self.messages.append((topic, key, value, partition))
+            partition: int | None = None, timestamp_ms: int | None = None) -> None:
+        """Queue one message; ``timestamp_ms`` None means the producer's clock."""
+        self.messages.append((topic, key, value, partition, timestamp_ms))
 
     async def send(self, faust_producer) -> list[asyncio.Future]:
         """Hand every message to the producer; returns the batches' delivery futures."""
         producer = faust_producer._ensure_producer()  # the app's AIOKafkaProducer
-        by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes | None]]] = {}
+        by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes | None, int | None]]] = {}
         counts: dict[str, list[int]] = {}
-        for topic, key, value, partition in self.messages:
+        for topic, key, value, partition, timestamp_ms in self.messages:
             if partition is None:
                 if topic not in counts:
                     await producer.client._wait_on_metadata(topic)
                     counts[topic] = sorted(producer.client.cluster.partitions_for_topic(topic))
                 partition = partition_of(key, counts[topic])
-            by_partition.setdefault((topic, partition), []).append((key, value))
+            by_partition.setdefault((topic, partition), []).append((key, value, timestamp_ms))
         self.messages.clear()
         futures = []
         for (topic, partition), records in by_partition.items():
             batch = producer.create_batch()
-            for key, value in records:
-                if batch.append(key=key, value=value, timestamp=None) is None:
+            for key, value, timestamp_ms in records:
+                if batch.append(key=key, value=value, timestamp=timestamp_ms) is None:
                     futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    # An empty batch takes any one record (an oversized one too).
                     batch = producer.create_batch()
-                    batch.append(key=key, value=value, timestamp=None)
+                    batch.append(key=key, value=value, timestamp=timestamp_ms)
             futures.append(await producer.send_batch(batch, topic, partition=partition))
         return futures
 

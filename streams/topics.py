@@ -14,10 +14,14 @@ from typing import Mapping
 
 from callstream.config import Settings
 from callstream.errors import CliError
+from streams.domain.limits import MAX_STATE_BYTES
 
 UNLIMITED = "-1"
 # Room for a message just over 1 MiB: the pipeline, not the broker, decides too_large.
 MAX_MESSAGE_BYTES = str(2 * 1024 * 1024)
+# The worker's own topics (table changelogs, signals, commands) hold states whose
+# worst case streams.domain.limits bounds; this leaves room for a record batch around it.
+INTERNAL_MESSAGE_BYTES = str(MAX_STATE_BYTES + 1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,11 @@ def project_topics(settings: Settings) -> list[TopicSpec]:
     keep_forever = {"retention.ms": UNLIMITED, "retention.bytes": UNLIMITED,
                     "max.message.bytes": MAX_MESSAGE_BYTES}
     return [
-        TopicSpec(settings.topic_events, settings.events_partitions, keep_forever),
+        # A producer's clock is input too: the broker refuses a message stamped more than
+        # an hour ahead of its own clock (KIP-937), and an event's ts may be at most 24 h
+        # after its message's (contract v1.1), so no event can claim a far future.
+        TopicSpec(settings.topic_events, settings.events_partitions,
+                  {**keep_forever, "message.timestamp.after.max.ms": str(3600 * 1000)}),
         # Rejected messages are evidence: kept as long as the events they stand for.
         TopicSpec(settings.topic_dlq, settings.output_partitions, keep_forever),
         # The newest version of a call is the truth: compaction keeps it, forever.
@@ -80,6 +88,31 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> dict[str, str]:
             if spec.name == settings.topic_events and spec.name in existing:
                 _check_events_partitions(admin, spec)
         return outcome
+    finally:
+        admin.close()
+
+
+def raise_message_limits(settings: Settings, specs: list[TopicSpec]) -> None:
+    """Give existing topics of ``specs`` the ``max.message.bytes`` their spec asks for when
+    theirs is smaller (a topic created by an older version, or by Faust itself)."""
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    wanted = {spec.name: int(spec.configs["max.message.bytes"]) for spec in specs
+              if "max.message.bytes" in spec.configs}
+    if not wanted:
+        return
+    admin = _admin(settings)
+    try:
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None})
+                     for name in wanted]
+        described = admin.describe_configs(resources, config_filter="all")
+        current = {name: int(configs["max.message.bytes"]["value"])
+                   for name, configs in described.get("TOPIC", {}).items()
+                   if "max.message.bytes" in configs}
+        raise_ = [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": str(limit)})
+                  for name, limit in wanted.items() if current.get(name, 0) < limit]
+        if raise_:
+            admin.alter_configs(raise_)
     finally:
         admin.close()
 

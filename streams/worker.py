@@ -37,10 +37,13 @@ def worker_topics(settings: Settings) -> list[topics.TopicSpec]:
     assigned to nobody, and a worker taking partitions over did not restore them.
     """
     commands, signals = internal_topic_names(settings)
+    limit = {"max.message.bytes": topics.INTERNAL_MESSAGE_BYTES}
     return topics.project_topics(settings) + [
-        topics.TopicSpec(commands, settings.events_partitions, {"retention.ms": str(24 * 3600 * 1000)}),
-        topics.TopicSpec(signals, settings.events_partitions, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
-    ] + [topics.TopicSpec(name, settings.events_partitions, {"cleanup.policy": "compact"})
+        topics.TopicSpec(commands, settings.events_partitions,
+                         {"retention.ms": str(24 * 3600 * 1000), **limit}),
+        topics.TopicSpec(signals, settings.events_partitions,
+                         {"retention.ms": str(7 * 24 * 3600 * 1000), **limit}),
+    ] + [topics.TopicSpec(name, settings.events_partitions, {"cleanup.policy": "compact", **limit})
          for name in changelog_topic_names(settings)]
 
 
@@ -55,6 +58,9 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     specs = worker_topics(settings)
     topics.ensure_topics(settings, specs)
     topics.wait_listed(settings, [spec.name for spec in specs])
+    commands, signals = internal_topic_names(settings)
+    internal = set(changelog_topic_names(settings)) | {commands, signals}
+    topics.raise_message_limits(settings, [spec for spec in specs if spec.name in internal])
     worker = declare(settings, tariffs)
     register(worker)
     level = logging.getLevelName(loglevel.upper())

@@ -102,8 +102,12 @@ def decode_events(raw: RawBatch) -> pa.Table:
     from streams.domain.validation import validate
 
     valid = []
-    for partition, offset, key, value in zip(raw.partitions, raw.offsets, raw.keys, raw.values):
-        event = validate(value, key)
+    for partition, offset, timestamp_ms, key, value in zip(raw.partitions, raw.offsets, raw.timestamps_ms,
+                                                           raw.keys, raw.values):
+        # As the worker judges it (contract v1.1: ts against the message's timestamp). A
+        # keyless event is kept too, as the sink sees it first; its re-keyed copy is the
+        # same event_id, and the first copy wins.
+        event = validate(value, key, timestamp_ms)
         if isinstance(event, Event):
             valid.append((partition, offset, event))
     return events_table(valid)

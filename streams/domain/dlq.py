@@ -27,6 +27,9 @@ import orjson
 
 from streams.domain.events import Rejection
 
+# Contract v1.1: an event its call has no room for (beyond CALLSTREAM_MAX_CALL_EVENTS).
+CALL_TOO_LARGE = Rejection("call_too_large", "the call already has its maximum number of distinct "
+                                             "events (CALLSTREAM_MAX_CALL_EVENTS); this one is not folded")
 TOO_LARGE_KEEP_BYTES = 4096
 RAW_KEEP_BYTES = 65536  # contract v1.1: raw / raw_b64 hold at most the first 64 KiB
 

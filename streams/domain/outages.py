@@ -24,8 +24,12 @@ Choices where the contract is silent:
 - a checked call resolves an open outage only if its ts is after the opening;
 - resolution clears the window: bypasses before the resolving call do not
   count towards the next outage, and bypasses at or before it are ignored;
-- verdicts older than the horizon (``HORIZON_US`` behind the newest) are
-  folded into a frozen base and can no longer change an emitted outage.
+- verdicts older than the horizon (``HORIZON_US`` behind the portal's
+  ``ANCHOR_RANK``-th newest verdict, so that a few events stamped ahead of
+  time cannot freeze the portal's present), or beyond its newest
+  ``MAX_VERDICTS``, are folded into a frozen base and can no longer change an
+  emitted outage. The second bound keeps a portal's state small whatever its
+  call rate (50,000 verdicts in 6 h made a 3.4 MB state).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from streams.domain.timefmt import format_ts_ms
 from streams.domain.wire import format_ts_wire
 
 HORIZON_US = 6 * 3600 * 1_000_000
+ANCHOR_RANK = 8
+MAX_VERDICTS = 4096
 _FORMAT = 4
 _READABLE = (3, 4)  # format 3: no ``unsent``
 _RETRACTED = "retracted"
@@ -151,9 +157,12 @@ def run(machine: Machine, ordered: Iterable[tuple[int, str, str]],
 
 
 def _advance_cut(state: OutageState, rules: AlertRules) -> OutageState:
-    """Freeze verdicts more than the horizon behind the newest into the base machine."""
-    newest = max(ts for ts, _ in state.verdicts.values())
-    cut = newest - HORIZON_US
+    """Freeze into the base machine the verdicts more than the horizon behind the portal's
+    recent ones, and all but the newest MAX_VERDICTS."""
+    stamps = sorted(ts for ts, _ in state.verdicts.values())
+    cut = stamps[-min(len(stamps), ANCHOR_RANK)] - HORIZON_US
+    if len(stamps) > MAX_VERDICTS:
+        cut = max(cut, stamps[-MAX_VERDICTS - 1] + 1)
     if state.cut_us is not None and cut <= state.cut_us:
         return state
     old = [item for item in _ordered(state.verdicts) if item[0] < cut]

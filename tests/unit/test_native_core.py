@@ -24,7 +24,7 @@ from callstream.config import ConfigError, Settings
 from callstream.errors import CliError
 from streams.domain.alerts import AlertRules
 from streams.call_store import summary_of_bytes
-from streams.domain.calls import advance, expire, expiry_due
+from streams.domain.calls import advance, check_recording, expire, expiry_due, recording_due
 from streams.domain.events import Event, Rejection
 from streams.domain.rating import parse_tariffs
 from streams.domain.state import is_complete, state_from_bytes, state_to_bytes
@@ -34,7 +34,7 @@ from streams.domain.wire import encode_event
 from streams.native import Guard, native_core, native_summarize
 from streams.simulator import Faults, Knobs, generate_all
 from tests.unit.test_calls import batched
-from tests.unit.test_cdr_scenarios import TARIFFS, call_scenarios
+from tests.unit.test_cdr_scenarios import TARIFFS, call_scenarios, ev
 
 pytestmark = pytest.mark.unit
 
@@ -64,21 +64,23 @@ def signal_tuple(outputs) -> tuple | None:
     return None if s is None else (s.portal_id, s.call_id, s.verdict, s.ts_us)
 
 
-def assert_same_step(py_state, batch, blob, natives, core, table, now: float, partition: int):
+def assert_same_step(py_state, batch, blob, natives, core, table, now: float, partition: int,
+                     max_events: int = 10_000):
     """One step through both cores; returns (python state, native blob) afterwards."""
-    new, outputs = advance(py_state, batch, table, RULES, now, partition)
+    new, outputs = advance(py_state, batch, table, RULES, now, partition, max_events)
     result = core.advance(blob, natives, now, partition)
     assert result is not None, "the compiled core declined a plain call"
-    new_blob, cdrs, alerts, signal, track = result
-    assert cdrs == outputs.cdrs
+    new_blob, cdrs, alerts, signal, track, refused = result
+    assert cdrs == outputs.cdrs and len(cdrs) <= 1
     assert alerts == outputs.alerts
     assert signal == signal_tuple(outputs)
+    assert refused == outputs.refused
     if new is None:
         assert new_blob is None and track is None
         return py_state, blob
     assert new_blob == state_to_bytes(new)
     assert state_from_bytes(new_blob) == new
-    assert track == (new.touched_at, new.version, expiry_due(new, 0.0) is None)
+    assert track == (new.touched_at, new.version, expiry_due(new, 0.0) is None, recording_due(new, 0.0))
     return new, new_blob
 
 
@@ -131,7 +133,7 @@ def run_stream(messages, core, table, *, batch: int, use_native: bool):
             if use_native and native:
                 result = core.advance(blob, events, now, 0)
                 if result is not None:
-                    new_blob, cdrs, alerts, signal, _ = result
+                    new_blob, cdrs, alerts, signal, _, _ = result
                     sent.extend(("cdr", c) for c in cdrs)
                     sent.extend(("alert",) + a for a in alerts)
                     sent.append(("signal", signal))
@@ -226,6 +228,94 @@ def test_state_summaries_are_the_python_core_s() -> None:
     done = [s.done for s in summaries]
     assert any(done) and not all(done)
     assert any(s.done and not is_complete(state_from_bytes(b)) for s, b in zip(summaries, blobs))
+
+
+# --- contract v1.1 in both cores ------------------------------------------------------------
+
+SMALL_CORE = native_core(Settings.from_env({}, native="on", max_call_events=100), TABLE, RULES)
+
+
+def test_both_cores_declare_the_same_limits() -> None:
+    from streams.domain import limits, validation
+
+    assert callstream_native.LIMITS == (limits.MAX_CALL_EVENTS, limits.MAX_RECORDING_URLS,
+                                        limits.MAX_TEXT_CHARS, validation.MAX_AHEAD_US,
+                                        validation.EARLIEST_TS_US)
+
+
+def _offers(count: int, first: int = 0) -> list[Event]:
+    return [ev("call.offered", f"o{i:05d}", 1 + i / 1000, attempt=i + 1) for i in range(first, first + count)]
+
+
+def test_the_event_cap_refuses_the_same_events_in_both_cores() -> None:
+    batches = [[ev("call.started", "s", 0), *_offers(60)], [*_offers(60, 60), ev("call.ended", "e", 9)],
+               [*_offers(10), ev("call.ended", "e", 9), *_offers(5, 200)]]
+    py_state, blob = None, None
+    for i, batch in enumerate(batches):
+        natives = native_events(batch)
+        assert natives is not None
+        py_state, blob = assert_same_step(py_state, batch, blob, natives, SMALL_CORE, TABLE, 5.0 + i, 1,
+                                          max_events=100)
+    assert len(py_state.event_ids) == 100
+
+
+def test_recording_missing_follows_the_same_bookkeeping_in_both_cores() -> None:
+    started = ev("call.started", "s", 0, record=True, line="operator", to="+74951234567")
+    answered, ended = ev("call.answered", "a", 3), ev("call.ended", "e", 65)
+    recorded = ev("recording.stored", "r", 70, url="https://rec.example/1.mp3", bytes=10,
+                  seconds=Decimal("1.5"))
+    py_state, blob = assert_same_step(None, [started, ended], None, native_events([started, ended]),
+                                      CORE, TABLE, 100.0, 2)
+    # The wait passes (the Python core takes the sweep's command), then an answer arrives
+    # late: the compiled core raises recording_missing as the Python core does ...
+    py_state, _ = check_recording(py_state, TABLE, RULES)
+    blob = state_to_bytes(py_state)
+    py_state, blob = assert_same_step(py_state, [answered], blob, native_events([answered]), CORE, TABLE,
+                                      200.0, 2)
+    assert "recording_missing:call-1" in py_state.emitted
+    # ... and retracts it when the recording arrives.
+    py_state, blob = assert_same_step(py_state, [recorded], blob, native_events([recorded]), CORE, TABLE,
+                                      300.0, 2)
+    assert py_state.emitted["recording_missing:call-1"] == "retracted"
+
+
+def test_a_hot_call_through_both_cores() -> None:
+    recordings = [ev("recording.stored", f"r{i:05d}", 66 + (i % 500) / 10, url=f"https://rec.example/{i % 700}",
+                     bytes=i, seconds=Decimal(i) / 4) for i in range(3000)]
+    batch = [ev("call.started", "s", 0), ev("call.ended", "e", 65), *recordings]
+    new, blob = assert_same_step(None, batch, None, native_events(batch), CORE, TABLE, 1.0, 0)
+    assert len(new.urls) == 100
+
+
+def test_message_time_bounds_decline_in_the_compiled_validator() -> None:
+    event = ev("call.started", "s", 0)
+    value, key = encode_event(event), event.call_id.encode()
+    ts_ms = event.ts_us // 1000
+    assert callstream_native.validate(value, key, ts_ms) is not None
+    assert callstream_native.validate(value, key, ts_ms - 24 * 3600 * 1000) is not None
+    assert callstream_native.validate(value, key, ts_ms - 24 * 3600 * 1000 - 1) is None
+    assert validate(value, key, ts_ms - 24 * 3600 * 1000 - 1).reason == "bad_field:ts"
+    assert callstream_native.validate(value, key, -1) is not None
+    old = encode_event(event._replace(ts_us=parse_ts_us("1999-12-31T23:59:59Z")))
+    assert callstream_native.validate(old, key) is None and validate(old, key).reason == "bad_field:ts"
+
+
+@pytest.mark.parametrize("length", [2047, 2048, 2049, 5000])
+def test_the_url_length_limit_is_the_python_core_s(length: int) -> None:
+    head = "https://rec.example/"
+    event = ev("recording.stored", "r", 70, url=head + "a" * (length - len(head)))
+    value, key = encode_event(event), event.call_id.encode()
+    accepted = isinstance(validate(value, key), Event)
+    assert accepted == (length <= 2048)
+    assert (callstream_native.validate(value, key) is not None) == accepted
+
+
+def test_a_format_2_state_is_left_to_the_python_core() -> None:
+    blob = b'[2,"c",["a"],[1,0,"p"],null,null,null,null,null,[],null,[],[[5,0,"https://r/1",3,"1.5"]],null,0,null,0.0,{}]'
+    assert callstream_native.state_summary(blob) is None
+    state = state_from_bytes(blob)
+    assert state.urls == ((5, "https://r/1"),) and state.rec_bytes == 3
+    assert callstream_native.debug_state_roundtrip(state_to_bytes(state)) == state_to_bytes(state)
 
 
 @pytest.mark.parametrize("blob", [b"", b"[]", b"{}", b"[2]", b"not json", b"[3" + b",0" * 17 + b"]"])

@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.domain.alerts import Alert, AlertRules, alert_to_json
-from streams.domain.outages import (HORIZON_US, OutageState, PortalSignal, apply_signal,
-                                    outage_state_from_bytes, outage_state_to_bytes, signal_of)
+from streams.domain.outages import (HORIZON_US, MAX_VERDICTS, OutageState, PortalSignal, apply_signal,
+                                    apply_signals, outage_state_from_bytes, outage_state_to_bytes, signal_of)
 from streams.domain.state import fold
 from streams.domain.timefmt import format_ts_ms
 from tests.unit.test_cdr_scenarios import T0, ev
@@ -279,9 +279,10 @@ def test_many_episodes_in_a_row_keep_distinct_ids_and_bounded_state() -> None:
     ids = [a.alert_id for a, _ in alerts]
     assert len(set(ids)) == 40 and len(ids) == 80
     assert state.window == ()
-    # The state only remembers what can still change: two horizons of outages, one of verdicts.
+    # The state only remembers what can still change: two horizons of outages, one of verdicts
+    # (the horizon hangs off the 8th newest verdict: one episode of 6 earlier here).
     horizons = HORIZON_US // (3600 * S)
-    assert len(state.emitted) <= 2 * horizons + 1 and len(state.verdicts) <= 6 * (horizons + 1)
+    assert len(state.emitted) <= 2 * horizons + 2 and len(state.verdicts) <= 6 * (horizons + 2)
     # Re-sending all of it: every episode's bypasses are older than the last resolution.
     _, again = run(signals, state=state)
     assert again == []
@@ -472,3 +473,23 @@ def test_a_new_outage_in_the_same_millisecond_still_gets_a_new_id() -> None:
     _, alerts = run(signals, rules)
     assert [a.detail["state"] for a, _ in alerts] == ["open", "resolved", "open"]
     assert alerts[0][0].alert_id == alerts[1][0].alert_id != alerts[2][0].alert_id
+
+
+# --- hostile clocks and rates (issue 12) -------------------------------------------------
+
+def test_one_verdict_far_ahead_does_not_freeze_the_portal() -> None:
+    # Finding 3 of issue 12: a verdict stamped 9999-12-31 moved the horizon so far that
+    # every later bypass counted as frozen history and no outage opened again.
+    state, _ = run([checked("early", 0), bypassed("future", 24 * 3600 * 30)])
+    state, alerts = run(burst(1, [10, 11, 12, 13, 14]), state=state)
+    assert [a.detail["state"] for a, _ in alerts] == ["open"]
+
+
+def test_fifty_thousand_verdicts_keep_the_state_bounded() -> None:
+    # Finding 1 of issue 12: 50,000 verdicts within 6 h made a 3.4 MB state.
+    signals = [checked(f"call-{i:06d}", i * 0.4) for i in range(50_000)]
+    state = None
+    for at_ in range(0, 50_000, 5_000):
+        state, _ = apply_signals(state or OutageState("p1"), signals[at_:at_ + 5_000], RULES)
+    assert len(state.verdicts) <= MAX_VERDICTS
+    assert len(outage_state_to_bytes(state)) < 600_000

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.unit
 
 TOPIC = "call-events"
 RULES = AlertRules()
-TS_MS = 1_795_503_600_000  # broker time of every message unless a test says otherwise
+TS_MS = 1_795_773_600_000  # broker time of every message unless a test says otherwise (after every ts)
 AFTER = 4 * 3600.0
 
 
@@ -205,3 +205,88 @@ def test_outages_are_those_of_the_live_machine_fed_in_event_time_order():
     _, at_once = apply_signals(OutageState("p1"), [s for s in signals if s.portal_id == "p1"], RULES)
     assert len(_latest(at_once)) < len(rebuilt)
     assert signals[-1].ts_us - signals[0].ts_us > 2 * HORIZON_US
+
+
+# --- contract v1.1 and bounded memory (issue 12) ----------------------------------------------
+
+def _feed_all(replay: PartitionReplay, messages, ts_ms: int = TS_MS) -> tuple:
+    """Feed everything, collecting what the replay hands over on the way and at the end."""
+    outputs = []
+    for offset, (key, value) in enumerate(messages):
+        replay.feed(offset, ts_ms, key, value)
+        outputs.append(replay.take_outputs())
+    valid, dlq = replay.take_rows()
+    outputs.append(replay.finish(ts_ms / 1000))
+    merged = {"cdrs": {}, "alerts": {}, "signals": {}}
+    for out in outputs:
+        merged["cdrs"].update(out.cdrs)
+        merged["alerts"].update(out.alerts)
+        merged["signals"].update({s.call_id: s for s in out.signals})
+    return merged, valid, dlq
+
+
+def test_calls_leave_memory_for_disk_and_the_outputs_stay_those_of_an_all_in_memory_replay(tariffs):
+    from warehouse.replay import CallSpill
+
+    messages, _ = generate_all(23, 3000, 6, T0, Faults(duplicates=0.1, shuffle=0.4, late_recordings=0.5))
+    pairs = [(m.key, m.value) for m in messages]
+    whole, _, _ = _feed_all(PartitionReplay(ReplayConfig(tariffs, RULES, AFTER, TOPIC), 1), pairs)
+    spill = CallSpill()
+    try:
+        small = PartitionReplay(ReplayConfig(tariffs, RULES, AFTER, TOPIC, max_hot=200), 1, spill)
+        high = 0
+        for offset, pair in enumerate(pairs):
+            small.feed(offset, TS_MS, *pair)
+            high = max(high, len(small.hot))
+        assert high <= 200 + 4096 // 4  # evicted every 4,096 messages, ~4 events per call
+    finally:
+        spill.close()
+    spill = CallSpill()
+    try:
+        bounded, _, _ = _feed_all(PartitionReplay(ReplayConfig(tariffs, RULES, AFTER, TOPIC, max_hot=200),
+                                                  1, spill), pairs)
+    finally:
+        spill.close()
+    assert bounded == whole and len(whole["cdrs"]) == 3000
+
+
+def test_a_keyless_event_is_a_row_but_is_folded_only_through_its_keyed_copy(tariffs):
+    started, ended = ev("call.started", "s", 0), ev("call.ended", "e", 60)
+    replay = PartitionReplay(ReplayConfig(tariffs, RULES, AFTER, TOPIC), 0)
+    replay.feed(0, TS_MS, None, encode_event(started))
+    replay.feed(1, TS_MS, None, encode_event(ended))
+    assert replay.rekeyed == 2 and len(replay.take_rows()[0]) == 2
+    assert replay.finish(TS_MS / 1000).cdrs == {}
+
+
+def test_events_beyond_the_cap_are_dlq_records_of_call_too_large(tariffs):
+    events = [ev("call.started", "s", 0)] + [ev("call.offered", f"o{i:04d}", 1, attempt=i + 1)
+                                             for i in range(150)] + [ev("call.ended", "e", 60)]
+    replay = PartitionReplay(ReplayConfig(tariffs, RULES, AFTER, TOPIC, max_events=100), 0)
+    merged, valid, dlq = _feed_all(replay, [_message(e) for e in events])
+    assert len(valid) == 152  # every valid event is a row of ``events``
+    reasons = [orjson.loads(record)["reason"] for _, record in dlq]
+    assert reasons == ["call_too_large"] * 52 and orjson.loads(dlq[0][1])["offset"] == 100
+    assert merged["cdrs"] == {}  # call.ended was beyond the cap
+
+
+def test_the_replay_judges_ts_against_each_message_time(tariffs):
+    started = ev("call.started", "s", 0)
+    replay = PartitionReplay(ReplayConfig(tariffs, RULES, AFTER, TOPIC), 0)
+    replay.feed(0, started.ts_us // 1000 - 25 * 3600 * 1000, *_message(started))
+    assert [orjson.loads(r)["reason"] for _, r in replay.take_rows()[1]] == ["bad_field:ts"]
+
+
+def test_recording_missing_takes_the_set_form_at_the_end(tariffs):
+    from streams.domain.alerts import RECORDING_CHECKED
+
+    events = [ev("call.started", "s", 0, record=True), ev("call.answered", "a", 3), ev("call.ended", "e", 65)]
+    outputs = _replay(tariffs, [(0.0, e) for e in events], after=AFTER).finish(TS_MS / 1000 + 1)
+    assert orjson.loads(outputs.alerts["recording_missing:call-1"])["type"] == "recording_missing"
+    state = state_of_events(events)
+    expected = call_alerts(state._replace(emitted={RECORDING_CHECKED: True}), build_cdr(events, tariffs), RULES)
+    assert {a.alert_id: alert_to_json(a) for a in expected} == outputs.alerts
+    late = _replay(tariffs, [(0.0, e) for e in events] + [
+        (7200.0, ev("recording.stored", "r", 70))], after=AFTER).finish(TS_MS / 1000 + 7201)
+    # The wait passed in broker time before the recording came: raised, then retracted.
+    assert orjson.loads(late.alerts["recording_missing:call-1"])["detail"] == {"state": "retracted"}

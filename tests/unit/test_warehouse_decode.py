@@ -108,7 +108,7 @@ def test_valid_events_become_rows_and_invalid_ones_are_left_to_the_dlq():
     messages, _ = generate_all("decode", 3, 1, T0, Faults(malformed=0.3))
     raw = RawBatch("call-events")
     for offset, message in enumerate(messages):
-        raw.add(0, offset, 0, message.key, message.value)
+        raw.add(0, offset, T0 // 1000 + 86_400_000, message.key, message.value)  # ts judged against it
     rows = decode_events(raw)
     valid = [m for m in messages if m.kind != "malformed"]
     assert rows.num_rows == len(valid) and rows.schema == arrow_schema("events")
