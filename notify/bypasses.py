@@ -25,40 +25,48 @@ class Bypasses:
 
     def __init__(self, fallback: Callable[[str, int, int | None], int | None] | None = None) -> None:
         self._calls: OrderedDict[str, OrderedDict[str, int]] = OrderedDict()
-        self._since: dict[str, int] = {}  # event time (ms) from which a portal's count is complete
+        self._partition: dict[str, int] = {}
+        self._coverage: dict[int, int] = {}  # partition -> event time (ms) from which every bypass was read
+        self._evicted: dict[str, int] = {}  # portal -> newest event time dropped for the per-portal bound
         self.fallback = fallback
 
+    def from_beginning(self, partition: int) -> None:
+        """The partition is read from its first offset: its counts are complete from the start."""
+        self._coverage[partition] = -(2**62)
+
     def see(self, alert: Alert) -> None:
-        """Take note of a controller_bypassed alert (a retracted one is taken back)."""
-        if alert.type != "controller_bypassed":
-            return
+        """Take note of an alert (only controller_bypassed ones are counted; a retracted one is taken back)."""
         ts = _ms(alert.ts)
         if ts is None:
             return
+        self._coverage.setdefault(alert.partition, ts)
+        if alert.type != "controller_bypassed":
+            return
+        self._partition[alert.portal_id] = alert.partition
         calls = self._calls.get(alert.portal_id)
         if calls is None:
             if len(self._calls) >= PORTALS:
                 gone, _ = self._calls.popitem(last=False)
-                self._since.pop(gone, None)
+                self._evicted[gone] = 2**62
             calls = self._calls[alert.portal_id] = OrderedDict()
-            self._since[alert.portal_id] = ts
         self._calls.move_to_end(alert.portal_id)
         if alert.state == "retracted":
             calls.pop(alert.alert_id, None)
             return
         calls[alert.alert_id] = ts
-        self._since[alert.portal_id] = min(self._since[alert.portal_id], ts)
         if len(calls) > PER_PORTAL:
             _, dropped = calls.popitem(last=False)
-            self._since[alert.portal_id] = max(self._since[alert.portal_id], dropped + 1)
+            self._evicted[alert.portal_id] = max(self._evicted.get(alert.portal_id, dropped), dropped)
 
     def count(self, portal_id: str, start: str, end: str | None) -> int | None:
         """Bypassed calls of the portal with event time in [start, end] (end None: until now); None if unknown."""
         start_ms, end_ms = _ms(start), (_ms(end) if end else None)
         if start_ms is None:
             return None
-        calls = self._calls.get(portal_id)
-        if calls is not None and self._since.get(portal_id, start_ms + 1) <= start_ms:
+        calls = self._calls.get(portal_id, {})
+        partition = self._partition.get(portal_id)
+        covered = partition is not None and self._coverage.get(partition, start_ms + 1) <= start_ms
+        if covered and self._evicted.get(portal_id, -(2**62)) < start_ms:
             return sum(1 for ts in calls.values() if ts >= start_ms and (end_ms is None or ts <= end_ms))
         return self.fallback(portal_id, start_ms, end_ms) if self.fallback else None
 

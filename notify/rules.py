@@ -98,7 +98,7 @@ def load_rules(path: str | Path | None, check_channel: Callable[[str], str | Non
     except UnicodeDecodeError as exc:
         raise RulesError(f"{name}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise RulesError(f"{name}:{_toml_line(exc)}: not valid TOML: {_toml_reason(exc)}") from None
+        raise RulesError(f"{name}:{_toml_line(exc, text)}: not valid TOML: {_toml_reason(exc)}") from None
     return parse_rules(data, text, name, check_channel)
 
 
@@ -193,13 +193,15 @@ def _line_of(text: str, key: str, start: int = 1) -> int:
     return start
 
 
-def _toml_line(exc: tomllib.TOMLDecodeError) -> int:
+def _toml_line(exc: tomllib.TOMLDecodeError, text: str) -> int:
     found = re.search(r"at line (\d+)", str(exc))
-    return int(found.group(1)) if found else 1
+    if found:
+        return int(found.group(1))
+    return max(1, len(text.rstrip("\n").splitlines())) if "end of document" in str(exc) else 1
 
 
 def _toml_reason(exc: tomllib.TOMLDecodeError) -> str:
-    return re.sub(r"\s*\(at line \d+, column \d+\)", "", str(exc)) or "syntax error"
+    return re.sub(r"\s*\(at (?:line \d+, column \d+|end of document)\)", "", str(exc)) or "syntax error"
 
 
 def every_channel(rules: Rules) -> Iterable[str]:

@@ -81,6 +81,9 @@ class Service:
         self.planner = Planner(self.actions, first_start=self.first, digest_max=self.settings.notify_digest_max,
                                dash_url=self.settings.dash_url, bypasses=self.bypasses.count)
         self._written = dict(self.state.cursors)
+        for partition, offset in self.reader.resume.items():
+            if offset == 0:
+                self.bypasses.from_beginning(partition)
 
     # ------------------------------------------------------------ loop
 

@@ -12,8 +12,7 @@ raises the same alert, which notify delivers once:
 - ``recording_storage_80`` / ``_90`` / ``_100``: recordings reach that share
   of ``CALLSTREAM_RECORDING_QUOTA_BYTES``. The quota is the whole
   installation's, so the portal is ``_all``; the window is the UTC day on
-  which the level was crossed. If the quota is raised above the usage, the
-  alert is re-sent ``resolved``.
+  which the level was crossed (storage only grows: one alert per level).
 """
 
 from __future__ import annotations
@@ -92,8 +91,7 @@ def low_asr(rows: Iterable[tuple[str, datetime, int, int]], hour: datetime, *, t
 
 
 def storage_levels(daily: Iterable[tuple[date | datetime, int]], quota: int) -> list[dict[str, Any]]:
-    """recording_storage_<level> alerts from (day, cumulative bytes) rows: open when crossed, resolved
-    when the usage is (now) below the level again (a larger quota)."""
+    """recording_storage_<level> alerts from (day, cumulative bytes) rows, one per level reached."""
     days = sorted((_day(day), int(total)) for day, total in daily)
     if not days or quota <= 0:
         return []
@@ -104,11 +102,8 @@ def storage_levels(daily: Iterable[tuple[date | datetime, int]], quota: int) -> 
         crossed = next((day for day, total in days if total >= limit), None)
         if crossed is None:
             continue
-        alert = _alert(f"recording_storage_{level}", ALL_PORTALS, crossed, crossed + timedelta(days=1), {
-            "level": level, "used_bytes": used, "quota_bytes": quota, "share": round(used / quota, 4)})
-        if used < limit:
-            alert["detail"]["state"] = "resolved"
-        alerts.append(alert)
+        alerts.append(_alert(f"recording_storage_{level}", ALL_PORTALS, crossed, crossed + timedelta(days=1), {
+            "level": level, "used_bytes": used, "quota_bytes": quota, "share": round(used / quota, 4)}))
     return alerts
 
 
