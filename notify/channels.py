@@ -70,6 +70,10 @@ class Connection:
         # One attempt takes at most the configured time (connect + read), whatever the plugin's default.
         self._service.socket_connect_timeout = min(timeout_s, self._service.socket_connect_timeout or timeout_s)
         self._service.socket_read_timeout = timeout_s
+        # Apprise paces consecutive sends of one service (5.5 s for mail by default), which made a mail
+        # channel deliver one message per 5.5 s per thread. Notify paces itself: a refusal (429 included)
+        # is a failed attempt, retried with backoff.
+        self._service.request_rate_per_sec = 0
         self._apprise = apprise.Apprise()
         self._apprise.add(self._service)
 
@@ -79,7 +83,8 @@ class Connection:
         if isinstance(headers, dict):
             headers[KEY_HEADER] = key
         try:
-            result = self._apprise.notify(body=message.body, title=message.title)
+            # Our text is plain: Apprise then escapes it for HTML channels and keeps its lines in mail.
+            result = self._apprise.notify(body=message.body, title=message.title, body_format="text")
         except Exception as exc:  # noqa: BLE001 - a plugin bug is a failed attempt, not a dead sender
             return False, f"{type(exc).__name__}: {str(exc)[:200]}"
         if bool(result):

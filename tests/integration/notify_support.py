@@ -47,7 +47,8 @@ def pairs_in(text: str) -> list[tuple[str, str]]:
 class HttpReceiver:
     """Records every POST; ``script`` gives the status codes to answer in turn (then 200)."""
 
-    def __init__(self, script: list[int] | None = None, answer: Callable[[str, bytes], tuple[int, bytes]] | None = None):
+    def __init__(self, script: list[int] | None = None, answer: Callable[[str, bytes], tuple[int, bytes]] | None = None,
+                 port: int = 0):
         self.requests: list[dict[str, Any]] = []
         self.script = list(script or [])
         self.answer = answer
@@ -73,7 +74,7 @@ class HttpReceiver:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.server.server_port
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
