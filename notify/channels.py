@@ -28,12 +28,25 @@ def _apprise():
     return apprise
 
 
+class _Quiet:
+    """Apprise logs its own line for a URL it cannot parse; ours (one line, file and line) says it better."""
+
+    def __enter__(self) -> None:
+        self._logger = logging.getLogger("apprise")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.CRITICAL + 1)
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.setLevel(self._level)
+
+
 def check_channel(url: str) -> str | None:
     """Why ``url`` cannot be a channel, or None when Apprise can send to it."""
     apprise = _apprise()
     scheme = url.split("://", 1)[0] if "://" in url else ""
     try:
-        instance = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        with _Quiet():
+            instance = apprise.Apprise.instantiate(url, suppress_exceptions=True)
     except Exception as exc:  # noqa: BLE001 - a plugin's parser is third-party code
         return f"not a usable channel URL ({type(exc).__name__})"
     if instance is None:
@@ -46,7 +59,8 @@ def display(url: str) -> str:
     """The channel as people may see it: scheme, host and path, secrets masked, no options."""
     apprise = _apprise()
     try:
-        instance = apprise.Apprise.instantiate(url, suppress_exceptions=True)
+        with _Quiet():
+            instance = apprise.Apprise.instantiate(url, suppress_exceptions=True)
         private = instance.url(privacy=True) if instance is not None else url
     except Exception:  # noqa: BLE001 - never show a secret because a plugin failed
         private = url
