@@ -61,9 +61,11 @@ def display(url: str) -> str:
     try:
         with _Quiet():
             instance = apprise.Apprise.instantiate(url, suppress_exceptions=True)
-        private = instance.url(privacy=True) if instance is not None else url
+        if instance is None:
+            return url.split("://", 1)[0][:20] + "://(not a channel URL)"
+        private = instance.url(privacy=True)
     except Exception:  # noqa: BLE001 - never show a secret because a plugin failed
-        private = url
+        return url.split("://", 1)[0][:20] + "://(not a channel URL)"
     parts = urlsplit(private)
     host = parts.hostname or ""
     if parts.port:

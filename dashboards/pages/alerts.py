@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from dash import Input, Output, html
 
-from dashboards import figures, formatting as fmt, layout as ui
+from dashboards import figures, formatting as fmt, layout as ui, notify_panel
 from dashboards.data import Context
 from dashboards.pages.common import page_filter, register_portal_picker
 from warehouse import dashboard_queries as dq, queries
@@ -32,6 +32,7 @@ def layout(ctx: Context) -> html.Div:
         ui.chart("al-timeline", wide=True),
         html.Div([html.H3("Controller outages"), html.Div(id="al-outages")], className="card wide"),
         html.Div([html.H3("Latest other alerts"), html.Div(id="al-latest")], className="card wide"),
+        notify_panel.section(),
     ])
 
 
@@ -93,4 +94,5 @@ def register(app: Any, ctx: Context) -> None:
                  Input("seq", "data"), Input("al-period", "value"), Input("al-portals", "value"))(
         lambda _seq, period, portals: render(ctx, period, portals))
     register_portal_picker(app, ctx, "al")
+    notify_panel.register(app, ctx)
 

@@ -1,0 +1,182 @@
+"""The Alerts page's notification panel: acknowledge an alert, silence a portal and/or type for 1 h,
+24 h or a custom time with a reason, lift a silence; notify's status, active silences,
+acknowledgements and failed deliveries. Every action is an event on the actions topic (who, when)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from dash import ALL, Input, Output, State, dcc, html, no_update
+
+from dashboards import layout as ui
+from dashboards.data import Context
+from dashboards.notify_board import board_of
+from notify.actions import ActionError, ack_event, parse_duration, silence_event, unsilence_event
+from notify.text import TITLES
+from warehouse import queries
+
+DURATIONS = {"1h": "1 hour", "24h": "24 hours", "custom": "custom"}
+OPEN_CHOICES = 200
+
+
+def section() -> html.Div:
+    """The panel's layout (ids start with ``nt-``)."""
+    return html.Div([
+        html.H3("Notifications"),
+        html.Div(id="nt-status", className="empty-note"),
+        dcc.Input(id="nt-who", placeholder="Your name (recorded with what you do here)", maxLength=100,
+                  className="nt-who"),
+        html.Div(id="nt-result", className="nt-result"),
+        html.H4("Open alerts"), html.Div(id="nt-open"),
+        html.H4("Silence notifications"),
+        html.Div([dcc.Input(id="nt-sil-portal", placeholder="Portal (empty: every portal)", list="nt-portals",
+                            maxLength=64),
+                  html.Datalist(id="nt-portals"),
+                  dcc.Input(id="nt-sil-type", placeholder="Alert type (empty: every type)", list="nt-types",
+                            maxLength=64),
+                  html.Datalist(id="nt-types", children=[html.Option(value=kind, label=label)
+                                                         for kind, label in sorted(TITLES.items())]),
+                  dcc.RadioItems(id="nt-sil-for", value="1h", inline=True,
+                                 options=[{"label": v, "value": k} for k, v in DURATIONS.items()]),
+                  dcc.Input(id="nt-sil-custom", placeholder="Custom: 90m, 3d, 1h30m", maxLength=20),
+                  dcc.Input(id="nt-sil-reason", placeholder="Reason (required)", maxLength=500),
+                  html.Button("Silence", id="nt-silence", n_clicks=0)], className="nt-form filter-bar"),
+        html.H4("Active silences"), html.Div(id="nt-silences"),
+        html.H4("Acknowledged alerts"), html.Div(id="nt-acks"),
+        html.H4("Failed deliveries"), html.Div(id="nt-failures"),
+    ], className="card wide", id="nt-panel")
+
+
+def who(typed: Any) -> str:
+    """The acting person: the basic-auth user when there is one, else the typed name."""
+    try:
+        from flask import request
+
+        if request.authorization and request.authorization.username:
+            return request.authorization.username[:100]
+    except RuntimeError:  # outside a request (tests call the functions directly)
+        pass
+    text = typed.strip()[:100] if isinstance(typed, str) else ""
+    return text or "dashboard"
+
+
+def act(ctx: Context, action: str, target: Any, portal: Any, kind: Any, duration: Any, custom: Any,
+        reason: Any, typed_who: Any) -> str:
+    """Publish one action (``target``: the alert or silence of the clicked row); a sentence saying
+    what happened, or why not."""
+    try:
+        by = who(typed_who)
+        if action == "ack":
+            key, value = ack_event(_text(target), by)
+            done = f"Acknowledged {_text(target)} as {by}."
+        elif action == "silence":
+            span = parse_duration(_text(custom) if duration == "custom" else (_text(duration) or "1h"))
+            key, value = silence_event(_text(portal) or None, _text(kind) or None, span, _text(reason), by)
+            done = f"Silenced {_text(portal) or 'every portal'} / {_text(kind) or 'every type'} as {by}."
+        elif action == "lift":
+            key, value = unsilence_event(_text(target), by)
+            done = f"Lifted {_text(target)} as {by}."
+        else:
+            return ""
+    except ActionError as exc:
+        return f"Not done: {exc}."
+    try:
+        board_of(ctx).publish(key, value)
+    except Exception as exc:  # noqa: BLE001 - Kafka away: say so, the page keeps working
+        return f"Not done: the actions topic cannot be reached ({type(exc).__name__})."
+    return done
+
+
+def _text(value: Any) -> str:
+    return value.strip()[:500] if isinstance(value, str) else ""
+
+
+def _button(text: str, kind: str, target: str) -> html.Td:
+    return html.Td(html.Button(text, id={"type": kind, "target": target}, n_clicks=0, className="nt-row-button"))
+
+
+def panel(ctx: Context) -> tuple[Any, ...]:
+    """(status line, open alerts, silences, acknowledgements, failures, portal choices)."""
+    board = board_of(ctx)
+    now_ms = int(ctx.now().timestamp() * 1000)
+    silences = board.actions.active(now_ms)
+    acks = list(board.actions.acks.items())[-20:][::-1]
+    status = board.status or {}
+    failures = list(status.get("failures", []))[-20:][::-1]
+    open_alerts = ctx.data.get(queries.alerts, state="open", page_size=OPEN_CHOICES)
+    unacked = [r for r in open_alerts.to_dict("records") if r["alert_id"] not in board.actions.acks][:20]
+    return (status_line(board, now_ms),
+            ui.text_table(("time", "type", "portal", "alert", ""),
+                          [(_stamp(r["ts"]), r["type"], r["portal_id"], r["alert_id"],
+                            _button("Acknowledge", "nt-ack-row", r["alert_id"])) for r in unacked],
+                          "nt-open-table", empty="No open alert waits for an acknowledgement"),
+            ui.text_table(("silence", "portal", "type", "until", "reason", "by", "at", ""),
+                          [(s.silence_id, s.portal_id or "every portal", s.type or "every type", _clock(s.end_ms),
+                            s.reason, s.by, s.at, _button("Lift", "nt-lift-row", s.silence_id)) for s in silences],
+                          "nt-silences-table", empty="No silence in force"),
+            ui.text_table(("alert", "by", "at"), [(a, by, at) for a, (by, at) in acks], "nt-acks-table",
+                          empty="No acknowledgement yet"),
+            ui.text_table(("time", "channel", "alerts", "attempts", "error"),
+                          [(_clock(f.get("t")), f.get("ch"), ", ".join(f"{a[0]} ({a[1]})" for a in f.get("a", [])[:5]),
+                            f.get("n"), f.get("e")) for f in failures], "nt-failures-table",
+                          empty="No failed delivery"),
+            [html.Option(value=o["value"]) for o in _portals(ctx)])
+
+
+def _stamp(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, datetime) else str(value)[:40]
+
+
+def status_line(board: Any, now_ms: int) -> str:
+    """notify's state in one sentence."""
+    if board.error:
+        return f"Notifications: Kafka cannot be reached ({board.error})."
+    status = board.status
+    if not status:
+        return "Notifications: callstream notify has not published a status yet."
+    totals = status.get("totals", {})
+    age = max(0, (now_ms - int(status.get("at_ms", 0))) // 1000)
+    failing = [c["channel"] for c in status.get("channels", []) if c.get("failing")]
+    parts = [f"{n} {o.replace('_', ' ')}" for o, n in sorted(totals.items())] or ["nothing yet"]
+    line = f"Notifications: {', '.join(parts)}; status of {age} s ago"
+    return line + (f"; failing now: {', '.join(failing)}" if failing else "") + "."
+
+
+def _clock(ms: Any) -> str:
+    try:
+        return datetime.fromtimestamp(int(ms) / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "—"
+
+
+def register(app: Any, ctx: Context) -> None:
+    """Wire the forms, the row buttons and the live tables."""
+    app.callback(Output("nt-status", "children"), Output("nt-open", "children"), Output("nt-silences", "children"),
+                 Output("nt-acks", "children"), Output("nt-failures", "children"), Output("nt-portals", "children"),
+                 Input("tick", "n_intervals"), Input("nt-result", "children"))(lambda _n, _r: panel(ctx))
+
+    @app.callback(Output("nt-result", "children"), Input("nt-silence", "n_clicks"),
+                  Input({"type": "nt-ack-row", "target": ALL}, "n_clicks"),
+                  Input({"type": "nt-lift-row", "target": ALL}, "n_clicks"),
+                  State("nt-sil-portal", "value"), State("nt-sil-type", "value"), State("nt-sil-for", "value"),
+                  State("nt-sil-custom", "value"), State("nt-sil-reason", "value"), State("nt-who", "value"),
+                  prevent_initial_call=True)
+    def _act(_silence: Any, _acks: Any, _lifts: Any, *values: Any) -> Any:
+        from dash import ctx as dash_ctx
+
+        trigger, clicked = dash_ctx.triggered_id, dash_ctx.triggered[0].get("value") if dash_ctx.triggered else None
+        if not isinstance(clicked, int) or isinstance(clicked, bool) or clicked < 1:
+            return no_update  # a table re-rendered its buttons: nothing was clicked
+        if trigger == "nt-silence":
+            return act(ctx, "silence", None, *values)
+        if isinstance(trigger, dict) and trigger.get("type") in ("nt-ack-row", "nt-lift-row"):
+            action = "ack" if trigger["type"] == "nt-ack-row" else "lift"
+            return act(ctx, action, trigger.get("target"), *values)
+        return no_update
+
+
+def _portals(ctx: Context) -> list[dict[str, str]]:
+    from dashboards.pages.common import portal_options
+
+    return portal_options(ctx)
