@@ -78,20 +78,24 @@ def parse_alert(value: bytes | None, partition: int, offset: int, msg_ts_ms: int
                  _trim(detail) if isinstance(detail, dict) else {}, partition, offset, int(msg_ts_ms))
 
 
+_FIELDS = (("alert_id", _ALERT_ID, True), ("type", _TYPE, True), ("portal_id", _ID, True),
+           ("call_id", _ID, False), ("ts", _TS, True))
+
+
 def _field_problem(obj: dict[str, Any]) -> tuple[str, str] | None:
-    for name, pattern, required in (("alert_id", _ALERT_ID, True), ("type", _TYPE, True),
-                                    ("portal_id", _ID, True), ("call_id", _ID, False), ("ts", _TS, True)):
+    for name, pattern, required in _FIELDS:
         value = obj.get(name)
+        if value.__class__ is str and pattern.fullmatch(value):
+            continue
         if value is None:
             if required:
-                return ("missing_field:" + name if name not in obj else "bad_field:" + name, f"{name} is required")
+                return ("bad_field:" + name if name in obj else "missing_field:" + name, f"{name} is required")
             continue
-        if not isinstance(value, str) or not pattern.fullmatch(value):
-            return ("bad_field:" + name, f"{name} must be {_EXPECTED[name]}, got {str(value)[:60]!r}")
+        return ("bad_field:" + name, f"{name} must be {_EXPECTED[name]}, got {str(value)[:60]!r}")
     if not obj["alert_id"].startswith(obj["type"] + ":"):
         return ("bad_field:alert_id", "alert_id must start with its type and a colon")
     detail = obj.get("detail")
-    if detail is not None and not isinstance(detail, dict):
+    if detail is not None and detail.__class__ is not dict:
         return ("bad_field:detail", "detail must be an object")
     return None
 

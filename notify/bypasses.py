@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Callable
 
 from notify.alerts import Alert
+from streams.domain.timefmt import parse_ts_us
 
 PER_PORTAL = 20_000
 PORTALS = 5_000
@@ -74,6 +75,9 @@ class Bypasses:
 def _ms(text: str | None) -> int | None:
     if not isinstance(text, str):
         return None
+    micros = parse_ts_us(text)  # the contract's timestamp parser: integer arithmetic, no datetime
+    if micros is not None:
+        return micros // 1000
     try:
         return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
     except ValueError:

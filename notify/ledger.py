@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 from array import array
+from bisect import bisect_left
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -47,14 +48,22 @@ class DoneSet:
     """The settled deliveries' keys (64 bits each): a sorted array plus a small set of recent ones.
 
     8 bytes per key in the array (a Python set of ints costs ~60): a million
-    settled deliveries cost ~8 MiB. The recent set is merged in past 100,000.
+    settled deliveries cost ~8 MiB. A lookup is a set probe, then a C bisection of
+    the array (a numpy call per lookup cost 60 µs, most of notify's time per alert).
+    The recent set is merged in past 100,000.
     """
 
     MERGE_AT = 100_000
 
     def __init__(self, keys: Iterable[int] = ()) -> None:
-        self._base = np.unique(np.fromiter(keys, dtype=np.uint64))
+        self._base = self._array(np.unique(np.fromiter(keys, dtype=np.uint64)))
         self._recent: set[int] = set()
+
+    @staticmethod
+    def _array(sorted_keys: "np.ndarray") -> array:
+        out = array("Q")
+        out.frombytes(sorted_keys.astype(np.uint64).tobytes())
+        return out
 
     def add(self, key: int) -> None:
         """Remember a key."""
@@ -66,15 +75,16 @@ class DoneSet:
         if key in self._recent:
             return True
         base = self._base
-        i = int(np.searchsorted(base, np.uint64(key)))
-        return i < len(base) and int(base[i]) == key
+        i = bisect_left(base, key)
+        return i < len(base) and base[i] == key
 
     def __len__(self) -> int:
         return len(self._base) + len(self._recent)
 
     def _merge(self) -> None:
+        base = np.frombuffer(self._base, dtype=np.uint64) if len(self._base) else np.empty(0, dtype=np.uint64)
         recent = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
-        self._base = np.union1d(self._base, recent)
+        self._base = self._array(np.union1d(base, recent))
         self._recent = set()
 
 

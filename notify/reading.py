@@ -78,13 +78,24 @@ class AlertReader:
                 self.watermarks[tp.partition] = max(self.watermarks[tp.partition], now_ms - CAUGHT_UP_GRACE_MS)
         return self.watermarks
 
-    def lag(self) -> int:
-        """Alerts not yet read (from the last fetch's high watermarks)."""
+    def lag(self) -> int | None:
+        """Alerts not yet read (from the last fetch's high watermarks); None before every partition was fetched."""
         total = 0
         for tp in self.tps:
             high = self._consumer.highwater(tp)
-            if high is not None:
-                total += max(0, high - self._consumer.position(tp))
+            if high is None:
+                return None
+            total += max(0, high - self._consumer.position(tp))
+        return total
+
+    def unsettled(self, cursors: dict[int, int]) -> int | None:
+        """Alerts between each partition's cursor and its end: read or not, not yet settled (None: unknown)."""
+        total = 0
+        for tp in self.tps:
+            high = self._consumer.highwater(tp)
+            if high is None:
+                return None
+            total += max(0, high - cursors.get(tp.partition, self.resume.get(tp.partition, 0)))
         return total
 
     def pause(self, paused: bool) -> None:

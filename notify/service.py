@@ -169,6 +169,11 @@ class Service:
                 self.writer.cursor(tp.partition, *cursor)
                 self._written[tp.partition] = cursor
 
+    def cursors(self) -> dict[int, int]:
+        """Each partition's first unsettled offset (as far as this process has read)."""
+        return {tp.partition: c[0] for tp in self.reader.tps
+                if (c := self.progress.cursor(tp.partition)) is not None}
+
     def close(self) -> None:
         """Stop the senders, record what settled, close the clients."""
         for sender in self.senders.values():

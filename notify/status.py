@@ -73,6 +73,7 @@ class Status:
         return {"v": 1, "at_ms": int(time.time() * 1000), "started_ms": self.started_ms,
                 "rules": service.rules.source, "routes": len(service.rules.routes),
                 "lag": service.reader.lag(), "owed": service.progress.pending,
+                "unsettled": service.reader.unsettled(service.cursors()),
                 "waiting_in_plan": service.planner.waiting, "totals": dict(totals), "channels": channels,
                 "failures": list(service.state.failures)[-50:], "refused": self.refused_count,
                 "refused_last": list(self.refused_last), "since_start": dict(self.live),
