@@ -222,3 +222,19 @@ def test_over_the_hot_calls_cap_the_quietest_calls_are_settled_and_archived_earl
         produce(settings, [call_events(revived, START_US)["call.ended"]])
         _wait_versions(settings, {revived: 2})
         assert _cdrs(settings).latest()[revived]["status"] == "answered"
+
+
+def test_over_the_portals_cap_idle_portal_states_are_forgotten(worker_settings, tmp_path):
+    """A flood of made-up portal ids cannot grow the worker's portal table without bound:
+    over CALLSTREAM_MAX_PORTALS, idle portals (no open outage) are dropped from it."""
+    settings = worker_settings.replace(max_portals=50)
+    calls = [call_events(f"fp-{n:03d}", START_US + n * 1_000_000, portal=f"flood-portal-{n:03d}")
+             for n in range(200)]
+    with Fleet(tmp_path) as fleet:
+        worker = fleet.start(settings, "worker")
+        for at in range(0, 200, 50):  # several signal batches: the table is trimmed after each
+            produce(settings, [m for events in calls[at:at + 50] for m in events.values()])
+            wait_until_done(settings, [worker])
+        live = {k for k, present in _stored(settings, "outages_by_portal").items() if present}
+        assert 0 < len(live) <= 50 + 50  # the cap, plus at most one batch's new portals
+        assert len(_cdrs(settings).versions) == 200  # the calls themselves are untouched
