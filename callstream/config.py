@@ -46,7 +46,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def _call_events(text: str) -> int:
-    from streams.domain.limits import CALL_EVENTS_CEILING, MIN_CALL_EVENTS
+    from streams.domain.shared import CALL_EVENTS_CEILING, MIN_CALL_EVENTS
 
     value = int(text)
     if not MIN_CALL_EVENTS <= value <= CALL_EVENTS_CEILING:

@@ -63,7 +63,7 @@ class _Pending:
     state: CallState | None = None
     dirty: bool = False
     native: bool = True  # every event came through the compiled validator
-    track: tuple | None = None  # the compiled core's (touched_at, version, done, recording_since)
+    summary: Summary | None = None  # the compiled core's reading of ``blob`` for the schedule
     events: list = field(default_factory=list)  # Event or NativeEvent, in arrival order
     records: list = field(default_factory=list)  # the Kafka record of each event
 
@@ -109,8 +109,7 @@ class CallBatches:
             if item.state is not None:
                 self.store.save(item.anchor, item.state)
             else:
-                self.store.save_blob(item.anchor, item.blob,
-                                     Summary(call_id, item.anchor.message.partition, *item.track))
+                self.store.save_blob(item.anchor, item.blob, item.summary)
         await self.store.flush_changelog(self.worker.app.producer)
         if archive:
             await self._archive(archive)
@@ -159,13 +158,14 @@ class CallBatches:
         """One call's step: the compiled core when it takes it, else the Python core."""
         partition = item.anchor.message.partition
         if item.native and self.native is not None:
-            result = self.guard(self.native.advance, item.blob, item.events, now, partition)
-            if result is not None:
-                blob, cdrs, alerts, signal, track, refused = result
-                if blob is not None:
-                    item.blob, item.track, item.dirty = blob, track, True
-                self._send(call_id, cdrs, alerts, signal)
-                self._refuse(item, refused)
+            step = self.guard(self.native.advance, item.blob, item.events, now, partition)
+            if step is not None:
+                if step.state is not None:
+                    item.blob, item.dirty = step.state, True
+                    item.summary = Summary(call_id, partition, step.touched_at, step.version, step.done,
+                                           step.recording_since)
+                self._send(call_id, step.cdrs, step.alerts, step.signal)
+                self._refuse(item, step.refused)
                 return
         events = [event if type(event) is Event else _python_event(event, record)
                   for event, record in zip(item.events, item.records)]

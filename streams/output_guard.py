@@ -18,7 +18,7 @@ import logging
 import orjson
 
 from streams.domain.dlq import RAW_KEEP_BYTES
-from streams.domain.limits import MAX_OUTPUT_BYTES
+from streams.domain.shared import MAX_OUTPUT_BYTES
 from streams.outbox import Outbox
 
 log = logging.getLogger("callstream.worker")

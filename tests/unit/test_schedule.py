@@ -265,16 +265,16 @@ def test_the_schedule_matches_a_model_of_the_latest_entries(ops: list[Any]) -> N
 # --- recording checks and evictions (contract v1.1, issue 12) --------------------------------
 
 def test_a_call_awaiting_its_recording_is_due_for_the_check_before_it_can_be_forgotten() -> None:
-    from streams.domain.alerts import ENDED_SEEN
+    from streams.domain.shared import ENDED_SEEN_KEY
 
     schedule = Schedule(INCOMPLETE_AFTER, FORGET_AFTER, RETRY_AFTER, recording_wait=50.0)
     state = _folded("rec", "call.started", "call.answered", "call.ended")
     state = state._replace(started=state.started._replace(record=True), version=1, touched_at=10.0,
-                           partition=2, emitted={ENDED_SEEN: 5.0})
+                           partition=2, emitted={ENDED_SEEN_KEY: 5.0})
     schedule.track(state)
     assert summary(schedule.due(54.0)) == []
     assert summary(schedule.due(55.0)) == [("rec", "recording", 55.0, 10.0, 2)]
-    schedule.track(state._replace(emitted={ENDED_SEEN: 5.0, "recording_checked": True}))
+    schedule.track(state._replace(emitted={ENDED_SEEN_KEY: 5.0, "recording_checked": True}))
     assert summary(schedule.due(1e9)) == [("rec", "forget", 1010.0, 10.0, 2)]
 
 
