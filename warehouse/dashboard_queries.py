@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from warehouse import export
-from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, recordings_source, user_spend_source,
-                               utc_start, where, where_clause)
+from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, recordings_source, scope_conditions,
+                               user_spend_source, utc_start, where, where_clause)
 from warehouse.reader import Reader
 from warehouse.schema import quote
 
@@ -121,9 +121,10 @@ def recording_totals_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CA
 
 def alert_counts(reader: Reader, *, start: date | datetime | None = None,
                  end: date | datetime | None = None, portals: tuple[str, ...] = (),
-                 by_day: bool = False) -> pd.DataFrame:
-    """Alerts (latest state of each) with ts in [start, end), of some portals: type, state, [day,] count."""
-    conditions, params = [], []
+                 by_day: bool = False, scope: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Alerts (latest state of each) with ts in [start, end), of some portals (and of ``scope``
+    only, if given): type, state, [day,] count."""
+    conditions, params = scope_conditions(scope)
     for bound, op in ((start, ">="), (end, "<")):
         if bound is not None:
             conditions.append(f"ts {op} ?")
@@ -156,11 +157,13 @@ def refused_counts(reader: Reader, *, start: date | datetime | None = None,
 
 
 def dimension_values(reader: Reader, dimension: str, *, search: str | None = None,
-                     limit: int = 50) -> list[str]:
-    """Distinct non-null values of a filter dimension (containing ``search``), sorted."""
+                     limit: int = 50, scope: tuple[str, ...] | None = None) -> list[str]:
+    """Distinct non-null values of a filter dimension (containing ``search``) in the calls of
+    ``scope``'s portals (None: all), sorted."""
     column = _column(VALUE_DIMENSIONS, dimension)
     table = "cdrs" if dimension == "user" else "cdrs_daily"
-    condition, params = f"{column} IS NOT NULL", []
+    scoped, params = scope_conditions(scope)
+    condition = " AND ".join([f"{column} IS NOT NULL", *scoped])
     if search:
         condition += f" AND contains(lower({column}), ?)"
         params.append(search.lower())
@@ -197,8 +200,9 @@ def write_billing_csv(reader: Reader, flt: CallFilter, target: Path) -> int:
     return reader.read(lambda con: copy_billing_csv(con, flt, target))
 
 
-def recording_bytes_total(reader: Reader, portals: tuple[str, ...] = ()) -> int:
-    """Disk used by every recording ever stored (of some portals): the quota's numerator."""
-    src = aggregate_source(CallFilter(portals=portals))
+def recording_bytes_total(reader: Reader, portals: tuple[str, ...] = (), *,
+                          scope: tuple[str, ...] | None = None) -> int:
+    """Disk used by every recording ever stored (of some portals, of ``scope``): the quota's numerator."""
+    src = aggregate_source(CallFilter(portals=portals, scope=scope))
     sql = f"SELECT coalesce(sum(recording_bytes), 0) FROM {src.table} {src.where}"
     return int(reader.read(lambda con: con.execute(sql, src.params).fetchall())[0][0])

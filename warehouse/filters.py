@@ -62,6 +62,9 @@ class CallFilter:
     min_cost: Decimal | int | None = None
     max_cost: Decimal | int | None = None
     number: str | None = None
+    # The portals the reader may see (None: all). Set by the dashboard from the logged-in
+    # user, never from a control; unlike ``portals`` (a choice) it cannot be widened.
+    scope: Sequence[str] | None = None
 
     def replace(self, **changes: Any) -> "CallFilter":
         """A copy with some fields changed."""
@@ -84,10 +87,19 @@ def number_needle(number: str) -> str:
     return _NUMBER_NOISE.sub("", number)
 
 
+def scope_conditions(scope: Sequence[str] | None, column: str = "portal_id") -> tuple[list[str], list[Any]]:
+    """The condition that keeps a reader to its portals: none for None, ``false`` for no portal."""
+    if scope is None:
+        return [], []
+    values = list(scope)
+    if not values:
+        return ["false"], []
+    return [f"{quote(column)} IN ({', '.join('?' * len(values))})"], values
+
+
 def call_conditions(flt: CallFilter) -> tuple[list[str], list[Any]]:
     """SQL conditions over the ``cdrs`` columns and their parameters, in order."""
-    conditions: list[str] = []
-    params: list[Any] = []
+    conditions, params = scope_conditions(flt.scope)
     if flt.start is not None:
         conditions.append("started_at >= ?")
         params.append(utc_start(flt.start))
@@ -150,8 +162,7 @@ def rollup_conditions(flt: CallFilter, lists: frozenset[str] = _DAILY_LISTS,
         return None
     if flt.has_recording is not None and not (recorded_only and flt.has_recording):
         return None
-    conditions: list[str] = []
-    params: list[Any] = []
+    conditions, params = scope_conditions(flt.scope)
     for bound, op in ((flt.start, ">="), (flt.end, "<")):
         if bound is not None:
             day = _day_of(bound)

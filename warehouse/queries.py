@@ -20,8 +20,8 @@ import pandas as pd
 
 from warehouse.lookup import call_by_id
 from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, number_needle, order_by,
-                               recorded_count_source, recordings_source, utc_start, where,
-                               where_clause)
+                               recorded_count_source, recordings_source, scope_conditions, utc_start,
+                               where, where_clause)
 from warehouse.layout import table_of
 from warehouse.reader import Reader
 
@@ -95,18 +95,27 @@ def call_count(reader: Reader, flt: CallFilter = ALL_CALLS) -> int:
     return int(_rows(reader, f"SELECT coalesce({src.calls}, 0) FROM {src.table} {src.where}", src.params)[0][0])
 
 
-def cdr_by_id(reader: Reader, call_id: str) -> dict[str, Any] | None:
+def cdr_by_id(reader: Reader, call_id: str, *, scope: tuple[str, ...] | None = None) -> dict[str, Any] | None:
     """The latest CDR of one call as a dict of typed values (all warehouse columns), or None.
 
-    Read through the call index, not a scan of every call_id (lookup.call_by_id).
+    Read through the call index, not a scan of every call_id (lookup.call_by_id). A call of
+    a portal outside ``scope`` (the reader's portals; None: all) is None, as if absent.
     """
-    return reader.read(lambda con: call_by_id(con, call_id))
+    cdr = reader.read(lambda con: call_by_id(con, call_id))
+    if cdr is not None and scope is not None and cdr.get("portal_id") not in tuple(scope):
+        return None
+    return cdr
 
 
-def call_timeline(reader: Reader, call_id: str) -> pd.DataFrame:
-    """The distinct valid events of one call by time: ts, type, source, node, event_id, data (JSON)."""
+def call_timeline(reader: Reader, call_id: str, *, scope: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The distinct valid events of one call by time: ts, type, source, node, event_id, data (JSON).
+
+    With a ``scope``, only events of those portals (an event names its portal).
+    """
+    conditions, params = scope_conditions(scope)
+    clause = "".join(f" AND {c}" for c in conditions)
     return _frame(reader, "SELECT ts, type, source, node, event_id, data FROM events "
-                          "WHERE call_id = ? ORDER BY ts, event_id", [call_id])
+                          f"WHERE call_id = ?{clause} ORDER BY ts, event_id", [call_id] + params)
 
 
 def spend_by_region_day_line(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
@@ -191,12 +200,14 @@ def asr_acd_by_line(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame
 
 def alerts(reader: Reader, *, start: date | datetime | None = None, end: date | datetime | None = None,
            portals: tuple[str, ...] = (), types: tuple[str, ...] = (), state: str | None = None,
-           live_only: bool = False, page: int = 0, page_size: int = 50) -> pd.DataFrame:
+           live_only: bool = False, page: int = 0, page_size: int = 50,
+           scope: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Alerts (latest state of each alert_id) with ts in [start, end), newest first.
 
-    ``live_only`` leaves out withdrawn alerts (latest state ``retracted``).
+    ``live_only`` leaves out withdrawn alerts (latest state ``retracted``); ``scope``: only
+    alerts of those portals (None: all).
     """
-    conditions, params = [], []
+    conditions, params = scope_conditions(scope)
     if start is not None:
         conditions.append("ts >= ?")
         params.append(utc_start(start))
