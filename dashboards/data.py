@@ -114,11 +114,22 @@ def utc_now() -> datetime:
 
 @dataclass
 class Context:
-    """What every page needs: settings, the data door and a clock."""
+    """What every page needs: settings, the data door, a clock, the portals file and the accounts."""
 
     settings: Settings
     data: Data
     now: Callable[[], datetime] = field(default=utc_now)
+    portals: Any = None  # dashboards.portals.Portals (made from the settings when not given)
+    accounts: Any = None  # dashboards.accounts.Store (made from the settings when not given)
+
+    def __post_init__(self) -> None:
+        from dashboards.accounts import Store
+        from dashboards.portals import Portals
+
+        if self.portals is None:
+            self.portals = Portals(self.settings)
+        if self.accounts is None:
+            self.accounts = Store(self.settings.accounts_path)
 
     @property
     def stale_after_s(self) -> float:

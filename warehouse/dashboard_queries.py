@@ -41,8 +41,9 @@ def _column(mapping: dict[str, str], dimension: str) -> str:
 
 
 def daily_kpis(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
-    """Per UTC day: calls (incomplete excluded), answered, asr, acd_s, bypassed."""
-    src = aggregate_source(flt)
+    """Per day of ``flt.zone`` (hour if ``flt.hourly``): calls (incomplete excluded), answered,
+    asr, acd_s, bypassed."""
+    src = aggregate_source(flt, daily=True)
     n = src.calls
     complete, answered = f"{n} FILTER (status <> 'incomplete')", f"{n} FILTER (status = 'answered')"
     return _frame(reader, f"SELECT started_day AS day, CAST(coalesce({complete}, 0) AS BIGINT) AS calls, "
@@ -76,9 +77,10 @@ def spend_breakdown(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame
 
     ``set`` names the grouping (``SPEND_SETS``): ``day_region`` (day and key = region),
     ``region``, ``line``, ``direction`` (key = that dimension) and ``currency`` (key =
-    currency). Within a set, the biggest cost comes first.
+    currency). Within a set, the biggest cost comes first. Days are of ``flt.zone`` (hours
+    if ``flt.hourly``).
     """
-    src = aggregate_source(flt)
+    src = aggregate_source(flt, daily=True)
     sets = ", ".join("(" + ", ".join([*dims, "currency"]) + ")" for dims in SPEND_SETS.values())
     name = ("CASE WHEN grouping(started_day) = 0 THEN 'day_region' WHEN grouping(region) = 0 THEN 'region' "
             "WHEN grouping(line) = 0 THEN 'line' WHEN grouping(direction) = 0 THEN 'direction' ELSE 'currency' END")

@@ -13,15 +13,18 @@ from warehouse.filters import CallFilter
 
 
 def page_filter(ctx: Context, period: Any, portals: Any) -> CallFilter:
-    """The filter of a period bar: the named period ending today (UTC) and the chosen portals.
+    """The filter of a period bar: the named period ending today (in the view's zone) and the
+    chosen portals.
 
     The controls offer nothing else; forged values (a request not from the page) fall back to
     the default period and every portal rather than failing the callback.
     """
+    from dashboards import view
+
     try:
-        return controls.call_filter({"period": period, "portals": portals}, ctx.now().date())
+        return view.filter_of(ctx, {"period": period, "portals": portals})
     except controls.FilterError:
-        return controls.call_filter({}, ctx.now().date())
+        return view.filter_of(ctx, {})
 
 
 def portal_options(ctx: Context) -> list[dict[str, str]]:
