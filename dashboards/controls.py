@@ -11,18 +11,21 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
+from dashboards.i18n import N_
 from warehouse.filters import CallFilter, local_start
 
-PERIODS = {"today": "Today", "7d": "7 days", "30d": "30 days", "month": "This month",
-           "90d": "90 days", "365d": "Year"}
+PERIODS = {"today": N_("Today"), "7d": N_("7 days"), "30d": N_("30 days"), "month": N_("This month"),
+           "90d": N_("90 days"), "365d": N_("Year")}
 DEFAULT_PERIOD = "30d"
 # Contract v1 enumerations (the values a CDR can hold).
 LINES = ("rented", "operator", "sip", "internal")
 DIRECTIONS = ("inbound", "outbound", "internal")
 STATUSES = ("answered", "missed", "busy", "rejected", "failed", "incomplete")
 CONTROLLER = ("checked", "bypassed", "none")
+CAUSES = ("normal", "busy", "no_answer", "rejected", "failed", "license_error", "config_not_found", "forbidden")
 LIST_FIELDS = {"portals": "portals", "users": "users", "lines": "lines", "directions": "directions",
-               "statuses": "statuses", "regions": "regions", "controllers": "controllers"}
+               "statuses": "statuses", "regions": "regions", "controllers": "controllers",
+               "causes": "causes"}
 BOUND_FIELDS = ("min_talk_s", "max_talk_s", "min_cost", "max_cost")
 
 

@@ -91,6 +91,7 @@ class CallFilter:
     regions: Sequence[str] = ()
     controllers: Sequence[str] = ()  # controller verdict: checked, bypassed, none
     users: Sequence[str] = ()
+    causes: Sequence[str] = ()  # hangup_cause of call.ended
     has_recording: bool | None = None
     min_talk_s: Decimal | int | None = None
     max_talk_s: Decimal | int | None = None
@@ -116,7 +117,7 @@ ALL_CALLS = CallFilter()
 
 _LISTS = (("portals", "portal_id"), ("lines", "line"), ("directions", "direction"),
           ("statuses", "status"), ("regions", "region"), ("controllers", "controller"),
-          ("users", "user_id"))
+          ("users", "user_id"), ("causes", "hangup_cause"))
 _BOUNDS = (("min_talk_s", "talk_s", ">="), ("max_talk_s", "talk_s", "<="),
            ("min_cost", "cost", ">="), ("max_cost", "cost", "<="))
 
