@@ -17,7 +17,7 @@ OPERATORS_ONLY = True
 ACTIONS = {"csv_download": N_("CSV download"), "recording_open": N_("recording opened")}
 
 
-def layout(ctx: Context) -> html.Div:
+def layout(ctx: Context, query: dict | None = None) -> html.Div:
     """The newest entries (refreshed with the data stamp)."""
     return html.Div([html.H1(_(TITLE)), html.Div(id="audit-log", className="card wide")])
 
