@@ -219,6 +219,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_hot_calls", "CALLSTREAM_MAX_HOT_CALLS", 500_000, _hot_calls,
             "Calls one worker keeps in memory at most; beyond it the quietest move to the on-disk "
             "archive early (open ones emitted as incomplete first)."),
+    Setting("max_portals", "CALLSTREAM_MAX_PORTALS", 100_000, _positive_int,
+            "Portals' outage states one worker keeps in memory at most; beyond it the least recently "
+            "used idle ones (no open outage) are forgotten."),
     # Warehouse
     Setting("warehouse", "CALLSTREAM_WAREHOUSE", "var/warehouse", _text,
             "Warehouse location (a directory: Parquet files plus a DuckDB catalog)."),
@@ -300,6 +303,7 @@ class Settings:
     recording_wait: float
     max_call_events: int
     max_hot_calls: int
+    max_portals: int
     warehouse: str
     sink_group: str
     dash_host: str
