@@ -1,6 +1,12 @@
 """The Alerts page's notification panel: acknowledge an alert, silence a portal and/or type for 1 h,
 24 h or a custom time with a reason, lift a silence; notify's status, active silences,
-acknowledgements and failed deliveries. Every action is an event on the actions topic (who, when)."""
+acknowledgements and failed deliveries. Every action is an event on the actions topic (who, when).
+
+Who may do what follows the account (``dashboards.access``): operators everything; a portal
+administrator acknowledges alerts of their portals and silences or lifts silences of their portals
+only; a viewer nothing. Values a callback receives are checked against the user's scope, never
+trusted (a forged request gets a refusal, not an action).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +16,9 @@ from typing import Any
 from dash import ALL, Input, Output, State, dcc, html, no_update
 
 from dashboards import layout as ui
+from dashboards.access import LOCAL, current_user
 from dashboards.data import Context
+from dashboards.i18n import _
 from dashboards.notify_board import board_of
 from notify.actions import ActionError, ack_event, parse_duration, silence_event, unsilence_event
 from notify.text import TITLES
@@ -49,22 +57,38 @@ def section() -> html.Div:
 
 
 def who(typed: Any) -> str:
-    """The acting person: the basic-auth user when there is one, else the typed name."""
-    try:
-        from flask import request
-
-        if request.authorization and request.authorization.username:
-            return request.authorization.username[:100]
-    except RuntimeError:  # outside a request (tests call the functions directly)
-        pass
+    """The acting person: the logged-in account, or (the local single-user demo) the typed name."""
+    user = current_user()
+    if user is not LOCAL:
+        return user.name[:100]
     text = typed.strip()[:100] if isinstance(typed, str) else ""
     return text or "dashboard"
+
+
+def refusal(ctx: Context, action: str, target: Any, portal: Any) -> str | None:
+    """Why the current user may not do this, or None."""
+    user = current_user()
+    if user.role == "viewer":
+        return _("a viewer account cannot acknowledge or silence")
+    scope = user.scope
+    if scope is None:
+        return None
+    if action == "ack":
+        open_alerts = ctx.data.get(queries.alerts, state="open", page_size=OPEN_CHOICES)  # scoped by Data
+        return None if _text(target) in set(open_alerts["alert_id"]) else _("not an open alert of your portals")
+    if action == "silence":
+        return None if _text(portal) in scope else _("give one of your portals")
+    silence = board_of(ctx).actions.silences.get(_text(target))
+    return None if silence is not None and silence.portal_id in scope else _("not a silence of your portals")
 
 
 def act(ctx: Context, action: str, target: Any, portal: Any, kind: Any, duration: Any, custom: Any,
         reason: Any, typed_who: Any) -> str:
     """Publish one action (``target``: the alert or silence of the clicked row); a sentence saying
     what happened, or why not."""
+    refused = refusal(ctx, action, target, portal)
+    if refused:
+        return _("Not done: {reason}.").format(reason=refused)
     try:
         by = who(typed_who)
         if action == "ack":
@@ -99,12 +123,15 @@ def _button(text: str, kind: str, target: str) -> html.Td:
 def panel(ctx: Context) -> tuple[Any, ...]:
     """(status line, open alerts, silences, acknowledgements, failures, portal choices)."""
     board = board_of(ctx)
+    scope = current_user().scope
     now_ms = int(ctx.now().timestamp() * 1000)
-    silences = board.actions.active(now_ms)
-    acks = list(board.actions.acks.items())[-20:][::-1]
+    silences = [s for s in board.actions.active(now_ms) if scope is None or s.portal_id in scope]
+    open_alerts = ctx.data.get(queries.alerts, state="open", page_size=OPEN_CHOICES)  # scoped by Data
+    mine = set(open_alerts["alert_id"])
+    acks = [(a, v) for a, v in list(board.actions.acks.items())[-200:][::-1] if scope is None or a in mine][:20]
     status = board.status or {}
-    failures = list(status.get("failures", []))[-20:][::-1]
-    open_alerts = ctx.data.get(queries.alerts, state="open", page_size=OPEN_CHOICES)
+    # Deliveries name channels and other portals' alerts: operators only.
+    failures = list(status.get("failures", []))[-20:][::-1] if scope is None else []
     unacked = [r for r in open_alerts.to_dict("records") if r["alert_id"] not in board.actions.acks][:20]
     return (status_line(board, now_ms),
             ui.text_table(("time", "type", "portal", "alert", ""),

@@ -143,8 +143,8 @@ for _level in (80, 90, 100):
 
 
 def call_link(dash_url: str, call_id: str) -> str:
-    """The dashboard's page of one call."""
-    return dash_url.rstrip("/") + "/call?id=" + quote(call_id, safe="")
+    """The dashboard's page of one call (``/calls/<call_id>``)."""
+    return dash_url.rstrip("/") + "/calls/" + quote(call_id, safe="")
 
 
 def _when(ts: Any) -> str:

@@ -61,7 +61,7 @@ def test_the_call_links_to_the_dashboard_when_its_address_is_set():
     plain = alert_message(alert, KEY)
     assert "Call: call:1" in plain.body and "http" not in plain.body
     linked = alert_message(alert, KEY, dash_url="https://dash.example/")
-    assert "Call: call:1 — https://dash.example/call?id=call%3A1" in linked.body
+    assert "Call: call:1 — https://dash.example/calls/call%3A1" in linked.body
     assert "reason: timeout" in linked.body and "without the licence Controller's check" in linked.body
 
 
@@ -98,7 +98,7 @@ def test_a_digest_names_the_portal_counts_in_words_and_lists_every_alert_id():
     assert "3 × a call bypassed the licence Controller" in message.body
     for alert in alerts:
         assert f"  {alert.alert_id} ({alert.state})" in message.body
-    assert "https://d/call?id=c-0" in message.body and f"Idempotency key: {key}" in message.body
+    assert "https://d/calls/c-0" in message.body and f"Idempotency key: {key}" in message.body
 
 
 def test_huge_and_hostile_details_stay_bounded_text():
