@@ -452,6 +452,8 @@ class Settings:
         return (self.topic_notify_deliveries or f"{base}-deliveries",
                 self.topic_notify_actions or f"{base}-actions",
                 self.topic_notify_status or f"{base}-notify-status")
+
+    @property
     def accounts_path(self) -> Path:
         """The dashboard's account store: ``CALLSTREAM_ACCOUNTS`` or accounts.sqlite in the warehouse."""
         return Path(self.accounts) if self.accounts else Path(self.warehouse) / "accounts.sqlite"
