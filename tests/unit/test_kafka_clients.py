@@ -121,7 +121,7 @@ def _reads_committed(call: ast.Call) -> bool:
 def test_every_consumer_of_the_project_reads_committed_data_only():
     """Each Kafka consumer the project creates (not the tests') passes ``consumer_options``."""
     found, unset = 0, []
-    for package in ("callstream", "streams", "warehouse", "dashboards", "bench"):
+    for package in ("callstream", "streams", "warehouse", "dashboards", "notify", "bench"):
         for path in sorted((ROOT / package).rglob("*.py")):
             for line, call in _consumer_calls(path):
                 found += 1
