@@ -94,6 +94,17 @@ def producer(settings: Settings):
     return KafkaProducer(bootstrap_servers=settings.bootstrap, acks=1, linger_ms=5, batch_size=512 * 1024)
 
 
+def wait_ready(settings: Settings, since_ms: int, timeout_s: float = 300) -> None:
+    """Until notify published its first status (it publishes once it reads alerts)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        status = read_status(settings)
+        if status and status["at_ms"] > since_ms:
+            return
+        time.sleep(0.5)
+    raise SystemExit("notify did not start in time")
+
+
 def wait_settled(settings: Settings, timeout_s: float, since_ms: int) -> dict:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -108,9 +119,10 @@ def latency(settings: Settings, rules_dir: Path, rate: float, seconds: float) ->
     receiver = HttpReceiver()
     rules = rules_dir / "latency.toml"
     rules.write_text(f'[[route]]\nchannels = ["json://127.0.0.1:{receiver.port}/hook"]\ngroup_s = 0\n')
+    since = int(time.time() * 1000)
     notify = Notify(settings, rules, rules_dir / "notify-latency.log")
     try:
-        time.sleep(8)  # start-up: ledger, actions, first start
+        wait_ready(settings, since)  # start-up done: ledger read, first start recorded, alerts open
         send = producer(settings)
         sent: dict[str, int] = {}
         start = time.monotonic()
@@ -176,6 +188,7 @@ def main() -> None:
     try:
         delays, rss1 = latency(settings, work, args.rate, args.seconds)
         q = statistics.quantiles(delays, n=100)
+        print(f"load average {os.getloadavg()[0]:.1f}")
         print(f"latency at {args.rate:.0f} alerts/s over {args.seconds:.0f} s, {len(delays)} alerts: "
               f"p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, max {max(delays):.0f} ms; peak RSS {rss1 / 2**20:.0f} MiB")
         rate, rss2, messages = catch_up(settings, work, args.catch_up, args.portals)
