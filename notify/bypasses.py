@@ -25,7 +25,8 @@ class Bypasses:
     """The bypassed calls of each portal by event time, as read from the alerts topic."""
 
     def __init__(self, fallback: Callable[[str, int, int | None], int | None] | None = None) -> None:
-        self._calls: OrderedDict[str, OrderedDict[str, int]] = OrderedDict()
+        # alert_id -> its ts as written: parsed only when a message asks for a count (rarely), not per alert.
+        self._calls: OrderedDict[str, OrderedDict[str, str]] = OrderedDict()
         self._partition: dict[str, int] = {}
         self._coverage: dict[int, int] = {}  # partition -> event time (ms) from which every bypass was read
         self._evicted: dict[str, int] = {}  # portal -> newest event time dropped for the per-portal bound
@@ -37,10 +38,11 @@ class Bypasses:
 
     def see(self, alert: Alert) -> None:
         """Take note of an alert (only controller_bypassed ones are counted; a retracted one is taken back)."""
-        ts = _ms(alert.ts)
-        if ts is None:
-            return
-        self._coverage.setdefault(alert.partition, ts)
+        if alert.partition not in self._coverage:
+            first = _ms(alert.ts)
+            if first is None:
+                return
+            self._coverage[alert.partition] = first
         if alert.type != "controller_bypassed":
             return
         self._partition[alert.portal_id] = alert.partition
@@ -54,9 +56,10 @@ class Bypasses:
         if alert.state == "retracted":
             calls.pop(alert.alert_id, None)
             return
-        calls[alert.alert_id] = ts
+        calls[alert.alert_id] = alert.ts
         if len(calls) > PER_PORTAL:
-            _, dropped = calls.popitem(last=False)
+            _, dropped_ts = calls.popitem(last=False)
+            dropped = _ms(dropped_ts) or 0
             self._evicted[alert.portal_id] = max(self._evicted.get(alert.portal_id, dropped), dropped)
 
     def count(self, portal_id: str, start: str, end: str | None) -> int | None:
@@ -68,7 +71,8 @@ class Bypasses:
         partition = self._partition.get(portal_id)
         covered = partition is not None and self._coverage.get(partition, start_ms + 1) <= start_ms
         if covered and self._evicted.get(portal_id, -(2**62)) < start_ms:
-            return sum(1 for ts in calls.values() if ts >= start_ms and (end_ms is None or ts <= end_ms))
+            stamps = [_ms(ts) for ts in calls.values()]
+            return sum(1 for ts in stamps if ts is not None and ts >= start_ms and (end_ms is None or ts <= end_ms))
         return self.fallback(portal_id, start_ms, end_ms) if self.fallback else None
 
 
