@@ -18,41 +18,41 @@ from dash import ALL, Input, Output, State, dcc, html, no_update
 from dashboards import layout as ui
 from dashboards.access import LOCAL, current_user
 from dashboards.data import Context
-from dashboards.i18n import _
+from dashboards.i18n import N_, _
 from dashboards.notify_board import board_of
 from notify.actions import ActionError, ack_event, parse_duration, silence_event, unsilence_event
 from notify.text import TITLES
 from warehouse import queries
 
-DURATIONS = {"1h": "1 hour", "24h": "24 hours", "custom": "custom"}
+DURATIONS = {"1h": N_("1 hour"), "24h": N_("24 hours"), "custom": N_("custom")}
 OPEN_CHOICES = 200
 
 
 def section() -> html.Div:
     """The panel's layout (ids start with ``nt-``)."""
     return html.Div([
-        html.H3("Notifications"),
+        html.H3(_("Notifications")),
         html.Div(id="nt-status", className="empty-note"),
-        dcc.Input(id="nt-who", placeholder="Your name (recorded with what you do here)", maxLength=100,
+        dcc.Input(id="nt-who", placeholder=_("Your name (recorded with what you do here)"), maxLength=100,
                   className="nt-who"),
         html.Div(id="nt-result", className="nt-result"),
-        html.H4("Open alerts"), html.Div(id="nt-open"),
-        html.H4("Silence notifications"),
-        html.Div([dcc.Input(id="nt-sil-portal", placeholder="Portal (empty: every portal)", list="nt-portals",
+        html.H4(_("Open alerts")), html.Div(id="nt-open"),
+        html.H4(_("Silence notifications")),
+        html.Div([dcc.Input(id="nt-sil-portal", placeholder=_("Portal (empty: every portal)"), list="nt-portals",
                             maxLength=64),
                   html.Datalist(id="nt-portals"),
-                  dcc.Input(id="nt-sil-type", placeholder="Alert type (empty: every type)", list="nt-types",
+                  dcc.Input(id="nt-sil-type", placeholder=_("Alert type (empty: every type)"), list="nt-types",
                             maxLength=64),
                   html.Datalist(id="nt-types", children=[html.Option(value=kind, label=label)
                                                          for kind, label in sorted(TITLES.items())]),
                   dcc.RadioItems(id="nt-sil-for", value="1h", inline=True,
-                                 options=[{"label": v, "value": k} for k, v in DURATIONS.items()]),
-                  dcc.Input(id="nt-sil-custom", placeholder="Custom: 90m, 3d, 1h30m", maxLength=20),
-                  dcc.Input(id="nt-sil-reason", placeholder="Reason (required)", maxLength=500),
-                  html.Button("Silence", id="nt-silence", n_clicks=0)], className="nt-form filter-bar"),
-        html.H4("Active silences"), html.Div(id="nt-silences"),
-        html.H4("Acknowledged alerts"), html.Div(id="nt-acks"),
-        html.H4("Failed deliveries"), html.Div(id="nt-failures"),
+                                 options=[{"label": _(v), "value": k} for k, v in DURATIONS.items()]),
+                  dcc.Input(id="nt-sil-custom", placeholder=_("Custom: 90m, 3d, 1h30m"), maxLength=20),
+                  dcc.Input(id="nt-sil-reason", placeholder=_("Reason (required)"), maxLength=500),
+                  html.Button(_("Silence"), id="nt-silence", n_clicks=0)], className="nt-form filter-bar"),
+        html.H4(_("Active silences")), html.Div(id="nt-silences"),
+        html.H4(_("Acknowledged alerts")), html.Div(id="nt-acks"),
+        html.H4(_("Failed deliveries")), html.Div(id="nt-failures"),
     ], className="card wide", id="nt-panel")
 
 
@@ -93,22 +93,23 @@ def act(ctx: Context, action: str, target: Any, portal: Any, kind: Any, duration
         by = who(typed_who)
         if action == "ack":
             key, value = ack_event(_text(target), by)
-            done = f"Acknowledged {_text(target)} as {by}."
+            done = _("Acknowledged {alert} as {who}.").format(alert=_text(target), who=by)
         elif action == "silence":
             span = parse_duration(_text(custom) if duration == "custom" else (_text(duration) or "1h"))
             key, value = silence_event(_text(portal) or None, _text(kind) or None, span, _text(reason), by)
-            done = f"Silenced {_text(portal) or 'every portal'} / {_text(kind) or 'every type'} as {by}."
+            done = _("Silenced {portal} / {kind} as {who}.").format(portal=_text(portal) or _("every portal"),
+                                                                   kind=_text(kind) or _("every type"), who=by)
         elif action == "lift":
             key, value = unsilence_event(_text(target), by)
-            done = f"Lifted {_text(target)} as {by}."
+            done = _("Lifted {silence} as {who}.").format(silence=_text(target), who=by)
         else:
             return ""
     except ActionError as exc:
-        return f"Not done: {exc}."
+        return _("Not done: {reason}.").format(reason=exc)
     try:
         board_of(ctx).publish(key, value)
     except Exception as exc:  # noqa: BLE001 - Kafka away: say so, the page keeps working
-        return f"Not done: the actions topic cannot be reached ({type(exc).__name__})."
+        return _("Not done: the actions topic cannot be reached ({error}).").format(error=type(exc).__name__)
     return done
 
 
@@ -134,20 +135,20 @@ def panel(ctx: Context) -> tuple[Any, ...]:
     failures = list(status.get("failures", []))[-20:][::-1] if scope is None else []
     unacked = [r for r in open_alerts.to_dict("records") if r["alert_id"] not in board.actions.acks][:20]
     return (status_line(board, now_ms),
-            ui.text_table(("time", "type", "portal", "alert", ""),
+            ui.text_table((_("time"), _("type"), _("portal"), _("alert"), ""),
                           [(_stamp(r["ts"]), r["type"], r["portal_id"], r["alert_id"],
-                            _button("Acknowledge", "nt-ack-row", r["alert_id"])) for r in unacked],
-                          "nt-open-table", empty="No open alert waits for an acknowledgement"),
-            ui.text_table(("silence", "portal", "type", "until", "reason", "by", "at", ""),
-                          [(s.silence_id, s.portal_id or "every portal", s.type or "every type", _clock(s.end_ms),
-                            s.reason, s.by, s.at, _button("Lift", "nt-lift-row", s.silence_id)) for s in silences],
-                          "nt-silences-table", empty="No silence in force"),
-            ui.text_table(("alert", "by", "at"), [(a, by, at) for a, (by, at) in acks], "nt-acks-table",
-                          empty="No acknowledgement yet"),
-            ui.text_table(("time", "channel", "alerts", "attempts", "error"),
+                            _button(_("Acknowledge"), "nt-ack-row", r["alert_id"])) for r in unacked],
+                          "nt-open-table", empty=_("No open alert waits for an acknowledgement")),
+            ui.text_table((_("silence"), _("portal"), _("type"), _("until"), _("reason"), _("who"), _("at"), ""),
+                          [(s.silence_id, s.portal_id or _("every portal"), s.type or _("every type"), _clock(s.end_ms),
+                            s.reason, s.by, s.at, _button(_("Lift"), "nt-lift-row", s.silence_id)) for s in silences],
+                          "nt-silences-table", empty=_("No silence in force")),
+            ui.text_table((_("alert"), _("who"), _("at")), [(a, by, at) for a, (by, at) in acks], "nt-acks-table",
+                          empty=_("No acknowledgement yet")),
+            ui.text_table((_("time"), _("channel"), _("alerts"), _("attempts"), _("error")),
                           [(_clock(f.get("t")), f.get("ch"), ", ".join(f"{a[0]} ({a[1]})" for a in f.get("a", [])[:5]),
                             f.get("n"), f.get("e")) for f in failures], "nt-failures-table",
-                          empty="No failed delivery"),
+                          empty=_("No failed delivery")),
             [html.Option(value=o["value"]) for o in _portals(ctx)])
 
 
@@ -158,16 +159,17 @@ def _stamp(value: Any) -> str:
 def status_line(board: Any, now_ms: int) -> str:
     """notify's state in one sentence."""
     if board.error:
-        return f"Notifications: Kafka cannot be reached ({board.error})."
+        return _("Notifications: Kafka cannot be reached ({error}).").format(error=board.error)
     status = board.status
     if not status:
-        return "Notifications: callstream notify has not published a status yet."
+        return _("Notifications: callstream notify has not published a status yet.")
     totals = status.get("totals", {})
     age = max(0, (now_ms - int(status.get("at_ms", 0))) // 1000)
     failing = [c["channel"] for c in status.get("channels", []) if c.get("failing")]
-    parts = [f"{n} {o.replace('_', ' ')}" for o, n in sorted(totals.items())] or ["nothing yet"]
-    line = f"Notifications: {', '.join(parts)}; status of {age} s ago"
-    return line + (f"; failing now: {', '.join(failing)}" if failing else "") + "."
+    parts = [f"{n} {o.replace('_', ' ')}" for o, n in sorted(totals.items())] or [_("nothing yet")]
+    line = _("Notifications: {counts}; status of {age} s ago").format(counts=", ".join(parts), age=age)
+    failing_now = _("; failing now: {channels}").format(channels=", ".join(failing)) if failing else ""
+    return line + failing_now + "."
 
 
 def _clock(ms: Any) -> str:
