@@ -71,6 +71,7 @@ class ChannelSender:
         self._pause_until = 0.0
         self.last_error = ""
         self.delivered = self.failed = 0
+        self.items = 0  # alerts in the messages waiting, in flight included (digests hold many)
         self._closed = False
         self._threads = [threading.Thread(target=self._run, name=f"notify-send-{n}", daemon=True)
                          for n in range(threads)]
@@ -83,6 +84,7 @@ class ChannelSender:
         """Queue a message (thread-safe; never blocks)."""
         with self._cond:
             self._ready.append(_Job(send, self._clock()))
+            self.items += len(send.items)
             self._shed()
             self._cond.notify()
 
@@ -170,6 +172,7 @@ class ChannelSender:
             self._cond.notify_all()
 
     def _finish(self, job: _Job, delivered: bool, error: str) -> None:
+        self.items -= len(job.send.items)
         if not delivered:
             self.failed += 1
             log.warning("notify: delivery %s to %s failed: %s", job.send.key, job.send.channel[:60], error[:200])

@@ -33,6 +33,9 @@ from notify.status import Status
 
 log = logging.getLogger("callstream.notify")
 CHECKPOINT_S = 1.0
+# Alerts waiting in the queues of channels that answer: beyond this, reading pauses until they drain
+# (each owed alert costs a few hundred bytes; a catch-up would otherwise read far ahead of sending).
+MAX_QUEUED_ALERTS = 100_000
 STATUS_S = 2.0
 
 
@@ -209,8 +212,14 @@ class Service:
             self.progress.settle(number)
 
     def _backed_up(self) -> bool:
-        """True while a channel that answers (slowly) has a full queue: reading waits for it."""
-        return any(s.waiting >= self.settings.notify_backlog and not s.failing for s in self.senders.values())
+        """True while channels that answer (slowly) have full queues: reading waits for them.
+
+        Alerts held by the planner (digest windows, min-hits) never count: a window closes only as
+        reading moves on. A failing channel sheds its own queue instead (see the sender).
+        """
+        live = [s for s in self.senders.values() if not s.failing]
+        return (any(s.waiting >= self.settings.notify_backlog for s in live)
+                or sum(s.items for s in live) >= MAX_QUEUED_ALERTS)
 
 
 def alerts_of(items) -> list[Alert]:
