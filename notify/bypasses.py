@@ -17,8 +17,8 @@ from typing import Callable
 from notify.alerts import Alert
 from streams.domain.timefmt import parse_ts_us
 
-PER_PORTAL = 20_000
-PORTALS = 5_000
+PER_PORTAL = 1_000  # bypasses remembered per portal (an outage with more asks the warehouse)
+PORTALS = 200  # portals remembered (the least recent go): ~200,000 ids, ~35 MiB at most
 
 
 class Bypasses:
