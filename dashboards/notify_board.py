@@ -89,8 +89,8 @@ class NotifyBoard:
                                 fresh.apply(record.value)
                             elif record.key == b"status" and record.value:
                                 self.status = _loads(record.value)
-                    if not caught_up and consumer.position(actions_tp) >= consumer.end_offsets([actions_tp])[actions_tp]:
-                        caught_up = True
+                    if not caught_up:
+                        caught_up = consumer.position(actions_tp) >= consumer.end_offsets([actions_tp])[actions_tp]
                     if caught_up:
                         self.actions, self.error = fresh, None
         finally:

@@ -73,7 +73,8 @@ def parse_alert(value: bytes | None, partition: int, offset: int, msg_ts_ms: int
     detail = obj.get("detail")
     state = detail.get("state", "open") if isinstance(detail, dict) else "open"
     if state not in STATES:
-        return refuse("bad_field:detail.state", f"detail.state must be open, resolved or retracted, got {str(state)[:40]!r}")
+        return refuse("bad_field:detail.state",
+                      f"detail.state must be open, resolved or retracted, got {str(state)[:40]!r}")
     return Alert(obj["alert_id"], obj["type"], obj["portal_id"], obj.get("call_id"), obj["ts"], state,
                  _trim(detail) if isinstance(detail, dict) else {}, partition, offset, int(msg_ts_ms))
 

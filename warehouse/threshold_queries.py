@@ -23,7 +23,8 @@ def _ranges(hours: Sequence[tuple[datetime, datetime]]) -> tuple[str, list]:
     return f"({clause})", [moment for span in hours for moment in span]
 
 
-def hourly_spend(reader: Reader, hours: Sequence[tuple[datetime, datetime]]) -> list[tuple[str, str, datetime, Decimal]]:
+def hourly_spend(reader: Reader,
+                 hours: Sequence[tuple[datetime, datetime]]) -> list[tuple[str, str, datetime, Decimal]]:
     """(portal_id, currency, hour start, cost) of the calls that started in the given [start, end) spans."""
     if not hours:
         return []
