@@ -33,7 +33,7 @@ class NotifyBoard:
         self._publisher = None
         self._thread: threading.Thread | None = None
 
-    def start(self) -> "NotifyBoard":
+    def start(self) -> NotifyBoard:
         """Start following the topics (once)."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._follow, name="notify-board", daemon=True)

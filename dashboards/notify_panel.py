@@ -10,7 +10,7 @@ trusted (a forged request gets a refusal, not an action).
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from dash import ALL, Input, Output, State, dcc, html, no_update
@@ -174,7 +174,7 @@ def status_line(board: Any, now_ms: int) -> str:
 
 def _clock(ms: Any) -> str:
     try:
-        return datetime.fromtimestamp(int(ms) / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return datetime.fromtimestamp(int(ms) / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
     except (TypeError, ValueError, OverflowError, OSError):
         return "—"
 

@@ -15,7 +15,7 @@ import re
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -149,7 +149,7 @@ def silence_event(portal_id: str | None, kind: str | None, for_s: float, reason:
     reason = (reason or "").strip()
     if not reason or len(reason) > MAX_REASON or not _WHO.fullmatch(reason[:100]):
         raise ActionError(f"give a reason of 1-{MAX_REASON} printable characters")
-    moment = now or datetime.now(timezone.utc)
+    moment = now or datetime.now(UTC)
     start = int(moment.timestamp() * 1000)
     silence_id = "silence-" + uuid.uuid4().hex[:16]
     event = {"v": 1, "kind": "silence", "id": silence_id, "portal_id": portal_id, "type": kind,
@@ -185,7 +185,7 @@ def _who(by: str) -> str:
 
 
 def _stamp(now: datetime | None) -> str:
-    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    moment = (now or datetime.now(UTC)).astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 

@@ -23,8 +23,8 @@ import json
 import re
 
 import requests
-from apprise.manager_plugins import NotificationManager
 from apprise.common import NotifyFormat, NotifyType
+from apprise.manager_plugins import NotificationManager
 from apprise.plugins.base import NotifyBase
 from apprise.utils.parse import parse_list
 
@@ -70,7 +70,7 @@ class NotifyBitrix24(NotifyBase):
 
     def url(self, privacy=False, *args, **kwargs):
         """The channel URL (the token hidden when ``privacy``)."""
-        params = self.url_parameters(privacy=privacy, *args, **kwargs)
+        params = self.url_parameters(*args, privacy=privacy, **kwargs)
         if self.chat:
             params["chat"] = self.chat
         elif self.targets != [self.user_id]:

@@ -11,8 +11,8 @@ warehouse can answer (:meth:`Bypasses.fallback`).
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 from notify.alerts import Alert
 from streams.domain.timefmt import parse_ts_us

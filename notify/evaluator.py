@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timedelta, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 
@@ -43,7 +44,7 @@ class Evaluator:
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self._reader = None
         self._producer = None
         self._sent: set[tuple[str, str]] = set()
@@ -92,8 +93,8 @@ class Evaluator:
         reader = self.reader()
         if reader is None:
             return None
-        start = datetime.fromtimestamp(start_ms / 1000, timezone.utc)
-        end = datetime.fromtimestamp(end_ms / 1000, timezone.utc) if end_ms is not None else None
+        start = datetime.fromtimestamp(start_ms / 1000, UTC)
+        end = datetime.fromtimestamp(end_ms / 1000, UTC) if end_ms is not None else None
         try:
             with self._lock:
                 return tq.bypassed_calls(reader, portal_id, start, end)

@@ -10,7 +10,7 @@ keys. The first 64 bits of a key, as an integer, are what notify remembers
 from __future__ import annotations
 
 import hashlib
-from typing import Iterable
+from collections.abc import Iterable
 
 
 def delivery_key(alert_id: str, state: str, channel: str) -> str:

@@ -24,8 +24,9 @@ import logging
 from array import array
 from bisect import bisect_left
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import orjson
@@ -60,7 +61,7 @@ class DoneSet:
         self._recent: set[int] = set()
 
     @staticmethod
-    def _array(sorted_keys: "np.ndarray") -> array:
+    def _array(sorted_keys: np.ndarray) -> array:
         out = array("Q")
         out.frombytes(sorted_keys.astype(np.uint64).tobytes())
         return out

@@ -12,8 +12,9 @@ the log decides the same. An item ends in exactly one decision: a
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from notify.actions import Actions
 from notify.alerts import Alert

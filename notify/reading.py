@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from callstream.config import Settings
 from callstream.kafka_clients import consumer_options

@@ -20,8 +20,9 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from notify.backoff import Backoff
 from notify.channels import Connection
@@ -51,7 +52,7 @@ class _Job:
 class ChannelSender:
     """The sending threads of one channel."""
 
-    def __init__(self, url: str, results: "queue.Queue[Outcome]", backoff: Backoff, *, timeout_s: float = 10.0,
+    def __init__(self, url: str, results: queue.Queue[Outcome], backoff: Backoff, *, timeout_s: float = 10.0,
                  threads: int = 2, backlog: int = 10_000, connect: Callable[[str, float], Connection] = Connection,
                  clock: Callable[[], float] = time.monotonic, rng: random.Random | None = None) -> None:
         self.url = url

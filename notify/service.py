@@ -14,7 +14,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from callstream.config import Settings
 from notify import ledger as ledger_mod

@@ -27,7 +27,7 @@ REFUSED_KEPT = 20
 class Status:
     """The live counters of one service, and their publication."""
 
-    def __init__(self, service: "Service") -> None:
+    def __init__(self, service: Service) -> None:
         self.service = service
         self.started_ms = int(time.time() * 1000)
         self.refused_count = 0

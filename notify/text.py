@@ -9,8 +9,9 @@ Every value from an alert is cut to a bounded length; nothing is markup.
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, NamedTuple
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 from notify.alerts import Alert
@@ -156,7 +157,7 @@ def _when(ts: Any) -> str:
 
 def _parse(ts: str) -> datetime | None:
     try:
-        return datetime.fromisoformat(ts.replace("z", "Z").replace("Z", "+00:00")).astimezone(timezone.utc)
+        return datetime.fromisoformat(ts.replace("z", "Z").replace("Z", "+00:00")).astimezone(UTC)
     except ValueError:
         return None
 
@@ -178,7 +179,7 @@ def _span(seconds: Any) -> str:
 
 
 def _clock(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _percent(value: Any) -> str:

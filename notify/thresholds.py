@@ -18,9 +18,10 @@ raises the same alert, which notify delivers once:
 from __future__ import annotations
 
 import statistics
-from datetime import date, datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Iterable
+from typing import Any
 
 ALL_PORTALS = "_all"
 LEVELS = (80, 90, 100)
@@ -29,12 +30,12 @@ WEEKS = 4
 
 def hour_start(moment: datetime) -> datetime:
     """The UTC hour that contains ``moment``."""
-    return moment.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
 def stamp(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds (the contract's timestamp form)."""
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
@@ -109,5 +110,5 @@ def storage_levels(daily: Iterable[tuple[date | datetime, int]], quota: int) -> 
 
 def _day(value: date | datetime) -> datetime:
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return value.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)

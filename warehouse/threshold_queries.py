@@ -7,9 +7,9 @@ functions of those rows. Hours are UTC (the warehouse's session time zone).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Sequence
 
 from warehouse.reader import Reader
 

@@ -127,8 +127,8 @@ def run_status(args: argparse.Namespace) -> int:
     """Print the status (exit 1 when a delivery failed or a channel is failing)."""
     import orjson
 
-    from notify.status_text import ledger_summary, status_lines
     from notify.status import read_status
+    from notify.status_text import ledger_summary, status_lines
 
     settings = settings_from_args(args)
     summary = ledger_summary(settings) if args.ledger else read_status(settings)

@@ -12,7 +12,7 @@ import pytest
 
 from callstream.config import Settings
 from notify.ledger import load
-from tests.integration.notify_support import (HttpReceiver, NotifyProcess, alert, free_port, pairs_in, wait_for)
+from tests.integration.notify_support import HttpReceiver, NotifyProcess, alert, free_port, pairs_in, wait_for
 from tests.integration.worker_harness import delete_test_topics, produce, settings_env
 
 pytestmark = pytest.mark.integration
@@ -55,7 +55,8 @@ channels = ["json://127.0.0.1:{flaky.port}/hook", "json://127.0.0.1:{dead}/hook"
     notify = NotifyProcess(settings, tmp_path / "notify.log", CALLSTREAM_NOTIFY_RULES=str(rules),
                            CALLSTREAM_NOTIFY_ATTEMPTS="6", **FAST)
     try:
-        wait_for(lambda: len(flaky.accepted()) == 1 and len(bitrix.requests) == 1, 60, "the flaky and Bitrix24 channels")
+        wait_for(lambda: len(flaky.accepted()) == 1 and len(bitrix.requests) == 1, 60,
+                 "the flaky and Bitrix24 channels")
         wait_for(lambda: _outcomes(settings).get(f"json://127.0.0.1:{dead}/hook", {}).get("failed") == 1, 60,
                  "the dead channel's failure in the ledger")
         time.sleep(1.5)
@@ -74,7 +75,8 @@ channels = ["json://127.0.0.1:{flaky.port}/hook", "json://127.0.0.1:{dead}/hook"
         status = _cli(settings, "status")
         assert status.returncode == 1, status.stdout + status.stderr  # a failed delivery is not a clean status
         assert f"json://127.0.0.1:{dead}/hook: 1 failed" in status.stdout
-        assert f"controller_outage:acme:{opened} (open)" in status.stdout and "gave up after 6 attempts" in status.stdout
+        assert f"controller_outage:acme:{opened} (open)" in status.stdout
+        assert "gave up after 6 attempts" in status.stdout
         assert "tok3n" not in status.stdout
     finally:
         notify.close()
@@ -97,7 +99,8 @@ def test_silences_first_start_and_hostile_messages(notify_settings, tmp_path):
                        alert("stale_key:l-1", "stale_key", "loud", call_id="l-1"),
                        (b"loud", b"\xff\xfe not json"), (b"loud", b"[1, 2]"),
                        (b"loud", json.dumps({"alert_id": "x:y", "type": "x", "portal_id": "loud",
-                                             "ts": "2026-12-03T10:00:00.000Z", "detail": {"k": "v" * 900_000}}).encode()),
+                                             "ts": "2026-12-03T10:00:00.000Z",
+                                             "detail": {"k": "v" * 900_000}}).encode()),
                        alert("stale_key:l-2", "stale_key", "loud", call_id="l-2")], topic=settings.topic_alerts)
     notify = NotifyProcess(settings, tmp_path / "notify.log", CALLSTREAM_NOTIFY_RULES=str(rules), **FAST)
     try:

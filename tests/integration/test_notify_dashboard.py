@@ -13,8 +13,17 @@ from dashboards.app import create_app
 from dashboards.notify_board import NotifyBoard
 from notify.topics import notify_topics
 from streams import topics
-from tests.integration.dashboard_support import (ServerThread, browser_errors, build_warehouse, change_and_wait,
-                                                 chrome, load, quit_chrome, screenshot, wait_for)
+from tests.integration.dashboard_support import (
+    ServerThread,
+    browser_errors,
+    build_warehouse,
+    change_and_wait,
+    chrome,
+    load,
+    quit_chrome,
+    screenshot,
+    wait_for,
+)
 from tests.integration.worker_harness import delete_test_topics, read_topic
 from warehouse import queries
 from warehouse.reader import Reader

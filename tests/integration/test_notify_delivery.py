@@ -15,8 +15,7 @@ from notify.alerts import parse_alert
 from notify.ledger import load
 from streams.domain.timefmt import parse_ts_us
 from streams.simulator import Faults, Knobs, generate_all
-from tests.integration.notify_support import (KEY_LINE, HttpReceiver, NotifyProcess, SmtpReceiver, pairs_in,
-                                              wait_for)
+from tests.integration.notify_support import KEY_LINE, HttpReceiver, NotifyProcess, SmtpReceiver, pairs_in, wait_for
 from tests.integration.worker_harness import Fleet, produce, read_topic, wait_until_done, worker_settings
 
 pytestmark = pytest.mark.integration

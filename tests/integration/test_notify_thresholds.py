@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 def test_the_rules_run_over_a_real_warehouse_and_agree_with_its_rows(tmp_path):
     root = tmp_path / "warehouse"
     built = build_warehouse(root, calls=400, portals=4, days_ago=0)
-    start = datetime.fromtimestamp(built["start_us"] / 1e6, timezone.utc)
+    start = datetime.fromtimestamp(built["start_us"] / 1e6, UTC)
     with Reader(root) as reader:
         hours = [(start + timedelta(hours=h), start + timedelta(hours=h + 1)) for h in range(24)]
         spend = tq.hourly_spend(reader, hours)

@@ -119,7 +119,7 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing(up_env, tmp_path: Path) ->
     seen.append(rest)
     assert process.returncode == 0, "".join(seen)
     assert "callstream up: stopped" in rest
-    stopped = [l.split()[-1] for l in rest.splitlines() if "stopping" in l]
+    stopped = [line.split()[-1] for line in rest.splitlines() if "stopping" in line]
     assert stopped == ["dashboard", "simulate", "notify", "sink", "worker"]
     alive = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not alive, [p.cmdline() for p in alive]

@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC
+
 import pytest
 
 from notify.actions import Actions, ack_event, silence_event, unsilence_event
 from notify.keys import delivery_key
-from notify.plan import (ACKNOWLEDGED, BEFORE_FIRST_START, BELOW_MIN_HITS, SILENCED, FirstStart, Item, Planner,
-                         Send, Settle)
+from notify.plan import (
+    ACKNOWLEDGED,
+    BEFORE_FIRST_START,
+    BELOW_MIN_HITS,
+    SILENCED,
+    FirstStart,
+    Item,
+    Planner,
+    Send,
+    Settle,
+)
 from tests.unit.notify_samples import T0, make_alert, make_route
 
 pytestmark = pytest.mark.unit
@@ -106,9 +117,9 @@ def _actions(*events) -> Actions:
 
 
 def test_a_silenced_portal_gets_nothing_while_others_do():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime.fromtimestamp(T0 / 1000, timezone.utc)
+    now = datetime.fromtimestamp(T0 / 1000, UTC)
     actions = _actions(silence_event("quiet", None, 7200, "maintenance window", "alice", now=now))
     planner = Planner(actions)
     decisions = _offer(planner, make_route(), make_alert("stale_key:c-1", portal="quiet", at_ms=T0 + 1000),
@@ -120,10 +131,10 @@ def test_a_silenced_portal_gets_nothing_while_others_do():
 
 
 def test_a_silence_of_a_type_and_its_early_lifting():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    now = datetime.fromtimestamp(T0 / 1000, timezone.utc)
-    later = datetime.fromtimestamp((T0 + 60_000) / 1000, timezone.utc)
+    now = datetime.fromtimestamp(T0 / 1000, UTC)
+    later = datetime.fromtimestamp((T0 + 60_000) / 1000, UTC)
     key, value = silence_event(None, "stale_key", 3600, "known issue", "bob", now=now)
     actions = _actions((key, value), unsilence_event(key.decode(), "bob", now=later))
     planner = Planner(actions)
@@ -135,9 +146,9 @@ def test_a_silence_of_a_type_and_its_early_lifting():
 
 
 def test_silenced_alerts_are_left_out_of_a_digest():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    actions = _actions(silence_event("quiet", None, 60, "x", "a", now=datetime.fromtimestamp(T0 / 1000, timezone.utc)))
+    actions = _actions(silence_event("quiet", None, 60, "x", "a", now=datetime.fromtimestamp(T0 / 1000, UTC)))
     planner = Planner(actions)
     route = make_route(group_s=3600)
     _offer(planner, route, make_alert("stale_key:c-1", portal="quiet", at_ms=T0 + 1),

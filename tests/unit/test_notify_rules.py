@@ -61,7 +61,9 @@ channels = ["json://127.0.0.1:1/ops"]
 [[route]]
 channels = ["json://127.0.0.1:1/everything-else"]
 ''')
-    names = lambda alert: [r.channels[0].rsplit("/", 1)[1] for r in rules.routes_for(alert)]  # noqa: E731
+    def names(alert):
+        return [r.channels[0].rsplit("/", 1)[1] for r in rules.routes_for(alert)]
+
     assert names(make_alert("controller_outage:acme:t", portal="acme", call_id=None)) == ["acme", "ops"]
     assert names(make_alert("controller_outage:b:t", portal="b", call_id=None)) == ["ops"]
     assert names(make_alert("stale_key:c-1")) == ["everything-else"]

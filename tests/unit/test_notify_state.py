@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
@@ -81,7 +81,7 @@ def test_a_partitions_cursor_waits_for_its_first_unsettled_alert():
     assert progress.cursor(5) is None
 
 
-NOW = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
 
 
 def test_actions_are_events_with_who_and_when():
@@ -96,12 +96,13 @@ def test_actions_are_events_with_who_and_when():
     assert silence.covers("p", "stale_key", start) and not silence.covers("p", "stale_key", start + 7_200_000)
     assert not silence.covers("p", "license_error", start) and not silence.covers("q", "stale_key", start)
     actions.apply(unsilence_event(silence.silence_id, "erin",
-                                  now=datetime(2026, 12, 3, 10, 30, tzinfo=timezone.utc))[1])
+                                  now=datetime(2026, 12, 3, 10, 30, tzinfo=UTC))[1])
     assert actions.active(start + 1_800_001) == []
 
 
 @pytest.mark.parametrize("value", [
-    None, b"x", b"[]", b'{"v":2,"kind":"ack"}', b'{"v":1,"kind":"ack","alert_id":"a b","by":"x","at":"2026-12-03T10:00:00Z"}',
+    None, b"x", b"[]", b'{"v":2,"kind":"ack"}',
+    b'{"v":1,"kind":"ack","alert_id":"a b","by":"x","at":"2026-12-03T10:00:00Z"}',
     b'{"v":1,"kind":"ack","alert_id":"a:b","by":"","at":"2026-12-03T10:00:00Z"}',
     b'{"v":1,"kind":"ack","alert_id":"a:b","by":"x","at":"soon"}',
     b'{"v":1,"kind":"silence","id":"s","by":"x","at":"2026-12-03T10:00:00Z","start_ms":2,"end_ms":1,"portal_id":"p"}',

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import orjson
@@ -13,7 +13,7 @@ from warehouse import duck
 from warehouse.decode import RawBatch, decode_json
 
 pytestmark = pytest.mark.unit
-HOUR = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)  # a Thursday
+HOUR = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)  # a Thursday
 K, FLOOR = Decimal("3"), Decimal("100")
 
 
@@ -22,7 +22,8 @@ def _spend(portal: str, cost: str, weeks_back: int = 0, currency: str = "RUB", h
 
 
 def test_spend_above_k_times_the_median_of_the_same_weekday_hour_raises_once_per_portal_and_hour():
-    rows = [_spend("busy", "1000.00"), *[_spend("busy", c, w) for w, c in ((1, "200"), (2, "250"), (3, "300"), (4, "900"))],
+    history = ((1, "200"), (2, "250"), (3, "300"), (4, "900"))
+    rows = [_spend("busy", "1000.00"), *[_spend("busy", c, w) for w, c in history],
             _spend("steady", "700.00"), *[_spend("steady", "300", w) for w in (1, 2, 3, 4)]]
     (alert,) = th.spend_spikes(rows, HOUR + timedelta(minutes=20), k=K, floor=FLOOR)
     assert alert["alert_id"] == "spend_spike:busy:2026-12-03T10:00:00.000Z"
