@@ -256,3 +256,10 @@ def delete_topics(settings: Settings, prefix: str) -> list[str]:
         return names
     finally:
         admin.close()
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends the benchmark like Ctrl-C: its cleanup (workers, topics) still runs."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

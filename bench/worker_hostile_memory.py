@@ -1,6 +1,7 @@
 """Worker memory under hostile volume: one call of 20,000 events, one portal of 100,000 verdicts.
 
     python bench/worker_hostile_memory.py [--runs 3] [--call-events 20000] [--portal-calls 100000]
+                                          [--scenarios hostile,spread,plain] [--control-portals 1000]
 
 Issue 12 asks that memory stay flat (goal: peak RSS under 1 GiB and under 2x
 the worker's idle RSS). Each run starts `callstream worker` on empty topics of
@@ -17,6 +18,12 @@ end) and goes through three phases:
   (a portal's outage state keeps 6 h), each call.started, a verdict
   (controller.bypassed or controller.replied) and call.ended; runs of 10
   bypassed and 10 checked calls, so an outage opens and resolves every 20.
+
+Two controls, each in a worker of its own, tell what the busy portal's
+figure is made of: "spread", the same calls over --control-portals portals
+(so no portal holds many verdicts), and "plain", the same calls with no
+verdict at all (what 100,000 calls cost in the worker's hot table, which
+keeps a settled call for CALLSTREAM_FORGET_AFTER, 1 h).
 
 Per phase: the peak RSS while the worker takes it in (VmHWM, reset as the
 phase starts), the RSS once everything is committed and the outputs have
@@ -41,8 +48,8 @@ from typing import Callable
 import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from worker_common import (MIB, RESULTS, Lags, base_settings, delete_topics, peak_rss_mib, read_topic,
-                           reset_peak_rss, rss_mib, start_worker)
+from worker_common import (MIB, RESULTS, Lags, base_settings, delete_topics, exit_on_sigterm, peak_rss_mib,
+                           read_topic, reset_peak_rss, rss_mib, start_worker)
 
 from streams.app import changelog_topic_names, internal_topic_names
 from streams.domain.timefmt import format_ts_ms
@@ -87,17 +94,21 @@ def hot_call(events: int, now_us: int) -> list[tuple[bytes, bytes]]:
     return out
 
 
-def verdict_calls(calls: int, now_us: int, portals: int = 1) -> list[tuple[bytes, bytes]]:
+def verdict_calls(calls: int, now_us: int, portals: int = 1,
+                  verdicts: bool = True) -> list[tuple[bytes, bytes]]:
     """``calls`` calls within 5 h, each with a verdict: 10 bypassed, 10 checked, ...
 
-    One portal (the busy portal), or ``portals`` of them in turn (the control)."""
+    One portal (the busy portal), or ``portals`` of them in turn; no verdicts at all
+    (the controls)."""
     t0, step = now_us - int(5.5 * 3600 * S), 5 * 3600 * S // calls
     out = []
     for i in range(calls):
         call_id, ts = f"v-{i}", t0 + i * step
         portal = BUSY_PORTAL if portals == 1 else f"p-{i % portals}"
         out.append(started(call_id, ts, portal))
-        if (i // (10 * portals)) % 2 == 0:
+        if not verdicts:
+            pass
+        elif (i // (10 * portals)) % 2 == 0:
             out.append(event(call_id, "controller.bypassed", ts + S // 10,
                              {"reason": "timeout", "key_saved_at": format_ts_ms(ts - 3600 * S)}, portal))
         else:
@@ -182,7 +193,8 @@ def outputs(settings) -> dict:
         doc = orjson.loads(record.value)
         latest[doc["alert_id"]] = f"{doc['type']}:{doc['detail'].get('state', 'open')}"
     internal = [*internal_topic_names(settings), *changelog_topic_names(settings)]
-    largest_internal = max((len(r.value or b"") for t in internal for r in read_topic(settings, t)), default=0)
+    largest_internal = max((len(r.value or b"") for t in internal for r in read_topic(settings, t)),
+                           default=0)
     return {
         "dlq_by_reason": dict(Counter(orjson.loads(r.value)["reason"] for r in dlq)),
         "hot_call_cdr_versions": len(hot), "hot_call_cdr_events": hot_cdr.get("events"),
@@ -238,37 +250,46 @@ def describe(label: str, r: dict) -> str:
             f"{o['records_over_1mib']} over 1 MiB")
 
 
+def scenarios(args) -> dict[str, dict[str, Callable[[int], list]]]:
+    """Each scenario's phases, in order, for one fresh worker."""
+    return {
+        "hostile": {"hot_call": lambda now: hot_call(args.call_events, now),
+                    "busy_portal": lambda now: verdict_calls(args.portal_calls, now)},
+        # The busy portal's calls spread over many portals: what one portal's verdicts add.
+        "spread": {"spread_portals": lambda now: verdict_calls(args.portal_calls, now, args.control_portals)},
+        # The same calls with no verdict at all: what the calls alone cost.
+        "plain": {"no_verdicts": lambda now: verdict_calls(args.portal_calls, now, verdicts=False)},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--call-events", type=int, default=20_000)
     parser.add_argument("--portal-calls", type=int, default=100_000)
     parser.add_argument("--control-portals", type=int, default=1000,
-                        help="also run the portal phase's calls spread over this many portals "
-                             "in a worker of its own (0: no control)")
+                        help="portals of the spread control (default 1000)")
+    parser.add_argument("--scenarios", default="hostile,spread,plain",
+                        help="comma-separated, from hostile (the measurement), spread and plain (controls)")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    chosen = {name: phases for name, phases in scenarios(args).items() if name in args.scenarios.split(",")}
+    exit_on_sigterm()
     settings = base_settings()
     load_before = [round(x, 2) for x in os.getloadavg()]
-    hostile = {"hot_call": lambda now: hot_call(args.call_events, now),
-               "busy_portal": lambda now: verdict_calls(args.portal_calls, now)}
-    control = {"spread_portals": lambda now: verdict_calls(args.portal_calls, now, args.control_portals)}
-    runs, controls = [], []
+    runs: dict[str, list] = {name: [] for name in chosen}
     for index in range(args.runs):
-        runs.append(one_run(settings, hostile))
-        print(describe(f"run {index + 1}", runs[-1]), flush=True)
-        if args.control_portals:
-            controls.append(one_run(settings, control))
-            print(describe(f"control {index + 1}", controls[-1]), flush=True)
+        for name, phases in chosen.items():
+            runs[name].append(one_run(settings, phases))
+            print(describe(f"{name} {index + 1}", runs[name][-1]), flush=True)
     result = {"call_events": args.call_events, "portal_calls": args.portal_calls,
               "control_portals": args.control_portals, "max_call_events": settings.max_call_events,
-              "runs": runs, "median": medians(runs), "controls": controls,
-              "control_median": medians(controls) if controls else None,
+              "median": {name: medians(r) for name, r in runs.items()}, "runs": runs,
               "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "worker_hostile_memory.json").write_text(json.dumps(result, indent=2))
-    print(json.dumps({"median": result["median"], "control_median": result["control_median"],
-                      "load": [load_before, result["load_after"]]}, indent=2))
+    name = "worker_hostile_memory" + ("" if len(chosen) == 3 else "-" + "-".join(chosen))
+    (RESULTS / f"{name}.json").write_text(json.dumps(result, indent=2))
+    print(json.dumps({"median": result["median"], "load": [load_before, result["load_after"]]}, indent=2))
 
 
 if __name__ == "__main__":
