@@ -38,7 +38,8 @@ OUTAGE_BATCH_WITHIN_S = 1.0
 def sweep_interval(worker: Worker) -> float:
     """How often the sweep runs: often enough for short test timeouts, at most every 5 s."""
     settings = worker.settings
-    return max(0.2, min(5.0, settings.incomplete_after / 4, settings.forget_after / 4))
+    return max(0.2, min(5.0, settings.incomplete_after / 4, settings.forget_after / 4,
+                        settings.recording_wait / 4))
 
 
 def register(worker: Worker) -> CallBatches:

@@ -20,7 +20,7 @@ import faust
 from callstream.config import Settings
 from callstream.kafka_clients import compression_type
 from streams.domain.alerts import AlertRules
-from streams.domain.limits import MAX_STATE_BYTES
+from streams.domain.shared import MAX_STATE_BYTES
 from streams.domain.rating import TariffTable
 from streams.native import native_core
 
@@ -143,7 +143,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_compression_type=compression_type(settings.compression),
         producer_linger=0.005,
         producer_max_batch_size=512 * 1024,
-        # Room for the largest state a table can hold (streams.domain.limits): the
+        # Room for the largest state a table can hold (streams.domain.shared): the
         # outputs are held below 1 MiB by the core and streams/output_guard.py.
         producer_max_request_size=MAX_STATE_BYTES + 1024 * 1024,
         table_standby_replicas=1,
