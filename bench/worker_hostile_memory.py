@@ -1,7 +1,7 @@
 """Worker memory under hostile volume: one call of 20,000 events, one portal of 100,000 verdicts.
 
     python bench/worker_hostile_memory.py [--runs 3] [--call-events 20000] [--portal-calls 100000]
-                                          [--scenarios hostile,spread,plain] [--control-portals 1000]
+                                          [--scenarios hostile,spread,plain] [--control-portals 100]
 
 Issue 12 asks that memory stay flat (goal: peak RSS under 1 GiB and under 2x
 the worker's idle RSS). Each run starts `callstream worker` on empty topics of
@@ -21,7 +21,8 @@ end) and goes through three phases:
 
 Two controls, each in a worker of its own, tell what the busy portal's
 figure is made of: "spread", the same calls over --control-portals portals
-(so no portal holds many verdicts), and "plain", the same calls with no
+(1,000 verdicts and 50 outages each by default: the same 5,000 outages, no
+portal beyond its newest 4,096 verdicts), and "plain", the same calls with no
 verdict at all (what 100,000 calls cost in the worker's hot table, which
 keeps a settled call for CALLSTREAM_FORGET_AFTER, 1 h).
 
@@ -98,8 +99,8 @@ def verdict_calls(calls: int, now_us: int, portals: int = 1,
                   verdicts: bool = True) -> list[tuple[bytes, bytes]]:
     """``calls`` calls within 5 h, each with a verdict: 10 bypassed, 10 checked, ...
 
-    One portal (the busy portal), or ``portals`` of them in turn; no verdicts at all
-    (the controls)."""
+    One portal (the busy portal), or ``portals`` of them in turn, each portal's own
+    calls again in runs of 10 and 10; or no verdicts at all (the controls)."""
     t0, step = now_us - int(5.5 * 3600 * S), 5 * 3600 * S // calls
     out = []
     for i in range(calls):
@@ -266,8 +267,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--call-events", type=int, default=20_000)
     parser.add_argument("--portal-calls", type=int, default=100_000)
-    parser.add_argument("--control-portals", type=int, default=1000,
-                        help="portals of the spread control (default 1000)")
+    parser.add_argument("--control-portals", type=int, default=100,
+                        help="portals of the spread control (default 100)")
     parser.add_argument("--scenarios", default="hostile,spread,plain",
                         help="comma-separated, from hostile (the measurement), spread and plain (controls)")
     parser.add_argument("--runs", type=int, default=3)
