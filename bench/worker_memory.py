@@ -17,7 +17,7 @@ import time
 
 import orjson
 from kafka import KafkaAdminClient, KafkaProducer
-from worker_common import RESULTS, base_settings, end_offsets, start_worker, wait_caught_up
+from worker_common import RESULTS, base_settings, end_offsets, peak_rss_mib, start_worker, wait_caught_up
 
 from streams import topics
 from streams.simulator import generate
@@ -44,15 +44,6 @@ def open_calls_topic(settings, calls: int, seed: int) -> str:
     producer.flush()
     producer.close()
     return name
-
-
-def peak_rss_mib(pid: int) -> float:
-    """The process's high-water resident set size (VmHWM), MiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
 
 
 def main() -> None:
