@@ -142,8 +142,9 @@ def test_an_open_address_without_credentials_is_refused(command: str, tmp_path: 
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"callstream {command}: error: refusing to serve on 0.0.0.0 without credentials: set "
-        "CALLSTREAM_DASH_USERS (user:password,...) or CALLSTREAM_DASH_TOKEN, or bind 127.0.0.1"]
+        f"callstream {command}: error: refusing to serve on 0.0.0.0 without credentials: add an account "
+        "(callstream users add), set CALLSTREAM_DASH_USERS (user:password,...) or CALLSTREAM_DASH_TOKEN, "
+        "or bind 127.0.0.1"]
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "hup, stdout closed", "kill -9"])
