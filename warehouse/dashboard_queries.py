@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from warehouse import export
-from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, recordings_source, scope_conditions,
-                               user_spend_source, utc_start, where, where_clause)
+from warehouse.filters import ALL_CALLS, CallFilter, scope_conditions, utc_start, where, where_clause
+from warehouse.sources import aggregate_source, recordings_source, user_spend_source
 from warehouse.reader import Reader
 from warehouse.schema import quote
 
