@@ -31,6 +31,7 @@ from warehouse.filters import (BOUND_COLUMNS, LIST_COLUMNS, CallFilter, local_ca
 from warehouse.schema import quote
 
 DAILY_LISTS = frozenset({"portals", "lines", "directions", "statuses", "regions", "controllers"})
+HOURLY_LISTS = DAILY_LISTS | {"causes"}
 RECORDING_LISTS = frozenset({"portals", "users", "lines", "directions", "statuses", "controllers"})
 USER_SPEND_LISTS = frozenset({"portals", "users"})
 # Longest range whose local days are mapped hour by hour (a join with one row per hour);
@@ -181,14 +182,24 @@ def aggregate_source(flt: CallFilter, raw_extra: tuple[str, ...] = (),
     ``daily``: the query groups by ``started_day``, which is then the day (or hour) of
     ``flt.zone``.
     """
-    for table, hourly in (("cdrs_daily", False), ("cdrs_hourly", True)):
-        rolled = _rolled(flt, table, "sum(calls)", "sum(recordings)", extra=dimension_extra, daily=daily,
+    for table, lists, hourly in (("cdrs_daily", DAILY_LISTS, False), ("cdrs_hourly", HOURLY_LISTS, True)):
+        rolled = _rolled(flt, table, "sum(calls)", "sum(recordings)", lists, extra=dimension_extra, daily=daily,
                          hourly=hourly)
         if rolled is not None:
             return rolled
     clause, params = where(flt, *raw_extra, *dimension_extra)
     return Source(local_calls(flt) if daily else "cdrs", clause, params, "count(*)",
                   "count(*) FILTER (recording_bytes > 0)")
+
+
+def causes_source(flt: CallFilter) -> Source:
+    """Where counts by hang-up cause read: the hourly rollup (the only one with the cause) when it
+    can answer ``flt`` exactly, else the calls."""
+    rolled = _rolled(flt, "cdrs_hourly", "sum(calls)", "sum(recordings)", HOURLY_LISTS, hourly=True)
+    if rolled is not None:
+        return rolled
+    clause, params = where(flt)
+    return Source("cdrs", clause, params, "count(*)", "count(*) FILTER (recording_bytes > 0)")
 
 
 def user_spend_source(flt: CallFilter, *, daily: bool = False) -> Source:
@@ -221,8 +232,8 @@ def recorded_count_source(flt: CallFilter) -> Source | None:
     if flt.has_recording is None:
         return None
     measure = "sum(recordings)" if flt.has_recording else "sum(calls) - sum(recordings)"
-    for table, hourly in (("cdrs_daily", False), ("cdrs_hourly", True)):
-        rolled = _rolled(flt.replace(has_recording=None), table, measure, "sum(recordings)", hourly=hourly)
+    for table, lists, hourly in (("cdrs_daily", DAILY_LISTS, False), ("cdrs_hourly", HOURLY_LISTS, True)):
+        rolled = _rolled(flt.replace(has_recording=None), table, measure, "sum(recordings)", lists, hourly=hourly)
         if rolled is not None:
             return rolled
     return None

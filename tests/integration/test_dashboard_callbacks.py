@@ -103,7 +103,8 @@ def test_opened_call_shows_cdr_timeline_and_safe_recording(ctx) -> None:
     cdr = next(r for r in _all_cdrs(ctx) if r["recording_urls"])
     view = call_view.render(ctx, cdr["call_id"])
     texts = _texts(view)
-    assert f"Call {cdr['call_id']}" in texts and "call.started" in texts and "call.ended" in texts, texts[:60]
+    assert f"Call {cdr['call_id']}" in texts and "call started" in texts and "call ended" in texts, texts[:60]
+    assert "talk, s" in texts and "hang-up cause" in texts and "voice server" in texts
     audio = [c for c in _walk(view) if isinstance(c, html.Audio)]
     links = [c for c in _walk(view) if isinstance(c, html.A)]
     # Recordings open through the audited route, never straight from the page.
@@ -193,3 +194,15 @@ def test_steady_reader_moves_to_new_data_at_most_once_per_interval(tmp_path) -> 
         assert data.seq() == first  # within the interval: still the snapshot in use
         time.sleep(0.6)
         assert data.seq() > first and data.get(queries.call_count) > 50
+
+
+def test_the_cdr_and_the_timeline_speak_russian(ctx) -> None:
+    from dashboards.i18n import speaking
+
+    cdr = next(r for r in _all_cdrs(ctx) if r["status"] == "answered" and r["direction"] == "inbound")
+    with speaking("ru"):
+        texts = _texts(call_view.render(ctx, cdr["call_id"]))
+    for words in ("Звонок " + cdr["call_id"], "разговор, с", "причина завершения", "статус", "отвечен",
+                  "входящий", "начало звонка", "звонок завершён", "голосовой сервер", "Хронология событий"):
+        assert words in texts, (words, texts[:80])
+    assert not {"talk_s", "hangup_cause", "call.started", "call.ended", "answered", "inbound"} & set(texts)

@@ -165,3 +165,37 @@ def test_the_moved_call_is_counted_once_on_its_new_local_day(warehouse):
         by_day[_plain(day)] += cost
     for day in (date(2026, 3, 28), date(2026, 3, 29)):  # the old version is gone from the 28th
         assert by_day[day] == sum(c["cost"] for c in calls.values() if _local(c, "Europe/Berlin") == day)
+
+
+def test_a_warehouse_written_before_the_hourly_rollup_gets_it_from_the_compactor(tmp_path):
+    """Its partitions are read from the calls meanwhile (same figures); the sink's compactor
+    writes the missing files once at start."""
+    import time
+
+    from warehouse import quarantine
+    from warehouse.compaction import CompactionPolicy, Compactor
+
+    root = tmp_path / "warehouse"
+    calls = dict(list(_calls().items())[:300])
+    flt = controls.call_filter({"period": "month"}, date(2026, 3, 31), "America/New_York")
+    with Writer(root) as writer:
+        Feed(writer).send("cdrs", *[_json(cid, c) for cid, c in calls.items()])
+        compaction.compact_all(writer)
+        hourly = [f.path for f in writer.manifest.table_files("cdrs_hourly")]
+        writer.publish(remove=hourly)  # as an older version left it
+        assert {t for t, _ in quarantine.missing_derived(writer.manifest)} == {"cdrs_hourly"}
+        with Reader(root) as reader:
+            _check(reader, calls, flt)
+        compactor = Compactor(writer, CompactionPolicy(interval_s=0.05))
+        compactor.start()
+        try:
+            deadline = time.monotonic() + 60
+            while quarantine.missing_derived(writer.manifest):
+                assert time.monotonic() < deadline, "the compactor wrote no hourly rollup"
+                time.sleep(0.05)
+        finally:
+            compactor.stop()
+            compactor.join(timeout=30)
+        assert len(writer.manifest.table_files("cdrs_hourly")) == len(hourly)
+    with Reader(root) as reader:
+        _check(reader, calls, flt)
