@@ -131,6 +131,14 @@ RU = {
     "no answer": "нет ответа", "licence error": "ошибка лицензии",
     "portal configuration not found": "конфигурация портала не найдена", "forbidden": "запрещено",
     "checked": "проверен", "bypassed": "в обход", "not asked": "не запрашивался", "ok": "успешно",
+    # Quality page
+    "Quality": "Качество", "Lines: answer rate (ASR) and average talk (ACD)":
+        "Линии: доля отвеченных (ASR) и средний разговор (ACD)",
+    "Answered share per line (ASR)": "Доля отвеченных по линиям (ASR)",
+    "Calls bypassing the Controller, per portal": "Звонки в обход Контроллера по порталам",
+    "{share} ({n} of {calls})": "{share} ({n} из {calls})", "Hang-up causes": "Причины завершения",
+    "Offers not picked up, per employee": "Непринятые звонки по сотрудникам",
+    "No calls in this period": "Звонков за этот период нет",
 }
 PLURALS = {
     "{n} warehouse file quarantined": ("{n} файл хранилища на карантине", "{n} файла хранилища на карантине",
