@@ -104,7 +104,7 @@ def alert_rules(settings: Settings) -> AlertRules:
 
 
 def _broker_url(settings: Settings) -> str:
-    # callstream:// is faust's aiokafka transport with our consumer (streams/transport.py).
+    # callstream:// is faust's aiokafka transport with our consumer (streams/faust_fence/transport.py).
     return ";".join(f"callstream://{host.strip()}" for host in settings.bootstrap.split(","))
 
 
@@ -123,7 +123,7 @@ def _credentials(settings: Settings):
 def create_app(settings: Settings) -> faust.App:
     """A Faust app tuned for the worker: at-least-once, batches, no web server.
 
-    Its consumer reads committed data only (``streams/transport.py``).
+    Its consumer reads committed data only (``streams/faust_fence/transport.py``).
     """
     return faust.App(
         settings.worker_group,
