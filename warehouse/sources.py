@@ -26,8 +26,17 @@ from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
-from warehouse.filters import (BOUND_COLUMNS, LIST_COLUMNS, CallFilter, local_calls, scope_conditions,
-                               utc_start, where, where_clause, zone_literal)
+from warehouse.filters import (
+    BOUND_COLUMNS,
+    LIST_COLUMNS,
+    CallFilter,
+    local_calls,
+    scope_conditions,
+    utc_start,
+    where,
+    where_clause,
+    zone_literal,
+)
 from warehouse.schema import quote
 
 DAILY_LISTS = frozenset({"portals", "lines", "directions", "statuses", "regions", "controllers"})

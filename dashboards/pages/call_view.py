@@ -15,7 +15,9 @@ from urllib.parse import quote
 
 from dash import dcc, html
 
-from dashboards import formatting as fmt, labels, layout as ui
+from dashboards import formatting as fmt
+from dashboards import labels
+from dashboards import layout as ui
 from dashboards.access import current_user
 from dashboards.data import Context
 from dashboards.i18n import _

@@ -8,11 +8,14 @@ from typing import Any
 import pandas as pd
 from dash import Input, Output, html
 
-from dashboards import figures, formatting as fmt, labels, layout as ui
+from dashboards import figures, labels
+from dashboards import formatting as fmt
+from dashboards import layout as ui
 from dashboards.data import Context
 from dashboards.i18n import N_, _
 from dashboards.pages.common import page_filter, register_links, register_portal_picker
-from warehouse import dashboard_queries as dq, queries
+from warehouse import dashboard_queries as dq
+from warehouse import queries
 
 NAME, PATH, TITLE = "quality", "/quality", N_("Quality")
 GRAPHS = ("qu-lines", "qu-bypass", "qu-causes", "qu-missed")

@@ -20,7 +20,8 @@ from dashboards import controls
 from streams.domain.cdr_json import cdr_to_json
 from tests.integration.sink_data import Feed
 from tests.unit.warehouse_samples import CDR
-from warehouse import compaction, dashboard_queries as dq, queries
+from warehouse import compaction, queries
+from warehouse import dashboard_queries as dq
 from warehouse.filters import utc_start
 from warehouse.reader import Reader
 from warehouse.sources import aggregate_source
