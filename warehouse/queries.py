@@ -18,12 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from warehouse.lookup import call_by_id
-from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, number_needle, order_by,
-                               local_start, recorded_count_source, recordings_source, scope_conditions, utc_start,
-                               where, where_clause)
+from warehouse.filters import (ALL_CALLS, CallFilter, local_start, number_needle, order_by, scope_conditions,
+                               utc_start, where, where_clause)
 from warehouse.layout import table_of
+from warehouse.lookup import call_by_id
 from warehouse.reader import Reader
+from warehouse.sources import aggregate_source, recorded_count_source, recordings_source
 
 DETAIL_COLUMNS = ('call_id, portal_id, started_at, answered_at, ended_at, direction, line, "from", "to", '
                   "line_number, shown_number, user_id, region, status, hangup_cause, talk_s, "
