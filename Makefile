@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 # rustup's cargo, for the compiled core, when the shell's PATH lacks it.
 export PATH := $(PATH):$(HOME)/.cargo/bin
 
-.PHONY: setup up test unit integration clean
+.PHONY: setup up test unit integration clean messages
 
 setup: $(VENV)/.installed
 
@@ -38,3 +38,7 @@ integration: setup
 
 clean:
 	rm -rf $(VENV) var test-artifacts
+
+# The dashboard's Russian catalogue: .po and .mo from dashboards/locale/ru_messages.py.
+messages: setup
+	$(BIN)/python -m dashboards.locale.build

@@ -20,7 +20,8 @@ from streams.domain import events as E
 from streams.domain.cdr import build_cdr
 from streams.domain.cdr_json import cdr_to_json
 from streams.domain.rating import load_tariffs
-from streams.domain.state import cdr_from_state, fold, state_from_bytes, state_to_bytes
+from streams.domain.cdr import cdr_from_state
+from streams.domain.state import fold, state_from_bytes, state_to_bytes
 
 T0 = 1_795_600_800_000_000  # 2026-11-25T10:00:00Z
 NUMBERS = ["+74951234567", "+79161234567", "+77011234567", "+375291234567", "+4915112345678",

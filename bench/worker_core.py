@@ -90,9 +90,9 @@ def run_core(fetches: list[tuple[int, list[tuple]]], tariffs, rules, topic: str,
                 item[1].append(event)
                 item[3] = item[3] and taken
         for call_id, (blob, events, partition, taken) in pending.items():
-            result = native.advance(blob, events, now, partition) if native is not None and taken else None
-            if result is not None:
-                blob, cdrs, alerts = result[:3]
+            step = native.advance(blob, events, now, partition) if native is not None and taken else None
+            if step is not None:
+                blob, cdrs, alerts = step.state, step.cdrs, step.alerts
             else:
                 counts["python_steps"] += 1
                 events = [e if type(e) is Event else validate(e.value, e.key) for e in events]

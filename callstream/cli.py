@@ -27,6 +27,7 @@ COMMANDS = (
     "export",
     "rebuild",
     "dashboard",
+    "users",
     "up",
 )
 

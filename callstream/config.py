@@ -46,7 +46,7 @@ def _non_negative_int(text: str) -> int:
 
 
 def _call_events(text: str) -> int:
-    from streams.domain.limits import CALL_EVENTS_CEILING, MIN_CALL_EVENTS
+    from streams.domain.shared import CALL_EVENTS_CEILING, MIN_CALL_EVENTS
 
     value = int(text)
     if not MIN_CALL_EVENTS <= value <= CALL_EVENTS_CEILING:
@@ -93,6 +93,23 @@ def _native(text: str) -> str:
 
 def _text(text: str) -> str:
     return text
+
+
+def _zone(text: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError("must be an IANA time zone such as Europe/Moscow or UTC") from None
+    return text
+
+
+def _locale(text: str) -> str:
+    value = text.strip().lower()
+    if value not in ("en", "ru"):
+        raise ValueError("must be en or ru")
+    return value
 
 
 def _optional(text: str) -> str | None:
@@ -224,6 +241,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("max_hot_calls", "CALLSTREAM_MAX_HOT_CALLS", 500_000, _hot_calls,
             "Calls one worker keeps in memory at most; beyond it the quietest move to the on-disk "
             "archive early (open ones emitted as incomplete first)."),
+    Setting("max_portals", "CALLSTREAM_MAX_PORTALS", 100_000, _positive_int,
+            "Portals' outage states one worker keeps in memory at most; beyond it the least recently "
+            "used idle ones (no open outage) are forgotten."),
     # Warehouse
     Setting("warehouse", "CALLSTREAM_WAREHOUSE", "var/warehouse", _text,
             "Warehouse location (a directory: Parquet files plus a DuckDB catalog)."),
@@ -249,6 +269,22 @@ SETTINGS: tuple[Setting, ...] = (
             "Most calls one CSV download may hold; a wider filter is refused (use callstream export)."),
     Setting("dash_downloads", "CALLSTREAM_DASH_DOWNLOADS", 2, _positive_int,
             "CSV downloads served at once; one more is answered 429 with Retry-After."),
+    Setting("accounts", "CALLSTREAM_ACCOUNTS", None, _optional,
+            "Dashboard account store (users, roles, audit log), an SQLite file (default: "
+            "accounts.sqlite inside the warehouse directory, carried over by a rebuild)."),
+    Setting("portals", "CALLSTREAM_PORTALS", None, _optional,
+            "Portals file (JSON): portal id -> name, IANA time zone, currency, recording quota; "
+            "portals it does not list get the defaults."),
+    Setting("dash_tz", "CALLSTREAM_DASH_TZ", "UTC", _zone,
+            "Time zone of days and months when several portals are shown and the user chose none."),
+    Setting("dash_locale", "CALLSTREAM_DASH_LOCALE", "en", _locale,
+            "Dashboard language when neither the user nor the browser's Accept-Language chooses one: en or ru."),
+    Setting("dash_session_s", "CALLSTREAM_DASH_SESSION_S", 43200.0, _positive_float,
+            "Lifetime of a dashboard login session (signed cookie), seconds."),
+    Setting("dash_login_attempts", "CALLSTREAM_DASH_LOGIN_ATTEMPTS", 5, _positive_int,
+            "Failed logins of one user name or one address within 5 minutes before further tries wait."),
+    Setting("backfill_days", "CALLSTREAM_BACKFILL_DAYS", 30, _non_negative_int,
+            "Days of simulated history `callstream up` writes first into an empty warehouse (0: none)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}
@@ -291,6 +327,7 @@ class Settings:
     recording_wait: float
     max_call_events: int
     max_hot_calls: int
+    max_portals: int
     warehouse: str
     sink_group: str
     dash_host: str
@@ -303,6 +340,13 @@ class Settings:
     dash_threads: int
     dash_download_max_rows: int
     dash_downloads: int
+    accounts: str | None
+    portals: str | None
+    dash_tz: str
+    dash_locale: str
+    dash_session_s: float
+    dash_login_attempts: int
+    backfill_days: int
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
@@ -333,6 +377,11 @@ class Settings:
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (tests give each run its own topics)."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def accounts_path(self) -> Path:
+        """The dashboard's account store: ``CALLSTREAM_ACCOUNTS`` or accounts.sqlite in the warehouse."""
+        return Path(self.accounts) if self.accounts else Path(self.warehouse) / "accounts.sqlite"
 
     @property
     def tariffs_path(self) -> Path:

@@ -11,12 +11,15 @@ import os
 from pathlib import Path
 from typing import Any
 
-from dash import Dash, Input, Output, html, no_update
+from dash import Dash, Input, Output, State, html, no_update
 
 from callstream.config import Settings
 from dashboards import auth, download, formatting as fmt, guard, layout
+from dashboards.access import current_user
 from dashboards.data import Context, Data, SteadyReader
-from dashboards.pages import PAGES
+from dashboards.i18n import _
+from dashboards.pages import PAGES, call_view
+from dashboards.urlstate import query_values
 from warehouse import queries
 from warehouse.reader import Reader
 
@@ -24,17 +27,23 @@ ASSETS = Path(__file__).resolve().parent / "assets"
 HEALTH_PATH = "/healthz"
 
 
-def route(pathname: str | None, ctx: Context) -> Any:
-    """The layout of the page at ``pathname`` (a not-found note for anything else)."""
-    for page in PAGES:
-        if (pathname or "/") == page.PATH:
-            return page.layout(ctx)
-    return html.Div([html.H1("Not found"), html.P(f"No page at {pathname}")], id="not-found")
+def route(pathname: str | None, ctx: Context, search: str | None = None) -> Any:
+    """The layout of the page at ``pathname`` with the filters of ``search`` (a not-found note for
+    anything else, and for a page the user may not open)."""
+    path = pathname or "/"
+    if path.startswith(call_view.CALL_PREFIX) and len(path) > len(call_view.CALL_PREFIX):
+        return call_view.page(ctx, path)
+    for page in layout.visible(PAGES):
+        if path == page.PATH:
+            return page.layout(ctx, query_values(search))
+    return html.Div([html.H1(_("Not found")), html.P(_("No page at {path}").format(path=path))], id="not-found")
 
 
 def status_state(ctx: Context, last_seq: Any) -> tuple[str, str, Any, str, str]:
     """(badge text, badge class, new data stamp or no_update, missing-data warning, its class)."""
     info = queries.freshness(ctx.data.reader, ctx.now())  # never cached: its ages are of this moment
+    if current_user().scope is not None:
+        info.pop("newest", None)  # the newest call of any portal is not a portal administrator's business
     text, level = fmt.freshness(info, ctx.stale_after_s)
     seq = info.get("seq")
     warning = fmt.missing_data(info.get("incomplete"))
@@ -59,11 +68,12 @@ def create_app(settings: Settings, reader: Reader, *, context: Context | None = 
     app = Dash(__name__, title="callstream", update_title=None, assets_folder=str(ASSETS),
                suppress_callback_exceptions=True, serve_locally=True, compress=False)
     app.layout = lambda: _shell(ctx)
-    app.validation_layout = html.Div([layout.shell(PAGES, settings.refresh_s), *[p.layout(ctx) for p in PAGES]])
+    app.validation_layout = html.Div([layout.shell(PAGES, settings.refresh_s),
+                                      *[p.layout(ctx, {}) for p in PAGES]])
 
-    @app.callback(Output("page", "children"), Input("url", "pathname"))
-    def _route(pathname: str | None) -> Any:
-        return route(pathname, ctx)
+    @app.callback(Output("page", "children"), Input("url", "pathname"), State("url", "search"))
+    def _route(pathname: str | None, search: str | None) -> Any:
+        return route(pathname, ctx, search)
 
     @app.callback(Output("freshness", "children"), Output("freshness", "className"), Output("seq", "data"),
                   Output("integrity", "children"), Output("integrity", "className"),
@@ -73,9 +83,10 @@ def create_app(settings: Settings, reader: Reader, *, context: Context | None = 
 
     for page in PAGES:
         page.register(app, ctx)
-    auth.install(app.server, settings)
+    auth.install(app.server, settings, ctx.accounts)
     guard.install(app.server, app.callback_map)
     download.install(app.server, ctx)
+    call_view.install(app.server, ctx)
     app.server.add_url_rule(HEALTH_PATH, "healthz", lambda: ("ok\n", 200, {"Content-Type": "text/plain"}))
     return app
 

@@ -11,18 +11,21 @@ from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Mapping
 
-from warehouse.filters import CallFilter
+from dashboards.i18n import N_
+from warehouse.filters import CallFilter, local_start
 
-PERIODS = {"today": "Today", "7d": "7 days", "30d": "30 days", "month": "This month",
-           "90d": "90 days", "365d": "Year"}
+PERIODS = {"today": N_("Today"), "7d": N_("7 days"), "30d": N_("30 days"), "month": N_("This month"),
+           "90d": N_("90 days"), "365d": N_("Year")}
 DEFAULT_PERIOD = "30d"
 # Contract v1 enumerations (the values a CDR can hold).
 LINES = ("rented", "operator", "sip", "internal")
 DIRECTIONS = ("inbound", "outbound", "internal")
 STATUSES = ("answered", "missed", "busy", "rejected", "failed", "incomplete")
 CONTROLLER = ("checked", "bypassed", "none")
+CAUSES = ("normal", "busy", "no_answer", "rejected", "failed", "license_error", "config_not_found", "forbidden")
 LIST_FIELDS = {"portals": "portals", "users": "users", "lines": "lines", "directions": "directions",
-               "statuses": "statuses", "regions": "regions", "controllers": "controllers"}
+               "statuses": "statuses", "regions": "regions", "controllers": "controllers",
+               "causes": "causes"}
 BOUND_FIELDS = ("min_talk_s", "max_talk_s", "min_cost", "max_cost")
 
 
@@ -114,11 +117,12 @@ def _strings(value: Any, name: str) -> tuple[str, ...]:
     return tuple(sorted(set(values)))
 
 
-def call_filter(values: Mapping[str, Any], today: date) -> CallFilter:
+def call_filter(values: Mapping[str, Any], today: date, zone: str = "UTC") -> CallFilter:
     """The CallFilter of a page's control values (unknown keys ignored; bad values: FilterError).
 
-    ``start``/``end`` are inclusive UTC days as the date picker shows them; without them
-    ``period`` (default 30 days) gives the range. ``recording`` is ``yes``, ``no`` or empty.
+    ``start``/``end`` are inclusive days of ``zone`` as the date picker shows them; without
+    them ``period`` (default 30 days) gives the range, ending with ``today`` (of ``zone``).
+    A range of one day is counted by the hour. ``recording`` is ``yes``, ``no`` or empty.
     """
     start, end = _day(values.get("start"), "start"), _day(values.get("end"), "end")
     period = values.get("period")
@@ -142,7 +146,27 @@ def call_filter(values: Mapping[str, Any], today: date) -> CallFilter:
     number = number_value.strip() or None
     if number is not None and len(number) > 64:
         raise FilterError("number: at most 64 characters")
-    return CallFilter(start=start, end=end, has_recording=recording, number=number, **lists, **bounds)
+    return CallFilter(start=local_start(start, zone), end=local_start(end, zone), has_recording=recording,
+                      number=number, zone=zone, hourly=(end - start).days == 1, **lists, **bounds)
+
+
+def first_day(flt: CallFilter) -> date:
+    """The first local day of a filter made by :func:`call_filter` (its start, in its zone)."""
+    return _local_day(flt.start, flt.zone)
+
+
+def last_day(flt: CallFilter) -> date:
+    """The last local day of a filter made by :func:`call_filter` (inclusive)."""
+    return _local_day(flt.end, flt.zone) - timedelta(days=1)
+
+
+def _local_day(moment: Any, zone: str) -> date:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    if isinstance(moment, datetime):
+        return moment.astimezone(ZoneInfo(zone)).date()
+    return moment
 
 
 def clean_values(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from callstream.config import Settings
+from dashboards.access import current_user, scoped_call
 from warehouse.reader import Reader
 
 
@@ -66,8 +67,10 @@ class Data:
         """``query(reader, *args, **kwargs)``, from the cache when the data has not changed since.
 
         Arguments must be hashable (filters are frozen dataclasses of tuples). Callers must not
-        mutate a returned frame.
+        mutate a returned frame. The query runs in the current user's scope (access.py): only
+        the portals the account may see, whatever the arguments say.
         """
+        args, kwargs = scoped_call(query, args, kwargs, current_user().scope)
         # The reader's generation changes when it leaves out a file found damaged mid-manifest.
         key = (self.seq(), self.reader.generation, query.__module__, query.__qualname__, args,
                tuple(sorted(kwargs.items())))
@@ -89,8 +92,9 @@ class Data:
         """Like :meth:`get`, but kept ``ttl_s`` seconds whatever is published meanwhile.
 
         Only for lists that change slowly and show no figures (the portals of a picker):
-        they then cost nothing on each page load of a live pipeline.
+        they then cost nothing on each page load of a live pipeline. Scoped like :meth:`get`.
         """
+        args, kwargs = scoped_call(query, args, kwargs, current_user().scope)
         key = (query.__module__, query.__qualname__, args, tuple(sorted(kwargs.items())))
         now = time.monotonic()
         with self._lock:
@@ -110,11 +114,22 @@ def utc_now() -> datetime:
 
 @dataclass
 class Context:
-    """What every page needs: settings, the data door and a clock."""
+    """What every page needs: settings, the data door, a clock, the portals file and the accounts."""
 
     settings: Settings
     data: Data
     now: Callable[[], datetime] = field(default=utc_now)
+    portals: Any = None  # dashboards.portals.Portals (made from the settings when not given)
+    accounts: Any = None  # dashboards.accounts.Store (made from the settings when not given)
+
+    def __post_init__(self) -> None:
+        from dashboards.accounts import Store
+        from dashboards.portals import Portals
+
+        if self.portals is None:
+            self.portals = Portals(self.settings)
+        if self.accounts is None:
+            self.accounts = Store(self.settings.accounts_path)
 
     @property
     def stale_after_s(self) -> float:

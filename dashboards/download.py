@@ -29,11 +29,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Iterator
 
-from dashboards import controls
+from dashboards import controls, view
+from dashboards.access import current_user
 from dashboards.data import Context
+from dashboards.i18n import _, current_locale
 from dashboards.pages.calls import DOWNLOAD_PATH
 from warehouse import dashboard_queries as dq
-from warehouse.export import describe_missing, missing_billing_data
+from warehouse.export import BOM, CONTRACT, Dialect, describe_missing, dialect, missing_billing_data
 from warehouse.filters import CallFilter, aggregate_source, utc_start
 
 log = logging.getLogger(__name__)
@@ -45,19 +47,20 @@ _BLOCK = 256 * 1024
 
 
 def filter_of_query(text: str | None, ctx: Context) -> CallFilter:
-    """The CallFilter carried by the link's ``q`` parameter (JSON of the control values)."""
+    """The CallFilter carried by the link's ``q`` parameter (JSON of the control values), limited
+    to the requesting user's portals whatever ``q`` says (the scope comes from the account)."""
     try:
         values = json.loads(text or "{}")
     except (ValueError, RecursionError):
         raise controls.FilterError("q: not JSON (or nested too deep)") from None
     if not isinstance(values, dict):
         raise controls.FilterError("q: expected an object of filter values")
-    return controls.call_filter(values, ctx.now().date())
+    return view.filter_of(ctx, values).replace(scope=current_user().scope)
 
 
 def file_name(flt: Any) -> str:
-    """``calls-2026-11-01--2026-11-30.csv`` (the last day included, as the picker shows it)."""
-    return f"calls-{flt.start.isoformat()}--{(flt.end - timedelta(days=1)).isoformat()}.csv"
+    """``calls-2026-11-01--2026-11-30.csv`` (local days of the view, the last one included)."""
+    return f"calls-{controls.first_day(flt).isoformat()}--{controls.last_day(flt).isoformat()}.csv"
 
 
 def day_chunks(ctx: Context, flt: CallFilter, chunk_rows: int) -> tuple[int, list[CallFilter]]:
@@ -70,8 +73,8 @@ def day_chunks(ctx: Context, flt: CallFilter, chunk_rows: int) -> tuple[int, lis
     chunks, lower, rows = [], flt.start, 0
     for day, count in days:
         rows += int(count)
-        cut = day + timedelta(days=1)
-        if rows >= chunk_rows and lower < cut < flt.end:
+        cut = utc_start(day + timedelta(days=1))
+        if rows >= chunk_rows and utc_start(lower) < cut < utc_start(flt.end):
             chunks.append(flt.replace(start=lower, end=cut))
             lower, rows = cut, 0
     return total, chunks + [flt.replace(start=lower, end=flt.end)]
@@ -91,7 +94,7 @@ class Slot:
                 self._slots.release()
 
 
-def csv_stream(ctx: Context, chunks: list[CallFilter], slot: Slot) -> Iterator[bytes]:
+def csv_stream(ctx: Context, chunks: list[CallFilter], slot: Slot, style: Dialect = CONTRACT) -> Iterator[bytes]:
     """The CSV of ``chunks`` in order, each written by DuckDB to a temporary file, sent, then deleted.
 
     The temporary directory exists only while the stream runs, and the slot is given back as
@@ -99,9 +102,12 @@ def csv_stream(ctx: Context, chunks: list[CallFilter], slot: Slot) -> Iterator[b
     """
     workdir = Path(tempfile.mkdtemp(prefix="callstream-download-"))
     try:
+        if style.bom:
+            yield BOM
         for n, chunk in enumerate(chunks):
             path = workdir / f"chunk-{n:05d}.csv"
-            ctx.data.reader.read(lambda con, c=chunk, p=path, h=(n == 0): dq.copy_billing_csv(con, c, p, header=h))
+            ctx.data.reader.read(lambda con, c=chunk, p=path, h=(n == 0):
+                                 dq.copy_billing_csv(con, c, p, header=h, style=style))
             with open(path, "rb") as handle:
                 while block := handle.read(_BLOCK):
                     yield block
@@ -125,25 +131,33 @@ class Downloads:
         self.max_rows = ctx.settings.dash_download_max_rows
         self.slots = threading.BoundedSemaphore(ctx.settings.dash_downloads)
 
-    def serve(self, query: str | None) -> Any:
-        """The response to one download request (``query``: the ``q`` parameter)."""
+    def serve(self, query: str | None, dialect_name: str | None = None) -> Any:
+        """The response to one download request (``query``: the ``q`` parameter; ``dialect_name``:
+        ``contract`` (default) or ``excel``). Viewers get a 403; each download is audited."""
+        user = current_user()
+        if not user.can_download:
+            return _text(_("Your account may not download CSV files."), 403)
         try:
             flt = filter_of_query(query, self.ctx)
-        except controls.FilterError as exc:
+            style = dialect(dialect_name or "contract", current_locale())
+        except (controls.FilterError, ValueError) as exc:
             return _text(f"bad filter: {exc}", 400)
         if not self.slots.acquire(blocking=False):
             return _text(f"at most {self.ctx.settings.dash_downloads} CSV downloads at once; try again in "
                          f"{RETRY_AFTER_S} s", 429, **{"Retry-After": str(RETRY_AFTER_S)})
         try:
-            response = self._start(flt)
+            response = self._start(flt, style)
         except BaseException:
             self.slots.release()
             raise
         if response.status_code != 200:
             self.slots.release()
+        else:
+            self.ctx.accounts.audit(user.name, "csv_download", {"q": query or "{}", "dialect": style.name,
+                                                               "portals": list(flt.scope or ["*"])})
         return response
 
-    def _start(self, flt: CallFilter) -> Any:
+    def _start(self, flt: CallFilter, style: Dialect) -> Any:
         from flask import Response
 
         missing = missing_billing_data(self.ctx.data.reader, utc_start(flt.start), utc_start(flt.end))
@@ -155,7 +169,7 @@ class Downloads:
             return _text(f"{total:,} calls match this filter; a download holds at most {self.max_rows:,}: "
                          "narrow the filter (fewer days, a portal) or use `callstream export`", 400)
         slot = Slot(self.slots)
-        response = Response(csv_stream(self.ctx, chunks, slot), mimetype="text/csv")
+        response = Response(csv_stream(self.ctx, chunks, slot, style), mimetype="text/csv")
         response.headers["Content-Disposition"] = f'attachment; filename="{file_name(flt)}"'
         response.headers["Cache-Control"] = "no-store"
         response.call_on_close(slot.release)  # a response closed before its stream started
@@ -167,4 +181,5 @@ def install(server: Any, ctx: Context) -> None:
     from flask import request
 
     downloads = Downloads(ctx)
-    server.add_url_rule(DOWNLOAD_PATH, "download_calls", lambda: downloads.serve(request.args.get("q")))
+    server.add_url_rule(DOWNLOAD_PATH, "download_calls",
+                        lambda: downloads.serve(request.args.get("q"), request.args.get("dialect")))

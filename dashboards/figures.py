@@ -9,7 +9,8 @@ labels) is formatted from the Decimal.
 from __future__ import annotations
 
 import base64
-from datetime import datetime, timedelta, timezone
+import json
+from datetime import date, datetime, timedelta, timezone
 from typing import Any, Callable, Iterable
 
 import orjson
@@ -17,6 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from dashboards import formatting as fmt
+from dashboards.i18n import _
 
 PALETTE = ("#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#db2777", "#65a30d",
            "#ea580c", "#4b5563", "#0d9488", "#9333ea")
@@ -44,8 +46,41 @@ def esc(text: Any) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _label(value: Any, unknown: str = "(none)") -> str:
-    return unknown if fmt.missing(value) else esc(value)
+def _label(value: Any, unknown: str | None = None) -> str:
+    return (unknown or _("(none)")) if fmt.missing(value) else esc(value)
+
+
+def when(value: Any) -> str:
+    """A chart's time category: ``26 Nov`` for a day, ``14:00`` for an hour (never milliseconds)."""
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, datetime):
+        return fmt.hour(value)
+    if isinstance(value, date):
+        return fmt.short_day(value)
+    return esc(value)
+
+
+def day_of(value: Any) -> str | None:
+    """The ISO day of a chart's time value (the drill-down's start and end)."""
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()[:10]
+    return None
+
+
+def drill(**values: Any) -> str:
+    """A point's drill-down filter as JSON text (urlstate.drill reads it back)."""
+    return json.dumps({k: v for k, v in values.items() if v not in (None, [], [None])}, sort_keys=True,
+                      default=str)
+
+
+def time_axis(fig: go.Figure, xs: Iterable[Any]) -> go.Figure:
+    """Category labels in time order: days or hours, never a millisecond tick."""
+    order = sorted(set(xs), key=lambda v: pd.Timestamp(v))
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=[when(v) for v in order])
+    return fig
 
 
 def empty(message: str, height: int = 320) -> go.Figure:
@@ -88,44 +123,62 @@ def weeks_if_long(days: pd.Series) -> pd.Series:
     return days.map(lambda d: d - timedelta(days=d.weekday()))
 
 
-def spend_by_region_over_time(rows: pd.DataFrame) -> go.Figure:
-    """Stacked daily spend per region (one stack per currency) from ``spend_by_region_day_line``."""
+def spend_over_time(rows: pd.DataFrame, key: str = "region", title: str | None = None,
+                    drill_key: str | None = "regions", top: int = TOP_REGIONS) -> go.Figure:
+    """Stacked spend per time bucket (day, week or hour) and ``key`` (one stack per currency);
+    a bar opens the calls of that day and key."""
     rows = keep(rows, "cost", lambda c: not fmt.missing(c) and c != 0)
     if not len(rows):
-        return empty("No spend in this period")
+        return empty(_("No spend in this period"))
     currencies = sorted(rows["currency"].map(_label).unique())
-    long = len(set(rows["day"])) > WEEKLY_AFTER_DAYS
-    fig = go.Figure(layout=dict(_LAYOUT, title="Spend by region per " + ("week" if long else "day")))
-    regions = rows.assign(region=rows["region"].map(_label), currency=rows["currency"].map(_label),
-                          day=weeks_if_long(rows["day"]))
-    biggest = set(regions.groupby("region")["cost"].sum().sort_values(ascending=False).index[:TOP_REGIONS])
-    regions["region"] = regions["region"].map(lambda r: r if r in biggest else "other regions")
-    by = regions.groupby(["currency", "region", "day"], as_index=False)["cost"].sum()
-    order = by.groupby(["currency", "region"])["cost"].sum().sort_values(ascending=False).index
-    for n, (currency, region) in enumerate(order):
-        part = by[(by["currency"] == currency) & (by["region"] == region)].sort_values("day")
-        name = region if len(currencies) == 1 else f"{region} ({currency})"
-        fig.add_trace(go.Bar(x=list(part["day"]), y=_numbers(part["cost"]), name=name,
+    hourly = isinstance(rows["day"].iloc[0], (datetime, pd.Timestamp))
+    long = len(set(rows["day"])) > WEEKLY_AFTER_DAYS and not hourly
+    unit = _("per hour") if hourly else _("per week") if long else _("per day")
+    fig = go.Figure(layout=dict(_LAYOUT, title=f"{title or _('Spend by region')} {unit}"))
+    parts = rows.assign(k=rows[key].map(_label), currency=rows["currency"].map(_label),
+                        day=weeks_if_long(rows["day"]) if long else rows["day"])
+    other = _("other regions") if key == "region" else _("others")
+    biggest = set(parts.groupby("k")["cost"].sum().sort_values(ascending=False).index[:top])
+    parts["k"] = parts["k"].map(lambda r: r if r in biggest else other)
+    raw = dict(zip(rows[key].map(_label), rows[key]))
+    by = parts.groupby(["currency", "k", "day"], as_index=False)["cost"].sum()
+    order = by.groupby(["currency", "k"])["cost"].sum().sort_values(ascending=False).index
+    for n, (currency, k) in enumerate(order):
+        part = by[(by["currency"] == currency) & (by["k"] == k)].sort_values("day")
+        name = k if len(currencies) == 1 else f"{k} ({currency})"
+        target = [raw[k]] if k != other and drill_key and not fmt.missing(raw.get(k)) else None
+        fig.add_trace(go.Bar(x=[when(d) for d in part["day"]], y=_numbers(part["cost"]), name=name,
                              marker_color=PALETTE[n % len(PALETTE)],
-                             customdata=[fmt.money(c, currency) for c in part["cost"]],  # escaped
-                             hovertemplate="%{x}<br>" + name + ": %{customdata}<extra></extra>",
+                             hovertext=[f"{when(d)} · {name}: {fmt.money(c, currency)}"
+                                        for d, c in zip(part["day"], part["cost"])],
+                             hoverinfo="text",
+                             customdata=[drill(start=day_of(d), end=None if long else day_of(d),
+                                               **({drill_key: target} if target else {})) for d in part["day"]],
                              offsetgroup=currency, legendgroup=currency))
     fig.update_layout(barmode="relative", yaxis_title=" / ".join(currencies),
                       legend=dict(orientation="v", x=1.02, y=1))
-    return fig
+    return time_axis(fig, parts["day"])
+
+
+def spend_by_region_over_time(rows: pd.DataFrame) -> go.Figure:
+    """Stacked spend per day and region (``spend_by_region_day_line``)."""
+    return spend_over_time(rows, "region")
 
 
 def bars(rows: pd.DataFrame, key: str, value: str, title: str, *, text: Iterable[str] | None = None,
-         horizontal: bool = True, color: str = PALETTE[0]) -> go.Figure:
-    """One bar per row (``key`` -> ``value``), labelled with ``text`` (pre-formatted) if given."""
+         horizontal: bool = True, color: str = PALETTE[0], drill_key: str | None = None) -> go.Figure:
+    """One bar per row (``key`` -> ``value``), labelled with ``text`` (pre-formatted) if given;
+    with ``drill_key`` a bar opens the calls whose ``drill_key`` filter is the bar's key."""
     if not len(rows):
-        return empty(f"{title}: nothing in this period")
+        return empty(_("{title}: nothing in this period").format(title=title))
     keys = [_label(k) for k in rows[key]]
     values = _numbers(rows[value])
     labels = [esc(t) for t in text] if text is not None else [fmt.count(v) for v in rows[value]]
     trace = go.Bar(x=values if horizontal else keys, y=keys if horizontal else values,
                    orientation="h" if horizontal else "v", marker_color=color, text=labels,
-                   textposition="auto", hovertext=labels, hoverinfo="text+y" if horizontal else "text+x")
+                   textposition="auto", hovertext=labels, hoverinfo="text+y" if horizontal else "text+x",
+                   customdata=[drill(**{drill_key: [k]}) if drill_key and not fmt.missing(k) else "{}"
+                               for k in rows[key]])
     fig = go.Figure(trace, layout=dict(_LAYOUT, title=title))
     if horizontal:
         fig.update_yaxes(autorange="reversed", automargin=True)
@@ -133,30 +186,32 @@ def bars(rows: pd.DataFrame, key: str, value: str, title: str, *, text: Iterable
     return fig
 
 
-def spend_by_dimension(rows: pd.DataFrame, title: str) -> go.Figure:
+def spend_by_dimension(rows: pd.DataFrame, title: str, drill_key: str | None = None) -> go.Figure:
     """Spend per key and currency (``spend_by``), one bar per key, grouped by currency.
 
     Calls without a currency (internal, unrated) carry no money and are left out.
     """
     rows = keep(rows, "currency", lambda c: not fmt.missing(c))
     if not len(rows):
-        return empty(f"{title}: nothing in this period")
+        return empty(_("{title}: nothing in this period").format(title=title))
     fig = go.Figure(layout=dict(_LAYOUT, title=title, barmode="group"))
     for n, currency in enumerate(sorted(rows["currency"].map(_label).unique())):
         part = rows[rows["currency"].map(_label) == currency]
         labels = [fmt.money(c, currency) for c in part["cost"]]  # the currency is escaped already
         fig.add_trace(go.Bar(x=[_label(k) for k in part["key"]], y=_numbers(part["cost"]), name=currency,
                              marker_color=PALETTE[n % len(PALETTE)], text=labels, hovertext=labels,
-                             hoverinfo="text+x"))
+                             hoverinfo="text+x",
+                             customdata=[drill(**{drill_key: [k]}) if drill_key and not fmt.missing(k) else "{}"
+                                         for k in part["key"]]))
     return fig
 
 
 def period_comparison(current: pd.DataFrame, previous: pd.DataFrame) -> go.Figure:
     """This period's spend per currency against the previous period of the same length."""
     if not len(current) and not len(previous):
-        return empty("No spend in this period or the previous one")
-    fig = go.Figure(layout=dict(_LAYOUT, title="This period against the previous one", barmode="group"))
-    for n, (name, rows) in enumerate((("previous period", previous), ("this period", current))):
+        return empty(_("No spend in this period or the previous one"))
+    fig = go.Figure(layout=dict(_LAYOUT, title=_("This period against the previous one"), barmode="group"))
+    for n, (name, rows) in enumerate(((_("previous period"), previous), (_("this period"), current))):
         # Calls without a currency (internal, unrated) carry no money.
         rows = keep(rows, "key", lambda k: not fmt.missing(k))
         labels = [esc(fmt.money(c, cur)) for c, cur in zip(rows["cost"], rows["key"])]
@@ -169,38 +224,45 @@ def period_comparison(current: pd.DataFrame, previous: pd.DataFrame) -> go.Figur
 def storage_over_time(daily: pd.DataFrame) -> go.Figure:
     """Disk used by recordings at each day's end (``recording_bytes_daily.cumulative_bytes``)."""
     if not len(daily):
-        return empty("No recordings in this period")
+        return empty(_("No recordings in this period"))
     text = [fmt.size(v) for v in daily["cumulative_bytes"]]
-    fig = go.Figure(go.Scatter(x=list(daily["day"]), y=_numbers(daily["cumulative_bytes"]), mode="lines+markers",
-                               fill="tozeroy", line=dict(color=PALETTE[4]), hovertext=text, hoverinfo="x+text"),
-                    layout=dict(_LAYOUT, title="Disk used by recordings (cumulative)"))
-    fig.update_yaxes(title="bytes")
-    return fig
+    fig = go.Figure(go.Scatter(x=[when(d) for d in daily["day"]], y=_numbers(daily["cumulative_bytes"]),
+                               mode="lines+markers", fill="tozeroy", line=dict(color=PALETTE[4]), hovertext=text,
+                               hoverinfo="x+text",
+                               customdata=[drill(start=day_of(d), end=day_of(d), recording="yes")
+                                           for d in daily["day"]]),
+                    layout=dict(_LAYOUT, title=_("Disk used by recordings (cumulative)")))
+    fig.update_yaxes(title=_("bytes"))
+    return time_axis(fig, daily["day"])
 
 
 def growth_per_day(daily: pd.DataFrame) -> go.Figure:
     """New recording bytes per day."""
     if not len(daily):
-        return empty("No recordings in this period")
+        return empty(_("No recordings in this period"))
     text = [fmt.size(v) for v in daily["bytes"]]
-    return go.Figure(go.Bar(x=list(daily["day"]), y=_numbers(daily["bytes"]), marker_color=PALETTE[5],
-                            hovertext=text, hoverinfo="x+text"),
-                     layout=dict(_LAYOUT, title="Recording growth per day"))
+    fig = go.Figure(go.Bar(x=[when(d) for d in daily["day"]], y=_numbers(daily["bytes"]), marker_color=PALETTE[5],
+                           hovertext=text, hoverinfo="x+text",
+                           customdata=[drill(start=day_of(d), end=day_of(d), recording="yes") for d in daily["day"]]),
+                    layout=dict(_LAYOUT, title=_("Recording growth per day")))
+    return time_axis(fig, daily["day"])
 
 
 def storage_by_key(rows: pd.DataFrame, title: str) -> go.Figure:
     """Cumulative recording bytes per key over days (``recording_bytes_by``)."""
     if not len(rows):
-        return empty(f"{title}: no recordings in this period")
+        return empty(_("{title}: no recordings in this period").format(title=title))
     fig = go.Figure(layout=dict(_LAYOUT, title=title))
     totals = rows.groupby("key")["bytes"].sum().sort_values(ascending=False)
     for n, key in enumerate(totals.index[:12]):
         part = rows[rows["key"] == key].sort_values("day")
-        fig.add_trace(go.Scatter(x=list(part["day"]), y=_numbers(part["cumulative_bytes"]), name=_label(key),
-                                 mode="lines", line=dict(color=PALETTE[n % len(PALETTE)]),
+        fig.add_trace(go.Scatter(x=[when(d) for d in part["day"]], y=_numbers(part["cumulative_bytes"]),
+                                 name=_label(key), mode="lines+markers", line=dict(color=PALETTE[n % len(PALETTE)]),
                                  hovertext=[fmt.size(v) for v in part["cumulative_bytes"]],
-                                 hoverinfo="x+text+name"))
-    return fig
+                                 hoverinfo="x+text+name",
+                                 customdata=[drill(start=day_of(d), end=day_of(d), portals=[key], recording="yes")
+                                             for d in part["day"]]))
+    return time_axis(fig, rows["day"])
 
 
 def _detail(value: Any) -> dict[str, Any]:
@@ -235,23 +297,24 @@ def outage_spans(outages: pd.DataFrame, now: datetime) -> list[dict[str, Any]]:
 def bypass_timeline(bypasses: pd.DataFrame, outages: pd.DataFrame, now: datetime) -> go.Figure:
     """Per portal: each bypassed call as a dot, each outage as a bar (red open, grey resolved)."""
     if not len(bypasses) and not len(outages):
-        return empty("No Controller bypasses in this period")
-    fig = go.Figure(layout=dict(_LAYOUT, title="Controller bypasses and outages per portal"))
+        return empty(_("No Controller bypasses in this period"))
+    fig = go.Figure(layout=dict(_LAYOUT, title=_("Controller bypasses and outages per portal")))
     for state, color in (("open", PALETTE[3]), ("resolved", "#9ca3af")):
         spans = [s for s in outage_spans(outages, now) if s["state"] == state]
         if spans:
             fig.add_trace(go.Bar(
                 base=[s["opened"] for s in spans], x=[(s["end"] - s["opened"]).total_seconds() * 1000 for s in spans],
-                y=[_label(s["portal_id"]) for s in spans], orientation="h", name=f"outage ({state})",
-                marker_color=color, opacity=0.5,
-                hovertext=[f"{_label(s['portal_id'])}: outage {state} since {fmt.timestamp(s['opened'])}"
-                           for s in spans],
+                y=[_label(s["portal_id"]) for s in spans], orientation="h",
+                name=_("outage ({state})").format(state=_(state)), marker_color=color, opacity=0.5,
+                hovertext=[_("{portal}: outage {state} since {time}").format(
+                    portal=_label(s["portal_id"]), state=_(state), time=fmt.timestamp(s["opened"])) for s in spans],
                 hoverinfo="text"))
     if len(bypasses):
         fig.add_trace(go.Scatter(x=list(bypasses["ts"]), y=[_label(p) for p in bypasses["portal_id"]],
                                  mode="markers",
-                                 name="bypassed call", marker=dict(color=PALETTE[2], size=7, symbol="diamond"),
-                                 hovertext=[_label(c) for c in bypasses["call_id"]], hoverinfo="x+y+text"))
+                                 name=_("bypassed call"), marker=dict(color=PALETTE[2], size=7, symbol="diamond"),
+                                 hovertext=[_label(c) for c in bypasses["call_id"]], hoverinfo="x+y+text",
+                                 customdata=[drill(call=c) for c in bypasses["call_id"]]))
     portals = set(bypasses["portal_id"]) | set(outages["portal_id"])
     fig.update_layout(height=max(260, 80 + 22 * len(portals)), barmode="overlay")
     fig.update_xaxes(type="date")

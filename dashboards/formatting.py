@@ -1,6 +1,9 @@
 """Text for numbers, money, sizes, times and freshness: the words every page prints.
 
-Pure functions; money stays ``Decimal`` all the way to its text.
+Pure functions of the value and the current locale (i18n.py): English keeps the
+house style (``1 234 567``, ``70.1 %``, ISO days), Russian is formatted by Babel
+(``1 234 567``, ``70,1 %``, ``26.11.2026``, decimal comma). Money stays ``Decimal``
+all the way to its text. Instants are shown in a time zone (``zone``), UTC if none.
 """
 
 from __future__ import annotations
@@ -9,8 +12,25 @@ import math
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Mapping
+from zoneinfo import ZoneInfo
 
-_UNITS = ("B", "KiB", "MiB", "GiB", "TiB", "PiB")
+from babel.dates import format_date, format_datetime
+from babel.numbers import format_decimal
+
+from dashboards.i18n import N_, _, current_locale
+
+_UNITS = (N_("B"), N_("KiB"), N_("MiB"), N_("GiB"), N_("TiB"), N_("PiB"))
+
+
+def _ru() -> bool:
+    return current_locale() == "ru"
+
+
+def number(value: Any, pattern: str) -> str:
+    """``value`` by a Babel ``pattern`` (``#,##0.00``) in the current locale (English: spaces group)."""
+    if _ru():
+        return format_decimal(value, format=pattern, locale="ru").replace("\u00a0", " ")
+    return format_decimal(value, format=pattern, locale="en").replace(",", " ")
 
 
 def missing(value: Any) -> bool:
@@ -25,12 +45,15 @@ def missing(value: Any) -> bool:
 
 def count(value: Any) -> str:
     """``1 234 567`` (thin spaces would confuse copy-paste: plain spaces)."""
-    return "—" if missing(value) else f"{int(value):,}".replace(",", " ")
+    return "—" if missing(value) else number(int(value), "#,##0")
 
 
 def percent(value: Any, digits: int = 1) -> str:
     """A share in [0, 1] as ``70.1 %``."""
-    return "—" if missing(value) else f"{float(value) * 100:.{digits}f} %"
+    if missing(value):
+        return "—"
+    return number(Decimal(repr(float(value) * 100)).quantize(Decimal(1).scaleb(-digits), ROUND_HALF_UP),
+                  "0." + "0" * digits if digits else "0") + " %"
 
 
 def seconds(value: Any) -> str:
@@ -39,12 +62,12 @@ def seconds(value: Any) -> str:
         return "—"
     total = float(value)
     if total < 60:
-        return f"{total:.1f} s"
+        return f"{number(Decimal(repr(total)).quantize(Decimal('0.1'), ROUND_HALF_UP), '0.0')} {_('s')}"
     minutes, secs = divmod(int(round(total)), 60)
     if minutes < 60:
-        return f"{minutes} min {secs} s"
+        return f"{minutes} {_('min')} {secs} {_('s')}"
     hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes:02d} min"
+    return f"{hours} {_('h')} {minutes:02d} {_('min')}"
 
 
 def size(value: Any) -> str:
@@ -53,8 +76,8 @@ def size(value: Any) -> str:
         return "—"
     amount = float(value)
     exponent = 0 if amount < 1024 else min(int(math.log(amount, 1024)), len(_UNITS) - 1)
-    scaled = amount / 1024 ** exponent
-    return f"{int(amount)} B" if exponent == 0 else f"{scaled:.1f} {_UNITS[exponent]}"
+    scaled = Decimal(repr(amount / 1024 ** exponent)).quantize(Decimal("0.1"), ROUND_HALF_UP)
+    return f"{int(amount)} {_('B')}" if exponent == 0 else f"{number(scaled, '0.0')} {_(_UNITS[exponent])}"
 
 
 def money(amount: Any, currency: Any = None) -> str:
@@ -62,33 +85,48 @@ def money(amount: Any, currency: Any = None) -> str:
     if missing(amount):
         return "—"
     value = Decimal(amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    sign, text = ("-", f"{-value:,.2f}") if value < 0 else ("", f"{value:,.2f}")
-    text = sign + text.replace(",", " ")
+    text = ("-" if value < 0 else "") + number(abs(value), "#,##0.00")
     return f"{text} {currency}" if not missing(currency) else text
 
 
 def money_by_currency(amounts: Mapping[str, Decimal]) -> str:
     """Several currencies on one line, largest first: ``1 200.00 RUB · 30.00 EUR``."""
     if not amounts:
-        return "0.00"
+        return money(Decimal(0))
     ordered = sorted(amounts.items(), key=lambda item: (-item[1], item[0]))
     return " · ".join(money(amount, currency) for currency, amount in ordered)
 
 
-def timestamp(value: Any) -> str:
-    """An instant as ``2026-11-26 07:14:09 UTC``."""
+def timestamp(value: Any, zone: str | None = None) -> str:
+    """An instant in ``zone`` (UTC if none): ``2026-11-26 07:14:09 UTC``, ``26.11.2026 10:14:09 MSK``."""
     if missing(value):
         return "—"
     if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        local = value.astimezone(ZoneInfo(zone) if zone else timezone.utc)
+        name = "UTC" if not zone or zone == "UTC" else (local.tzname() or zone)
+        if _ru():
+            return f"{format_datetime(local, 'dd.MM.yyyy HH:mm:ss', tzinfo=local.tzinfo, locale='ru')} {name}"
+        return f"{local:%Y-%m-%d %H:%M:%S} {name}"
     return str(value)
 
 
 def day(value: Any) -> str:
-    """A UTC day as ``2026-11-26``."""
+    """A day as ``2026-11-26`` (Russian: ``26.11.2026``)."""
     if missing(value):
         return "—"
-    return value.isoformat() if isinstance(value, (date, datetime)) else str(value)
+    if isinstance(value, (date, datetime)):
+        return format_date(value, "dd.MM.yyyy", locale="ru") if _ru() else value.isoformat()[:10]
+    return str(value)
+
+
+def short_day(value: date) -> str:
+    """A day for a chart's axis: ``26 Nov`` / ``26 нояб.``."""
+    return format_date(value, "d MMM", locale=current_locale())
+
+
+def hour(value: datetime) -> str:
+    """An hour for a chart's axis: ``14:00``."""
+    return f"{value:%H}:00"
 
 
 def age(seconds_ago: float | None) -> str:
@@ -96,10 +134,10 @@ def age(seconds_ago: float | None) -> str:
     if seconds_ago is None:
         return "—"
     value = max(0.0, seconds_ago)
-    for limit, unit, div in ((60, "s", 1), (3600, "min", 60), (86400, "h", 3600)):
+    for limit, unit, div in ((60, N_("s"), 1), (3600, N_("min"), 60), (86400, N_("h"), 3600)):
         if value < limit:
-            return f"{int(value // div)} {unit}"
-    return f"{int(value // 86400)} d"
+            return f"{int(value // div)} {_(unit)}"
+    return f"{int(value // 86400)} {_('d')}"
 
 
 def freshness(info: Mapping[str, Any], stale_after_s: float) -> tuple[str, str]:
@@ -108,13 +146,15 @@ def freshness(info: Mapping[str, Any], stale_after_s: float) -> tuple[str, str]:
     Honest about both clocks: when the sink last published, and the newest call in the data.
     """
     if info.get("published_at") is None:
-        return "No data yet: the warehouse has not been published (is the sink running?)", "empty"
+        return _("No data yet: the warehouse has not been published (is the sink running?)"), "empty"
     newest = (info.get("newest") or {}).get("cdrs")
-    text = f"Updated {age(info.get('age_s'))} ago ({timestamp(info['published_at'])})"
-    text += f" · newest call {timestamp(newest)}" if newest is not None else " · no calls yet"
+    text = _("Updated {age} ago ({time})").format(age=age(info.get("age_s")), time=timestamp(info["published_at"]))
+    if "newest" in info:  # a user limited to some portals is not told about the others' calls
+        text += " · " + (_("newest call {time}").format(time=timestamp(newest)) if newest is not None
+                         else _("no calls yet"))
     level = "fresh" if (info.get("age_s") or 0) <= stale_after_s else "stale"
     if level == "stale":
-        text = "STALE: " + text
+        text = _("STALE: ") + text
     return text, level
 
 
@@ -125,14 +165,21 @@ def missing_data(entries: Any) -> str:
     """
     if not entries:
         return ""
+    from dashboards.i18n import ngettext
+
     parts = []
-    for state in ("quarantined", "unreadable"):
-        n = sum(1 for e in entries if e["state"] == state)
-        if n:
-            parts.append(f"{n} warehouse file{'s' if n != 1 else ''} {state}")
+    quarantined = sum(1 for e in entries if e["state"] == "quarantined")
+    unreadable = sum(1 for e in entries if e["state"] == "unreadable")
+    if quarantined:
+        parts.append(ngettext("{n} warehouse file quarantined", "{n} warehouse files quarantined",
+                              quarantined).format(n=quarantined))
+    if unreadable:
+        parts.append(ngettext("{n} warehouse file unreadable", "{n} warehouse files unreadable",
+                              unreadable).format(n=unreadable))
     rows: dict[str, int] = {}
     for entry in entries:
         rows[entry["table"]] = rows.get(entry["table"], 0) + int(entry["rows"] or 0)
-    lost = ", ".join(f"{count(n)} rows of {table}" for table, n in sorted(rows.items()))
-    return (f"⚠ Incomplete data: {' and '.join(parts)} ({lost}); figures and downloads leave them out. "
-            "Recover with `callstream rebuild` (notes in the warehouse's quarantine/ directory).")
+    lost = ", ".join(_("{n} rows of {table}").format(n=count(n), table=table) for table, n in sorted(rows.items()))
+    return "⚠ " + _("Incomplete data: {parts} ({lost}); figures and downloads leave them out. Recover with "
+                    "`callstream rebuild` (notes in the warehouse's quarantine/ directory).").format(
+        parts=_(" and ").join(parts), lost=lost)

@@ -11,20 +11,36 @@ from typing import Any, Iterable, Sequence
 from dash import dcc, html
 
 from dashboards import controls, formatting as fmt
+from dashboards.access import current_user
+from dashboards.i18n import _, current_locale
 from dashboards.safe import playable, safe_url
 
 GRAPH_CONFIG = {"displaylogo": False}
 
 
+def visible(pages: Sequence[Any]) -> list[Any]:
+    """The pages the current user may open (the audit log: operators only)."""
+    user = current_user()
+    return [p for p in pages if not getattr(p, "OPERATORS_ONLY", False) or user.can_audit]
+
+
 def nav(pages: Sequence[Any]) -> html.Nav:
-    """The top bar: product name and one link per page."""
-    links = [dcc.Link(page.TITLE, href=page.PATH, className="nav-link", id=f"nav-{page.NAME}")
-             for page in pages]
-    return html.Nav([html.Span("callstream", className="brand"), *links], className="nav")
+    """The top bar: product name, one link per page, the language and the account."""
+    links = [dcc.Link(_(page.TITLE), href=page.PATH, className="nav-link", id=f"nav-{page.NAME}")
+             for page in visible(pages)]
+    user = current_user()
+    other = "ru" if current_locale() == "en" else "en"
+    tail = [html.A("Русский" if other == "ru" else "English", href=f"/lang/{other}?next=/", id="nav-lang",
+                   className="nav-link lang")]
+    if user.name != "local":
+        tail += [html.Span(user.name, className="nav-user", id="nav-user"),
+                 html.A(_("Log out"), href="/logout", className="nav-link", id="nav-logout")]
+    return html.Nav([html.Span("callstream", className="brand"), *links, html.Span(className="spacer"), *tail],
+                    className="nav")
 
 
 def shell(pages: Sequence[Any], refresh_s: float, seq: int | None = None,
-          badge: tuple[str, str] = ("Connecting to the warehouse…", "freshness empty"),
+          badge: tuple[str, str] | None = None,
           warning: str = "") -> html.Div:
     """The app layout: location, live tick, data stamp, freshness badge, nav and the page slot.
 
@@ -32,8 +48,11 @@ def shell(pages: Sequence[Any], refresh_s: float, seq: int | None = None,
     page needs no extra round trip for them and the first tick redraws nothing; ``warning``
     is the missing-data banner under the badge (hidden when empty).
     """
+    badge = badge or (_("Connecting to the warehouse…"), "freshness empty")
     return html.Div([
         dcc.Location(id="url"),
+        dcc.Location(id="url-sync", refresh=False),  # filters written to the address (bookmarks)
+        dcc.Location(id="go", refresh=True),  # drill-down: a click on a chart opens the calls
         dcc.Interval(id="tick", interval=int(refresh_s * 1000)),
         dcc.Store(id="seq", data=seq),
         nav(pages),
@@ -48,14 +67,15 @@ def warning_class(warning: str) -> str:
     return "integrity-warning" if warning else "integrity-warning hidden"
 
 
-def period_bar(prefix: str, *, portals: bool = True) -> html.Div:
+def period_bar(prefix: str, *, portals: bool = True, period: str | None = None,
+               chosen: Sequence[str] | None = None) -> html.Div:
     """Period radio buttons (and a portal picker) of the analytics pages."""
-    items = [dcc.RadioItems(id=f"{prefix}-period", value=controls.DEFAULT_PERIOD, inline=True,
-                            options=[{"label": v, "value": k} for k, v in controls.PERIODS.items()],
-                            persistence=True, className="period")]
+    items = [dcc.RadioItems(id=f"{prefix}-period", value=period or controls.DEFAULT_PERIOD, inline=True,
+                            options=[{"label": _(v), "value": k} for k, v in controls.PERIODS.items()],
+                            className="period")]
     if portals:
-        items.append(dcc.Dropdown(id=f"{prefix}-portals", multi=True, placeholder="All portals",
-                                  persistence=True, className="portal-picker"))
+        items.append(dcc.Dropdown(id=f"{prefix}-portals", multi=True, placeholder=_("All portals"),
+                                  value=list(chosen or []), className="portal-picker"))
     return html.Div(items, className="filter-bar")
 
 
@@ -75,11 +95,11 @@ def chart(graph_id: str, wide: bool = False) -> html.Div:
 
 
 def text_table(headers: Sequence[str], rows: Iterable[Sequence[Any]], table_id: str | None = None,
-               empty: str = "Nothing here in this period") -> html.Table | html.Div:
+               empty: str | None = None) -> html.Table | html.Div:
     """A plain table of text cells (components in a row are kept as they are)."""
     body = [html.Tr([cell if _is_component(cell) else html.Td(_text(cell)) for cell in row]) for row in rows]
     if not body:
-        return html.Div(empty, className="empty-note")
+        return html.Div(empty or _("Nothing here in this period"), className="empty-note")
     kwargs = {"id": table_id} if table_id else {}
     return html.Table([html.Thead(html.Tr([html.Th(h) for h in headers])), html.Tbody(body)],
                       className="table", **kwargs)

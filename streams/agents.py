@@ -15,7 +15,7 @@ import time
 
 import orjson
 
-from streams import watchdog
+from streams.faust_fence import watchdog
 from streams.app import Worker, streams_running
 from streams.assemble import CallBatches
 from streams.call_store import CallStore, Schedule
@@ -25,7 +25,7 @@ from streams.native import native_summarize
 log = logging.getLogger("callstream.worker")
 
 # An agent's batch: at most this many deliveries (each the records of one
-# partition from one fetch, see streams/transport.py), or what came within
+# partition from one fetch, see streams/faust_fence/transport.py), or what came within
 # BATCH_WITHIN_S. A portal's outage state is stored whole once per batch, so
 # flag_outages batches by time alone: with small batches, storing the states
 # of busy portals took most of the worker's CPU and delayed CDRs by seconds.
@@ -38,7 +38,8 @@ OUTAGE_BATCH_WITHIN_S = 1.0
 def sweep_interval(worker: Worker) -> float:
     """How often the sweep runs: often enough for short test timeouts, at most every 5 s."""
     settings = worker.settings
-    return max(0.2, min(5.0, settings.incomplete_after / 4, settings.forget_after / 4))
+    return max(0.2, min(5.0, settings.incomplete_after / 4, settings.forget_after / 4,
+                        settings.recording_wait / 4))
 
 
 def register(worker: Worker) -> CallBatches:

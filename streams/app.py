@@ -20,10 +20,10 @@ import faust
 from callstream.config import Settings
 from callstream.kafka_clients import compression_type
 from streams.domain.alerts import AlertRules
-from streams.domain.limits import MAX_STATE_BYTES
+from streams.domain.shared import MAX_STATE_BYTES
 from streams.domain.rating import TariffTable
 from streams.native import native_core
-from streams.producer import IdempotentProducer
+from streams.faust_fence.producing import IdempotentProducer
 
 # RocksDB for the archive: small memtables and cache; the archive is written
 # once per call and read only for late events.
@@ -105,7 +105,7 @@ def alert_rules(settings: Settings) -> AlertRules:
 
 
 def _broker_url(settings: Settings) -> str:
-    # callstream:// is faust's aiokafka transport with our consumer (streams/transport.py).
+    # callstream:// is faust's aiokafka transport with our consumer (streams/faust_fence/transport.py).
     return ";".join(f"callstream://{host.strip()}" for host in settings.bootstrap.split(","))
 
 
@@ -124,8 +124,8 @@ def _credentials(settings: Settings):
 def create_app(settings: Settings) -> faust.App:
     """A Faust app tuned for the worker: at-least-once, batches, no web server.
 
-    Its consumer reads committed data only (``streams/transport.py``); its producer is
-    idempotent and waits for every in-sync replica (``streams/producer.py``).
+    Its consumer reads committed data only (``streams/faust_fence/transport.py``); its
+    producer is idempotent and waits for every in-sync replica (``streams/faust_fence/producing.py``).
     """
     app = faust.App(
         settings.worker_group,
@@ -145,7 +145,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_compression_type=compression_type(settings.compression),
         producer_linger=0.005,
         producer_max_batch_size=512 * 1024,
-        # Room for the largest state a table can hold (streams.domain.limits): the
+        # Room for the largest state a table can hold (streams.domain.shared): the
         # outputs are held below 1 MiB by the core and streams/output_guard.py.
         producer_max_request_size=MAX_STATE_BYTES + 1024 * 1024,
         table_standby_replicas=1,

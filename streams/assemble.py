@@ -33,7 +33,7 @@ from faust.types import EventT
 from streams.app import Worker
 from streams.call_store import CallStore, Summary
 from streams.outbox import Outbox
-from streams.output_guard import OutputGuard
+from streams.output_guard import OutputGuard, withheld_record
 from streams.domain.calls import (Outputs, advance, check_recording, expire, expiry_due,
                                   needs_expiry, recording_due, settled)
 from streams.domain.dlq import CALL_TOO_LARGE, encode_dlq
@@ -63,7 +63,7 @@ class _Pending:
     state: CallState | None = None
     dirty: bool = False
     native: bool = True  # every event came through the compiled validator
-    track: tuple | None = None  # the compiled core's (touched_at, version, done, recording_since)
+    summary: Summary | None = None  # the compiled core's reading of ``blob`` for the schedule
     events: list = field(default_factory=list)  # Event or NativeEvent, in arrival order
     records: list = field(default_factory=list)  # the Kafka record of each event
 
@@ -109,8 +109,7 @@ class CallBatches:
             if item.state is not None:
                 self.store.save(item.anchor, item.state)
             else:
-                self.store.save_blob(item.anchor, item.blob,
-                                     Summary(call_id, item.anchor.message.partition, *item.track))
+                self.store.save_blob(item.anchor, item.blob, item.summary)
         await self.store.flush_changelog(self.worker.app.producer)
         if archive:
             await self._archive(archive)
@@ -159,17 +158,18 @@ class CallBatches:
         """One call's step: the compiled core when it takes it, else the Python core."""
         partition = item.anchor.message.partition
         if item.native and self.native is not None:
-            result = self.guard(self.native.advance, item.blob, item.events, now, partition)
-            if result is not None:
-                blob, cdrs, alerts, signal, track, refused = result
-                if blob is not None:
-                    item.blob, item.track, item.dirty = blob, track, True
-                self._send(call_id, cdrs, alerts, signal)
-                self._refuse(item, refused)
+            step = self.guard(self.native.advance, item.blob, item.events, now, partition)
+            if step is not None:
+                if step.state is not None:
+                    item.blob, item.dirty = step.state, True
+                    item.summary = Summary(call_id, partition, step.touched_at, step.version, step.done,
+                                           step.recording_since)
+                self._send(call_id, step.cdrs, step.alerts, step.signal)
+                self._refuse(item, step.refused)
                 return
         events = [event if type(event) is Event else _python_event(event, record)
                   for event, record in zip(item.events, item.records)]
-        state, outputs = advance(self._state(item), events, self.worker.tariffs, self.worker.rules,
+        state, outputs = advance(self._state(item, call_id), events, self.worker.tariffs, self.worker.rules,
                                  now, partition, self.worker.settings.max_call_events)
         if state is not None:
             item.state, item.dirty = state, True
@@ -181,11 +181,24 @@ class CallBatches:
         for position in positions:
             self._reject(item.records[position], CALL_TOO_LARGE)
 
-    @staticmethod
-    def _state(item: _Pending) -> CallState | None:
+    def _state(self, item: _Pending, call_id: str) -> CallState | None:
         if item.state is None and item.blob is not None:
-            item.state = state_from_bytes(item.blob)
+            try:
+                item.state = state_from_bytes(item.blob)
+            except ValueError as exc:
+                self._unreadable(item, call_id.encode(), exc)
         return item.state
+
+    def _unreadable(self, item: _Pending, call_id: bytes, exc: ValueError) -> None:
+        """A stored state no core can read (a changelog written by hand, or by a version
+        that no longer exists): the call starts afresh from its next events rather than
+        stopping the partition for good; the bytes go to the DLQ as evidence, and a
+        rebuild from the event log restores the call."""
+        log.error("unreadable state of call %r: %s; starting it afresh", call_id, exc)
+        self.outbox.add(self.topic_dlq, call_id, withheld_record(
+            "call state", call_id, item.blob, 0, reason="state_unreadable", error=str(exc)[:200]))
+        item.blob = None
+        item.native = False  # the compiled core would decline the same bytes
 
     def _run_commands(self, commands: list[tuple[EventT, dict]], pending: dict[str, _Pending],
                       now: float) -> list[tuple[EventT, CallState]]:
@@ -198,7 +211,7 @@ class CallBatches:
             if item is None:
                 blob, from_archive = self.store.load_blob(kafka_event, call_id)
                 item = pending[call_id] = _Pending(kafka_event, blob, from_archive)
-            state = self._state(item)
+            state = self._state(item, call_id)
             if state is None or item.from_archive or state.touched_at != command["touched_at"]:
                 continue  # gone, or an event arrived after the command was issued
             kind = command["kind"]

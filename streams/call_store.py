@@ -23,6 +23,7 @@ operations run in the context of an event of the call's partition.
 from __future__ import annotations
 
 import heapq
+import logging
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator, NamedTuple
 
@@ -30,8 +31,11 @@ from faust.types import EventT
 
 from streams.domain.calls import expiry_due, recording_due
 from streams.domain.state import CallState, state_from_bytes, state_to_bytes
-from streams.event_context import enter_event, leave_event
+from streams.faust_fence.event_context import enter_event, leave_event
+from streams.faust_fence.stores import memory_dict, rocksdb_get
 from streams.outbox import Outbox
+
+log = logging.getLogger("callstream.worker")
 
 
 class Summary(NamedTuple):
@@ -74,7 +78,7 @@ class CallStore:
 
     @property
     def _hot(self) -> dict:
-        return self.hot.data.data  # the memory store's plain dict
+        return memory_dict(self.hot)
 
     async def flush_changelog(self, producer) -> None:
         """Send the hot table's pending changelog records and wait until the broker has them.
@@ -104,11 +108,7 @@ class CallStore:
         both paths (raw serialisers), and a hit is indexed as Faust's own read
         indexes it, so later deletes find the key's partition.
         """
-        store = self.archive.data
-        blob = store._db_for_partition(partition).get(key)
-        if blob is not None:
-            store._key_index[key] = partition
-        return blob
+        return rocksdb_get(self.archive, partition, key)
 
     def save(self, event: EventT, state: CallState) -> None:
         """Write the state to the hot table.
@@ -147,9 +147,15 @@ class CallStore:
     def hot_summaries(self) -> Iterator[Summary]:
         """What the schedule needs of every state in the in-memory table, standbys included."""
         summarize = self.summarize
-        for blob in list(self._hot.values()):
-            if blob:
+        for key, blob in list(self._hot.items()):
+            if not blob:
+                continue
+            try:
                 yield summarize(blob)
+            except ValueError as exc:
+                # Unreadable bytes: left for the agent, which notes them on the DLQ and
+                # starts the call afresh when its next event arrives; never a stopped sweep.
+                log.error("unreadable state of call %r in the hot table: %s", key[:80], exc)
 
     def purge_local(self, keep_partitions: set[int]) -> tuple[list[Summary], int]:
         """Drop local copies of calls in partitions this worker no longer holds (no changelog).
@@ -242,9 +248,9 @@ class Schedule:
         excess = len(self._current) - max_calls
         if excess <= 0:
             return []
-        excess += max_calls // 10
         entries = [e for e in self._current.values() if e is not None and e.kind != "evict"]
-        chosen = heapq.nsmallest(excess, entries, key=lambda e: e.touched_at)
+        asked = len(self._current) - len(entries)  # evictions asked for and not yet done
+        chosen = heapq.nsmallest(excess + max_calls // 10 - asked, entries, key=lambda e: e.touched_at)
         evicting = []
         for entry in chosen:
             item = _Due(now + self.retry_after, entry.call_id, "evict", entry.touched_at, entry.partition)

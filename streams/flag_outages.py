@@ -26,7 +26,8 @@ from faust.types import EventT
 from streams.app import Worker
 from streams.domain.outages import (OutageState, PortalSignal, apply_signals,
                                     outage_state_from_bytes, outage_state_to_bytes)
-from streams.outbox import Outbox
+from streams.faust_fence.stores import memory_dict
+from streams.outbox import Outbox, partition_of
 
 log = logging.getLogger("callstream.worker")
 DELIVERED_CACHE = 1024  # parsed portal states kept beside the table
@@ -59,9 +60,11 @@ class OutageBatches:
         # rather than once per batch. Only the most recently used portals are kept:
         # the table holds every portal's bytes already, this is a cache beside it.
         self._delivered: OrderedDict[bytes, tuple[bytes, OutageState]] = OrderedDict()
+        # portal key -> its partition, least recently used first (for the eviction below)
+        self._used: OrderedDict[bytes, int] = OrderedDict()
 
     def _table(self) -> dict:
-        return self.worker.outages_by_portal.data.data  # the memory store's plain dict
+        return memory_dict(self.worker.outages_by_portal)
 
     async def process(self, batch: Sequence[EventT]) -> None:
         states: dict[bytes, tuple[EventT, OutageState]] = {}
@@ -97,10 +100,51 @@ class OutageBatches:
         await changelog.flush(self.worker.app.producer)
         await outbox.flush(self.worker.app.producer)
         self._delivered.update(written)
-        for key in written:
+        for key, (anchor, _state) in states.items():
             self._delivered.move_to_end(key)
+            self._used[key] = anchor.message.partition
+            self._used.move_to_end(key)
         while len(self._delivered) > DELIVERED_CACHE:
             self._delivered.popitem(last=False)
+        if len(self._table()) > self.worker.settings.max_portals:
+            await self._evict_idle(changelog_topic)
+
+    async def _evict_idle(self, changelog_topic: str) -> None:
+        """Over CALLSTREAM_MAX_PORTALS portals in memory (a flood of made-up portal ids is input
+        too): forget the least recently used portals of this worker's own partitions that
+        have no open outage and no alert waiting to go out. Such a portal starts afresh if
+        it sends verdicts again; what it loses is the memory of outages already over."""
+        table = self._table()
+        signals_topic = self.worker.signals.get_topic_name()
+        actives = {tp.partition for tp in self.worker.app.assignor.assigned_actives()
+                   if tp.topic == signals_topic}
+        partitions = list(range(self.worker.settings.events_partitions))
+        unknown = [key for key in table if key not in self._used]  # restored, never used here
+        order = [(key, partition_of(key, partitions)) for key in unknown] + list(self._used.items())
+        tombstones = Outbox()
+        limit = self.worker.settings.max_portals
+        excess = len(table) - limit * 9 // 10
+        for key, partition in order:
+            if excess <= 0:
+                break
+            blob = table.get(key)
+            if partition not in actives or not blob:
+                continue
+            try:
+                state = outage_state_from_bytes(blob)
+            except ValueError:
+                state = None
+            if state is not None and (state.open is not None or state.unsent):
+                continue
+            del table[key]
+            self._used.pop(key, None)
+            self._delivered.pop(key, None)
+            tombstones.add(changelog_topic, key, None, partition)
+            excess -= 1
+        if tombstones.messages:
+            log.info("flag_outages: forgot %d idle portals (over %d in memory)", len(tombstones.messages),
+                     limit)
+            await tombstones.flush(self.worker.app.producer)
 
     def _load(self, key: bytes, portal_id: str) -> OutageState:
         blob = self._table().get(key)

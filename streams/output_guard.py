@@ -18,7 +18,7 @@ import logging
 import orjson
 
 from streams.domain.dlq import RAW_KEEP_BYTES
-from streams.domain.limits import MAX_OUTPUT_BYTES
+from streams.domain.shared import MAX_OUTPUT_BYTES
 from streams.outbox import Outbox
 
 log = logging.getLogger("callstream.worker")
@@ -43,12 +43,13 @@ class OutputGuard:
         self.outbox.add(self.topic_dlq, key, withheld_record(topic, key, value, self.limit))
 
 
-def withheld_record(topic: str, key: bytes | None, value: bytes, limit: int) -> bytes:
-    """The DLQ note for an output the worker could not send (never over 1 MiB itself)."""
+def withheld_record(topic: str, key: bytes | None, value: bytes, limit: int, *,
+                    reason: str = "output_too_large", error: str | None = None) -> bytes:
+    """The DLQ note for bytes the worker could not use (never over 1 MiB itself)."""
     head = value[:RAW_KEEP_BYTES].decode("utf-8", "replace")
     return orjson.dumps({
-        "reason": "output_too_large",
-        "error": f"a {len(value)}-byte record for {topic} exceeds the {limit}-byte limit",
+        "reason": reason,
+        "error": error or f"a {len(value)}-byte record for {topic} exceeds the {limit}-byte limit",
         "topic": topic, "partition": None, "offset": None,
         "key": key.decode("utf-8", "replace")[:256] if key is not None else None,
         "raw": head, "raw_truncated": len(value) > RAW_KEEP_BYTES, "raw_bytes": len(value),

@@ -20,13 +20,13 @@ from typing import Mapping
 
 from callstream.config import Settings
 from callstream.errors import CliError
-from streams.domain.limits import MAX_STATE_BYTES
+from streams.domain.shared import MAX_STATE_BYTES
 
 UNLIMITED = "-1"
 # Room for a message just over 1 MiB: the pipeline, not the broker, decides too_large.
 MAX_MESSAGE_BYTES = str(2 * 1024 * 1024)
 # The worker's own topics (table changelogs, signals, commands) hold states whose
-# worst case streams.domain.limits bounds; this leaves room for a record batch around it.
+# worst case streams.domain.shared bounds; this leaves room for a record batch around it.
 INTERNAL_MESSAGE_BYTES = str(MAX_STATE_BYTES + 1024 * 1024)
 
 

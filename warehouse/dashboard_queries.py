@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from warehouse import export
-from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, recordings_source, user_spend_source,
-                               utc_start, where, where_clause)
+from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, recordings_source, scope_conditions,
+                               user_spend_source, utc_start, where, where_clause)
 from warehouse.reader import Reader
 from warehouse.schema import quote
 
@@ -41,8 +41,9 @@ def _column(mapping: dict[str, str], dimension: str) -> str:
 
 
 def daily_kpis(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
-    """Per UTC day: calls (incomplete excluded), answered, asr, acd_s, bypassed."""
-    src = aggregate_source(flt)
+    """Per day of ``flt.zone`` (hour if ``flt.hourly``): calls (incomplete excluded), answered,
+    asr, acd_s, bypassed."""
+    src = aggregate_source(flt, daily=True)
     n = src.calls
     complete, answered = f"{n} FILTER (status <> 'incomplete')", f"{n} FILTER (status = 'answered')"
     return _frame(reader, f"SELECT started_day AS day, CAST(coalesce({complete}, 0) AS BIGINT) AS calls, "
@@ -76,9 +77,10 @@ def spend_breakdown(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame
 
     ``set`` names the grouping (``SPEND_SETS``): ``day_region`` (day and key = region),
     ``region``, ``line``, ``direction`` (key = that dimension) and ``currency`` (key =
-    currency). Within a set, the biggest cost comes first.
+    currency). Within a set, the biggest cost comes first. Days are of ``flt.zone`` (hours
+    if ``flt.hourly``).
     """
-    src = aggregate_source(flt)
+    src = aggregate_source(flt, daily=True)
     sets = ", ".join("(" + ", ".join([*dims, "currency"]) + ")" for dims in SPEND_SETS.values())
     name = ("CASE WHEN grouping(started_day) = 0 THEN 'day_region' WHEN grouping(region) = 0 THEN 'region' "
             "WHEN grouping(line) = 0 THEN 'line' WHEN grouping(direction) = 0 THEN 'direction' ELSE 'currency' END")
@@ -121,9 +123,10 @@ def recording_totals_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CA
 
 def alert_counts(reader: Reader, *, start: date | datetime | None = None,
                  end: date | datetime | None = None, portals: tuple[str, ...] = (),
-                 by_day: bool = False) -> pd.DataFrame:
-    """Alerts (latest state of each) with ts in [start, end), of some portals: type, state, [day,] count."""
-    conditions, params = [], []
+                 by_day: bool = False, scope: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Alerts (latest state of each) with ts in [start, end), of some portals (and of ``scope``
+    only, if given): type, state, [day,] count."""
+    conditions, params = scope_conditions(scope)
     for bound, op in ((start, ">="), (end, "<")):
         if bound is not None:
             conditions.append(f"ts {op} ?")
@@ -156,11 +159,13 @@ def refused_counts(reader: Reader, *, start: date | datetime | None = None,
 
 
 def dimension_values(reader: Reader, dimension: str, *, search: str | None = None,
-                     limit: int = 50) -> list[str]:
-    """Distinct non-null values of a filter dimension (containing ``search``), sorted."""
+                     limit: int = 50, scope: tuple[str, ...] | None = None) -> list[str]:
+    """Distinct non-null values of a filter dimension (containing ``search``) in the calls of
+    ``scope``'s portals (None: all), sorted."""
     column = _column(VALUE_DIMENSIONS, dimension)
     table = "cdrs" if dimension == "user" else "cdrs_daily"
-    condition, params = f"{column} IS NOT NULL", []
+    scoped, params = scope_conditions(scope)
+    condition = " AND ".join([f"{column} IS NOT NULL", *scoped])
     if search:
         condition += f" AND contains(lower({column}), ?)"
         params.append(search.lower())
@@ -170,25 +175,25 @@ def dimension_values(reader: Reader, dimension: str, *, search: str | None = Non
     return [value for (value,) in rows]
 
 
-def billing_csv_query(flt: CallFilter) -> tuple[str, list[Any]]:
+def billing_csv_query(flt: CallFilter, style: export.Dialect = export.CONTRACT) -> tuple[str, list[Any]]:
     """The billing CSV (contract columns and formats) of the calls matching ``flt``.
 
     The column expressions are :mod:`warehouse.export`'s own, so a dashboard
     download and ``callstream export`` print every value identically.
     """
-    select = ", ".join(f"{export._EXPRESSIONS.get(name, quote(name))} AS {quote(name)}"
-                       for name in export.CSV_COLUMNS)
+    select = ", ".join(f"{style.expression(name)} AS {quote(name)}" for name in export.CSV_COLUMNS)
     clause, params = where(flt, "started_at IS NOT NULL")
     return f"SELECT {select} FROM cdrs {clause} ORDER BY started_at, call_id", params
 
 
-def copy_billing_csv(con: Any, flt: CallFilter, target: Path, *, header: bool = True) -> int:
+def copy_billing_csv(con: Any, flt: CallFilter, target: Path, *, header: bool = True,
+                     style: export.Dialect = export.CONTRACT) -> int:
     """COPY the billing CSV of ``flt`` to ``target`` with one cursor (RFC 4180, CRLF); the number of calls.
 
     ``header=False`` writes the rows only: the second and later chunks of a streamed download.
     """
-    query, params = billing_csv_query(flt)
-    options = export.CSV_OPTIONS.replace("HEADER true", f"HEADER {str(header).lower()}")
+    query, params = billing_csv_query(flt, style)
+    options = style.options(header)
     return con.execute(f"COPY ({query}) TO ? ({options})", [*params, str(target)]).fetchall()[0][0]
 
 
@@ -197,8 +202,55 @@ def write_billing_csv(reader: Reader, flt: CallFilter, target: Path) -> int:
     return reader.read(lambda con: copy_billing_csv(con, flt, target))
 
 
-def recording_bytes_total(reader: Reader, portals: tuple[str, ...] = ()) -> int:
-    """Disk used by every recording ever stored (of some portals): the quota's numerator."""
-    src = aggregate_source(CallFilter(portals=portals))
+def recording_bytes_total(reader: Reader, portals: tuple[str, ...] = (), *,
+                          scope: tuple[str, ...] | None = None) -> int:
+    """Disk used by every recording ever stored (of some portals, of ``scope``): the quota's numerator."""
+    src = aggregate_source(CallFilter(portals=portals, scope=scope))
     sql = f"SELECT coalesce(sum(recording_bytes), 0) FROM {src.table} {src.where}"
     return int(reader.read(lambda con: con.execute(sql, src.params).fetchall())[0][0])
+
+
+def spend_daily_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
+    """Spend per day of ``flt.zone`` (hour if ``flt.hourly``), key of ``dimension`` and currency:
+    day, key, currency, calls, cost (the rollup for UTC days)."""
+    column = _column(SPEND_DIMENSIONS, dimension)
+    src = aggregate_source(flt, daily=True)
+    return _frame(reader, f"SELECT started_day AS day, {column} AS key, currency, CAST({src.calls} AS BIGINT) AS calls, "
+                          f"sum(cost) AS cost FROM {src.table} {src.where} {'AND' if src.where else 'WHERE'} "
+                          "started_day IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", src.params)
+
+
+def employee_spend_daily(reader: Reader, flt: CallFilter = ALL_CALLS, *, top: int = 8) -> pd.DataFrame:
+    """Spend per day of the ``top`` employees by spend: day, key (``user · portal``), currency, cost."""
+    src = user_spend_source(flt, daily=True)
+    where_and = "AND" if src.where else "WHERE"
+    sql = (f"WITH t AS (SELECT user_id, portal_id FROM {src.table} {src.where} GROUP BY 1, 2 "
+           "HAVING sum(cost) > 0 ORDER BY sum(cost) DESC, 1, 2 LIMIT ?) "
+           "SELECT started_day AS day, user_id || ' · ' || portal_id AS key, currency, sum(cost) AS cost "
+           f"FROM {src.table} {src.where} {where_and} (user_id, portal_id) IN (SELECT (user_id, portal_id) FROM t) "
+           "GROUP BY 1, 2, 3 ORDER BY 1, 2, 3")
+    return _frame(reader, sql, src.params + [top] + src.params)
+
+
+def hangup_causes(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
+    """Calls per hang-up cause (``call.ended``'s cause; none for calls without one): key, calls."""
+    clause, params = where(flt)
+    return _frame(reader, f"SELECT hangup_cause AS key, count(*) AS calls FROM cdrs {clause} GROUP BY 1 "
+                          "ORDER BY calls DESC, key NULLS LAST LIMIT 20", params)
+
+
+def missed_offers_by_user(reader: Reader, flt: CallFilter = ALL_CALLS, *, top: int = 15) -> pd.DataFrame:
+    """Offers an employee let ring out (``call.offer_missed`` events) in the filter's time range and
+    portals: user_id, portal_id, missed, the most first."""
+    conditions, params = scope_conditions(flt.scope)
+    for bound, op in ((flt.start, ">="), (flt.end, "<")):
+        if bound is not None:
+            conditions.append(f"ts {op} ?")
+            params.append(utc_start(bound))
+    if flt.portals:
+        conditions.append(f"portal_id IN ({', '.join('?' * len(flt.portals))})")
+        params += list(flt.portals)
+    clause = where_clause(["type = 'call.offer_missed'", *conditions])
+    return _frame(reader, "SELECT json_extract_string(data, '$.user_id') AS user_id, portal_id, "
+                          f"count(*) AS missed FROM events {clause} GROUP BY 1, 2 "
+                          "ORDER BY missed DESC, user_id, portal_id LIMIT ?", params + [top])

@@ -25,6 +25,7 @@ import shutil
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from pathlib import Path
 from typing import BinaryIO
@@ -53,6 +54,47 @@ CSV_EXPRESSIONS = {
 }
 CSV_OPTIONS = ("FORMAT csv, HEADER true, DELIMITER ',', QUOTE '\"', ESCAPE '\"', "
                 "NEW_LINE '\\r\\n', NULLSTR ''")
+DECIMAL_COLUMNS = ("talk_s", "rate_per_min", "cost")
+BOM = b"\xef\xbb\xbf"
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """How the CSV is spelled: the contract's (default, byte-exact) or Excel's.
+
+    ``excel``: ``;`` between fields, a UTF-8 byte order mark first (Excel then reads
+    UTF-8), and with ``decimal_comma`` (a Russian locale) ``12,50`` instead of ``12.50``
+    in the money and seconds columns. Timestamps stay RFC 3339 UTC in both.
+    """
+
+    name: str = "contract"
+    delimiter: str = ","
+    bom: bool = False
+    decimal_comma: bool = False
+
+    def options(self, header: bool) -> str:
+        """The COPY options of this dialect."""
+        return CSV_OPTIONS.replace("HEADER true", f"HEADER {str(header).lower()}").replace(
+            "DELIMITER ','", f"DELIMITER '{self.delimiter}'")
+
+    def expression(self, name: str) -> str:
+        """The SQL that prints column ``name`` in this dialect."""
+        expr = CSV_EXPRESSIONS.get(name, quote(name))
+        if self.decimal_comma and name in DECIMAL_COLUMNS:
+            return f"replace({expr}, '.', ',')"
+        return expr
+
+
+CONTRACT = Dialect()
+
+
+def dialect(name: str, locale: str = "en") -> Dialect:
+    """``contract`` or ``excel`` (decimal comma when ``locale`` is Russian); ValueError otherwise."""
+    if name == "contract":
+        return CONTRACT
+    if name == "excel":
+        return Dialect("excel", ";", True, locale.lower().startswith("ru"))
+    raise ValueError(f"unknown CSV dialect {name!r}: contract or excel")
 
 
 # Calls per chunk: each chunk is one sorted DuckDB COPY, so memory does not grow with the range.
@@ -99,9 +141,10 @@ def describe_missing(missing: list[dict]) -> str:
     return f"the warehouse is missing billing data: {named}{more}"
 
 
-def export_query(start: datetime, end: datetime, portal: str | None) -> tuple[str, list[object]]:
+def export_query(start: datetime, end: datetime, portal: str | None,
+                 style: Dialect = CONTRACT) -> tuple[str, list[object]]:
     """The billing query and its parameters."""
-    select = ", ".join(f"{CSV_EXPRESSIONS.get(name, quote(name))} AS {quote(name)}" for name in CSV_COLUMNS)
+    select = ", ".join(f"{style.expression(name)} AS {quote(name)}" for name in CSV_COLUMNS)
     conditions = "started_at >= ? AND started_at < ?"
     params: list[object] = [start, end]
     if portal is not None:
@@ -131,15 +174,15 @@ def chunk_bounds(reader: Reader, start: datetime, end: datetime, portal: str | N
 
 
 def _copy_chunk(reader: Reader, target: Path, bounds: tuple[datetime, datetime], portal: str | None,
-                header: bool) -> int:
-    query, params = export_query(*bounds, portal)
-    options = CSV_OPTIONS.replace("HEADER true", f"HEADER {str(header).lower()}")
+                header: bool, style: Dialect = CONTRACT) -> int:
+    query, params = export_query(*bounds, portal, style)
+    options = style.options(header)
     with reader.cursor() as con:
         return con.execute(f"COPY ({query}) TO ? ({options})", [*params, str(target)]).fetchall()[0][0]
 
 
 def stream_csv(reader: Reader, dest: BinaryIO, workdir: Path, start: datetime, end: datetime,
-               portal: str | None = None, chunk_rows: int = CHUNK_ROWS) -> int:
+               portal: str | None = None, chunk_rows: int = CHUNK_ROWS, style: Dialect = CONTRACT) -> int:
     """Write the billing CSV to ``dest`` chunk after chunk; returns the number of calls.
 
     Each chunk (about ``chunk_rows`` calls, whole UTC days) is sorted and written by
@@ -149,8 +192,10 @@ def stream_csv(reader: Reader, dest: BinaryIO, workdir: Path, start: datetime, e
     chunks = chunk_bounds(reader, start, end, portal, chunk_rows)
     paths = [workdir / f"chunk-{n:06d}.csv" for n in range(len(chunks))]
     rows = 0
+    if style.bom:
+        dest.write(BOM)
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="export") as pool:
-        futures = [pool.submit(_copy_chunk, reader, path, bounds, portal, n == 0)
+        futures = [pool.submit(_copy_chunk, reader, path, bounds, portal, n == 0, style)
                    for n, (path, bounds) in enumerate(zip(paths, chunks))]
         try:
             for future, path in zip(futures, paths):
@@ -165,11 +210,11 @@ def stream_csv(reader: Reader, dest: BinaryIO, workdir: Path, start: datetime, e
 
 
 def export_to_file(reader: Reader, out: Path, start: datetime, end: datetime,
-                   portal: str | None = None, chunk_rows: int = CHUNK_ROWS) -> int:
+                   portal: str | None = None, chunk_rows: int = CHUNK_ROWS, style: Dialect = CONTRACT) -> int:
     """Write the billing CSV to ``out`` atomically, never widening its permissions; returns the number of calls."""
     try:
         with replacing(out) as (dest, workdir):
-            rows = stream_csv(reader, dest, workdir, start, end, portal, chunk_rows)
+            rows = stream_csv(reader, dest, workdir, start, end, portal, chunk_rows, style)
         return rows
     except TargetError as exc:
         raise ExportError(str(exc)) from None
@@ -180,14 +225,14 @@ def export_to_file(reader: Reader, out: Path, start: datetime, end: datetime,
 
 
 def export_to_stdout(reader: Reader, start: datetime, end: datetime, portal: str | None = None,
-                     chunk_rows: int = CHUNK_ROWS) -> int:
+                     chunk_rows: int = CHUNK_ROWS, style: Dialect = CONTRACT) -> int:
     """Stream the billing CSV to standard output as chunks complete; returns the number of calls."""
     scratch = Path(tempfile.gettempdir())
     sweep(scratch, _STDOUT_PREFIX)
     try:
         with private_dir(scratch, _STDOUT_PREFIX) as workdir:
             sys.stdout.flush()
-            rows = stream_csv(reader, sys.stdout.buffer, workdir, start, end, portal, chunk_rows)
+            rows = stream_csv(reader, sys.stdout.buffer, workdir, start, end, portal, chunk_rows, style)
             sys.stdout.buffer.flush()
             return rows
     except duckdb.Error as exc:

@@ -26,6 +26,32 @@ SORT_COLUMNS: dict[str, str] = {
 }
 
 _NUMBER_NOISE = re.compile(r"[\s()\-.]")
+_ZONE = re.compile(r"[A-Za-z][A-Za-z0-9_+\-/]{0,63}")
+
+
+def zone_literal(zone: str) -> str:
+    """A time zone name as an SQL string literal: only IANA-shaped names (``Europe/Moscow``),
+    checked against the zone database; anything else is a ValueError."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not isinstance(zone, str) or not _ZONE.fullmatch(zone):
+        raise ValueError(f"not a time zone name: {str(zone)[:40]!r}")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone: {zone!r}") from None
+    return f"'{zone}'"
+
+
+def local_calls(flt: "CallFilter") -> str:
+    """``cdrs`` with ``started_day`` re-computed as the call's day in ``flt.zone`` (or, hourly,
+    the start of its hour there, a wall-clock timestamp), so every query that groups by
+    ``started_day`` groups by the zone's days or hours."""
+    if flt.zone == "UTC" and not flt.hourly:
+        return "cdrs"
+    local = f"timezone({zone_literal(flt.zone)}, started_at)"
+    bucket = f"date_trunc('hour', {local})" if flt.hourly else f"CAST({local} AS DATE)"
+    return f"(SELECT * REPLACE ({bucket} AS started_day) FROM cdrs)"
 
 
 def utc_start(moment: date | datetime) -> datetime:
@@ -35,6 +61,15 @@ def utc_start(moment: date | datetime) -> datetime:
             raise ValueError("naive datetime: pass an aware (UTC) datetime or a date")
         return moment.astimezone(timezone.utc)
     return datetime.combine(moment, time(0), tzinfo=timezone.utc)
+
+
+def local_start(day: date, zone: str) -> date | datetime:
+    """00:00 of ``day`` in ``zone``: the date itself for UTC (the rollups' days), else the instant."""
+    if zone == "UTC":
+        return day
+    from zoneinfo import ZoneInfo
+
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(zone)).astimezone(timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -56,12 +91,20 @@ class CallFilter:
     regions: Sequence[str] = ()
     controllers: Sequence[str] = ()  # controller verdict: checked, bypassed, none
     users: Sequence[str] = ()
+    causes: Sequence[str] = ()  # hangup_cause of call.ended
     has_recording: bool | None = None
     min_talk_s: Decimal | int | None = None
     max_talk_s: Decimal | int | None = None
     min_cost: Decimal | int | None = None
     max_cost: Decimal | int | None = None
     number: str | None = None
+    # The portals the reader may see (None: all). Set by the dashboard from the logged-in
+    # user, never from a control; unlike ``portals`` (a choice) it cannot be widened.
+    scope: Sequence[str] | None = None
+    # How a query groups calls by time: days (``started_day``) of this IANA zone, or its
+    # hours when ``hourly``. Not a filter: ``start``/``end`` are instants either way.
+    zone: str = "UTC"
+    hourly: bool = False
 
     def replace(self, **changes: Any) -> "CallFilter":
         """A copy with some fields changed."""
@@ -74,7 +117,7 @@ ALL_CALLS = CallFilter()
 
 _LISTS = (("portals", "portal_id"), ("lines", "line"), ("directions", "direction"),
           ("statuses", "status"), ("regions", "region"), ("controllers", "controller"),
-          ("users", "user_id"))
+          ("users", "user_id"), ("causes", "hangup_cause"))
 _BOUNDS = (("min_talk_s", "talk_s", ">="), ("max_talk_s", "talk_s", "<="),
            ("min_cost", "cost", ">="), ("max_cost", "cost", "<="))
 
@@ -84,10 +127,19 @@ def number_needle(number: str) -> str:
     return _NUMBER_NOISE.sub("", number)
 
 
+def scope_conditions(scope: Sequence[str] | None, column: str = "portal_id") -> tuple[list[str], list[Any]]:
+    """The condition that keeps a reader to its portals: none for None, ``false`` for no portal."""
+    if scope is None:
+        return [], []
+    values = list(scope)
+    if not values:
+        return ["false"], []
+    return [f"{quote(column)} IN ({', '.join('?' * len(values))})"], values
+
+
 def call_conditions(flt: CallFilter) -> tuple[list[str], list[Any]]:
     """SQL conditions over the ``cdrs`` columns and their parameters, in order."""
-    conditions: list[str] = []
-    params: list[Any] = []
+    conditions, params = scope_conditions(flt.scope)
     if flt.start is not None:
         conditions.append("started_at >= ?")
         params.append(utc_start(flt.start))
@@ -137,21 +189,24 @@ _RECORDING_LISTS = frozenset({"portals", "users", "lines", "directions", "status
 
 
 def rollup_conditions(flt: CallFilter, lists: frozenset[str] = _DAILY_LISTS,
-                      recorded_only: bool = False) -> tuple[list[str], list[Any]] | None:
+                      recorded_only: bool = False, daily: bool = False) -> tuple[list[str], list[Any]] | None:
     """Conditions over a rollup equivalent to ``flt``, or None when it cannot express it.
 
     A rollup knows whole UTC days and the list filters named in ``lists`` (the
     daily rollup: portals, lines, directions, statuses, regions, controller
     verdicts; the recordings rollup: the same but regions, plus users, and
     recorded calls only);
-    talk or cost bounds and number search need the calls themselves.
+    talk or cost bounds and number search need the calls themselves. ``daily``: the query
+    groups by day, which the rollups know only as UTC days (another zone, or hours, need
+    the calls).
     """
+    if daily and (flt.zone != "UTC" or flt.hourly):
+        return None
     if flt.number or any(getattr(flt, name) is not None for name, _, _ in _BOUNDS):
         return None
     if flt.has_recording is not None and not (recorded_only and flt.has_recording):
         return None
-    conditions: list[str] = []
-    params: list[Any] = []
+    conditions, params = scope_conditions(flt.scope)
     for bound, op in ((flt.start, ">="), (flt.end, "<")):
         if bound is not None:
             day = _day_of(bound)
@@ -195,9 +250,9 @@ class Source:
 
 
 def _rolled(flt: CallFilter, table: str, calls: str, recordings: str, lists: frozenset[str] = _DAILY_LISTS,
-            recorded_only: bool = False, extra: tuple[str, ...] = ()) -> Source | None:
+            recorded_only: bool = False, extra: tuple[str, ...] = (), daily: bool = False) -> Source | None:
     """``table`` (a rollup) as the source of ``flt``, or None when it cannot express the filter."""
-    rolled = rollup_conditions(flt, lists, recorded_only)
+    rolled = rollup_conditions(flt, lists, recorded_only, daily)
     if rolled is None:
         return None
     conditions, params = rolled
@@ -205,42 +260,45 @@ def _rolled(flt: CallFilter, table: str, calls: str, recordings: str, lists: fro
 
 
 def aggregate_source(flt: CallFilter, raw_extra: tuple[str, ...] = (),
-                     dimension_extra: tuple[str, ...] = ()) -> Source:
+                     dimension_extra: tuple[str, ...] = (), *, daily: bool = False) -> Source:
     """The rollup when it can answer ``flt`` exactly, else the calls themselves.
 
     ``raw_extra`` conditions apply to the calls only (they may narrow rows for speed);
     ``dimension_extra`` conditions, on rollup dimensions, apply to both. A rollup row
     may be negative (views.py), so nothing may filter on its measures: use HAVING.
+    ``daily``: the query groups by ``started_day``, which is then the day (or hour) of
+    ``flt.zone`` (local_calls).
     """
-    rolled = _rolled(flt, "cdrs_daily", "sum(calls)", "sum(recordings)", extra=dimension_extra)
+    rolled = _rolled(flt, "cdrs_daily", "sum(calls)", "sum(recordings)", extra=dimension_extra, daily=daily)
     if rolled is not None:
         return rolled
     clause, params = where(flt, *raw_extra, *dimension_extra)
-    return Source("cdrs", clause, params, "count(*)", "count(*) FILTER (recording_bytes > 0)")
+    return Source(local_calls(flt) if daily else "cdrs", clause, params, "count(*)",
+                  "count(*) FILTER (recording_bytes > 0)")
 
 
 _USER_SPEND_LISTS = frozenset({"portals", "users"})
 
 
-def user_spend_source(flt: CallFilter) -> Source:
+def user_spend_source(flt: CallFilter, *, daily: bool = False) -> Source:
     """Where per-employee spend reads: the ``user_spend_daily`` rollup when it can answer
     ``flt`` exactly (whole days, portals, users), else the paid calls of employees."""
-    rolled = _rolled(flt, "user_spend_daily", "sum(calls)", "0", _USER_SPEND_LISTS)
+    rolled = _rolled(flt, "user_spend_daily", "sum(calls)", "0", _USER_SPEND_LISTS, daily=daily)
     if rolled is not None:
         return rolled
     clause, params = where(flt, "user_id IS NOT NULL", "cost > 0")
-    return Source("cdrs", clause, params, "count(*)", "0")
+    return Source(local_calls(flt) if daily else "cdrs", clause, params, "count(*)", "0")
 
 
-def recordings_source(flt: CallFilter) -> Source:
+def recordings_source(flt: CallFilter, *, daily: bool = False) -> Source:
     """Where per-user recording queries read: the ``recordings_daily`` rollup when it can
     answer ``flt`` exactly, else the calls with a recording."""
     rolled = _rolled(flt, "recordings_daily", "sum(recordings)", "sum(recordings)", _RECORDING_LISTS,
-                     recorded_only=True)
+                     recorded_only=True, daily=daily)
     if rolled is not None:
         return rolled
     clause, params = where(flt, "recording_bytes > 0")
-    return Source("cdrs", clause, params, "count(*)", "count(*)")
+    return Source(local_calls(flt) if daily else "cdrs", clause, params, "count(*)", "count(*)")
 
 
 def recorded_count_source(flt: CallFilter) -> Source | None:

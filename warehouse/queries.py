@@ -20,8 +20,8 @@ import pandas as pd
 
 from warehouse.lookup import call_by_id
 from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, number_needle, order_by,
-                               recorded_count_source, recordings_source, utc_start, where,
-                               where_clause)
+                               local_start, recorded_count_source, recordings_source, scope_conditions, utc_start,
+                               where, where_clause)
 from warehouse.layout import table_of
 from warehouse.reader import Reader
 
@@ -95,23 +95,33 @@ def call_count(reader: Reader, flt: CallFilter = ALL_CALLS) -> int:
     return int(_rows(reader, f"SELECT coalesce({src.calls}, 0) FROM {src.table} {src.where}", src.params)[0][0])
 
 
-def cdr_by_id(reader: Reader, call_id: str) -> dict[str, Any] | None:
+def cdr_by_id(reader: Reader, call_id: str, *, scope: tuple[str, ...] | None = None) -> dict[str, Any] | None:
     """The latest CDR of one call as a dict of typed values (all warehouse columns), or None.
 
-    Read through the call index, not a scan of every call_id (lookup.call_by_id).
+    Read through the call index, not a scan of every call_id (lookup.call_by_id). A call of
+    a portal outside ``scope`` (the reader's portals; None: all) is None, as if absent.
     """
-    return reader.read(lambda con: call_by_id(con, call_id))
+    cdr = reader.read(lambda con: call_by_id(con, call_id))
+    if cdr is not None and scope is not None and cdr.get("portal_id") not in tuple(scope):
+        return None
+    return cdr
 
 
-def call_timeline(reader: Reader, call_id: str) -> pd.DataFrame:
-    """The distinct valid events of one call by time: ts, type, source, node, event_id, data (JSON)."""
+def call_timeline(reader: Reader, call_id: str, *, scope: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The distinct valid events of one call by time: ts, type, source, node, event_id, data (JSON).
+
+    With a ``scope``, only events of those portals (an event names its portal).
+    """
+    conditions, params = scope_conditions(scope)
+    clause = "".join(f" AND {c}" for c in conditions)
     return _frame(reader, "SELECT ts, type, source, node, event_id, data FROM events "
-                          "WHERE call_id = ? ORDER BY ts, event_id", [call_id])
+                          f"WHERE call_id = ?{clause} ORDER BY ts, event_id", [call_id] + params)
 
 
 def spend_by_region_day_line(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
-    """Per UTC day, region, line and currency: calls, billed_s and cost (sums)."""
-    src = aggregate_source(flt)
+    """Per day (of ``flt.zone``; hours if ``flt.hourly``), region, line and currency: calls,
+    billed_s and cost (sums)."""
+    src = aggregate_source(flt, daily=True)
     return _frame(reader, f"SELECT started_day AS day, region, line, currency, "
                           f"CAST({src.calls} AS BIGINT) AS calls, CAST(sum(billed_s) AS BIGINT) AS billed_s, "
                           f"sum(cost) AS cost FROM {src.table} {src.where} "
@@ -130,8 +140,8 @@ def _stored_before(flt: CallFilter, key: str | None) -> tuple[str, list[Any]]:
 
 
 def recording_bytes_daily(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
-    """Per UTC day: recordings, bytes, and cumulative_bytes (storage used at the day's end)."""
-    src = aggregate_source(flt, ("recording_bytes > 0",))
+    """Per day (of ``flt.zone``): recordings, bytes, and cumulative_bytes (storage used at the day's end)."""
+    src = aggregate_source(flt, ("recording_bytes > 0",), daily=True)
     before, before_params = _stored_before(flt, None)
     sql = ("SELECT day, recordings, bytes, CAST(coalesce((SELECT sum(bytes) FROM (" + before + ")), 0) "
            "+ sum(bytes) OVER (ORDER BY day) AS BIGINT) AS cumulative_bytes FROM ("
@@ -152,7 +162,8 @@ def recording_bytes_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CAL
         column = RECORDING_DIMENSIONS[dimension]
     except KeyError:
         raise ValueError(f"dimension must be one of {sorted(RECORDING_DIMENSIONS)}") from None
-    src = recordings_source(flt) if dimension == "user" else aggregate_source(flt, ("recording_bytes > 0",))
+    src = recordings_source(flt, daily=True) if dimension == "user" else \
+        aggregate_source(flt, ("recording_bytes > 0",), daily=True)
     before, before_params = _stored_before(flt, column)
     # The top keys first (few groups), then the daily series of those keys only.
     sql = (f"WITH t AS (SELECT {column} AS key FROM {src.table} {src.where} GROUP BY 1 "
@@ -191,12 +202,14 @@ def asr_acd_by_line(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame
 
 def alerts(reader: Reader, *, start: date | datetime | None = None, end: date | datetime | None = None,
            portals: tuple[str, ...] = (), types: tuple[str, ...] = (), state: str | None = None,
-           live_only: bool = False, page: int = 0, page_size: int = 50) -> pd.DataFrame:
+           live_only: bool = False, page: int = 0, page_size: int = 50,
+           scope: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Alerts (latest state of each alert_id) with ts in [start, end), newest first.
 
-    ``live_only`` leaves out withdrawn alerts (latest state ``retracted``).
+    ``live_only`` leaves out withdrawn alerts (latest state ``retracted``); ``scope``: only
+    alerts of those portals (None: all).
     """
-    conditions, params = [], []
+    conditions, params = scope_conditions(scope)
     if start is not None:
         conditions.append("ts >= ?")
         params.append(utc_start(start))
@@ -286,9 +299,12 @@ def _dt(us: int) -> datetime:
 
 def kpis(reader: Reader, flt: CallFilter = ALL_CALLS, *, now: datetime | None = None) -> dict[str, Any]:
     """Headline figures: calls, answered, asr, acd_s, bypassed (in ``flt``); spend_today and
-    spend_month ({currency: Decimal}, UTC, ``flt`` without its dates); recording_bytes (all time)."""
+    spend_month ({currency: Decimal}, days of ``flt.zone``, ``flt`` without its dates);
+    recording_bytes (all time)."""
+    from zoneinfo import ZoneInfo
+
     now = now or datetime.now(timezone.utc)
-    today = now.astimezone(timezone.utc).date()
+    today = now.astimezone(ZoneInfo(flt.zone)).date()
     src = aggregate_source(flt)
     complete, answered, bypassed = "status <> 'incomplete'", "status = 'answered'", "controller = 'bypassed'"
 
@@ -299,7 +315,9 @@ def kpis(reader: Reader, flt: CallFilter = ALL_CALLS, *, now: datetime | None = 
         f"SELECT {count(complete)}, {count(answered)}, CAST(sum(talk_s) FILTER ({answered}) "
         f"/ nullif({src.calls} FILTER ({answered}), 0) AS DECIMAL(18,3)), {count(bypassed)} "
         f"FROM {src.table} {src.where}"), src.params)[0]
-    month = aggregate_source(flt.replace(start=today.replace(day=1), end=today + timedelta(days=1)))
+    month = aggregate_source(flt.replace(start=local_start(today.replace(day=1), flt.zone),
+                                         end=local_start(today + timedelta(days=1), flt.zone), hourly=False),
+                             daily=True)
     spend = _rows(reader, ("SELECT currency, sum(cost) FILTER (started_day = ?), sum(cost) "
                            f"FROM {month.table} {month.where} GROUP BY 1 ORDER BY 1"), [today] + month.params)
     ever = aggregate_source(flt.replace(start=None, end=None))

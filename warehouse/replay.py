@@ -57,7 +57,7 @@ from streams.domain.calls import (Outputs, advance, check_recording, expire, exp
                                   recording_due)
 from streams.domain.dlq import CALL_TOO_LARGE, encode_dlq
 from streams.domain.events import Event, Rejection
-from streams.domain.limits import MAX_CALL_EVENTS
+from streams.domain.shared import MAX_CALL_EVENTS
 from streams.domain.outages import HORIZON_US, MAX_VERDICTS, OutageState, PortalSignal, apply_signals, signal_of
 from streams.domain.rating import TariffTable
 from streams.domain.state import CallState, is_complete, state_from_bytes, state_to_bytes

@@ -30,6 +30,8 @@ _KNOB_FLAGS = (
     ("--extranet", "extranet", "share of outbound calls attempted by extranet users, "
                                "forbidden (default 0.01)"),
     ("--recording", "recording", "share of portals that record calls (default 0.6)"),
+    ("--lost-recordings", "lost_recordings", "share of recorded calls whose recording is never stored, "
+                                             "raising recording_missing (default 0)"),
 )
 _FAULT_FLAGS = (
     ("--duplicates", "duplicates", "share of events sent twice, same event_id"),

@@ -10,13 +10,15 @@ from urllib.parse import urlencode
 
 from dash import ALL, Input, Output, State, ctx as dash_ctx, dcc, html, no_update
 
-from dashboards import controls, formatting as fmt, layout as ui
+from dashboards import controls, formatting as fmt, layout as ui, urlstate, view
+from dashboards.access import current_user
 from dashboards.data import Context
+from dashboards.i18n import N_, _
 from dashboards.pages import call_view
 from warehouse import dashboard_queries as dq, queries
 from warehouse.filters import SORT_COLUMNS
 
-NAME, PATH, TITLE = "calls", "/calls", "Call detail"
+NAME, PATH, TITLE = "calls", "/calls", N_("Call detail")
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="call-count")
 PAGE_SIZE = 50
 DEFAULT_SORT = {"column": "started_at", "descending": True}
@@ -30,59 +32,85 @@ CONTROLS = (("start", "calls-dates", "start_date"), ("end", "calls-dates", "end_
             ("controllers", "calls-controllers", "value"), ("recording", "calls-recording", "value"),
             ("min_talk_s", "calls-min-talk", "value"), ("max_talk_s", "calls-max-talk", "value"),
             ("min_cost", "calls-min-cost", "value"), ("max_cost", "calls-max-cost", "value"),
-            ("number", "calls-number", "value"))
-# (column, header, text of a row) of the table.
-COLUMNS = (("started_at", "Started (UTC)", lambda r: fmt.timestamp(r["started_at"])[:19]),
-           ("portal_id", "Portal", lambda r: r["portal_id"]), ("direction", "Direction", lambda r: r["direction"]),
-           ("line", "Line", lambda r: r["line"]), ("from", "From", lambda r: r["from"]),
-           ("to", "To", lambda r: r["to"]), ("user_id", "Employee", lambda r: r["user_id"]),
-           ("region", "Region", lambda r: r["region"]), ("status", "Status", lambda r: r["status"]),
-           ("talk_s", "Talk", lambda r: fmt.seconds(r["talk_s"])),
-           ("cost", "Cost", lambda r: fmt.money(r["cost"], r["currency"])),
-           ("controller", "Controller", lambda r: r["controller"]),
-           ("recording_bytes", "Recording", lambda r: fmt.size(r["recording_bytes"]) if r["recording_bytes"] else ""))
+            ("number", "calls-number", "value"), ("causes", "calls-causes", "value"))
+# (column, header, text of a row) of the table; times in the view's zone.
+COLUMNS = (("started_at", N_("Started"), lambda r, z: fmt.timestamp(r["started_at"], z)),
+           ("portal_id", N_("Portal"), lambda r, z: r["portal_id"]),
+           ("direction", N_("Direction"), lambda r, z: r["direction"]),
+           ("line", N_("Line"), lambda r, z: r["line"]), ("from", N_("From"), lambda r, z: r["from"]),
+           ("to", N_("To"), lambda r, z: r["to"]), ("user_id", N_("Employee"), lambda r, z: r["user_id"]),
+           ("region", N_("Region"), lambda r, z: r["region"]), ("status", N_("Status"), lambda r, z: r["status"]),
+           ("talk_s", N_("Talk"), lambda r, z: fmt.seconds(r["talk_s"])),
+           ("cost", N_("Cost"), lambda r, z: fmt.money(r["cost"], r["currency"])),
+           ("controller", N_("Controller"), lambda r, z: r["controller"]),
+           ("recording_bytes", N_("Recording"),
+            lambda r, z: fmt.size(r["recording_bytes"]) if r["recording_bytes"] else ""))
 
 
-def _multi(component_id: str, placeholder: str, values: tuple[str, ...] | None = None) -> dcc.Dropdown:
-    return dcc.Dropdown(id=component_id, multi=True, placeholder=placeholder, persistence=True,
-                        options=controls.options(values) if values else [])
+def _multi(component_id: str, placeholder: str, values: tuple[str, ...] | None = None,
+           chosen: Any = None) -> dcc.Dropdown:
+    options = controls.options(values) if values else []
+    picked = [v for v in (chosen or []) if isinstance(v, str)]
+    if not values:  # options come later from the data: the chosen ones must be offered already
+        options = controls.options(picked)
+    return dcc.Dropdown(id=component_id, multi=True, placeholder=placeholder, options=options, value=picked)
 
 
-def _number(component_id: str, placeholder: str) -> dcc.Input:
+def _number(component_id: str, placeholder: str, value: Any = None) -> dcc.Input:
     return dcc.Input(id=component_id, type="number", min=0, placeholder=placeholder, debounce=True,
-                     className="num", persistence=True)
+                     className="num", value=value)
 
 
-def filters_panel(ctx: Context) -> html.Div:
-    """Every filter of the call table."""
-    today = ctx.now().date()
+def initial_days(ctx: Context, query: dict[str, Any]) -> tuple[str, str]:
+    """The first and last day the date picker starts with: the address's, else its period's."""
+    try:
+        flt = view.filter_of(ctx, query)
+    except controls.FilterError:
+        flt = view.filter_of(ctx, {})
+    return controls.first_day(flt).isoformat(), controls.last_day(flt).isoformat()
+
+
+def filters_panel(ctx: Context, query: dict[str, Any] | None = None) -> html.Div:
+    """Every filter of the call table, starting from the address's values."""
+    q = query or {}
+    first, last = initial_days(ctx, q)
     return html.Div([
-        dcc.DatePickerRange(id="calls-dates", start_date=(today - timedelta(days=29)).isoformat(),
-                            end_date=today.isoformat(), display_format="YYYY-MM-DD"),
-        _multi("calls-portals", "Portal"), _multi("calls-users", "Employee"),
-        _multi("calls-lines", "Line", controls.LINES), _multi("calls-directions", "Direction", controls.DIRECTIONS),
-        _multi("calls-statuses", "Status", controls.STATUSES), _multi("calls-regions", "Region"),
-        _multi("calls-controllers", "Controller verdict", controls.CONTROLLER),
-        dcc.RadioItems(id="calls-recording", value="", inline=True, className="recording-filter",
-                       options=[{"label": "any", "value": ""}, {"label": "recorded", "value": "yes"},
-                                {"label": "not recorded", "value": "no"}]),
-        _number("calls-min-talk", "talk ≥ s"), _number("calls-max-talk", "talk ≤ s"),
-        _number("calls-min-cost", "cost ≥"), _number("calls-max-cost", "cost ≤"),
-        dcc.Input(id="calls-number", type="search", placeholder="Number contains…", debounce=True,
-                  className="search", maxLength=64),
+        dcc.DatePickerRange(id="calls-dates", start_date=first, end_date=last, display_format="YYYY-MM-DD"),
+        _multi("calls-portals", _("Portal"), chosen=q.get("portals")),
+        _multi("calls-users", _("Employee"), chosen=q.get("users")),
+        _multi("calls-lines", _("Line"), controls.LINES, q.get("lines")),
+        _multi("calls-directions", _("Direction"), controls.DIRECTIONS, q.get("directions")),
+        _multi("calls-statuses", _("Status"), controls.STATUSES, q.get("statuses")),
+        _multi("calls-regions", _("Region"), chosen=q.get("regions")),
+        _multi("calls-controllers", _("Controller verdict"), controls.CONTROLLER, q.get("controllers")),
+        _multi("calls-causes", _("Hang-up cause"), controls.CAUSES, q.get("causes")),
+        dcc.RadioItems(id="calls-recording", value=q.get("recording") if q.get("recording") in ("yes", "no") else "",
+                       inline=True, className="recording-filter",
+                       options=[{"label": _("any"), "value": ""}, {"label": _("recorded"), "value": "yes"},
+                                {"label": _("not recorded"), "value": "no"}]),
+        _number("calls-min-talk", _("talk ≥ s"), q.get("min_talk_s")),
+        _number("calls-max-talk", _("talk ≤ s"), q.get("max_talk_s")),
+        _number("calls-min-cost", _("cost ≥"), q.get("min_cost")),
+        _number("calls-max-cost", _("cost ≤"), q.get("max_cost")),
+        dcc.Input(id="calls-number", type="search", placeholder=_("Number contains…"), debounce=True,
+                  className="search", maxLength=64, value=q.get("number") if isinstance(q.get("number"), str) else None),
     ], className="filters")
 
 
-def layout(ctx: Context) -> html.Div:
-    """Filters, table with pager and download, and the opened call."""
+def layout(ctx: Context, query: dict[str, Any] | None = None) -> html.Div:
+    """Filters (from the address), table with pager and download, and the opened call."""
+    can_download = current_user().can_download
     return html.Div([
-        html.H1(TITLE), filters_panel(ctx),
+        html.H1(_(TITLE)), filters_panel(ctx, query),
         dcc.Store(id="calls-sort", data={"column": "started_at", "descending": True}),
         dcc.Store(id="calls-page", data=0), dcc.Store(id="calls-count", data=0),
         html.Div([html.Span(id="calls-summary", className="summary"),
-                  html.Button("‹ Previous", id="calls-prev", className="pager"),
-                  html.Button("Next ›", id="calls-next", className="pager"),
-                  html.A("Download CSV", id="calls-download", href=DOWNLOAD_PATH, className="button")],
+                  html.Button("‹ " + _("Previous"), id="calls-prev", className="pager"),
+                  html.Button(_("Next") + " ›", id="calls-next", className="pager"),
+                  html.A(_("Download CSV"), id="calls-download", href=DOWNLOAD_PATH,
+                         className="button" if can_download else "button hidden"),
+                  html.A(_("CSV for Excel"), id="calls-download-excel", href=DOWNLOAD_PATH + "?dialect=excel",
+                         className="button" if can_download else "button hidden")],
                  className="table-bar"),
         html.Div(id="calls-table", className="table-wrap"),
         html.Div(id="calls-detail", className="detail"),
@@ -95,6 +123,7 @@ def values_of(args: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _header(column: str, title: str, sort: dict[str, Any]) -> html.Th:
+    title = _(title)
     if column not in SORT_COLUMNS:
         return html.Th(title)
     arrow = (" ▼" if sort.get("descending") else " ▲") if sort.get("column") == column else ""
@@ -106,12 +135,14 @@ def _cell(value: Any) -> str:
 
 
 def render_table(ctx: Context, values: dict[str, Any], sort: dict[str, Any] | None,
-                 page: int | None) -> tuple[Any, str, str, int]:
-    """(table, summary, download href, total calls) for the filter values, sort and page."""
+                 page: int | None) -> tuple[Any, str, str, int, str, str]:
+    """(table, summary, download href, total calls, Excel download href, the address's query) for
+    the filter values, sort and page."""
     try:
-        flt = controls.call_filter(values, ctx.now().date())
+        flt = view.filter_of(ctx, values)
     except controls.FilterError as exc:
-        return html.Div(str(exc), className="error-note"), "Filter not applied", DOWNLOAD_PATH, 0
+        return (html.Div(str(exc), className="error-note"), _("Filter not applied"), DOWNLOAD_PATH, 0,
+                DOWNLOAD_PATH, no_update)
     # The stores come back from the browser: a forged page or sort falls back to a real one.
     sort, page = controls.sort_choice(sort, SORT_COLUMNS, DEFAULT_SORT), controls.page_number(page)
     args = dict(sort=sort["column"], descending=sort["descending"], page_size=PAGE_SIZE)
@@ -126,15 +157,18 @@ def render_table(ctx: Context, values: dict[str, Any], sort: dict[str, Any] | No
         rows = ctx.data.get(queries.call_detail, flt, page=page, **args)
     page = max(0, min(page or 0, last))
     records = rows.to_dict("records")
-    body = [html.Tr([html.Td(_cell(text(r))) for _, _, text in COLUMNS],
+    body = [html.Tr([html.Td(_cell(text(r, flt.zone))) for _c, _t, text in COLUMNS],
                     id={"type": "call-row", "call": r["call_id"]}, className="row", n_clicks=0)
             for r in records]
     table = html.Table([html.Thead(html.Tr([_header(c, t, sort) for c, t, _ in COLUMNS])), html.Tbody(body)],
                        className="table calls", id="calls-grid") if body else \
-        html.Div("No calls match these filters", className="empty-note")
-    summary = f"{fmt.count(total)} calls · page {page + 1} of {last + 1}"
-    href = DOWNLOAD_PATH + "?" + urlencode({"q": json.dumps(controls.clean_values(values), sort_keys=True)})
-    return table, summary, href, total
+        html.Div(_("No calls match these filters"), className="empty-note")
+    summary = _("{n} calls · page {page} of {pages} · times in {zone}").format(
+        n=fmt.count(total), page=page + 1, pages=last + 1, zone=flt.zone)
+    q = json.dumps(controls.clean_values(values), sort_keys=True)
+    href = DOWNLOAD_PATH + "?" + urlencode({"q": q})
+    return table, summary, href, total, DOWNLOAD_PATH + "?" + urlencode({"q": q, "dialect": "excel"}), \
+        urlstate.search_of(values)
 
 
 def next_page(trigger: Any, page: Any, total: Any) -> int:
@@ -163,7 +197,9 @@ def register(app: Any, ctx: Context) -> None:
 
     @app.callback(Output("calls-table", "children"), Output("calls-summary", "children"),
                   Output("calls-download", "href"), Output("calls-count", "data"),
-                  Input("seq", "data"), Input("calls-sort", "data"), Input("calls-page", "data"), *inputs)
+                  Output("calls-download-excel", "href"), Output("url-sync", "search", allow_duplicate=True),
+                  Input("seq", "data"), Input("calls-sort", "data"), Input("calls-page", "data"), *inputs,
+                  prevent_initial_call="initial_duplicate")
     def _table(_seq: Any, sort: Any, page: Any, *args: Any) -> tuple[Any, ...]:
         return render_table(ctx, values_of(args), sort, page)
 

@@ -8,21 +8,26 @@ import pandas as pd
 from dash import Input, Output, html
 
 from dashboards import figures, formatting as fmt, layout as ui
+from dashboards.access import current_user
 from dashboards.data import Context
-from dashboards.pages.common import page_filter, register_portal_picker
+from dashboards.i18n import N_, _
+from dashboards.pages.common import page_filter, register_links, register_portal_picker
 from warehouse import dashboard_queries as dq, queries
 
-NAME, PATH, TITLE = "overview", "/", "Overview"
-CARDS = (("calls", "Calls", "/calls"), ("asr", "Answered (ASR)", "/calls"),
-         ("acd", "Average talk (ACD)", "/calls"), ("spend-today", "Spend today", "/spend"),
-         ("spend-month", "Spend this month", "/spend"), ("bypassed", "Calls bypassing the Controller", "/alerts"),
-         ("storage", "Recording storage", "/recordings"))
+NAME, PATH, TITLE = "overview", "/", N_("Overview")
+CARDS = (("calls", N_("Calls"), "/calls"), ("asr", N_("Answered (ASR)"), "/calls?statuses=answered"),
+         ("acd", N_("Average talk (ACD)"), "/calls?statuses=answered"), ("spend-today", N_("Spend today"), "/spend"),
+         ("spend-month", N_("Spend this month"), "/spend"),
+         ("bypassed", N_("Calls bypassing the Controller"), "/calls?controllers=bypassed"),
+         ("storage", N_("Recording storage"), "/recordings"))
 
 
-def layout(ctx: Context) -> html.Div:
-    """Period bar and one card per headline figure."""
-    return html.Div([html.H1(TITLE), ui.period_bar("ov"),
-                     html.Div([ui.kpi_card(*card) for card in CARDS], className="kpis", id="ov-cards")])
+def layout(ctx: Context, query: dict | None = None) -> html.Div:
+    """Period bar (from the address) and one card per headline figure."""
+    query = query or {}
+    return html.Div([html.H1(_(TITLE)), ui.period_bar("ov", period=query.get("period"), chosen=query.get("portals")),
+                     html.Div([ui.kpi_card(cid, _(title), href) for cid, title, href in CARDS], className="kpis",
+                              id="ov-cards")])
 
 
 def _main_currency_daily(spend: pd.DataFrame) -> pd.DataFrame:
@@ -43,22 +48,30 @@ def render(ctx: Context, period: str | None, portals: Any) -> dict[str, tuple[st
     stored = ctx.data.get(queries.recording_bytes_daily, flt)
     spark = figures.sparkline_svg
     return {
-        "calls": (fmt.count(k["calls"]), f"{fmt.count(k['answered'])} answered", spark(daily["calls"])),
-        "asr": (fmt.percent(k["asr"]), "answered / calls (incomplete excluded)", spark(daily["asr"])),
-        "acd": (fmt.seconds(k["acd_s"]), "mean talk time of answered calls", spark(daily["acd_s"])),
-        "spend-today": (fmt.money_by_currency(k["spend_today"]), "UTC day",
+        "calls": (fmt.count(k["calls"]), _("{n} answered").format(n=fmt.count(k["answered"])),
+                  spark(daily["calls"])),
+        "asr": (fmt.percent(k["asr"]), _("answered / calls (incomplete excluded)"), spark(daily["asr"])),
+        "acd": (fmt.seconds(k["acd_s"]), _("mean talk time of answered calls"), spark(daily["acd_s"])),
+        "spend-today": (fmt.money_by_currency(k["spend_today"]), _("today, {zone}").format(zone=flt.zone),
                         spark(spend["cost"], figures.PALETTE[1])),
-        "spend-month": (fmt.money_by_currency(k["spend_month"]), "since the 1st, UTC",
+        "spend-month": (fmt.money_by_currency(k["spend_month"]), _("since the 1st, {zone}").format(zone=flt.zone),
                         spark(spend["cost"], figures.PALETTE[1])),
         "bypassed": (fmt.count(k["bypassed"]), _share(k["bypassed"], k["calls"]),
                      spark(daily["bypassed"], figures.PALETTE[3])),
-        "storage": (fmt.size(k["recording_bytes"]), f"quota {fmt.size(ctx.settings.recording_quota_bytes)}",
+        "storage": (fmt.size(k["recording_bytes"]),
+                    _("quota {size}").format(size=fmt.size(ctx.portals.quota(_shown(flt)))),
                     spark(stored["cumulative_bytes"], figures.PALETTE[4])),
     }
 
 
+def _shown(flt: Any) -> Any:
+    from dashboards import view
+
+    return view.shown_portals(list(flt.portals), current_user().scope)
+
+
 def _share(part: int, whole: int) -> str:
-    return f"{fmt.percent(part / whole, 2)} of calls" if whole else "no calls"
+    return _("{share} of calls").format(share=fmt.percent(part / whole, 2)) if whole else _("no calls")
 
 
 def register(app: Any, ctx: Context) -> None:
@@ -72,4 +85,5 @@ def register(app: Any, ctx: Context) -> None:
         return [item for card, _, _ in CARDS for item in cards[card]]
 
     register_portal_picker(app, ctx, "ov")
+    register_links(app, "ov", ())
 

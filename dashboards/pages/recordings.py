@@ -8,12 +8,15 @@ from typing import Any
 
 from dash import Input, Output, html
 
-from dashboards import figures, formatting as fmt, layout as ui
+from dashboards import controls, figures, formatting as fmt, layout as ui, view
+from dashboards.access import current_user
 from dashboards.data import Context
-from dashboards.pages.common import page_filter, register_portal_picker
+from dashboards.i18n import N_, _
+from dashboards.pages.common import page_filter, register_links, register_portal_picker
 from warehouse import dashboard_queries as dq, queries
+from warehouse.filters import local_start
 
-NAME, PATH, TITLE = "recordings", "/recordings", "Recordings"
+NAME, PATH, TITLE = "recordings", "/recordings", N_("Recordings")
 GRAPHS = ("rec-storage", "rec-growth", "rec-by-portal", "rec-by-line")
 GROWTH_WINDOW_DAYS = 14
 
@@ -48,22 +51,24 @@ def growth_window(daily: Any, now: datetime, days: int = GROWTH_WINDOW_DAYS) -> 
 def quota_text(used: int, quota: int, days: float | None) -> str:
     """The quota sentence of the page."""
     share = fmt.percent(used / quota) if quota else "—"
-    head = f"{fmt.size(used)} of {fmt.size(quota)} used ({share})"
+    head = _("{used} of {quota} used ({share})").format(used=fmt.size(used), quota=fmt.size(quota), share=share)
     if days is None:
-        return head + " · no growth recently: no estimate"
+        return head + " · " + _("no growth recently: no estimate")
     if days == 0:
-        return head + " · the quota is full"
-    return head + f" · full in about {days:,.0f} days at the growth of the last {GROWTH_WINDOW_DAYS} days".replace(",", " ")
+        return head + " · " + _("the quota is full")
+    return head + " · " + _("full in about {days} days at the growth of the last {window} days").format(
+        days=fmt.count(round(days)), window=GROWTH_WINDOW_DAYS)
 
 
-def layout(ctx: Context) -> html.Div:
-    """Period bar, quota line, charts and the biggest consumers."""
+def layout(ctx: Context, query: dict | None = None) -> html.Div:
+    """Period bar (from the address), quota line, charts and the biggest consumers."""
+    query = query or {}
     return html.Div([
-        html.H1(TITLE), ui.period_bar("rec"),
+        html.H1(_(TITLE)), ui.period_bar("rec", period=query.get("period"), chosen=query.get("portals")),
         html.Div(id="rec-quota", className="card wide quota"),
         html.Div([ui.chart("rec-storage"), ui.chart("rec-growth"), ui.chart("rec-by-portal"),
                   ui.chart("rec-by-user"), ui.chart("rec-by-line"),
-                  html.Div([html.H3("Biggest consumers"), html.Div(id="rec-top")], className="card")],
+                  html.Div([html.H3(_("Biggest consumers")), html.Div(id="rec-top")], className="card")],
                  className="grid2"),
     ])
 
@@ -75,17 +80,20 @@ def render(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
     """
     flt = page_filter(ctx, period, portals)
     now = ctx.now()
-    window_start = now.date() - timedelta(days=GROWTH_WINDOW_DAYS)
-    daily = ctx.data.get(queries.recording_bytes_daily, flt.replace(start=min(flt.start, window_start)))
-    in_period = figures.keep(daily, "day", lambda d: d >= flt.start)
+    first = controls.first_day(flt)
+    window_first = view.today(ctx, flt.zone) - timedelta(days=GROWTH_WINDOW_DAYS)
+    daily = ctx.data.get(queries.recording_bytes_daily,
+                         flt.replace(start=local_start(min(first, window_first), flt.zone), hourly=False))
+    in_period = figures.keep(daily, "day", lambda d: d >= first)
     used = ctx.data.get(dq.recording_bytes_total, tuple(flt.portals))
-    quota = ctx.settings.recording_quota_bytes
+    quota = ctx.portals.quota(view.shown_portals(list(flt.portals), current_user().scope))
     lines = ctx.data.get(dq.recording_totals_by, "line", flt)
     return (quota_text(used, quota, days_until_full(used, quota, *growth_window(daily, now))),
             figures.storage_over_time(in_period), figures.growth_per_day(in_period),
-            figures.storage_by_key(ctx.data.get(queries.recording_bytes_by, "portal", flt, top=10), "By portal"),
-            figures.bars(lines, "key", "bytes", "By line", text=[fmt.size(b) for b in lines["bytes"]],
-                         color=figures.PALETTE[4]))
+            figures.storage_by_key(ctx.data.get(queries.recording_bytes_by, "portal", flt.replace(hourly=False),
+                                                top=10), _("By portal")),
+            figures.bars(lines, "key", "bytes", _("By line"), text=[fmt.size(b) for b in lines["bytes"]],
+                         color=figures.PALETTE[4], drill_key="lines"))
 
 
 def render_consumers(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
@@ -93,11 +101,12 @@ def render_consumers(ctx: Context, period: str | None, portals: Any) -> tuple[An
     flt = page_filter(ctx, period, portals)
     users = ctx.data.get(dq.recording_totals_by, "user", flt, top=10)
     top_portals = ctx.data.get(dq.recording_totals_by, "portal", flt, top=5)
-    rows = [(label, k, fmt.count(n), fmt.size(b)) for label, frame in (("portal", top_portals), ("employee", users.head(5)))
+    rows = [(label, k, fmt.count(n), fmt.size(b))
+            for label, frame in ((_("portal"), top_portals), (_("employee"), users.head(5)))
             for k, n, b in zip(frame["key"], frame["recordings"], frame["bytes"])]
-    return (figures.bars(users, "key", "bytes", "By employee (top 10)", text=[fmt.size(b) for b in users["bytes"]],
-                         color=figures.PALETTE[5]),
-            ui.text_table(("by", "who", "recordings", "disk"), rows, "rec-top-table"))
+    return (figures.bars(users, "key", "bytes", _("By employee (top 10)"), text=[fmt.size(b) for b in users["bytes"]],
+                         color=figures.PALETTE[5], drill_key="users"),
+            ui.text_table((_("by"), _("who"), _("recordings"), _("disk")), rows, "rec-top-table"))
 
 
 def register(app: Any, ctx: Context) -> None:
@@ -108,3 +117,4 @@ def register(app: Any, ctx: Context) -> None:
     app.callback(Output("rec-by-user", "figure"), Output("rec-top", "children"), *inputs)(
         lambda _seq, period, portals: render_consumers(ctx, period, portals))
     register_portal_picker(app, ctx, "rec")
+    register_links(app, "rec", ("rec-storage", "rec-growth", "rec-by-portal", "rec-by-user", "rec-by-line"))

@@ -9,30 +9,35 @@ from typing import Any
 import pandas as pd
 from dash import Input, Output, html
 
-from dashboards import controls, figures, formatting as fmt, layout as ui
+from dashboards import figures, formatting as fmt, layout as ui, view
 from dashboards.data import Context
-from dashboards.pages.common import page_filter, register_portal_picker
+from dashboards.i18n import N_, _
+from dashboards.pages.common import page_filter, register_links, register_portal_picker
 from warehouse import dashboard_queries as dq
 
-NAME, PATH, TITLE = "spend", "/spend", "Spend"
-GRAPHS = ("spend-by-region", "spend-by-line", "spend-by-direction", "spend-destinations", "spend-comparison")
+NAME, PATH, TITLE = "spend", "/spend", N_("Spend")
+GRAPHS = ("spend-by-region", "spend-by-line", "spend-by-direction", "spend-destinations", "spend-comparison",
+          "spend-line-time", "spend-direction-time")
 
 
-def layout(ctx: Context) -> html.Div:
-    """Period bar, totals, then the charts."""
+def layout(ctx: Context, query: dict | None = None) -> html.Div:
+    """Period bar (from the address), totals, then the charts."""
+    query = query or {}
     return html.Div([
-        html.H1(TITLE), ui.period_bar("sp"),
-        html.Div([html.H3("Totals per currency"), html.Div(id="spend-totals")], className="card wide"),
-        html.Div([ui.chart("spend-by-region", wide=True), ui.chart("spend-by-line"),
+        html.H1(_(TITLE)), ui.period_bar("sp", period=query.get("period"), chosen=query.get("portals")),
+        html.Div([html.H3(_("Totals per currency")), html.Div(id="spend-totals")], className="card wide"),
+        html.Div([ui.chart("spend-by-region", wide=True), ui.chart("spend-line-time"),
+                  ui.chart("spend-direction-time"), ui.chart("spend-by-line"),
                   ui.chart("spend-by-direction"), ui.chart("spend-destinations"),
-                  ui.chart("spend-employees"), ui.chart("spend-comparison")], className="grid2"),
+                  ui.chart("spend-employees"), ui.chart("spend-employees-time"),
+                  ui.chart("spend-comparison")], className="grid2"),
     ])
 
 
 def change(current: Decimal | None, previous: Decimal | None) -> str:
     """``+12.5 %`` from the previous amount to the current one (``new`` when there was none)."""
     if fmt.missing(previous) or previous == 0:
-        return "new" if not fmt.missing(current) and current else "—"
+        return _("new") if not fmt.missing(current) and current else "—"
     delta = ((current or Decimal(0)) - previous) / previous
     return f"{'+' if delta >= 0 else ''}{fmt.percent(delta)}"
 
@@ -56,31 +61,40 @@ def render(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
     One grouped query gives every breakdown of the period; one more, the previous period's totals.
     """
     flt = page_filter(ctx, period, portals)
-    start, end = controls.previous_period(flt.start, flt.end)
+    before = view.previous(flt)
     spend = ctx.data.get(dq.spend_breakdown, flt)
     part = {name: spend[spend["set"] == name] for name in dq.SPEND_SETS}
     current = part["currency"]
-    previous = ctx.data.get(dq.spend_by, "currency", flt.replace(start=start, end=end))
+    previous = ctx.data.get(dq.spend_by, "currency", before)
     destinations = figures.keep(part["region"], "cost", lambda c: not fmt.missing(c) and c > 0).head(15)
-    totals = ui.text_table(("currency", "calls", "billed minutes", "cost", "previous period", "change"),
-                           totals_rows(current, previous), "spend-totals-table", empty="No spend in this period")
+    totals = ui.text_table((_("currency"), _("calls"), _("billed minutes"), _("cost"), _("previous period"),
+                            _("change")), totals_rows(current, previous), "spend-totals-table",
+                           empty=_("No spend in this period"))
+    lines = ctx.data.get(dq.spend_daily_by, "line", flt)
+    directions = ctx.data.get(dq.spend_daily_by, "direction", flt)
     return (totals,
             figures.spend_by_region_over_time(part["day_region"].rename(columns={"key": "region"})),
-            figures.spend_by_dimension(part["line"], "Spend by line"),
-            figures.spend_by_dimension(part["direction"], "Spend by direction"),
-            figures.bars(destinations, "key", "cost", "Top destinations",
-                         text=[fmt.money(c, cur) for c, cur in zip(destinations["cost"], destinations["currency"])]),
-            figures.period_comparison(current, previous))
+            figures.spend_by_dimension(part["line"], _("Spend by line"), "lines"),
+            figures.spend_by_dimension(part["direction"], _("Spend by direction"), "directions"),
+            figures.bars(destinations, "key", "cost", _("Top destinations"),
+                         text=[fmt.money(c, cur) for c, cur in zip(destinations["cost"], destinations["currency"])],
+                         drill_key="regions"),
+            figures.period_comparison(current, previous),
+            figures.spend_over_time(lines, "key", _("Spend by line"), "lines"),
+            figures.spend_over_time(directions, "key", _("Spend by direction"), "directions"))
 
 
-def render_employees(ctx: Context, period: str | None, portals: Any) -> Any:
-    """The top employees by spend (the user_spend_daily rollup)."""
-    employees = ctx.data.get(dq.top_users_by_cost, page_filter(ctx, period, portals), top=15)
+def render_employees(ctx: Context, period: str | None, portals: Any) -> tuple[Any, Any]:
+    """The top employees by spend, and their spend over time (the user_spend_daily rollup)."""
+    flt = page_filter(ctx, period, portals)
+    employees = ctx.data.get(dq.top_users_by_cost, flt, top=15)
     # One bar per employee of a portal: equal user ids of two portals are two people.
     employees = employees.assign(employee=[f"{u} · {p}" for u, p in zip(employees["user_id"], employees["portal_id"])])
-    return figures.bars(employees, "employee", "cost", "Top employees by spend",
-                        text=[fmt.money(c, cur) for c, cur in zip(employees["cost"], employees["currency"])],
-                        color=figures.PALETTE[1])
+    daily = ctx.data.get(dq.employee_spend_daily, flt, top=8)
+    return (figures.bars(employees, "employee", "cost", _("Top employees by spend"),
+                         text=[fmt.money(c, cur) for c, cur in zip(employees["cost"], employees["currency"])],
+                         color=figures.PALETTE[1]),
+            figures.spend_over_time(daily, "key", _("Spend of the top employees"), None))
 
 
 def register(app: Any, ctx: Context) -> None:
@@ -88,7 +102,8 @@ def register(app: Any, ctx: Context) -> None:
     inputs = (Input("seq", "data"), Input("sp-period", "value"), Input("sp-portals", "value"))
     app.callback(Output("spend-totals", "children"), *[Output(g, "figure") for g in GRAPHS], *inputs)(
         lambda _seq, period, portals: render(ctx, period, portals))
-    app.callback(Output("spend-employees", "figure"), *inputs)(
+    app.callback(Output("spend-employees", "figure"), Output("spend-employees-time", "figure"), *inputs)(
         lambda _seq, period, portals: render_employees(ctx, period, portals))
     register_portal_picker(app, ctx, "sp")
+    register_links(app, "sp", GRAPHS)
 

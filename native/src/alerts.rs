@@ -7,11 +7,11 @@ use serde_json::Value;
 
 use crate::cdr::CdrFacts;
 use crate::dec::ms_text;
-use crate::state::{write_str, CallState, RECORDING_CHECKED};
+use crate::shared::{PAID_LINES, RECORDING_CHECKED_KEY, RETRACTED_KEY, SIGNAL_KEY};
+use crate::state::{write_str, CallState};
 use crate::timefmt::{format_ts_ms, ms_between};
 
 const US_PER_S: i64 = 1_000_000;
-const RETRACTED: &str = "retracted";
 
 pub struct Alert {
     pub alert_id: String,
@@ -104,7 +104,7 @@ pub fn call_alerts(state: &CallState, cdr: Option<&CdrFacts>, stale_key_after_us
         }
     }
     if let Some(st) = &state.started {
-        if st.extranet && matches!(st.line.as_str(), "rented" | "operator" | "sip") {
+        if st.extranet && PAID_LINES.contains(&st.line.as_str()) {
             push("extranet_call", st.ts_us, object(&[
                 ("user_id", opt(st.user_id.as_deref())), ("line", s(&st.line)),
                 ("direction", s(&st.direction)), ("to", s(&st.to))]));
@@ -119,7 +119,7 @@ pub fn call_alerts(state: &CallState, cdr: Option<&CdrFacts>, stale_key_after_us
             }
         }
     }
-    let checked = state.emitted.get(RECORDING_CHECKED).is_some_and(|v| v.as_bool() == Some(true));
+    let checked = state.emitted.get(RECORDING_CHECKED_KEY).is_some_and(|v| v.as_bool() == Some(true));
     if checked && lacks_recording(state) {
         if let (Some(st), Some(a), Some(e)) = (&state.started, &state.answered, &state.ended) {
             push("recording_missing", e.ts_us, object(&[
@@ -165,16 +165,16 @@ pub fn with_alerts(state: &mut CallState, cdr: Option<&CdrFacts>, stale_key_afte
     }
     let stale: Vec<String> = state.emitted.iter()
         .filter(|(id, fp)| id.contains(':') && !alerts.iter().any(|a| &a.alert_id == *id)
-                && fp.as_str() != Some(RETRACTED))
+                && fp.as_str() != Some(RETRACTED_KEY))
         .map(|(id, _)| id.clone())
         .collect();
     for alert_id in stale {
-        state.emitted.insert(alert_id.clone(), Value::String(RETRACTED.to_string()));
+        state.emitted.insert(alert_id.clone(), Value::String(RETRACTED_KEY.to_string()));
         let portal = portal(state).to_string();
         let ts_us = state.started.as_ref().map_or(state.first.ts_us, |s| s.ts_us);
         let kind = alert_id.split(':').next().unwrap_or("");
         let json = alert_json(&alert_id, kind, &portal, &state.call_id, ts_us,
-                              &object(&[("state", s(RETRACTED))]));
+                              &object(&[("state", s(RETRACTED_KEY))]));
         out.push((portal, json));
     }
     let signal = if let Some(b) = &state.bypassed {
@@ -185,9 +185,9 @@ pub fn with_alerts(state: &mut CallState, cdr: Option<&CdrFacts>, stale_key_afte
     };
     let (verdict, ts_us) = signal?;
     let mark = Value::Array(vec![Value::String(verdict.to_string()), Value::from(ts_us)]);
-    if state.emitted.get("signal") == Some(&mark) {
+    if state.emitted.get(SIGNAL_KEY) == Some(&mark) {
         return None;
     }
-    state.emitted.insert("signal".to_string(), mark);
+    state.emitted.insert(SIGNAL_KEY.to_string(), mark);
     Some(Signal { portal_id: portal(state).to_string(), verdict, ts_us })
 }

@@ -3,6 +3,7 @@
 
 use crate::dec::ms_text;
 use crate::rating::{cents_text, not_rated, rate_call, Rating, TariffTable};
+use crate::shared::status_of_cause;
 use crate::state::{write_str, CallState};
 use crate::timefmt::{format_ts_ms, ms_between};
 
@@ -19,13 +20,7 @@ fn status(state: &CallState, incomplete: bool) -> Option<&'static str> {
     if state.answered.is_some() {
         return Some("answered");
     }
-    Some(match state.ended.as_ref()?.cause.as_str() {
-        "busy" => "busy",
-        "no_answer" | "normal" => "missed",
-        "rejected" | "forbidden" => "rejected",
-        "failed" | "license_error" | "config_not_found" => "failed",
-        _ => return None,
-    })
+    status_of_cause(&state.ended.as_ref()?.cause)
 }
 
 fn key(out: &mut Vec<u8>, name: &str) {

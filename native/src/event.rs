@@ -33,12 +33,25 @@ impl Kind {
         })
     }
 
-    /// The contract's `source` for this type.
-    pub fn source(self) -> &'static str {
+    /// The wire name of the type (the inverse of `from_wire`).
+    pub fn wire_name(self) -> &'static str {
         match self {
-            Kind::Replied => "controller",
-            _ => "voice",
+            Kind::Started => "call.started",
+            Kind::Requested => "controller.requested",
+            Kind::Replied => "controller.replied",
+            Kind::Bypassed => "controller.bypassed",
+            Kind::Offered => "call.offered",
+            Kind::OfferMissed => "call.offer_missed",
+            Kind::Forwarded => "call.forwarded",
+            Kind::Answered => "call.answered",
+            Kind::Recording => "recording.stored",
+            Kind::Ended => "call.ended",
         }
+    }
+
+    /// The contract's `source` for this type (streams/domain/shared.toml).
+    pub fn source(self) -> &'static str {
+        crate::shared::source_of(self.wire_name()).expect("every type is declared")
     }
 }
 

@@ -12,7 +12,7 @@ mod alerts;
 mod cdr;
 mod dec;
 mod event;
-mod limits;
+mod shared;
 mod rating;
 mod state;
 mod timefmt;
@@ -60,6 +60,26 @@ fn validate_message(py: Python<'_>, value: &Bound<'_, PyAny>, key: &Bound<'_, Py
 
 type RowTuple = (String, String, String, String, String, String, i64, i64, String, i64);
 
+/// What one call's step produced (`streams.domain.calls.advance`'s state and `Outputs`).
+#[pyclass(frozen, get_all, module = "callstream_native")]
+struct Step {
+    /// the new state bytes, or None when no event changed the call
+    state: Option<Py<PyBytes>>,
+    /// the CDR JSON (at most one: contract v1.1)
+    cdrs: Py<PyList>,
+    /// [(portal_id, alert JSON)]
+    alerts: Py<PyList>,
+    /// (portal_id, call_id, verdict, ts_us) when the call's verdict changed
+    signal: Option<Py<PyTuple>>,
+    /// the schedule's fields of the new state (None with `state`): see `streams.call_store.Summary`
+    touched_at: Option<f64>,
+    version: Option<i64>,
+    done: Option<bool>,
+    recording_since: Option<f64>,
+    /// positions (in the step's events) of the events the call had no room for
+    refused: Py<PyList>,
+}
+
 /// The tariff table, rule thresholds and event cap of one worker.
 #[pyclass(frozen, module = "callstream_native")]
 struct Core {
@@ -73,7 +93,7 @@ impl Core {
     /// `rows`: (line, direction, prefix, region, rate_per_min, connect_fee, increment_s,
     /// min_s, currency, valid_from_us), money as plain decimal text.
     #[new]
-    #[pyo3(signature = (rows, stale_key_after_us, max_events=limits::MAX_CALL_EVENTS))]
+    #[pyo3(signature = (rows, stale_key_after_us, max_events=shared::MAX_CALL_EVENTS))]
     fn new(rows: Vec<RowTuple>, stale_key_after_us: i64, max_events: usize) -> PyResult<Core> {
         let mut entries = Vec::with_capacity(rows.len());
         for (line, direction, prefix, region, rate, fee, increment_s, min_s, currency, valid_from_us) in rows {
@@ -93,15 +113,10 @@ impl Core {
 
     /// One call's step (`streams.domain.calls.advance`) over native events.
     ///
-    /// Returns None when the Python core must take this step; else
-    /// (state bytes or None when nothing changed, [CDR JSON] (at most one), [(portal_id, alert JSON)],
-    ///  (portal_id, call_id, verdict, ts_us) or None, (touched_at, version, done) or None,
-    ///  [positions of the events refused for the call's event cap])
-    /// where `done` is true when the call cannot time out (complete, or its
-    /// incomplete CDR already emitted for this quiet period).
+    /// Returns None when the Python core must take this step; else a `Step`.
     #[pyo3(signature = (state, events, now, partition))]
-    fn advance<'py>(&self, py: Python<'py>, state: Option<&[u8]>, events: Vec<Bound<'py, NativeEvent>>,
-                    now: f64, partition: i64) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    fn advance(&self, py: Python<'_>, state: Option<&[u8]>, events: Vec<Bound<'_, NativeEvent>>,
+               now: f64, partition: i64) -> PyResult<Option<Step>> {
         let mut current: Option<CallState> = match state {
             None => None,
             Some(blob) => match state::from_bytes(blob) {
@@ -135,14 +150,16 @@ impl Core {
             if s.version > 0 || s.is_complete() {
                 s.version += 1;
             }
-            if matches!(event.data, event::Data::Ended { .. }) && !s.emitted.contains_key(state::ENDED_SEEN) {
-                s.emitted.insert(state::ENDED_SEEN.to_string(), serde_json::Value::from(now));
+            if matches!(event.data, event::Data::Ended { .. }) && !s.emitted.contains_key(shared::ENDED_SEEN_KEY) {
+                s.emitted.insert(shared::ENDED_SEEN_KEY.to_string(), serde_json::Value::from(now));
             }
         }
-        let refused = PyList::new(py, refused)?;
+        let refused = PyList::new(py, refused)?.unbind();
         let Some(s) = current.as_mut().filter(|_| changed_any) else {
-            let empty = (py.None(), PyList::empty(py), PyList::empty(py), py.None(), py.None(), refused);
-            return Ok(Some(empty.into_pyobject(py)?));
+            return Ok(Some(Step {
+                state: None, cdrs: PyList::empty(py).unbind(), alerts: PyList::empty(py).unbind(), signal: None,
+                touched_at: None, version: None, done: None, recording_since: None, refused,
+            }));
         };
         let mut cdrs: Vec<Vec<u8>> = Vec::new();
         let mut last = None;
@@ -158,25 +175,28 @@ impl Core {
         let mut alerts = Vec::new();
         let signal = alerts::with_alerts(s, last.as_ref(), self.stale_key_after_us, &mut alerts);
         let done = s.done();
-        let blob = PyBytes::new(py, &state::to_bytes(s));
-        let cdrs = PyList::new(py, cdrs.iter().map(|c| PyBytes::new(py, c)))?;
-        let alerts = PyList::new(py, alerts.iter().map(|(portal, json)| (portal.as_str(), PyBytes::new(py, json))))?;
+        let blob = PyBytes::new(py, &state::to_bytes(s)).unbind();
+        let cdrs = PyList::new(py, cdrs.iter().map(|c| PyBytes::new(py, c)))?.unbind();
+        let alerts = PyList::new(py, alerts.iter().map(|(portal, json)| (portal.as_str(), PyBytes::new(py, json))))?
+            .unbind();
         let signal = match signal {
-            None => py.None(),
-            Some(sig) => (sig.portal_id, s.call_id.as_str(), sig.verdict, sig.ts_us).into_pyobject(py)?.into_any().unbind(),
+            None => None,
+            Some(sig) => Some((sig.portal_id, s.call_id.as_str(), sig.verdict, sig.ts_us).into_pyobject(py)?.unbind()),
         };
-        let track = (s.touched_at, s.version, done, recording_since(s)).into_pyobject(py)?;
-        Ok(Some((blob, cdrs, alerts, signal, track, refused).into_pyobject(py)?))
+        Ok(Some(Step {
+            state: Some(blob), cdrs, alerts, signal, touched_at: Some(s.touched_at), version: Some(s.version),
+            done: Some(done), recording_since: recording_since(s), refused,
+        }))
     }
 }
 
 /// When the call's first `call.ended` was seen, if it awaits a recording check (else None).
 fn recording_since(s: &CallState) -> Option<f64> {
-    let checked = s.emitted.get(state::RECORDING_CHECKED).is_some_and(|v| v.as_bool() == Some(true));
+    let checked = s.emitted.get(shared::RECORDING_CHECKED_KEY).is_some_and(|v| v.as_bool() == Some(true));
     if checked || !alerts::lacks_recording(s) {
         return None;
     }
-    s.emitted.get(state::ENDED_SEEN).and_then(|v| v.as_f64())
+    s.emitted.get(shared::ENDED_SEEN_KEY).and_then(|v| v.as_f64())
 }
 
 /// What the worker's schedule and its purge after a rebalance need of stored state
@@ -222,21 +242,43 @@ fn debug_parse_ts_us(text: &str) -> Option<i64> {
     timefmt::parse_ts_us(text)
 }
 
-/// The wire name of an event type (the inverse of `Kind::from_wire`).
-fn debug_kind_name(kind: event::Kind) -> &'static str {
-    use event::Kind;
-    match kind {
-        Kind::Started => "call.started",
-        Kind::Requested => "controller.requested",
-        Kind::Replied => "controller.replied",
-        Kind::Bypassed => "controller.bypassed",
-        Kind::Offered => "call.offered",
-        Kind::OfferMissed => "call.offer_missed",
-        Kind::Forwarded => "call.forwarded",
-        Kind::Answered => "call.answered",
-        Kind::Recording => "recording.stored",
-        Kind::Ended => "call.ended",
+/// The declaration the build was compiled from (`native/src/shared.rs`), as Python values,
+/// with each event type's source as the compiled `Kind` gives it:
+/// `tests/unit/test_shared_declaration.py` compares it with `streams/domain/shared.toml`.
+fn shared_declaration(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>> {
+    use pyo3::types::PyDict;
+    let pairs = |table: &[(&str, &str)]| -> PyResult<Bound<'_, PyDict>> {
+        let d = PyDict::new(py);
+        for (k, v) in table {
+            d.set_item(k, v)?;
+        }
+        Ok(d)
+    };
+    let d = PyDict::new(py);
+    d.set_item("state_format", shared::STATE_FORMAT)?;
+    let limits = PyDict::new(py);
+    for (name, value) in shared::LIMITS_TABLE {
+        limits.set_item(name, value)?;
     }
+    d.set_item("limits", limits)?;
+    let sources = PyDict::new(py);
+    for (wire, _) in shared::SOURCES_TABLE {
+        let kind = event::Kind::from_wire(wire).ok_or_else(|| PyValueError::new_err(format!("no Kind for {wire}")))?;
+        sources.set_item(kind.wire_name(), kind.source())?;
+    }
+    d.set_item("sources", sources)?;
+    let enums = PyDict::new(py);
+    for (name, values) in shared::ENUMS_TABLE {
+        enums.set_item(name, values.to_vec())?;
+    }
+    d.set_item("enums", enums)?;
+    let status = PyDict::new(py);
+    for cause in shared::END_CAUSES {
+        status.set_item(cause, shared::status_of_cause(cause))?;
+    }
+    d.set_item("status_by_cause", status)?;
+    d.set_item("bookkeeping", pairs(shared::BOOKKEEPING_TABLE)?)?;
+    Ok(d)
 }
 
 /// `validate.rs` seen from Python, for differential tests: None when the fast path
@@ -265,13 +307,14 @@ fn debug_validate(py: Python<'_>, value: &[u8], key: Option<&[u8]>, timestamp_ms
         }
         Data::Ended { cause, by } => (cause, by).into_pyobject(py)?.into_any(),
     };
-    let tuple = (e.event_id, debug_kind_name(e.kind), e.call_id, e.portal_id, e.ts_us, data).into_pyobject(py)?;
+    let tuple = (e.event_id, e.kind.wire_name(), e.call_id, e.portal_id, e.ts_us, data).into_pyobject(py)?;
     Ok(Some(tuple.into_any().unbind()))
 }
 #[pymodule]
 fn callstream_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<NativeEvent>()?;
     m.add_class::<Core>()?;
+    m.add_class::<Step>()?;
     m.add_function(wrap_pyfunction!(validate_message, m)?)?;
     m.add_function(wrap_pyfunction!(state_summary, m)?)?;
     m.add_function(wrap_pyfunction!(debug_validate, m)?)?;
@@ -286,7 +329,9 @@ fn callstream_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(debug_parse_ts_us, m)?)?;
     // The limits this build was compiled with, for the test that holds them to
     // streams/domain/limits.py and validation.py.
-    m.add("LIMITS", (limits::MAX_CALL_EVENTS, limits::MAX_RECORDING_URLS, limits::MAX_TEXT_CHARS,
-                     limits::MAX_AHEAD_US, limits::EARLIEST_TS_US))?;
+    m.add("LIMITS", (shared::MAX_CALL_EVENTS, shared::MAX_RECORDING_URLS, shared::MAX_TEXT_CHARS,
+                     shared::MAX_AHEAD_US, shared::EARLIEST_TS_US))?;
+    // The whole declaration this build was compiled from (streams/domain/shared.toml).
+    m.add("SHARED", shared_declaration(m.py())?)?;
     Ok(())
 }

@@ -8,12 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::dec::Dec;
 use crate::event::{Data, Event};
-use crate::limits::MAX_RECORDING_URLS;
-
-pub const STATE_FORMAT: i64 = 3;
-/// Bookkeeping keys of `emitted` (`streams/domain/alerts.py`).
-pub const ENDED_SEEN: &str = "ended_seen_at";
-pub const RECORDING_CHECKED: &str = "recording_checked";
+use crate::shared::{EXPIRED_KEY, MAX_RECORDING_URLS, STATE_FORMAT};
 
 #[derive(Clone, Debug)]
 pub struct First { pub ts_us: i64, pub event_id: String, pub portal_id: String }
@@ -101,7 +96,7 @@ impl CallState {
     /// emitted for this quiet period (`expiry_due(state, 0) is None`).
     pub fn done(&self) -> bool {
         self.is_complete()
-            || self.emitted.get("expired_at").and_then(|v| v.as_f64()) == Some(self.touched_at)
+            || self.emitted.get(EXPIRED_KEY).and_then(|v| v.as_f64()) == Some(self.touched_at)
     }
 
     /// Whether `event_id` is one of the call's distinct events.
@@ -230,7 +225,9 @@ pub fn to_bytes(state: &CallState) -> Vec<u8> {
         state.event_ids.binary_search_by(|e| e.as_str().cmp(id)).map(|i| i as i64).unwrap_or(-1)
     };
     let mut out = Vec::with_capacity(512);
-    out.extend_from_slice(b"[3,");
+    out.push(b'[');
+    write_int(&mut out, STATE_FORMAT);
+    out.push(b',');
     write_str(&mut out, &state.call_id);
     out.push(b',');
     out.push(b'[');

@@ -30,7 +30,10 @@ use regex::bytes::Regex;
 
 use crate::dec::Dec;
 use crate::event::{Data, Event, Kind};
-use crate::limits::{EARLIEST_TS_US, MAX_AHEAD_US, MAX_TEXT_CHARS};
+use crate::shared::{
+    BYPASS_REASONS, CONTROLLER_RESULTS, DIRECTIONS, EARLIEST_TS_US, END_BY, END_CAUSES, FORWARD_REASONS, LINES,
+    MAX_AHEAD_US, MAX_TEXT_CHARS, OFFER_RULES, RECORDING_FORMATS,
+};
 use crate::timefmt::parse_ts_us;
 
 /// Contract: "too_large (over 1 MiB)".
@@ -626,18 +629,6 @@ fn timestamp(v: V<'_>) -> Option<i64> {
         _ => None,
     }
 }
-
-const DIRECTIONS: &[&str] = &["inbound", "outbound", "internal"];
-const LINES: &[&str] = &["rented", "operator", "sip", "internal"];
-const CONTROLLER_RESULTS: &[&str] = &["ok", "license_error", "config_not_found"];
-const BYPASS_REASONS: &[&str] = &["timeout", "unreachable", "error"];
-const OFFER_RULES: &[&str] = &["employee", "crm_responsible", "queue"];
-const FORWARD_REASONS: &[&str] = &["no_answer", "busy", "rule"];
-const RECORDING_FORMATS: &[&str] = &["mp3", "wav"];
-const END_CAUSES: &[&str] = &[
-    "normal", "busy", "no_answer", "rejected", "failed", "license_error", "config_not_found", "forbidden",
-];
-const END_BY: &[&str] = &["caller", "callee", "system"];
 
 fn owned(s: Option<&str>) -> Option<String> {
     s.map(str::to_owned)

@@ -9,7 +9,7 @@ duplicates downstream (the sink keeps the latest message per ``alert_id``).
 The one exception is ``recording_missing`` (contract v1.1), which waits for a
 recording ``CALLSTREAM_RECORDING_WAIT`` of the worker's clock after the call's
 ``call.ended`` was seen. The state's bookkeeping carries when that was
-(``ENDED_SEEN``) and whether the wait has passed (``RECORDING_CHECKED``); once
+(``ENDED_SEEN_KEY``) and whether the wait has passed (``RECORDING_CHECKED_KEY``); once
 checked, the alert is again a function of the set (raised while the call has
 no recording, retracted when one arrives). In the set form (a rebuild) every
 call counts as checked.
@@ -30,12 +30,10 @@ from streams.domain.cdr import Cdr
 from streams.domain.state import CallState
 from streams.domain.timefmt import format_ts_ms, seconds_between
 
-PAID_LINES = frozenset({"rented", "operator", "sip"})
+from streams.domain.shared import ENDED_SEEN_KEY, PAID_LINES, RECORDING_CHECKED_KEY
+
 _US_PER_S = 1_000_000
 _ONE_SECOND = Decimal(1)
-# Bookkeeping keys in a call state's ``emitted`` (alert ids always hold a colon).
-ENDED_SEEN = "ended_seen_at"  # worker clock when the call's first call.ended was folded
-RECORDING_CHECKED = "recording_checked"  # the recording wait has passed
 
 
 @dataclass(frozen=True)
@@ -102,7 +100,7 @@ def call_alerts(state: CallState, cdr: Cdr | None, rules: AlertRules) -> list[Al
                             started.ts_us, {"line": cdr.line, "direction": cdr.direction,
                                             "to": cdr.to, "line_number": cdr.line_number,
                                             "talk_s": str(cdr.talk_s)}))
-    if state.emitted.get(RECORDING_CHECKED) and lacks_recording(state):
+    if state.emitted.get(RECORDING_CHECKED_KEY) and lacks_recording(state):
         answered, ended = state.answered, state.ended
         alerts.append(Alert(f"recording_missing:{call_id}", "recording_missing", portal, call_id,
                             ended.ts_us, {"user_id": answered.user_id, "line": started.line,

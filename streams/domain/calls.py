@@ -34,19 +34,18 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from streams.domain.alerts import (ENDED_SEEN, RECORDING_CHECKED, Alert, AlertRules, alert_to_json,
-                                   lacks_recording, call_alerts, digest)
-from streams.domain.cdr import Cdr
+from streams.domain.alerts import Alert, AlertRules, alert_to_json, call_alerts, digest, lacks_recording
+from streams.domain.cdr import Cdr, cdr_from_state
 from streams.domain.cdr_json import cdr_to_json
 from streams.domain.events import Event
-from streams.domain.limits import MAX_CALL_EVENTS
+from streams.domain.shared import (ENDED_SEEN_KEY, EXPIRED_KEY, MAX_CALL_EVENTS, RECORDING_CHECKED_KEY,
+                                   RETRACTED_KEY, SIGNAL_KEY)
 from streams.domain.outages import PortalSignal, signal_of
 from streams.domain.rating import TariffTable
-from streams.domain.state import CallState, cdr_from_state, fold, is_complete, updated
+from streams.domain.state import CallState, fold, is_complete, updated
 
-_SIGNAL = "signal"
-_EXPIRED = "expired_at"
-RETRACTED = "retracted"
+RETRACTED = RETRACTED_KEY  # what emitted holds for an alert withdrawn
+
 
 
 @dataclass
@@ -81,8 +80,8 @@ def advance(state: CallState | None, events: Iterable[Event], tariffs: TariffTab
         changed_any = True
         if state.version > 0 or is_complete(state):
             state = updated(state, {"version": state.version + 1})
-        if event.type == "call.ended" and ENDED_SEEN not in state.emitted:
-            state = updated(state, {"emitted": {**state.emitted, ENDED_SEEN: now}})
+        if event.type == "call.ended" and ENDED_SEEN_KEY not in state.emitted:
+            state = updated(state, {"emitted": {**state.emitted, ENDED_SEEN_KEY: now}})
     if not changed_any:
         return None, outputs
     last_cdr: Cdr | None = None
@@ -101,8 +100,8 @@ def _seen(state: CallState, event_id: str) -> bool:
 
 def recording_due(state: CallState, wait_s: float) -> float | None:
     """Worker-clock time at which the call's missing recording is to be checked, or None."""
-    seen = state.emitted.get(ENDED_SEEN)
-    if seen is None or state.emitted.get(RECORDING_CHECKED) or not lacks_recording(state):
+    seen = state.emitted.get(ENDED_SEEN_KEY)
+    if seen is None or state.emitted.get(RECORDING_CHECKED_KEY) or not lacks_recording(state):
         return None
     return seen + wait_s
 
@@ -112,7 +111,7 @@ def check_recording(state: CallState, tariffs: TariffTable,
     """The recording wait has passed: from now on a call without recording raises
     ``recording_missing`` (and a recording that arrives later retracts it)."""
     outputs = Outputs()
-    state = updated(state, {"emitted": {**state.emitted, RECORDING_CHECKED: True}})
+    state = updated(state, {"emitted": {**state.emitted, RECORDING_CHECKED_KEY: True}})
     cdr = cdr_from_state(state, tariffs, incomplete=not is_complete(state)) if state.version else None
     return _with_alerts(state, cdr, rules, outputs), outputs
 
@@ -122,7 +121,7 @@ def expire(state: CallState, tariffs: TariffTable, rules: AlertRules) -> tuple[C
     outputs = Outputs()
     cdr = cdr_from_state(state, tariffs, incomplete=True)
     state = updated(state, {"version": state.version + 1,
-                            "emitted": {**state.emitted, _EXPIRED: state.touched_at}})
+                            "emitted": {**state.emitted, EXPIRED_KEY: state.touched_at}})
     outputs.cdrs.append(cdr_to_json(cdr, state.version))
     return _with_alerts(state, cdr, rules, outputs), outputs
 
@@ -130,12 +129,12 @@ def expire(state: CallState, tariffs: TariffTable, rules: AlertRules) -> tuple[C
 def needs_expiry(state: CallState, now: float, incomplete_after: float) -> bool:
     """Started or ended is still missing after the timeout, and not yet emitted for it."""
     return (not is_complete(state) and now - state.touched_at >= incomplete_after
-            and state.emitted.get(_EXPIRED) != state.touched_at)
+            and state.emitted.get(EXPIRED_KEY) != state.touched_at)
 
 
 def expiry_due(state: CallState, incomplete_after: float) -> float | None:
     """Worker-clock time at which the call times out, or None when it never will."""
-    if is_complete(state) or state.emitted.get(_EXPIRED) == state.touched_at:
+    if is_complete(state) or state.emitted.get(EXPIRED_KEY) == state.touched_at:
         return None
     return state.touched_at + incomplete_after
 
@@ -165,8 +164,8 @@ def _with_alerts(state: CallState, cdr: Cdr | None, rules: AlertRules,
     signal = signal_of(state)
     if signal is not None:
         mark = [signal.verdict, signal.ts_us]
-        if emitted.get(_SIGNAL) != mark:
-            emitted[_SIGNAL] = mark
+        if emitted.get(SIGNAL_KEY) != mark:
+            emitted[SIGNAL_KEY] = mark
             outputs.signal = signal
     return updated(state, {"emitted": emitted})
 

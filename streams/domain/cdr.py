@@ -35,22 +35,12 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Iterable, NamedTuple
 
 from streams.domain.events import Event
-from streams.domain.limits import MAX_CALL_EVENTS, MAX_RECORDING_URLS
+from streams.domain.shared import MAX_CALL_EVENTS, MAX_RECORDING_URLS, STATUS_BY_CAUSE
 from streams.domain.rating import NOT_RATED, Rating, TariffTable, rate_call
 from streams.domain.state import (EARLIEST_FIELD, EXACT, INT64_MAX, LATEST_FIELD, NO_SECONDS, CallState,
                                   First, Replied, is_complete, record_of, staleness)
 from streams.domain.timefmt import seconds_between
 
-STATUS_BY_CAUSE = {
-    "busy": "busy",
-    "no_answer": "missed",
-    "normal": "missed",
-    "rejected": "rejected",
-    "forbidden": "rejected",
-    "failed": "failed",
-    "license_error": "failed",
-    "config_not_found": "failed",
-}
 _MS = Decimal("0.001")
 
 

@@ -15,35 +15,20 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import NamedTuple, Union
 
+# The contract's types, sources and enumerated values are declared once for both
+# cores (streams/domain/shared.toml); re-exported here, where the events live.
+from streams.domain.shared import (BYPASS_REASONS, CONTROLLER_RESULTS, DIRECTIONS, END_BY, END_CAUSES,
+                                   FORWARD_REASONS, LINES, OFFER_RULES, RECORDING_FORMATS,
+                                   SOURCE_OF_TYPE)
+
 CONTRACT_VERSION = 1
-
-# type -> the source that may emit it (contract table "Event types").
-SOURCE_OF_TYPE: dict[str, str] = {
-    "call.started": "voice",
-    "controller.requested": "voice",
-    "controller.replied": "controller",
-    "controller.bypassed": "voice",
-    "call.offered": "voice",
-    "call.offer_missed": "voice",
-    "call.forwarded": "voice",
-    "call.answered": "voice",
-    "recording.stored": "voice",
-    "call.ended": "voice",
-}
 EVENT_TYPES = frozenset(SOURCE_OF_TYPE)
-SOURCES = frozenset({"voice", "controller"})
-
-DIRECTIONS = frozenset({"inbound", "outbound", "internal"})
-LINES = frozenset({"rented", "operator", "sip", "internal"})
-CONTROLLER_RESULTS = frozenset({"ok", "license_error", "config_not_found"})
-BYPASS_REASONS = frozenset({"timeout", "unreachable", "error"})
-OFFER_RULES = frozenset({"employee", "crm_responsible", "queue"})
-FORWARD_REASONS = frozenset({"no_answer", "busy", "rule"})
-RECORDING_FORMATS = frozenset({"mp3", "wav"})
-END_CAUSES = frozenset(
-    {"normal", "busy", "no_answer", "rejected", "failed", "license_error", "config_not_found", "forbidden"}
-)
-END_BY = frozenset({"caller", "callee", "system"})
+SOURCES = frozenset(SOURCE_OF_TYPE.values())
+__all__ = ["BYPASS_REASONS", "CONTROLLER_RESULTS", "DIRECTIONS", "END_BY", "END_CAUSES", "FORWARD_REASONS",
+           "LINES", "OFFER_RULES", "RECORDING_FORMATS", "SOURCE_OF_TYPE", "CONTRACT_VERSION", "EVENT_TYPES",
+           "SOURCES", "VOICEMAIL", "CallStarted", "ControllerRequested", "ControllerReplied",
+           "ControllerBypassed", "CallOffered", "CallOfferMissed", "CallForwarded", "CallAnswered",
+           "RecordingStored", "CallEnded", "Payload", "Event", "Rejection"]
 
 VOICEMAIL = "voicemail"
 

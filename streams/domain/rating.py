@@ -186,6 +186,14 @@ def rate_call(table: TariffTable, *, line: str, direction: str, to: str,
 
 # --- the CSV form ----------------------------------------------------------
 
+_FORMULA_START = ("=", "+", "-", "@")
+
+
+def _is_region(region: str) -> bool:
+    """What ``warehouse/output_checks.py`` accepts as a CDR's region (the stricter subset)."""
+    return (len(region) <= 64 and region.isprintable() and not region.startswith(_FORMULA_START))
+
+
 HEADER = ("line", "direction", "prefix", "region", "rate_per_min", "connect_fee",
           "increment_s", "min_s", "currency", "valid_from")
 _DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?\Z")
@@ -247,6 +255,11 @@ def _parse_row(cells: list[str], where: str) -> TariffRow:
         raise TariffError(f"{where}: prefix {prefix!r} must be digits only (or empty)")
     if not region.strip():
         raise TariffError(f"{where}: empty region")
+    if not _is_region(region):
+        # The sink refuses such a region (it would start a spreadsheet formula in the
+        # billing CSV, or not fit the column): better said here, at start-up.
+        raise TariffError(f"{where}: bad region {region[:80]!r}: 1-64 characters, no control "
+                          "characters, not starting with = + - @")
     if not _CURRENCY.match(currency):
         raise TariffError(f"{where}: bad currency {currency!r}, expected an ISO 4217 code like RUB")
     valid_from_us = parse_ts_us(valid_from)

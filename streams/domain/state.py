@@ -27,16 +27,13 @@ from __future__ import annotations
 from bisect import bisect_left, insort
 from decimal import Context, Decimal
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Callable, Mapping, NamedTuple
+from typing import Any, Callable, Mapping, NamedTuple
 
 import orjson
 
 from streams.domain.events import Event
-from streams.domain.limits import MAX_RECORDING_URLS
+from streams.domain.shared import MAX_RECORDING_URLS, STATE_FORMAT
 
-if TYPE_CHECKING:  # cdr imports this module; only the annotation needs it here
-    from streams.domain.cdr import Cdr
-    from streams.domain.rating import TariffTable
 
 
 class First(NamedTuple):
@@ -277,11 +274,6 @@ def is_complete(state: CallState) -> bool:
     return state.started is not None and state.ended is not None
 
 
-def cdr_from_state(state: CallState, tariffs: TariffTable, *, incomplete: bool = False) -> Cdr:
-    """The CDR of a folded call; see :func:`streams.domain.cdr.cdr_from_state`."""
-    from streams.domain import cdr  # cdr imports this module, so import at call time
-
-    return cdr.cdr_from_state(state, tariffs, incomplete=incomplete)
 
 
 
@@ -290,8 +282,8 @@ def cdr_from_state(state: CallState, tariffs: TariffTable, *, incomplete: bool =
 # record is written as its index into the sorted ``event_ids``: each id is
 # stored once, and ~10 events of a call take a few hundred bytes.
 
-STATE_FORMAT = 3  # 3: recordings as the first urls and sums (contract v1.1); 2 is still read
-_READABLE = (2, 3)
+# 3: recordings as the first urls and sums (contract v1.1); 2 is still read.
+_READABLE = (2, STATE_FORMAT)
 
 
 def _pack(record: tuple | None, index: dict[str, int]) -> list | None:

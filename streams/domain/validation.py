@@ -25,6 +25,7 @@ from typing import Any
 
 import orjson
 
+from streams.domain.shared import EARLIEST_TS_US, MAX_AHEAD_US
 from streams.domain.validation_fields import (
     MISSING,
     Reject,
@@ -72,10 +73,8 @@ from streams.domain.events import (
 
 MAX_VALUE_BYTES = 1_048_576  # contract: "too_large (over 1 MiB)"
 # Contract v1.1: an event's ``ts`` may not lie more than 24 h after its Kafka
-# message's own timestamp, nor before 2000-01-01. The message timestamp is stored
-# in the log, so a replay decides the same.
-MAX_AHEAD_US = 24 * 3600 * 1_000_000
-EARLIEST_TS_US = 946_684_800 * 1_000_000  # 2000-01-01T00:00:00Z
+# message's own timestamp (MAX_AHEAD_US), nor before 2000-01-01 (EARLIEST_TS_US).
+# The message timestamp is stored in the log, so a replay decides the same.
 
 _loads = orjson.loads
 _CONTROLLER_REQUESTED = ControllerRequested()

@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Collection
 
 from streams.domain.events import SOURCES, VOICEMAIL
-from streams.domain.limits import MAX_TEXT_CHARS
+from streams.domain.shared import MAX_TEXT_CHARS
 from streams.domain.timefmt import parse_ts_us
 
 MISSING: Any = object()  # sentinel: the field is absent (distinct from JSON null)

@@ -28,10 +28,11 @@ class Knobs:
     extranet: float = 0.01         # share of outbound calls attempted by extranet users
     recording: float = 0.6         # share of portals whose administrator switched recording on
     peak_rate: float = 0.05        # calls per second per portal at the business-hours peak
+    lost_recordings: float = 0.0   # share of recorded calls whose recording is never stored
 
     def __post_init__(self) -> None:
         _check_fractions(self, ("outage_rate", "stale_key", "license_errors", "dev_copy",
-                                "extranet", "recording"))
+                                "extranet", "recording", "lost_recordings"))
         if not self.peak_rate > 0:
             raise ValueError(f"peak_rate must be > 0, got {self.peak_rate!r}")
 

@@ -62,6 +62,7 @@ class Portal:
     config_id: str
     voice_nodes: tuple[str, ...]
     key_save_offset_us: int     # time of day (UTC) the Controller saves the direct-access key
+    loses_recordings: float = 0.0  # share of its recorded calls whose recording is never stored
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ def _portal(rng: random.Random, ids: _Ids, n: int, size: float, knobs: Knobs) ->
         config_id=f"cfg-{n}-{rng.getrandbits(16):04x}",
         voice_nodes=tuple(rng.sample(VOICE_NODES, 2)),
         key_save_offset_us=rng.randrange(0, 4 * 3600) * 1_000_000,
+        loses_recordings=knobs.lost_recordings,
     )
 
 

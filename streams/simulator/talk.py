@@ -56,7 +56,9 @@ def converse(rng: random.Random, call: Call, answered_us: int, user: str) -> Non
     call.answer(answered_us, user)
     ended_us = answered_us + talk_us(rng)
     call.end(ended_us, o.ANSWERED_BY_CALLER if rng.random() < 0.5 else o.ANSWERED_BY_CALLEE)
-    if call.record:
+    lost = call.portal.loses_recordings
+    # No draw when nothing is ever lost: a seed's traffic stays what it was before the knob.
+    if call.record and not (lost and rng.random() < lost):
         store_recordings(rng, call, answered_us, ended_us)
 
 

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# The broker timestamp of every stored message: after every event of the data (contract
+# v1.1 refuses an event ts more than 24 h after its message's timestamp).
+MESSAGE_MS = 4_102_444_800_000  # 2100-01-01
 
 # Resolves with performance.now() at the first moment the page was fully rendered
 # and stayed so for STABLE_MS: no Dash callback pending, the page slot filled, every
@@ -199,7 +202,8 @@ def build_warehouse(root: Path, *, calls: int = 600, portals: int = 6, days_ago:
     from streams.domain.dlq import encode_dlq
     from streams.domain.events import Event
     from streams.domain.rating import load_tariffs
-    from streams.domain.state import cdr_from_state, fold, is_complete
+    from streams.domain.cdr import cdr_from_state
+    from streams.domain.state import fold, is_complete
     from streams.domain.validation import validate
     from streams.simulator import Faults, Knobs, generate_all
 
@@ -290,7 +294,7 @@ def _write(root: Path, out: dict[str, list[tuple[bytes | None, bytes]]]) -> None
     for table, messages in out.items():
         raw = RawBatch(table)
         for offset, (key, value) in enumerate(messages):
-            raw.add(0, offset, 1_795_430_130_000, key, value)
+            raw.add(0, offset, MESSAGE_MS, key, value)
         buffers[table] = raw
     with Writer(root) as writer:
         con = writer.cursor()

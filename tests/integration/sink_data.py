@@ -215,7 +215,7 @@ class Feed:
         raw = RawBatch(table)
         for value in values:
             offset = self.offsets.get(table, 0)
-            raw.add(0, offset, 1_795_430_130_000, b"k", value)
+            raw.add(0, offset, 4_102_444_800_000, b"k", value)  # 2100: after every event (contract v1.1)
             self.offsets[table] = offset + 1
         con = self.writer.cursor()
         try:

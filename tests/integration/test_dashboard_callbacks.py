@@ -72,30 +72,30 @@ def test_overview_cards(ctx) -> None:
 
 
 def test_call_table_pages_sorts_and_filters(ctx) -> None:
-    table, summary, href, total = calls.render_table(ctx, {}, None, 0)
+    table, summary, href, total = calls.render_table(ctx, {}, None, 0)[:4]
     assert total == queries.call_count(ctx.data.reader, calls.controls.call_filter({}, ctx.now().date()))
     assert summary.startswith(f"{total:,}".replace(",", " ") + " calls · page 1 of")
     body = table.children[1].children
     assert len(body) == min(calls.PAGE_SIZE, total)
     last_page = (total - 1) // calls.PAGE_SIZE
-    _, summary, _, _ = calls.render_table(ctx, {}, None, 10_000)  # clamped to the last page
+    _, summary, _, _ = calls.render_table(ctx, {}, None, 10_000)[:4]  # clamped to the last page
     assert f"page {last_page + 1} of {last_page + 1}" in summary
-    table, _, _, _ = calls.render_table(ctx, {}, {"column": "cost", "descending": True}, 0)
+    table, _, _, _ = calls.render_table(ctx, {}, {"column": "cost", "descending": True}, 0)[:4]
     assert "▼" in _texts(table.children[0])[10]  # the cost header shows the order
-    answered = calls.render_table(ctx, {"statuses": ["answered"], "recording": "yes"}, None, 0)
+    answered = calls.render_table(ctx, {"statuses": ["answered"], "recording": "yes"}, None, 0)[:4]
     assert answered[3] == sum(1 for r in _all_cdrs(ctx) if r["status"] == "answered" and r["recording_bytes"] > 0)
     carried = json.loads(parse_qs(urlsplit(answered[2]).query)["q"][0])
     assert carried == {"recording": "yes", "statuses": ["answered"]}  # the download link carries the filter
 
 
 def test_call_table_reports_a_bad_filter_instead_of_failing(ctx) -> None:
-    table, summary, _, total = calls.render_table(ctx, {"min_cost": "lots"}, None, 0)
+    table, summary, _, total = calls.render_table(ctx, {"min_cost": "lots"}, None, 0)[:4]
     assert summary == "Filter not applied" and total == 0 and "min_cost" in _texts(table)[0]
 
 
 def test_number_search_finds_the_call(ctx) -> None:
     cdr = next(r for r in _all_cdrs(ctx) if (r["to"] or "").startswith("+") and r["started_at"])
-    _, _, _, total = calls.render_table(ctx, {"number": cdr["to"][-7:]}, None, 0)
+    _, _, _, total = calls.render_table(ctx, {"number": cdr["to"][-7:]}, None, 0)[:4]
     assert total >= 1
 
 
@@ -103,10 +103,12 @@ def test_opened_call_shows_cdr_timeline_and_safe_recording(ctx) -> None:
     cdr = next(r for r in _all_cdrs(ctx) if r["recording_urls"])
     view = call_view.render(ctx, cdr["call_id"])
     texts = _texts(view)
-    assert f"Call {cdr['call_id']}" in texts and "call.started" in texts and "call.ended" in texts
+    assert f"Call {cdr['call_id']}" in texts and "call.started" in texts and "call.ended" in texts, texts[:60]
     audio = [c for c in _walk(view) if isinstance(c, html.Audio)]
     links = [c for c in _walk(view) if isinstance(c, html.A)]
-    assert links and links[0].href == cdr["recording_urls"][0] and links[0].rel.startswith("noopener")
+    # Recordings open through the audited route, never straight from the page.
+    assert links and links[0].href == f"/recording/{quote(cdr['call_id'], safe='')}/0"
+    assert links[0].rel.startswith("noopener")
     assert len(audio) == sum(1 for u in cdr["recording_urls"] if u.endswith((".mp3", ".wav")))
     assert "is not in the warehouse" in _texts(call_view.render(ctx, "no-such-call"))[0]
 
@@ -122,8 +124,8 @@ def test_spend_page(ctx) -> None:
     totals, *figs = spend.render(ctx, "30d", None)
     assert len(figs) == len(spend.GRAPHS) and all(isinstance(f, go.Figure) for f in figs)
     assert "RUB" in _texts(totals)
-    employees = spend.render_employees(ctx, "30d", None)
-    assert employees.data and employees.data[0].y[0].startswith("u-")
+    employees, over_time = spend.render_employees(ctx, "30d", None)
+    assert employees.data and employees.data[0].y[0].startswith("u-") and over_time.data
 
 
 def test_recordings_page(ctx) -> None:
@@ -138,7 +140,7 @@ def test_recordings_page(ctx) -> None:
 
 def test_alerts_page(ctx) -> None:
     counts, dlq, timeline, outages, latest = alerts.render(ctx, "30d", None)
-    assert "Calls bypassing the Controller" in _texts(counts)
+    assert "A call bypassed the licence Controller" in _texts(counts)
     assert {t.name for t in timeline.data} >= {"bypassed call", "outage (open)", "outage (resolved)"}
     assert "p-outage-a" in _texts(outages) and "p-outage-b" in _texts(outages)
     assert dlq.data and _texts(latest)
@@ -173,7 +175,7 @@ def test_every_page_renders_before_the_first_publish(tmp_path) -> None:
         for render in (spend.render, spend.render_employees, recordings.render, recordings.render_consumers,
                        alerts.render):
             render(empty, "30d", None)
-        assert calls.render_table(empty, {}, None, 0)[1] == "0 calls · page 1 of 1"
+        assert calls.render_table(empty, {}, None, 0)[1] .startswith("0 calls · page 1 of 1")
         assert "is not in the warehouse" in _texts(call_view.render(empty, "c-1"))[0]
 
 

@@ -121,7 +121,7 @@ def test_the_cli_writes_the_same_bytes_to_stdout_and_to_a_file(warehouse, tmp_pa
 
 @pytest.mark.parametrize("args, code, message", [
     (("--from", "2026-02-30", "--to", "2026-12-01"), 2,
-     "callstream export: error: argument --from: not a date (YYYY-MM-DD) or an RFC 3339 UTC timestamp: '2026-02-30'"),
+     "callstream export: error: argument --from: not a date (YYYY-MM-DD) or an RFC 3339 time (2026-11-01T00:00:00+03:00): '2026-02-30'"),
     (("--from", "2026-12-01", "--to", "2026-11-01"), 2,
      "callstream export: error: --from 2026-12-01T00:00:00Z is not before --to 2026-11-01T00:00:00Z: "
      "the range [from, to) is empty"),

@@ -124,3 +124,26 @@ def test_hostile_traffic_leaves_the_worker_and_the_sink_up_and_every_call_right(
         rows = reader.read(lambda con: con.execute("SELECT call_id FROM cdrs WHERE call_id = 'forged'").fetchall())
         rejected = reader.read(lambda con: con.execute("SELECT reason, raw FROM rejects").fetchall())
     assert rows == [] and [reason for reason, raw in rejected if b"HYPERLINK" in raw]
+
+
+def test_an_unreadable_stored_state_is_noted_and_the_call_starts_afresh(worker_settings, tmp_path):
+    """Garbage on the hot table's changelog (a hand-written record, a version long gone)
+    must not stop the partition: the worker notes it on the DLQ and goes on."""
+    settings = worker_settings
+    changelog = f"{settings.worker_group}-calls_by_id-changelog"
+    now_us = int(time.time() * 1_000_000)
+    events = call_events("garbled", now_us - 3_600_000_000)
+    with Fleet(tmp_path) as fleet:
+        worker = fleet.start(settings, "worker")
+        wait_until_done(settings, [worker])  # the changelog topics exist
+        worker.stop()
+        produce(settings, [(b"garbled", b'[3, "not a state"]')], topic=changelog)
+        worker = fleet.start(settings, "worker-2")
+        produce(settings, list(events.values()))
+        wait_until_done(settings, [worker])
+        worker.check()
+        notes = [orjson.loads(r.value) for r in read_topic(settings, settings.topic_dlq)]
+        cdrs = CdrLog.of(read_topic(settings, settings.topic_cdrs))
+        expected = expect(read_topic(settings, settings.topic_events), settings)
+    assert [n["reason"] for n in notes] == ["state_unreadable"] and notes[0]["key"] == "garbled"
+    assert cdrs.latest()["garbled"] == expected.cdrs["garbled"]

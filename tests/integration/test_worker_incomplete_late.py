@@ -162,3 +162,79 @@ def test_the_survivor_expires_the_open_calls_of_a_killed_worker(worker_settings,
         log = _wait_versions(settings, dict.fromkeys(calls, 1))
     assert log.latest() == _expected(settings)
     assert {cdr["status"] for cdr in log.latest().values()} == {"incomplete"}
+
+
+def _alerts_of(settings) -> dict[str, dict]:
+    import orjson
+
+    latest: dict[str, dict] = {}
+    for record in read_topic(settings, settings.topic_alerts):
+        doc = orjson.loads(record.value)
+        latest[doc["alert_id"]] = doc
+    return latest
+
+
+def test_a_missing_recording_is_raised_after_the_wait_and_retracted_when_it_arrives(worker_settings, tmp_path):
+    """Contract v1.1 ``recording_missing`` on the live worker: worker clock, not event time."""
+    settings = worker_settings
+    lost = call_events("lost-rec", START_US, record=True)
+    kept = call_events("kept-rec", START_US + 1_000_000, record=True)
+    late = lost.pop("recording.stored")
+    produce(settings, [*lost.values(), *kept.values()])
+    with Fleet(tmp_path) as fleet:
+        worker = fleet.start(settings, "worker", CALLSTREAM_RECORDING_WAIT="3")
+        _wait_versions(settings, {"lost-rec": 1, "kept-rec": 1})
+        assert "recording_missing:lost-rec" not in _alerts_of(settings)  # the wait has not passed
+        alert = wait_for(lambda: _alerts_of(settings).get("recording_missing:lost-rec"),
+                         "recording_missing raised", timeout=60, workers=[worker])
+        assert alert["type"] == "recording_missing" and "state" not in alert["detail"]
+        assert alert["detail"]["talk_s"] == "95.500"
+        produce(settings, [late])
+        retracted = wait_for(lambda: (_alerts_of(settings)["recording_missing:lost-rec"]["detail"]
+                                      .get("state") == "retracted") or None,
+                             "recording_missing retracted", timeout=60, workers=[worker])
+        assert retracted
+        wait_until_done(settings, [worker])
+    assert "recording_missing:kept-rec" not in _alerts_of(settings)
+    assert _cdrs(settings).latest() == _expected(settings)
+
+
+def test_over_the_hot_calls_cap_the_quietest_calls_are_settled_and_archived_early(worker_settings, tmp_path):
+    """CALLSTREAM_MAX_HOT_CALLS bounds the worker's memory by count: open calls beyond it get
+    their incomplete CDR before their timeout and move to the archive; a later event revives them."""
+    settings = worker_settings.replace(max_hot_calls=1000)
+    calls = {f"flood-{n:04d}": call_events(f"flood-{n:04d}", START_US + n * 1_000_000) for n in range(1400)}
+    for events in calls.values():
+        del events["call.ended"]
+    produce(settings, [m for events in calls.values() for m in events.values()])
+    with Fleet(tmp_path) as fleet:
+        worker = fleet.start(settings, "worker", CALLSTREAM_INCOMPLETE_AFTER="3600")
+        wait_for(lambda: len(_cdrs(settings).versions) >= 400 or None, "evicted calls' incomplete CDRs",
+                 timeout=120, workers=[worker])
+        wait_until_done(settings, [worker])
+        log = _cdrs(settings)
+        evicted = set(log.versions)
+        assert 400 <= len(evicted) <= 600  # down to 90 % of the cap: ~500 of the 1,400
+        assert {cdr["status"] for cdr in log.latest().values()} == {"incomplete"}
+        archive = _stored(settings, "archived_calls_by_id")
+        assert all(archive.get(c) for c in evicted)
+        revived = sorted(evicted)[0]
+        produce(settings, [call_events(revived, START_US)["call.ended"]])
+        _wait_versions(settings, {revived: 2})
+        assert _cdrs(settings).latest()[revived]["status"] == "answered"
+
+
+def test_over_the_portals_cap_idle_portal_states_are_forgotten(worker_settings, tmp_path):
+    """A flood of made-up portal ids cannot grow the worker's portal table without bound:
+    over CALLSTREAM_MAX_PORTALS, idle portals (no open outage) are dropped from it."""
+    settings = worker_settings.replace(max_portals=50)
+    calls = [call_events(f"fp-{n:03d}", START_US + n * 1_000_000, portal=f"flood-portal-{n:03d}")
+             for n in range(200)]
+    with Fleet(tmp_path) as fleet:
+        worker = fleet.start(settings, "worker")
+        for at in range(0, 200, 50):  # several signal batches: the table is trimmed after each
+            produce(settings, [m for events in calls[at:at + 50] for m in events.values()])
+            wait_until_done(settings, [worker])
+        live = {k for k, present in _stored(settings, "outages_by_portal").items() if present}
+        assert 0 < len(live) <= 50 + 50  # the cap, plus at most one batch's new portals
+        assert len(_cdrs(settings).versions) == 200  # the calls themselves are untouched

@@ -15,7 +15,7 @@ from streams.domain.alerts import AlertRules
 from streams.domain.calls import advance, check_recording, recording_due, settled
 from streams.domain.cdr import build_cdr, state_of_events
 from streams.domain.cdr_json import cdr_to_json
-from streams.domain.limits import CALL_EVENTS_CEILING, MAX_RECORDING_URLS, MAX_STATE_BYTES
+from streams.domain.shared import CALL_EVENTS_CEILING, MAX_RECORDING_URLS, MAX_STATE_BYTES
 from streams.domain.state import (CallState, First, Started, first_urls, fold, state_from_bytes,
                                   state_to_bytes)
 from tests.unit.test_calls import TABLE, ev

@@ -22,7 +22,8 @@ from streams.domain import events as E
 from streams.domain.cdr import build_cdr, state_of_events
 from streams.domain.cdr_json import cdr_to_json
 from streams.domain.rating import load_tariffs
-from streams.domain.state import cdr_from_state, fold, is_complete, state_from_bytes, state_to_bytes
+from streams.domain.cdr import cdr_from_state
+from streams.domain.state import fold, is_complete, state_from_bytes, state_to_bytes
 from streams.domain.timefmt import parse_ts_us
 
 pytestmark = pytest.mark.unit

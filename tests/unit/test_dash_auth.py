@@ -29,19 +29,31 @@ def test_parse_users() -> None:
             auth.parse_users(bad)
 
 
+@pytest.fixture(autouse=True)
+def _private_store(tmp_path, monkeypatch) -> None:
+    """Every test has its own (empty) account store, never the repository's var/."""
+    monkeypatch.setenv("CALLSTREAM_ACCOUNTS", str(tmp_path / "accounts.sqlite"))
+
+
+def _settings(env: dict[str, str]) -> Settings:
+    import os
+
+    return Settings.from_env({"CALLSTREAM_ACCOUNTS": os.environ["CALLSTREAM_ACCOUNTS"], **env})
+
+
 def test_check_bind_refuses_an_open_address_without_credentials() -> None:
-    auth.check_bind(Settings.from_env({}))
+    auth.check_bind(_settings({}))
     with pytest.raises(UsageError, match="refusing to serve on 0.0.0.0 without credentials"):
-        auth.check_bind(Settings.from_env({"CALLSTREAM_DASH_HOST": "0.0.0.0"}))
-    auth.check_bind(Settings.from_env({"CALLSTREAM_DASH_HOST": "0.0.0.0", "CALLSTREAM_DASH_TOKEN": "t"}))
-    auth.check_bind(Settings.from_env({"CALLSTREAM_DASH_HOST": "0.0.0.0", "CALLSTREAM_DASH_USERS": "a:b"}))
+        auth.check_bind(_settings({"CALLSTREAM_DASH_HOST": "0.0.0.0"}))
+    auth.check_bind(_settings({"CALLSTREAM_DASH_HOST": "0.0.0.0", "CALLSTREAM_DASH_TOKEN": "t"}))
+    auth.check_bind(_settings({"CALLSTREAM_DASH_HOST": "0.0.0.0", "CALLSTREAM_DASH_USERS": "a:b"}))
 
 
 def _client(**env: str):
     server = Flask("t")
     server.add_url_rule("/", "index", lambda: "secret data")
     server.add_url_rule("/healthz", "healthz", lambda: "ok")
-    auth.install(server, Settings.from_env({"CALLSTREAM_DASH_HOST": "0.0.0.0", **env}))
+    auth.install(server, _settings({"CALLSTREAM_DASH_HOST": "0.0.0.0", **env}))
     return server.test_client()
 
 
@@ -79,6 +91,6 @@ def test_token_as_bearer_or_once_in_a_link_then_cookie() -> None:
 def test_loopback_without_credentials_is_open_but_still_sends_headers() -> None:
     server = Flask("t")
     server.add_url_rule("/", "index", lambda: "data")
-    auth.install(server, Settings.from_env({}))
+    auth.install(server, _settings({}))
     response = server.test_client().get("/")
     assert response.status_code == 200 and response.headers["Referrer-Policy"] == "no-referrer"

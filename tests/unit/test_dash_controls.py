@@ -125,15 +125,15 @@ def test_alert_count_rows_list_every_kind() -> None:
     counts = pd.DataFrame({"type": ["controller_outage", "controller_outage", "stale_key"],
                            "state": ["open", "resolved", None], "count": [2, 3, 7]})
     rows = dict(alerts.count_rows(counts))
-    assert rows["Controller outages"] == "5 (2 open)" and rows["Stale direct-access keys"] == "7"
-    assert rows["Unrated calls"] == "0" and len(rows) == len(alerts.TYPES)
+    assert rows["The licence Controller is not answering"] == "5 (2 open)" and rows["A call used an out-of-date direct-access key"] == "7"
+    assert rows["An answered call has no tariff"] == "0" and len(rows) == len(alerts.TYPES)
 
 
 def test_alert_count_rows_leave_out_withdrawn_alerts() -> None:
     counts = pd.DataFrame({"type": ["controller_outage", "controller_outage", "extranet_call", "extranet_call"],
                            "state": ["open", "retracted", None, "retracted"], "count": [1, 4, 2, 3]})
     rows = dict(alerts.count_rows(counts))
-    assert rows["Controller outages"] == "1 (1 open)" and rows["Extranet calls on external lines"] == "2"
+    assert rows["The licence Controller is not answering"] == "1 (1 open)" and rows["An extranet user called out on a paid line"] == "2"
 
 
 def test_cdr_rows_print_the_cdr_strings_and_hide_bookkeeping() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -49,7 +51,8 @@ def test_spend_by_region_stacks_regions_and_prints_exact_money() -> None:
     assert names == ["Russia", "Europe"]  # biggest first; the zero-cost internal row is left out
     russia = fig.data[0]
     assert list(russia.y) == [10.1, 5.05]
-    assert list(russia.customdata) == ["10.10 RUB", "5.05 RUB"]
+    assert [h.split(": ")[1] for h in russia.hovertext] == ["10.10 RUB", "5.05 RUB"]
+    assert json.loads(russia.customdata[0]) == {"start": D1.isoformat(), "end": D1.isoformat(), "regions": ["Russia"]}
     assert fig.layout.barmode == "relative"
 
 
@@ -165,8 +168,9 @@ def test_spend_over_a_long_period_is_weekly() -> None:
                          "cost": [Decimal("1.00")] * 120})
     fig = figures.spend_by_region_over_time(rows)
     assert fig.layout.title.text == "Spend by region per week"
-    xs = list(fig.data[0].x)
-    assert all(d.weekday() == 0 for d in xs) and len(xs) == 18  # Mondays from 2025-12-29 on
+    starts = [date.fromisoformat(json.loads(c)["start"]) for c in fig.data[0].customdata]
+    assert all(d.weekday() == 0 for d in starts) and len(starts) == 18  # Mondays from 2025-12-29 on
+    assert list(fig.data[0].x)[:2] == ["29 Dec", "5 Jan"]  # days on the axis, never milliseconds
     assert sum(fig.data[0].y) == pytest.approx(120.0)
     short = figures.spend_by_region_over_time(rows.head(30))
     assert short.layout.title.text == "Spend by region per day" and len(short.data[0].x) == 30

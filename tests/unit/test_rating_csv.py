@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.domain.rating import HEADER, TariffError, load_tariffs
+from streams.domain.rating import HEADER, TariffError, load_tariffs, parse_tariffs
 from streams.domain.timefmt import parse_ts_us
 
 pytestmark = pytest.mark.unit
@@ -98,3 +98,19 @@ def test_unreadable_and_non_utf8_files(tmp_path: Path) -> None:
     path = write(tmp_path, f"{HEAD}\n{GOOD.replace('Russia', 'Россия')}\n", encoding="cp1251")
     with pytest.raises(TariffError, match=r"tariffs\.csv: not UTF-8"):
         load_tariffs(path)
+
+
+@pytest.mark.parametrize("region", ['=HYPERLINK("http://x","y")', "+7 Moscow", "-", "@SUM(1)", "a" * 65,
+                                    "Mos\tcow", "line\nbreak"])
+def test_a_region_the_sink_would_refuse_is_refused_at_load(region: str) -> None:
+    import csv
+    import io
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(HEADER)
+    writer.writerow(["operator", "outbound", "7", region, "1.50", "0.30", "60", "0", "RUB",
+                     "2026-01-01T00:00:00Z"])
+    text = out.getvalue()
+    with pytest.raises(TariffError, match="region"):
+        parse_tariffs(text)

@@ -278,13 +278,13 @@ def test_the_replay_judges_ts_against_each_message_time(tariffs):
 
 
 def test_recording_missing_takes_the_set_form_at_the_end(tariffs):
-    from streams.domain.alerts import RECORDING_CHECKED
+    from streams.domain.shared import RECORDING_CHECKED_KEY
 
     events = [ev("call.started", "s", 0, record=True), ev("call.answered", "a", 3), ev("call.ended", "e", 65)]
     outputs = _replay(tariffs, [(0.0, e) for e in events], after=AFTER).finish(TS_MS / 1000 + 1)
     assert orjson.loads(outputs.alerts["recording_missing:call-1"])["type"] == "recording_missing"
     state = state_of_events(events)
-    expected = call_alerts(state._replace(emitted={RECORDING_CHECKED: True}), build_cdr(events, tariffs), RULES)
+    expected = call_alerts(state._replace(emitted={RECORDING_CHECKED_KEY: True}), build_cdr(events, tariffs), RULES)
     assert {a.alert_id: alert_to_json(a) for a in expected} == outputs.alerts
     late = _replay(tariffs, [(0.0, e) for e in events] + [
         (7200.0, ev("recording.stored", "r", 70))], after=AFTER).finish(TS_MS / 1000 + 7201)

@@ -260,3 +260,36 @@ def test_the_schedule_matches_a_model_of_the_latest_entries(ops: list[Any]) -> N
             for call, (kind, _, touched, partition) in ready.items():
                 model[call] = (kind, now + RETRY_AFTER, touched, partition)
         assert len(schedule) == len(model)
+
+
+# --- recording checks and evictions (contract v1.1, issue 12) --------------------------------
+
+def test_a_call_awaiting_its_recording_is_due_for_the_check_before_it_can_be_forgotten() -> None:
+    from streams.domain.shared import ENDED_SEEN_KEY
+
+    schedule = Schedule(INCOMPLETE_AFTER, FORGET_AFTER, RETRY_AFTER, recording_wait=50.0)
+    state = _folded("rec", "call.started", "call.answered", "call.ended")
+    state = state._replace(started=state.started._replace(record=True), version=1, touched_at=10.0,
+                           partition=2, emitted={ENDED_SEEN_KEY: 5.0})
+    schedule.track(state)
+    assert summary(schedule.due(54.0)) == []
+    assert summary(schedule.due(55.0)) == [("rec", "recording", 55.0, 10.0, 2)]
+    schedule.track(state._replace(emitted={ENDED_SEEN_KEY: 5.0, "recording_checked": True}))
+    assert summary(schedule.due(1e9)) == [("rec", "forget", 1010.0, 10.0, 2)]
+
+
+def test_over_the_cap_the_quietest_calls_are_evicted_down_to_ninety_percent() -> None:
+    schedule = new_schedule()
+    for n in range(120):
+        schedule.track(incomplete(f"c{n:03d}", touched=float(n)))
+    assert schedule.evictions(200, now=500.0) == []
+    evicted = schedule.evictions(100, now=500.0)
+    assert [d.call_id for d in evicted] == [f"c{n:03d}" for n in range(30)]
+    assert {d.kind for d in evicted} == {"evict"}
+    # Asked once: while those are not done, nobody else is picked; they are asked again
+    # after the retry time.
+    assert schedule.evictions(100, now=505.0) == []
+    assert {d.call_id for d in schedule.due(500.0 + RETRY_AFTER)} >= {f"c{n:03d}" for n in range(30)}
+    for n in range(30):
+        schedule.forget(f"c{n:03d}")  # archived
+    assert schedule.evictions(100, now=600.0) == []
