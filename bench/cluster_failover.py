@@ -39,6 +39,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.protocol.admin.topics import ElectionType
 
 from callstream.config import SETTINGS, Settings
+from callstream.kafka_clients import consumer_options
 from streams import broker, topics
 from streams.worker import worker_topics
 
@@ -77,7 +78,8 @@ class Probe(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap, request_timeout_ms=5_000)
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap, request_timeout_ms=5_000,
+                                 **consumer_options(self.settings))
         try:
             parts = {t: [TopicPartition(t, p) for p in sorted(consumer.partitions_for_topic(t) or ())]
                      for t in (self.settings.topic_events, self.settings.topic_cdrs)}
