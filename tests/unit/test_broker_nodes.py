@@ -101,3 +101,16 @@ def test_replication_follows_the_cluster_and_min_isr_the_replication():
         Settings.from_env({"CALLSTREAM_REPLICATION": "0"})
     with pytest.raises(ConfigError, match="CALLSTREAM_KAFKA_NODES='2': must be 1, 3 or 5"):
         Settings.from_env({"CALLSTREAM_KAFKA_NODES": "2"})
+
+
+@pytest.mark.parametrize("nodes", ["2", "4", "three", "0"])
+def test_a_node_count_the_quorum_cannot_use_is_a_one_line_usage_error(nodes, tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "callstream.cli", "broker", "start", "--nodes", nodes,
+                           "--data-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("callstream broker: error: argument --nodes:"), done.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing started, nothing written
