@@ -61,6 +61,23 @@ def _hot_calls(text: str) -> int:
     return value
 
 
+def _nodes(text: str) -> int:
+    value = int(text)
+    if value not in (1, 3, 5):
+        # A KRaft quorum of n controllers survives (n - 1) // 2 failures: an even count adds none.
+        raise ValueError("must be 1, 3 or 5")
+    return value
+
+
+def _replication(text: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be auto or >= 1")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 < value < 65536:
@@ -208,11 +225,16 @@ SETTINGS: tuple[Setting, ...] = (
             "Client certificate for mutual TLS."),
     Setting("ssl_keyfile", "CALLSTREAM_SSL_KEYFILE", None, _optional,
             "Private key of the client certificate."),
+    Setting("replication", "CALLSTREAM_REPLICATION", None, _replication,
+            "Replication factor of the topics the project creates: auto (the cluster's broker count, "
+            "at most 3) or a number; min.insync.replicas is 2 from 3 replicas on, else 1."),
     # Local broker
     Setting("kafka_dir", "CALLSTREAM_KAFKA_DIR", "var/kafka", _text,
             "Data directory of the local broker: storage, logs, pid, resolved jars."),
     Setting("kafka_heap_mb", "CALLSTREAM_KAFKA_HEAP_MB", 512, _positive_int,
-            "Maximum heap of the local broker JVM, MiB (at most 512 by design)."),
+            "Maximum heap of each local broker JVM, MiB (at most 512 by design)."),
+    Setting("kafka_nodes", "CALLSTREAM_KAFKA_NODES", 1, _nodes,
+            "Nodes of the local broker (1, 3 or 5; each a combined broker and controller)."),
     Setting("java_home", "CALLSTREAM_JAVA_HOME", None, _optional,
             "JDK used to run the local broker (default: JAVA_HOME, then java on PATH)."),
     # Rating, worker, alert rules
@@ -358,8 +380,10 @@ class Settings:
     ssl_cafile: str | None
     ssl_certfile: str | None
     ssl_keyfile: str | None
+    replication: int | None
     kafka_dir: str
     kafka_heap_mb: int
+    kafka_nodes: int
     java_home: str | None
     tariffs: str | None
     incomplete_after: float
