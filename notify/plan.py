@@ -98,7 +98,9 @@ class Planner:
     def offer(self, item: Item) -> list[Decision]:
         """A new item: its decision now, or none yet (held for min-hits or waiting in a digest)."""
         alert, route = item.alert, item.route
-        if self.first_start is not None and self.first_start.skips(alert):
+        first = self.first_start  # FirstStart.skips, inline: this runs once per alert of a catch-up
+        if (first is not None and alert.offset < first.end_offsets.get(alert.partition, 0)
+                and alert.msg_ts_ms < first.horizon_ms):
             return [Settle(BEFORE_FIRST_START, (item,))]
         if route.min_hits > 1:
             place = (route.index, alert.portal_id)
