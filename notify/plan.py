@@ -82,6 +82,9 @@ class Planner:
         self._hits: dict[tuple[int, str], deque[int]] = {}
         self._held: dict[tuple[int, str], list[Item]] = {}
         self._groups: dict[tuple[int, str, str, int], list[Item]] = {}
+        # The partitions each group's items came from: a window closes when all their watermarks pass it
+        # (checking these, not every item, keeps a tick's cost to the number of groups).
+        self._group_parts: dict[tuple[int, str, str, int], set[int]] = {}
 
     # ------------------------------------------------------------ input
 
@@ -118,8 +121,9 @@ class Planner:
         decisions: list[Decision] = []
         for place, group in list(self._groups.items()):
             end = place[3] + group[0].route.group_s * 1000
-            if all(watermarks.get(it.alert.partition, 0) >= end for it in group):
+            if all(watermarks.get(partition, 0) >= end for partition in self._group_parts[place]):
                 del self._groups[place]
+                del self._group_parts[place]
                 decisions += self._flush(group, more=False)
         for place, held in list(self._held.items()):
             keep, expired = [], []
@@ -157,8 +161,13 @@ class Planner:
         place = (route.index, alert.portal_id, item.channel, start)
         group = self._groups.setdefault(place, [])
         group.append(item)
+        parts = self._group_parts.get(place)
+        if parts is None:
+            parts = self._group_parts[place] = set()
+        parts.add(alert.partition)
         if len(group) >= self.digest_max:
             del self._groups[place]
+            del self._group_parts[place]
             return self._flush(group, more=True)
         return []
 
