@@ -2,7 +2,7 @@
 
 Every setting is declared once in ``SETTINGS`` with its environment variable,
 its default and a line of documentation; ``tests/unit/test_config.py`` fails
-when one of them is missing from the README.
+when one of them is missing from docs/configuration.md.
 """
 
 from __future__ import annotations
