@@ -33,7 +33,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from callstream.config import SETTINGS, Settings  # noqa: E402 - after the sys.path line that makes the repository importable
+from common.config import SETTINGS, Settings  # noqa: E402 - after the sys.path line that makes the repository importable
 from notify.status import read_status  # noqa: E402 - after the sys.path line that makes the repository importable
 from streams import topics  # noqa: E402 - after the sys.path line that makes the repository importable
 from tests.integration.notify_support import HttpReceiver  # noqa: E402 - after the sys.path line that makes the repository importable

@@ -15,7 +15,7 @@ from pathlib import Path
 import orjson
 import psutil
 
-from callstream.config import Settings
+from common.config import Settings
 
 REGIONS = (("Russia mobile", "2.20"), ("Moscow landline", "1.00"), ("Kazakhstan", "7.20"),
            ("Germany mobile", "9.00"), ("SIP trunk (own carrier)", "0.00"))
@@ -79,7 +79,7 @@ def producer(settings: Settings):
     """A kafka-python producer tuned for throughput."""
     from kafka import KafkaProducer
 
-    from callstream.kafka_clients import producer_options
+    from common.kafka_clients import producer_options
 
     return KafkaProducer(linger_ms=20, batch_size=512 * 1024, **producer_options(settings))
 

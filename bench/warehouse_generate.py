@@ -142,7 +142,7 @@ FROM b
 
 def generate(root: Path, rows: int, portals: int, end: datetime, seed: int = 1) -> int:
     """Write ``rows`` CDRs ending at ``end`` into a fresh warehouse at ``root``; returns rows."""
-    from callstream.config import Settings
+    from common.config import Settings
 
     con = duck.connect(memory_limit="6GB", temp_directory=str(root / ".spill"))
     end_us = int(end.timestamp()) * 1_000_000

@@ -27,8 +27,8 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer
 
-from callstream.config import Settings
-from callstream.kafka_clients import ISOLATION_LEVEL
+from common.config import Settings
+from common.kafka_clients import ISOLATION_LEVEL
 from streams.app import alert_rules
 from streams.domain.calls import advance
 from streams.domain.dlq import encode_dlq

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from callstream import probes
-from callstream.config import SETTINGS, Settings
+from common.config import SETTINGS, Settings
 from callstream.supervisor import ChildSpec, Supervisor
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from dash import Dash, Input, Output, State, html, no_update
 
-from callstream.config import Settings
+from common.config import Settings
 from dashboards import auth, download, formatting as fmt, guard, layout
 from dashboards.access import current_user
 from dashboards.data import Context, Data, SteadyReader

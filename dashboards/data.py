@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from callstream.config import Settings
+from common.config import Settings
 from dashboards.access import current_user, scoped_call
 from warehouse.reader import Reader
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from callstream.config import ConfigError, Settings
+from common.config import ConfigError, Settings
 from warehouse.filters import zone_literal
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from callstream.config import Settings
-from callstream.errors import CliError
+from common.config import Settings
+from common.errors import CliError
 from streams.call_store import Summary, summary_of_bytes
 from streams.domain.alerts import AlertRules
 from streams.domain.rating import TariffTable

@@ -18,8 +18,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from callstream.config import Settings
-from callstream.errors import CliError
+from common.config import Settings
+from common.errors import CliError
 from streams.domain.shared import MAX_STATE_BYTES
 
 UNLIMITED = "-1"

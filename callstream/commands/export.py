@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from callstream.errors import CliError, UsageError
+    from common.errors import CliError, UsageError
     from warehouse.export import ExportError, describe_missing, export_to_file, missing_billing_data
     from warehouse.layout import MANIFEST
     from warehouse.outfile import shown

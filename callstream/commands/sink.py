@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
     import threading
     from pathlib import Path
 
-    from callstream.errors import CliError
-    from callstream.kafka_clients import require_codecs
+    from common.errors import CliError
+    from common.kafka_clients import require_codecs
     from warehouse.compaction import CompactionPolicy
     from warehouse.sink import Sink, SinkError, SinkOptions
     from warehouse.writer import Writer, WriterBusy

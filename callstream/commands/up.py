@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     import threading
     from pathlib import Path
 
-    from callstream.errors import CliError
+    from common.errors import CliError
     from callstream.pipeline import Pipeline
     from dashboards import auth
 

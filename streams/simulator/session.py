@@ -11,8 +11,8 @@ import random
 import time
 from typing import Any, Callable
 
-from callstream.config import Settings
-from callstream.errors import CliError
+from common.config import Settings
+from common.errors import CliError
 from streams.simulator.engine import Simulator, Stats
 from streams.simulator.feeder import ChildFeed, FeedSpec
 from streams.simulator.malformed import LARGEST_VALUE

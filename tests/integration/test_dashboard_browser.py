@@ -13,11 +13,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from dashboards.app import create_app
-from tests.integration.dashboard_support import (HOSTILE_CALL, HOSTILE_TEXT, ServerThread, browser_errors,
-                                                 build_warehouse, change_and_wait, chrome, load, quit_chrome,
-                                                 screenshot, wait_for)
+from tests.integration.dashboard_support import (
+    HOSTILE_CALL,
+    HOSTILE_TEXT,
+    ServerThread,
+    browser_errors,
+    build_warehouse,
+    change_and_wait,
+    chrome,
+    load,
+    quit_chrome,
+    screenshot,
+    wait_for,
+)
 from warehouse.reader import Reader
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from notify.ledger import load
 from tests.integration.notify_support import HttpReceiver, NotifyProcess, alert, free_port, pairs_in, wait_for
 from tests.integration.worker_harness import delete_test_topics, produce, settings_env

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from tests.integration.dashboard_support import chrome, load, quit_chrome, screenshot
 
 pytestmark = pytest.mark.integration

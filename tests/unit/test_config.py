@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from callstream.config import SETTINGS, ConfigError, Settings
+from common.config import SETTINGS, ConfigError, Settings
+from scripts import generate_settings_doc
 
 pytestmark = pytest.mark.unit
 
@@ -58,10 +59,7 @@ def test_security_options_pass_through():
 
 
 def test_every_setting_is_documented():
-    text = CONFIGURATION_DOC.read_text(encoding="utf-8")
-    missing = [s.env for s in SETTINGS if s.env not in text]
-    assert not missing, f"undocumented settings: {missing}"
-
-
-def test_every_setting_is_a_field():
-    assert {s.name for s in SETTINGS} == set(Settings.__dataclass_fields__)
+    """docs/configuration.md's table is the one the declarations give (regenerate it when this fails)."""
+    page = CONFIGURATION_DOC.read_text(encoding="utf-8")
+    assert generate_settings_doc.current(page) == generate_settings_doc.table()
+    assert all(f"`{s.env}`" in page for s in SETTINGS)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pandas as pd
@@ -104,7 +104,7 @@ def test_days_until_full() -> None:
 
 
 def test_growth_window_starts_at_the_first_day_of_a_young_warehouse() -> None:
-    now = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     daily = pd.DataFrame({"day": [date(2026, 11, 1), date(2026, 11, 25), date(2026, 11, 26)],
                           "bytes": [999, 100, 50]})
     assert recordings.growth_window(daily, now) == (150, 1.5)  # Nov 25 00:00 to Nov 26 12:00
@@ -137,7 +137,7 @@ def test_alert_count_rows_leave_out_withdrawn_alerts() -> None:
 
 
 def test_cdr_rows_print_the_cdr_strings_and_hide_bookkeeping() -> None:
-    cdr = {"call_id": "c-1", "started_at": datetime(2026, 11, 26, 7, 0, tzinfo=timezone.utc),
+    cdr = {"call_id": "c-1", "started_at": datetime(2026, 11, 26, 7, 0, tzinfo=UTC),
            "cost": Decimal("1.50"), "cost_text": "1.5", "rate_per_min": Decimal("2.200000"),
            "rate_per_min_text": "2.20", "extranet": False, "kafka_offset": 9, "region": None}
     assert call_view.cdr_rows(cdr) == [("call_id", "c-1"), ("started_at", "2026-11-26 07:00:00 UTC"),

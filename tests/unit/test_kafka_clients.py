@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from callstream import kafka_clients
-from callstream.config import ConfigError, Settings
-from callstream.errors import CliError
+from common import kafka_clients
+from common.config import ConfigError, Settings
+from common.errors import CliError
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,8 @@ byte form after each signal and checks that the machine goes on identically.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import orjson
 import pytest
@@ -15,11 +16,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.domain.alerts import Alert, AlertRules, alert_to_json
-from streams.domain.outages import (HORIZON_US, MAX_VERDICTS, OutageState, PortalSignal, apply_signal,
-                                    apply_signals, outage_state_from_bytes, outage_state_to_bytes, signal_of)
+from streams.domain.outages import (
+    HORIZON_US,
+    MAX_VERDICTS,
+    OutageState,
+    PortalSignal,
+    apply_signal,
+    apply_signals,
+    outage_state_from_bytes,
+    outage_state_to_bytes,
+    signal_of,
+)
 from streams.domain.state import fold
 from streams.domain.timefmt import format_ts_ms
-from tests.unit.test_cdr_scenarios import T0, ev
+from tests.unit.call_samples import T0, ev
 
 pytestmark = pytest.mark.unit
 

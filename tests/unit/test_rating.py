@@ -10,7 +10,7 @@ from streams.domain.cdr import build_cdr
 from streams.domain.cdr_json import cdr_to_json
 from streams.domain.rating import TariffError, TariffRow, TariffTable, digits_only, parse_tariffs, rate_call
 from streams.domain.timefmt import parse_ts_us
-from tests.unit.test_cdr_scenarios import ev
+from tests.unit.call_samples import ev
 
 pytestmark = pytest.mark.unit
 
