@@ -91,7 +91,9 @@ def alert_value(n: int, portals: int) -> tuple[bytes, bytes]:
 def producer(settings: Settings):
     from kafka import KafkaProducer
 
-    return KafkaProducer(bootstrap_servers=settings.bootstrap, acks=1, linger_ms=5, batch_size=512 * 1024)
+    from common.kafka_clients import producer_options
+
+    return KafkaProducer(**producer_options(settings), linger_ms=5, batch_size=512 * 1024)
 
 
 def wait_ready(settings: Settings, since_ms: int, timeout_s: float = 300) -> None:

@@ -140,6 +140,6 @@ def test_cdr_rows_print_the_cdr_strings_and_hide_bookkeeping() -> None:
     cdr = {"call_id": "c-1", "started_at": datetime(2026, 11, 26, 7, 0, tzinfo=UTC),
            "cost": Decimal("1.50"), "cost_text": "1.5", "rate_per_min": Decimal("2.200000"),
            "rate_per_min_text": "2.20", "extranet": False, "kafka_offset": 9, "region": None}
-    assert call_view.cdr_rows(cdr) == [("call_id", "c-1"), ("started_at", "2026-11-26 07:00:00 UTC"),
-                                       ("cost", "1.5"), ("rate_per_min", "2.20"), ("extranet", "no"),
-                                       ("region", "—")]
+    assert call_view.cdr_rows(cdr) == [("call id", "c-1"), ("started", "2026-11-26 07:00:00 UTC"),
+                                       ("cost", "1.5"), ("rate per minute", "2.20"), ("extranet user", "no"),
+                                       ("region", "—")]  # the fields in the reader's words (labels.py)

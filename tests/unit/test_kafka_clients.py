@@ -160,7 +160,7 @@ def test_every_producer_of_the_project_waits_for_all_replicas_and_is_idempotent(
     """On a replicated cluster a producer with acks=1 loses what a leader acknowledged and then died
     with; one that is not idempotent writes a retried batch twice. Tests and benchmarks included."""
     found, weak = 0, []
-    for package in ("callstream", "streams", "warehouse", "dashboards", "bench", "tests"):
+    for package in ("common", "callstream", "streams", "warehouse", "dashboards", "notify", "bench", "tests"):
         for path in sorted((ROOT / package).rglob("*.py")):
             for line, call in _producer_calls(path):
                 found += 1
