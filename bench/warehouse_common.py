@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -32,10 +32,10 @@ def cdr_value(rng: random.Random, call_id: str, version: int, started_us: int, p
     answered = rng.random() < 0.7
     talk = round(rng.lognormvariate(4, 1), 3) if answered else 0.0
     billed = int(talk + 0.999)
-    started = datetime.fromtimestamp(started_us / 1e6, timezone.utc)
+    started = datetime.fromtimestamp(started_us / 1e6, UTC)
     ts = started.strftime("%Y-%m-%dT%H:%M:%S.") + f"{started.microsecond // 1000:03d}Z"
     end_us = started_us + int((talk + 7) * 1e6)
-    ended = datetime.fromtimestamp(end_us / 1e6, timezone.utc)
+    ended = datetime.fromtimestamp(end_us / 1e6, UTC)
     recorded = answered and portal % 3 != 0
     return orjson.dumps({
         "call_id": call_id, "portal_id": f"p-{portal:02d}", "version": version, "direction": "outbound",

@@ -44,13 +44,24 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from worker_common import (MIB, RESULTS, Lags, base_settings, delete_topics, exit_on_sigterm, peak_rss_mib,
-                           read_topic, reset_peak_rss, rss_mib, start_worker)
+from worker_common import (
+    MIB,
+    RESULTS,
+    Lags,
+    base_settings,
+    delete_topics,
+    exit_on_sigterm,
+    peak_rss_mib,
+    read_topic,
+    reset_peak_rss,
+    rss_mib,
+    start_worker,
+)
 
 from common.kafka_clients import producer_options
 from streams.app import changelog_topic_names, internal_topic_names

@@ -27,8 +27,15 @@ import uuid
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-from worker_common import (RESULTS, base_settings, end_offsets, join_worker, prefilled_events,
-                           start_worker, wait_caught_up)
+from worker_common import (
+    RESULTS,
+    base_settings,
+    end_offsets,
+    join_worker,
+    prefilled_events,
+    start_worker,
+    wait_caught_up,
+)
 
 from common.kafka_clients import ISOLATION_LEVEL
 

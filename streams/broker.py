@@ -18,7 +18,6 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 

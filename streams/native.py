@@ -17,7 +17,8 @@ start without it), ``off`` (Python only).
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from common.config import Settings
 from common.errors import CliError

@@ -14,9 +14,8 @@ on two brokers at least, and the cluster goes on taking writes with one down.
 from __future__ import annotations
 
 import time
-
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 from common.config import Settings
 from common.errors import CliError

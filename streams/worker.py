@@ -11,10 +11,9 @@ from common.config import Settings
 from common.errors import CliError
 from common.kafka_clients import require_codecs
 from streams import logthrottle, topics
-from streams.faust_fence import diagnostics
 from streams.app import changelog_topic_names, declare, internal_topic_names
 from streams.domain.rating import TariffError, TariffTable, load_tariffs
-
+from streams.faust_fence import diagnostics
 
 GC_THRESHOLDS = (1_000_000, 20, 1_000)
 

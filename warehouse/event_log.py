@@ -16,8 +16,8 @@ they are committed.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from common.config import Settings
 from common.kafka_clients import consumer_options

@@ -33,6 +33,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 

@@ -41,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from common.kafka_clients import require_codecs
     from streams.domain.rating import TariffError, load_tariffs
     from warehouse.event_log import LogError
-    from warehouse.rebuild import RebuildError, RebuildOptions, rebuild
     from warehouse.reader import WarehouseError
+    from warehouse.rebuild import RebuildError, RebuildOptions, rebuild
     from warehouse.replay_load import config_of
 
     if args.to is not None and (args.to.exists() or args.to.is_symlink()):

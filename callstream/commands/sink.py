@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from callstream.commands.common import (add_kafka_args, add_setting_arg, non_negative_float,
-                                        positive_int, settings_from_args)
+from callstream.commands.common import (
+    add_kafka_args,
+    add_setting_arg,
+    non_negative_float,
+    positive_int,
+    settings_from_args,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -17,7 +17,8 @@ installs it on the app's transport).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
 

@@ -279,7 +279,8 @@ def _outages(start_us: int) -> list[tuple[bytes, bytes]]:
         alert_id = f"controller_outage:{portal}:{format_ts_ms(at)}"
         detail = {"state": "open", "opened_at": format_ts_ms(at), "opened_by_call_id": "c-x",
                   "threshold_calls": 5, "window_s": 300, "resolved_at": None, "resolved_by_call_id": None}
-        messages.append((portal.encode(), alert_to_json(Alert(alert_id, "controller_outage", portal, None, at, detail))))
+        alert = Alert(alert_id, "controller_outage", portal, None, at, detail)
+        messages.append((portal.encode(), alert_to_json(alert)))
         if end is not None:
             done = dict(detail, state="resolved", resolved_at=format_ts_ms(end), resolved_by_call_id="c-y")
             messages.append((portal.encode(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from common.config import Settings
 from streams.domain.alerts import Alert, alert_to_json

@@ -161,7 +161,8 @@ def test_csv_download_route_and_health(ctx) -> None:
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     lines = response.get_data(as_text=True).split("\r\n")
-    assert lines[0].startswith("call_id,portal_id,started_at") and all(",answered," in l for l in lines[1:] if l)
+    assert lines[0].startswith("call_id,portal_id,started_at")
+    assert all(",answered," in line for line in lines[1:] if line)
     assert client.get("/download/calls.csv?q=" + quote('{"min_cost": "x"}')).status_code == 400
     assert client.get("/download/calls.csv?q=not-json").status_code == 400
     assert client.get("/").status_code == 200

@@ -214,7 +214,8 @@ def _callback(client, app, output: str, values: dict, changed: str | None = None
     return client.post("/_dash-update-component", json=body)
 
 
-TABLE = "..calls-table.children...calls-summary.children...calls-download.href...calls-count.data...calls-download-excel.href...url-sync.search@"
+TABLE = ("..calls-table.children...calls-summary.children...calls-download.href...calls-count.data"
+         "...calls-download-excel.href...url-sync.search@")
 
 
 @pytest.mark.parametrize("page", ["abc", -5, 10**30, 2.5, True, {"x": 1}, [1]])

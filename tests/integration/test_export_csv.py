@@ -74,7 +74,8 @@ def test_the_cli_writes_the_same_bytes_to_stdout_and_to_a_file(warehouse, tmp_pa
 
 @pytest.mark.parametrize("args, code, message", [
     (("--from", "2026-02-30", "--to", "2026-12-01"), 2,
-     "callstream export: error: argument --from: not a date (YYYY-MM-DD) or an RFC 3339 time (2026-11-01T00:00:00+03:00): '2026-02-30'"),
+     "callstream export: error: argument --from: not a date (YYYY-MM-DD) or an RFC 3339 time "
+     "(2026-11-01T00:00:00+03:00): '2026-02-30'"),
     (("--from", "2026-12-01", "--to", "2026-11-01"), 2,
      "callstream export: error: --from 2026-12-01T00:00:00Z is not before --to 2026-11-01T00:00:00Z: "
      "the range [from, to) is empty"),
@@ -117,7 +118,8 @@ def test_a_failed_export_never_leaves_a_half_file_under_the_target_name(warehous
     result = run_export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--out", str(target))
     assert result.returncode == 1
     lines = result.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"callstream export: error: export failed, {target} left unchanged: ")
+    assert len(lines) == 1
+    assert lines[0].startswith(f"callstream export: error: export failed, {target} left unchanged: ")
     assert b"Traceback" not in result.stderr
     assert target.read_bytes() == b"yesterday's export\r\n"
     assert [p.name for p in out_dir.iterdir()] == ["billing.csv"]

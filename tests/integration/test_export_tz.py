@@ -85,5 +85,6 @@ def test_excel_dialect_semicolons_bom_and_a_russian_decimal_comma(warehouse):
     cost = contract[0].index("cost")
     assert rows[1][cost] == contract[1][cost].replace(".", ",") and "," in rows[1][cost]
     assert rows[1][2] == contract[1][2]  # timestamps unchanged (UTC, with a dot before the milliseconds)
-    english = run_export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--dialect", "excel", "--locale", "en")
+    english = run_export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01",
+                         "--dialect", "excel", "--locale", "en")
     assert list(csv.reader(io.StringIO(english.stdout.decode("utf-8-sig"), newline=""), delimiter=";")) == contract

@@ -63,7 +63,7 @@ def _cdr_messages() -> list[bytes]:
             event = validate(message.value, message.key)
             if isinstance(event, Event) and event.event_id not in {e.event_id for e in by_call[event.call_id]}:
                 by_call[event.call_id].append(event)
-        for k, (call_id, events) in enumerate(sorted(by_call.items())):
+        for k, (_call_id, events) in enumerate(sorted(by_call.items())):
             if k % 25 == 0:
                 events = [e for e in events if e.type != "call.started"]
             versions = _cdr_versions(events, tariffs)

@@ -118,7 +118,8 @@ def _outages() -> pd.DataFrame:
         "call_id": [None, None], "ts": [datetime(2026, 11, 25, 10, 10, tzinfo=UTC),
                                         datetime(2026, 11, 26, 11, 0, tzinfo=UTC)],
         "state": ["resolved", "open"],
-        "detail": ['{"state":"resolved","opened_at":"2026-11-25T10:00:00.000Z","resolved_at":"2026-11-25T10:10:00.000Z"}',
+        "detail": ['{"state":"resolved","opened_at":"2026-11-25T10:00:00.000Z",'
+                   '"resolved_at":"2026-11-25T10:10:00.000Z"}',
                    '{"state":"open","opened_at":"2026-11-26T11:00:00.000Z","resolved_at":null}']})
 
 

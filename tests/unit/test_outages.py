@@ -224,7 +224,7 @@ def test_history_changed_by_a_late_bypass_retracts_the_outage_it_replaces() -> N
 
 def test_resent_signals_emit_nothing_new() -> None:
     signals = burst(1, [0, 1, 2, 3, 4, 5]) + [checked("k1", 10)]
-    for i, signal in enumerate(signals):
+    for i in range(len(signals)):
         state, _ = run(signals[:i + 1])
         _, alerts = run(signals[:i + 1], state=state)  # everything so far, again
         assert alerts == [], f"after {i + 1} signals"
