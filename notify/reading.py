@@ -6,8 +6,8 @@ import logging
 import time
 from typing import Any, NamedTuple
 
-from callstream.config import Settings
-from callstream.kafka_clients import ISOLATION_LEVEL, consumer_options
+from common.config import Settings
+from common.kafka_clients import ISOLATION_LEVEL, consumer_options
 from notify.actions import Actions
 
 _LOG = logging.getLogger("callstream.notify")

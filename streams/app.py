@@ -17,13 +17,13 @@ from typing import Any
 
 import faust
 
-from callstream.config import Settings
-from callstream.kafka_clients import compression_type
+from common.config import Settings
+from common.kafka_clients import compression_type
 from streams.domain.alerts import AlertRules
-from streams.domain.shared import MAX_STATE_BYTES
 from streams.domain.rating import TariffTable
-from streams.native import native_core
+from streams.domain.shared import MAX_STATE_BYTES
 from streams.faust_fence.producing import IdempotentProducer
+from streams.native import native_core
 
 # RocksDB for the archive: small memtables and cache; the archive is written
 # once per call and read only for late events.

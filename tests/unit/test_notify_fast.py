@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callstream.config import Settings
+from common.config import Settings
 from notify import alerts
 from notify.bypasses import _ms
 from notify.reading import librdkafka_options
