@@ -85,10 +85,11 @@ def start_worker(settings: Settings, events_topic: str, tag: str, *extra_env: tu
     return _spawn(run_settings, unique, dict(extra_env))
 
 
-def join_worker(run: WorkerRun, index: int) -> WorkerRun:
+def join_worker(run: WorkerRun, index: int, *extra_env: tuple[str, str]) -> WorkerRun:
     """One more `callstream worker` in ``run``'s group and topics, with a state dir of its own."""
     unique = f"{Path(run.settings.state_dir).name}-{index}"
-    return _spawn(run.settings.replace(state_dir=str(ROOT / "var" / "bench" / unique)), unique, {})
+    return _spawn(run.settings.replace(state_dir=str(ROOT / "var" / "bench" / unique)), unique,
+                  dict(extra_env))
 
 
 def _spawn(settings: Settings, unique: str, extra_env: dict[str, str]) -> WorkerRun:
@@ -144,3 +145,23 @@ def wait_caught_up(run: WorkerRun | list[WorkerRun], total: int,
             return first, (now, done, cpu)
         time.sleep(0.5)
     raise TimeoutError(f"workers did not catch up within {timeout_s} s; see {runs[0].log}")
+
+
+def wait_quiet(runs: list[WorkerRun], idle_cores: float = 0.05, window_s: float = 2.0,
+               timeout_s: float = 120) -> tuple[float, float]:
+    """(wall time, workers' CPU seconds) once the workers have gone quiet after catching up.
+
+    Work that lags the commits — a standby replaying its peers' changelogs, the
+    last changelog flushes — costs CPU after the group's commits reached the
+    end; it belongs to the events all the same. Quiet: over ``window_s`` the
+    workers together used less than ``idle_cores`` per worker.
+    """
+    samples = [(time.time(), sum(cpu_seconds(one.process.pid) for one in runs))]
+    deadline = samples[0][0] + timeout_s
+    while time.time() < deadline:
+        time.sleep(0.5)
+        samples.append((time.time(), sum(cpu_seconds(one.process.pid) for one in runs)))
+        old = [s for s in samples if s[0] <= samples[-1][0] - window_s]
+        if old and (samples[-1][1] - old[-1][1]) / (samples[-1][0] - old[-1][0]) < idle_cores * len(runs):
+            return old[-1]  # quiet since then
+    return samples[-1]
