@@ -1,6 +1,7 @@
 """Sustained worker throughput against the ceiling of a plain Python consumer.
 
     python bench/worker_throughput.py [--calls 180000] [--runs 3] [--workers 1 [2 3 ...]]
+        [--no-ceiling] [--bootstrap H:P,...]
 
 1. Pre-fills (once, then reuses) a call-events topic with the simulator:
    180,000 calls are ~1,000,000 events.
@@ -16,6 +17,8 @@
    its peers' changelogs — belongs to the events too). CPU per event of N
    workers is compared with one worker's of the same run (issue 16: at most
    1.3x). The load average is noted with every measurement.
+   --bootstrap runs everything against another cluster (the three-node one of
+   `callstream broker start --nodes 3`): its result file is named after its size.
 Each figure is the median of --runs runs; the ratio is worker / ceiling.
 """
 
@@ -31,8 +34,16 @@ import uuid
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-from worker_common import (RESULTS, base_settings, end_offsets, join_worker, prefilled_events,
-                           start_worker, wait_caught_up, wait_quiet)
+from worker_common import (
+    RESULTS,
+    base_settings,
+    end_offsets,
+    join_worker,
+    prefilled_events,
+    start_worker,
+    wait_caught_up,
+    wait_quiet,
+)
 
 from callstream.kafka_clients import ISOLATION_LEVEL
 
@@ -98,9 +109,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1],
                         help="worker processes in one group; several counts are measured in turn per run")
     parser.add_argument("--no-ceiling", action="store_true", help="skip the plain consumer's ceiling")
+    parser.add_argument("--bootstrap", help="another cluster (default: CALLSTREAM_BOOTSTRAP); "
+                                            "the worker and simulator processes get it too")
     args = parser.parse_args()
     if min(args.workers) < 1:
         parser.error("--workers must be at least 1")
+    if args.bootstrap:
+        os.environ["CALLSTREAM_BOOTSTRAP"] = args.bootstrap  # child processes read their settings from it
     settings = base_settings()
     topic = prefilled_events(settings, args.calls, args.seed)
     total = sum(end_offsets(settings, topic).values())
@@ -148,6 +163,8 @@ def main() -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "worker_throughput.json" if args.workers == [1] else \
         f"worker_throughput_{'_'.join(map(str, args.workers))}_workers.json"
+    if args.bootstrap:
+        name = name.replace(".json", f"_{len(args.bootstrap.split(','))}_brokers.json")
     (RESULTS / name).write_text(json.dumps(result, indent=2))
 
 

@@ -77,6 +77,8 @@ PRIVATE: tuple[Private, ...] = (
     Private("faust.transport.drivers.aiokafka:Producer", "_ensure_producer", "method", "producing",
             "the started AIOKafkaProducer"),
     Private("aiokafka.client:AIOKafkaClient", "_wait_on_metadata", "method", "producing", "a topic's metadata"),
+    Private("faust.transport.drivers.aiokafka:Producer", "_settings_extra", "method", "producing",
+            "extra AIOKafkaProducer settings: idempotence outside transactions"),
 )
 
 # Private names of the fence's own classes (not the libraries'): allowed, not checked.

@@ -20,7 +20,8 @@ from tests.integration.sink_data import Feed
 from tests.unit.warehouse_samples import CDR, T0
 from warehouse import compaction, dashboard_queries, queries
 from warehouse.decode import RawBatch, decode_events
-from warehouse.filters import CallFilter, aggregate_source, recordings_source, user_spend_source
+from warehouse.filters import CallFilter
+from warehouse.sources import aggregate_source, recordings_source, user_spend_source
 from warehouse.reader import Reader
 from warehouse.writer import Batch, Writer
 
