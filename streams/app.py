@@ -20,10 +20,11 @@ import faust
 from callstream.config import Settings
 from callstream.kafka_clients import compression_type
 from streams.domain.alerts import AlertRules
-from streams.domain.shared import MAX_STATE_BYTES
 from streams.domain.rating import TariffTable
-from streams.native import native_core
+from streams.domain.shared import MAX_STATE_BYTES
+from streams.faust_fence.assignor import PartitionAssignor
 from streams.faust_fence.producing import IdempotentProducer
+from streams.native import native_core
 
 # RocksDB for the archive: small memtables and cache; the archive is written
 # once per call and read only for late events.
@@ -149,6 +150,8 @@ def create_app(settings: Settings) -> faust.App:
         # outputs are held below 1 MiB by the core and streams/output_guard.py.
         producer_max_request_size=MAX_STATE_BYTES + 1024 * 1024,
         table_standby_replicas=1,
+        # Faust's assignor minus the standbys the in-memory store cannot use (streams/faust_fence/assignor.py).
+        PartitionAssignor=PartitionAssignor,
         web_enabled=False,
     )
     app.transport.Producer = IdempotentProducer

@@ -17,7 +17,8 @@ Modules:
 - ``handoff``: a hand-off a rebalance cancels ends quietly;
 - ``event_context``: the current event around RocksDB operations;
 - ``stores``: direct access to the tables' stores; ``producing``: the aiokafka producer;
-- ``watchdog``: rejoin when consuming stalls; ``diagnostics``: what every task waits on.
+- ``watchdog``: rejoin when consuming stalls; ``diagnostics``: what every task waits on;
+- ``assignor``: no standby replicas of in-memory tables (Faust's memory store cannot use one).
 """
 
 from __future__ import annotations
@@ -74,6 +75,9 @@ PRIVATE: tuple[Private, ...] = (
     # Stores and the producer (stores.py, producing.py).
     Private("faust.stores.rocksdb:Store", "_db_for_partition", "method", "stores", "one partition's RocksDB"),
     Private("faust.stores.rocksdb:Store", "_key_index", "attribute", "stores", "key -> partition, for deletes"),
+    # The group's assignment (assignor.py).
+    Private("faust.assignor.partition_assignor:PartitionAssignor", "_protocol_assignments", "method",
+            "assignor", "the members' assignments, last step before they are encoded"),
     Private("faust.transport.drivers.aiokafka:Producer", "_ensure_producer", "method", "producing",
             "the started AIOKafkaProducer"),
     Private("aiokafka.client:AIOKafkaClient", "_wait_on_metadata", "method", "producing", "a topic's metadata"),
