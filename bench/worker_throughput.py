@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import time
 import uuid
@@ -37,6 +38,7 @@ from aiokafka import AIOKafkaConsumer
 from worker_common import (
     RESULTS,
     base_settings,
+    delete_topics,
     end_offsets,
     join_worker,
     prefilled_events,
@@ -94,6 +96,10 @@ def worker_rate(settings, topic: str, total: int, workers: int = 1) -> dict:
     finally:
         for run in runs:
             run.stop()
+        # A million events leave ~a gigabyte of changelogs per run: the run's own topics go.
+        delete_topics(settings, runs[0].prefix)
+        for run in runs:
+            shutil.rmtree(run.settings.state_dir, ignore_errors=True)
 
 
 def _summary(rows: list[dict]) -> dict:

@@ -142,6 +142,10 @@ def create_app(settings: Settings) -> faust.App:
         consumer_max_fetch_size=8 * 1024 * 1024,
         stream_buffer_maxsize=256,  # deliveries of up to broker_max_poll_records records each
         broker_commit_interval=1.0,
+        # A killed worker's partitions move once the group has missed its heartbeats this long
+        # (Faust's default: 60 s; failover goal: 30 s to the first CDR of a moved partition).
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=settings.worker_heartbeat_s,
         producer_acks=-1,
         producer_compression_type=compression_type(settings.compression),
         producer_linger=0.005,
