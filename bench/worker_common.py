@@ -101,6 +101,31 @@ def start_worker(settings: Settings, events_topic: str | None, tag: str,
     return run
 
 
+def start_prepared(unique: str, run_settings: Settings, *extra_env: tuple[str, str]) -> WorkerRun:
+    """A worker on ``run_settings`` from :func:`unique_settings`, its topics already created."""
+    run = _spawn(run_settings, unique, dict(extra_env))
+    run.prefix = unique
+    return run
+
+
+def wait_members(runs: list[WorkerRun], timeout_s: float = 600) -> float:
+    """Seconds until the workers' group is stable with every one of ``runs`` in it."""
+    settings = runs[0].settings
+    lags = Lags(settings)
+    began = time.time()
+    try:
+        while time.time() - began < timeout_s:
+            for one in runs:
+                if one.process.poll() is not None:
+                    raise RuntimeError(f"worker exited {one.process.returncode}; see {one.log}")
+            if lags.stable_members(settings.worker_group) == len(runs):
+                return time.time() - began
+            time.sleep(0.5)
+    finally:
+        lags.close()
+    raise TimeoutError(f"{len(runs)} workers did not form a group within {timeout_s} s; see {runs[0].log}")
+
+
 def join_worker(run: WorkerRun, index: int, *extra_env: tuple[str, str]) -> WorkerRun:
     """One more `callstream worker` in ``run``'s group and topics, with a state dir of its own."""
     unique = f"{Path(run.settings.state_dir).name}-{index}"

@@ -7,8 +7,11 @@
    180,000 calls are ~1,000,000 events.
 2. Ceiling: a plain aiokafka consumer reads the whole topic and JSON-decodes
    every value (orjson) — the most a Python consumer does here.
-3. Worker: `callstream worker` with a fresh group and output topics; the rate
-   is events committed per second between its first commit and the end.
+3. Worker: `callstream worker` with a fresh group and output topics, on a copy
+   of the topic that becomes readable at once when every worker of the run is
+   in the group (bench/worker_gate.py: on a loaded machine workers started
+   together joined up to 45 s apart); the rate is events committed per second
+   between the group's first commit and the end.
    With --workers N, N worker processes share one group; with several
    counts (``--workers 1 2 3``) each run measures every count in turn on the
    same topic, so that the machine's load falls on all of them alike.
@@ -42,12 +45,17 @@ from worker_common import (
     end_offsets,
     join_worker,
     prefilled_events,
-    start_worker,
+    start_prepared,
+    unique_settings,
     wait_caught_up,
+    wait_members,
     wait_quiet,
 )
+from worker_gate import GatedCopy
 
 from callstream.kafka_clients import ISOLATION_LEVEL
+from streams import topics
+from streams.worker import worker_topics
 
 
 async def _ceiling_once(bootstrap: str, topic: str, total: int) -> dict:
@@ -78,12 +86,24 @@ def ceiling(bootstrap: str, topic: str, total: int) -> dict:
     return asyncio.run(_ceiling_once(bootstrap, topic, total))
 
 
-def worker_rate(settings, topic: str, total: int, workers: int = 1) -> dict:
-    """Events/s of ``workers`` worker processes in one group (CPU: all of them together)."""
-    load = os.getloadavg()[0]
-    runs = [start_worker(settings, topic, "bench-tp")]
+def worker_rate(settings, topic: str, workers: int = 1) -> dict:
+    """Events/s of ``workers`` worker processes in one group (CPU: all of them together).
+
+    The events are a copy of ``topic`` that the workers see only once all of them
+    are in the group (bench/worker_gate.py).
+    """
+    unique, run_settings = unique_settings(settings, "bench-tp")
+    topics.ensure_topics(run_settings, worker_topics(run_settings))
+    runs: list = []
+    gate = GatedCopy(settings.bootstrap, topic, run_settings.topic_events, settings.events_partitions)
     try:
+        runs = [start_prepared(unique, run_settings)]
         runs += [join_worker(runs[0], n) for n in range(1, workers)]
+        joined_s = wait_members(runs)
+        load = os.getloadavg()[0]
+        gate.release()
+        # Less the gate's abort markers, which end each partition (no events; committed or not).
+        total = sum(end_offsets(settings, run_settings.topic_events).values()) - settings.events_partitions
         (t0, d0, c0), (t1, d1, c1) = wait_caught_up(runs, total)
         _, c2 = wait_quiet(runs)
         events = d1 - d0
@@ -91,13 +111,14 @@ def worker_rate(settings, topic: str, total: int, workers: int = 1) -> dict:
                 "events_per_cpu_s": events / (c1 - c0), "cpu_s": c1 - c0,
                 "cpu_us_per_event": (c1 - c0) / events * 1e6,
                 "cpu_us_per_event_to_quiet": (c2 - c0) / events * 1e6,
-                "load_before": load, "load_after": os.getloadavg()[0],
-                "group": runs[0].settings.worker_group}
+                "load_before": load, "load_after": os.getloadavg()[0], "group_formed_s": joined_s,
+                "copied": gate.copied, "group": run_settings.worker_group}
     finally:
+        gate.close()
         for run in runs:
             run.stop()
         # A million events leave ~a gigabyte of changelogs per run: the run's own topics go.
-        delete_topics(settings, runs[0].prefix)
+        delete_topics(settings, unique)
         for run in runs:
             shutil.rmtree(run.settings.state_dir, ignore_errors=True)
 
@@ -134,7 +155,7 @@ def main() -> None:
             print(f"run {run + 1}: ceiling {ceilings[-1]['events_per_s']:,.0f} events/s "
                   f"({ceilings[-1]['events_per_cpu_s']:,.0f} per CPU-second)", flush=True)
         for n in args.workers:
-            row = worker_rate(settings, topic, total, n)
+            row = worker_rate(settings, topic, n)
             measured[n].append(row)
             print(f"run {run + 1}: {n} worker(s) {row['events_per_s']:,.0f} events/s ({row['seconds']:.1f} s; "
                   f"{row['events_per_cpu_s']:,.0f} events per CPU-second; {row['cpu_us_per_event']:.2f} "
