@@ -11,7 +11,9 @@ at random) is killed with SIGKILL. A probe samples the end offsets of every
 (both keyed by call id, murmur2, same partition count), so the partitions the
 killed worker held are "moved"; the figure is the time from the kill to the
 first sample in which a moved partition's ``cdrs`` end offset is beyond where
-it was at the kill. Which member died: the group member whose id is gone
+it was at the kill. Also reported: when the survivor held every partition
+(the group's session timeout and rebalance; the rest is the recovery of the
+moved partitions' tables from their changelogs). Which member died: the group member whose id is gone
 once the survivor holds every partition.
 
 Settings (session timeout, heartbeat) are the workers' own: CALLSTREAM_* in
@@ -33,7 +35,7 @@ import sys
 import time
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from worker_common import RESULTS, base_settings, delete_topics, exit_on_sigterm, join_worker, start_worker
+from worker_common import RESULTS, base_settings, cpu_seconds, delete_topics, exit_on_sigterm, join_worker, start_worker
 
 from callstream.config import Settings
 
@@ -103,12 +105,14 @@ def one_run(settings: Settings, rate: float, warmup: float, timeout: float, rng:
                        "stable group of two", timeout, runs)
         victim, survivor = rng.sample(runs, 2)
         load = os.getloadavg()[0]
+        cpu_at_kill = cpu_seconds(survivor.process.pid)
         os.killpg(victim.process.pid, signal.SIGKILL)
         killed_at = time.monotonic()
         victim.process.wait(10)
         at_kill = probe.cdr_ends()
         samples: list[tuple[float, dict[int, int]]] = []
         after: dict[str, set[int]] = {}
+        took_over = None
         while time.monotonic() - killed_at < timeout:
             if survivor.process.poll() is not None:
                 raise RuntimeError(f"the survivor exited; see {survivor.log}")
@@ -116,7 +120,7 @@ def one_run(settings: Settings, rate: float, warmup: float, timeout: float, rng:
             if not after:
                 members = probe.members()
                 if len(members) == 1 and next(iter(members.values())) == set(range(settings.events_partitions)):
-                    after = members
+                    after, took_over = members, time.monotonic() - killed_at
             if after and _first_moved_cdr(before, after, at_kill, samples) is not None:
                 break
             time.sleep(SAMPLE_S)
@@ -124,9 +128,11 @@ def one_run(settings: Settings, rate: float, warmup: float, timeout: float, rng:
             raise TimeoutError(f"the survivor did not take every partition within {timeout:.0f} s")
         moved = _moved(before, after)
         seconds = _first_moved_cdr(before, after, at_kill, samples)
+        survivor_cpu = cpu_seconds(survivor.process.pid) - cpu_at_kill
         if seconds is None:
             raise TimeoutError(f"no CDR from the moved partitions {sorted(moved)} within {timeout:.0f} s")
-        return {"seconds": seconds, "moved_partitions": sorted(moved), "load_at_kill": load,
+        return {"seconds": seconds, "survivor_assigned_s": took_over, "moved_partitions": sorted(moved),
+                "load_at_kill": load, "load_after": os.getloadavg()[0], "survivor_cpu_s": survivor_cpu,
                 "cdrs_before_kill": sum(at_kill.values()), "first_cdrs_seen": first_cdrs,
                 "group": runs[0].settings.worker_group}
     finally:
@@ -173,12 +179,16 @@ def main() -> None:
     rows = []
     for run in range(args.runs):
         rows.append(one_run(settings, args.rate, args.warmup, args.timeout, rng))
-        print(f"run {run + 1}: first CDR of a moved partition {rows[-1]['seconds']:.1f} s after the kill "
-              f"(moved {rows[-1]['moved_partitions']}; load {rows[-1]['load_at_kill']:.1f})", flush=True)
+        row = rows[-1]
+        print(f"run {run + 1}: first CDR of a moved partition {row['seconds']:.1f} s after the kill; the "
+              f"survivor held every partition after {row['survivor_assigned_s']:.1f} s and used "
+              f"{row['survivor_cpu_s']:.1f} CPU-s until that CDR (moved "
+              f"{row['moved_partitions']}; load {row['load_at_kill']:.1f})", flush=True)
     result = {"runs": rows, "rate_calls_per_s": args.rate, "warmup_s": args.warmup,
               "session_timeout_s": settings.worker_session_timeout_s,
               "heartbeat_s": settings.worker_heartbeat_s,
               "seconds_median": statistics.median(r["seconds"] for r in rows),
+              "survivor_assigned_s_median": statistics.median(r["survivor_assigned_s"] for r in rows),
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "worker_failover.json").write_text(json.dumps(result, indent=2))
