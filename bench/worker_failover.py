@@ -37,7 +37,7 @@ import time
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from worker_common import RESULTS, base_settings, cpu_seconds, delete_topics, exit_on_sigterm, join_worker, start_worker
 
-from callstream.config import Settings
+from common.config import Settings
 
 SAMPLE_S = 0.05
 

@@ -20,7 +20,7 @@ import uuid
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from callstream.kafka_clients import ISOLATION_LEVEL
+from common.kafka_clients import ISOLATION_LEVEL
 
 
 class GatedCopy:

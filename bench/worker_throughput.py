@@ -53,7 +53,7 @@ from worker_common import (
 )
 from worker_gate import GatedCopy
 
-from callstream.kafka_clients import ISOLATION_LEVEL
+from common.kafka_clients import ISOLATION_LEVEL
 from streams import topics
 from streams.worker import worker_topics
 

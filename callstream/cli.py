@@ -12,10 +12,10 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-from callstream.config import ConfigError
-from callstream.errors import CliError
+from common.config import ConfigError
+from common.errors import CliError
 
 # Order is the order shown in --help.
 COMMANDS = (

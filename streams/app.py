@@ -17,8 +17,8 @@ from typing import Any
 
 import faust
 
-from callstream.config import Settings
-from callstream.kafka_clients import compression_type
+from common.config import Settings
+from common.kafka_clients import compression_type
 from streams.domain.alerts import AlertRules
 from streams.domain.rating import TariffTable
 from streams.domain.shared import MAX_STATE_BYTES

@@ -24,23 +24,31 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import orjson
 from faust.types import EventT
 
 from streams.app import Worker
 from streams.call_store import CallStore, Summary
-from streams.outbox import Outbox
-from streams.output_guard import OutputGuard, withheld_record
-from streams.domain.calls import (Outputs, advance, check_recording, expire, expiry_due,
-                                  needs_expiry, recording_due, settled)
+from streams.domain.calls import (
+    Outputs,
+    advance,
+    check_recording,
+    expire,
+    expiry_due,
+    needs_expiry,
+    recording_due,
+    settled,
+)
 from streams.domain.dlq import CALL_TOO_LARGE, encode_dlq
 from streams.domain.events import Event, Rejection
 from streams.domain.state import CallState, state_from_bytes
 from streams.domain.validation import validate
 from streams.native import Guard, native_validate
+from streams.outbox import Outbox
+from streams.output_guard import OutputGuard, withheld_record
 
 log = logging.getLogger("callstream.worker")
 # A portal's signals of one batch go out in messages of at most this many verdicts
@@ -103,7 +111,7 @@ class CallBatches:
         archive = self._run_commands(commands, pending, now)
         self._queue_signals()
         await self.outbox.flush(self.worker.app.producer)
-        for call_id, item in pending.items():
+        for item in pending.values():
             if not item.dirty:
                 continue
             if item.state is not None:

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from callstream.config import Settings
+from common.config import Settings
 from warehouse import generations, rerating
 from warehouse.layout import LOCK, MANIFEST
 from warehouse.replay import ReplayConfig
@@ -116,7 +116,7 @@ def _build_and_place(settings: Settings, config: ReplayConfig, options: RebuildO
 def _report(result: RebuildResult, old: Path, directory: Path, header: tuple[str, ...]) -> None:
     """Compare ``result.location`` with ``old``; save the report's text and CSV in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    moment = datetime.now(timezone.utc)
+    moment = datetime.now(UTC)
     base = directory / f"rerating-report-{moment:%Y%m%dT%H%M%SZ}"
     csv_path, txt_path = base.with_suffix(".csv"), base.with_suffix(".txt")
     spill = directory / f".{base.name}.spill"

@@ -46,20 +46,19 @@ from __future__ import annotations
 import shutil
 import tempfile
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import orjson
 
 from streams.domain.alerts import AlertRules
-from streams.domain.calls import (Outputs, advance, check_recording, expire, expiry_due, needs_expiry,
-                                  recording_due)
+from streams.domain.calls import Outputs, advance, check_recording, expire, expiry_due, needs_expiry, recording_due
 from streams.domain.dlq import CALL_TOO_LARGE, encode_dlq
 from streams.domain.events import Event, Rejection
-from streams.domain.shared import MAX_CALL_EVENTS
 from streams.domain.outages import HORIZON_US, MAX_VERDICTS, OutageState, PortalSignal, apply_signals, signal_of
 from streams.domain.rating import TariffTable
+from streams.domain.shared import MAX_CALL_EVENTS
 from streams.domain.state import CallState, is_complete, state_from_bytes, state_to_bytes
 from streams.domain.validation import validate
 

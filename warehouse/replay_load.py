@@ -33,10 +33,11 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from callstream.config import Settings
+from common.config import Settings
 from warehouse import compaction, event_log
 from warehouse.decode import RawBatch, decode_json, events_table
 from warehouse.replay import CallSpill, PartitionOutputs, PartitionReplay, ReplayConfig, outage_alerts

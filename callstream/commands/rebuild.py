@@ -37,12 +37,12 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 
-    from callstream.errors import CliError, UsageError
-    from callstream.kafka_clients import require_codecs
+    from common.errors import CliError, UsageError
+    from common.kafka_clients import require_codecs
     from streams.domain.rating import TariffError, load_tariffs
     from warehouse.event_log import LogError
-    from warehouse.rebuild import RebuildError, RebuildOptions, rebuild
     from warehouse.reader import WarehouseError
+    from warehouse.rebuild import RebuildError, RebuildOptions, rebuild
     from warehouse.replay_load import config_of
 
     if args.to is not None and (args.to.exists() or args.to.is_symlink()):

@@ -18,11 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from streams.faust_fence import diagnostics
 from streams.app import streams_running
+from streams.faust_fence import diagnostics
 
 log = logging.getLogger("callstream.worker")
 

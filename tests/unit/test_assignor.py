@@ -16,7 +16,7 @@ from aiokafka.cluster import ClusterMetadata
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberMetadata
 from aiokafka.protocol.metadata import MetadataResponse_v0
 
-from callstream.config import Settings
+from common.config import Settings
 from streams.app import declare, internal_topic_names
 from streams.domain.rating import load_tariffs
 from streams.faust_fence.assignor import PartitionAssignor, memory_changelogs

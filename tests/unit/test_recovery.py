@@ -14,7 +14,7 @@ from faust.events import Event
 from faust.types import TP
 from faust.types.tuples import Message
 
-from callstream.config import Settings
+from common.config import Settings
 from streams.app import declare
 from streams.domain.rating import load_tariffs
 from streams.faust_fence.recovery import Recovery, TableManager

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from streams.app import changelog_topic_names, declare
 from streams.domain.rating import load_tariffs
 from streams.worker import worker_topics
