@@ -95,7 +95,8 @@ def register(worker: Worker) -> CallBatches:
 
     @app.timer(5.0, name="watch_for_stalls")
     async def watch_for_stalls():
-        await watchdog.check(app, clock, lambda: batches.counts["events"], worker.settings.topic_events)
+        await watchdog.check(app, clock, lambda: batches.counts["events"], worker.settings.topic_events,
+                             busy=lambda: batches.busy)
 
     return batches
 

@@ -123,6 +123,9 @@ def _credentials(settings: Settings):
     return None
 
 
+STREAM_BUFFER_DELIVERIES = 4
+
+
 def create_app(settings: Settings) -> faust.App:
     """A Faust app tuned for the worker: at-least-once, batches, no web server.
 
@@ -141,7 +144,10 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=5000,
         consumer_max_fetch_size=8 * 1024 * 1024,
-        stream_buffer_maxsize=256,  # deliveries of up to broker_max_poll_records records each
+        # Deliveries (a partition's records from one fetch, up to broker_max_poll_records) a
+        # stream holds before the fetch loop waits: the bound on records fetched and not yet
+        # processed. 256 let a starved worker hold a million events (1.2 GB) in a soak.
+        stream_buffer_maxsize=STREAM_BUFFER_DELIVERIES,
         broker_commit_interval=1.0,
         # A killed worker's partitions move once the group has missed its heartbeats this long
         # (Faust's default: 60 s; failover goal: 30 s to the first CDR of a moved partition).

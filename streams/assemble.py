@@ -93,10 +93,19 @@ class CallBatches:
         self.outbox = Outbox()
         self.guard_output = OutputGuard(self.outbox, settings.topic_dlq)
         self.signals: dict[str, list] = {}
+        # True while a batch is in hand: waiting on the broker's acknowledgements is not a stall.
+        self.busy = False
         self.counts = {"events": 0, "rejected": 0, "cdrs": 0, "alerts": 0, "rekeyed": 0}
 
     async def process(self, batch: Sequence[EventT]) -> None:
-        """Steps 1-3 of the module docstring for one batch."""
+        """Steps 1-3 of the module docstring for one batch; ``busy`` while it runs."""
+        self.busy = True
+        try:
+            await self._process(batch)
+        finally:
+            self.busy = False
+
+    async def _process(self, batch: Sequence[EventT]) -> None:
         now = time.time()
         pending: dict[str, _Pending] = {}
         commands: list[tuple[EventT, dict]] = []
