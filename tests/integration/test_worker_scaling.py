@@ -17,12 +17,12 @@ import time
 
 import pytest
 
-from tests.integration.test_worker_kill import (
+from tests.integration.kill_support import (
     CALLS,
     PRODUCE_OVER_S,
-    _assert_like_reference,
-    _kill_when,
-    _outputs,
+    assert_like_reference,
+    kill_when,
+    outputs_of,
     rng,
     simulated,
 )
@@ -94,7 +94,7 @@ def test_two_workers_without_hot_standbys_survivor_rebuilds_moved_state(worker_s
             _assert_no_standby_of_memory_tables(members, settings)
             sending = BackgroundProduce(settings, [(m.key, m.value) for m in messages], PRODUCE_OVER_S)
             victim, survivor = rng.sample(pair, 2)
-            left, _ = _kill_when(settings, victim, int(rng.uniform(0.1, 0.6) * CALLS), [survivor])
+            left, _ = kill_when(settings, victim, int(rng.uniform(0.1, 0.6) * CALLS), [survivor])
             killed_at = time.monotonic()
             assert left > 0, "the group finished before a worker was killed: nothing was tested"
             # Nothing overrides the session timeout: the project's default moves the partitions.
@@ -107,7 +107,7 @@ def test_two_workers_without_hot_standbys_survivor_rebuilds_moved_state(worker_s
             probe.close()
         wait_until_done(settings, [survivor], timeout=240)
         wait_until_done(reference, [ref], timeout=240)
-        got, want = _outputs(settings), _outputs(reference)
+        got, want = outputs_of(settings), outputs_of(reference)
         events = read_topic(settings, settings.topic_events)
     assert len(events) == len(messages)
-    _assert_like_reference(settings, got, want, expect(events, settings), events)
+    assert_like_reference(settings, got, want, expect(events, settings), events)
