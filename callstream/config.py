@@ -213,6 +213,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("recording_wait", "CALLSTREAM_RECORDING_WAIT", 3600.0, _positive_float,
             "Seconds of worker clock after a recorded, answered call's call.ended before a missing "
             "recording raises recording_missing."),
+    Setting("rebuild_workers", "CALLSTREAM_REBUILD_WORKERS", 2, _positive_int,
+            "Processes of callstream rebuild replaying events partitions at once (each ~0.4 GB)."),
     Setting("max_call_events", "CALLSTREAM_MAX_CALL_EVENTS", 10_000, _call_events,
             "A call's distinct events beyond this many (log order) go to the DLQ as call_too_large "
             "(100-20000)."),
@@ -294,6 +296,7 @@ class Settings:
     incomplete_after: float
     forget_after: float
     native: str
+    rebuild_workers: int
     log_level: str
     worker_group: str
     state_dir: str

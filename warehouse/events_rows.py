@@ -9,20 +9,25 @@ canonical form of :mod:`streams.domain.wire` (the type's fields in contract
 order, absent optional fields as ``null``/``false``, unknown fields dropped),
 with ``json_object`` writing the same compact JSON as ``orjson``.
 
-Only *plain* messages take that path: ASCII without a backslash (so no string
-needs escaping, and none was escaped), no key given twice (DuckDB reads the
-first copy, Python the last), ``ts`` and ``key_saved_at`` written as their
-canonical text (``Z``, 3 fraction digits, or 6 of which the last 3 are not
-``000``), and ``seconds`` an integer or a decimal of at most 9 integer and 6
-fraction digits as DuckDB re-writes it (the form the Python core prints too).
-Every other message — any doubt — goes through ``validate`` and
-``events_table``, so the rows are always exactly the sink's
-(``tests/unit/test_events_rows.py`` holds the two to that on simulated
-traffic, drawn events and hand-made odd forms).
+Only messages the compiled core's validator accepted come here (it declines
+escapes and non-ASCII text in every field read here, and numbers with a sign:
+``native/src/validate.rs``), and of those only the *plain* ones take that
+path: the envelope is its nine fields and ``data`` its type's fields in
+contract order, each once (DuckDB reads the first copy of a key given twice,
+Python the last), as the project's producers write them; ``ts`` and
+``key_saved_at`` written as their canonical text (``T``, ``Z``, 3 fraction
+digits, or 6 of which the last 3 are not ``000``); ``seconds`` an integer or a
+decimal of at most 9 integer and 6 fraction digits as DuckDB re-writes it (the
+form the Python core prints too). Every other message — any doubt — goes
+through ``validate`` and ``events_table``, so the rows are always exactly the
+sink's (``tests/unit/test_events_rows.py`` holds the two to that on simulated
+traffic, drawn events and hand-made odd forms). Cost: about 4 µs of CPU per
+event in DuckDB (one JSON parse), against 13 in Python.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import duckdb
@@ -34,55 +39,81 @@ from streams.domain.validation import validate
 from warehouse.batch import arrow_schema
 from warehouse.decode import events_table
 
-_S = "(d->>'{0}')"  # a string field of data (NULL when absent or null)
-_B = "coalesce((d->'{0}')::BOOLEAN, false)"  # a flag, false when absent
-_I = "(d->>'{0}')::BIGINT"  # an integer
+_ENVELOPE = ("event_id", "type", "call_id", "portal_id", "source", "node", "ts")
 _DATA = {
-    "call.started": [("direction", _S), ("line", _S), ("from", _S), ("to", _S), ("line_number", _S),
-                     ("shown_number", _S), ("user_id", _S), ("extranet", _B), ("record", _B)],
-    "controller.requested": [],
-    "controller.replied": [("result", _S), ("config_id", _S)],
-    "controller.bypassed": [("reason", _S), ("key_saved_at", _S)],
-    "call.offered": [("user_id", _S), ("attempt", _I), ("rule", _S), ("rings", _I)],
-    "call.offer_missed": [("user_id", _S), ("attempt", _I)],
-    "call.forwarded": [("to", _S), ("reason", _S)],
-    "call.answered": [("user_id", _S)],
-    "recording.stored": [("url", _S), ("bytes", _I), ("seconds", "json((d->'seconds')::VARCHAR)"),
-                         ("format", _S)],
-    "call.ended": [("cause", _S), ("by", _S)],
+    "call.started": ("direction", "line", "from", "to", "line_number", "shown_number", "user_id",
+                     "extranet", "record"),
+    "controller.requested": (),
+    "controller.replied": ("result", "config_id"),
+    "controller.bypassed": ("reason", "key_saved_at"),
+    "call.offered": ("user_id", "attempt", "rule", "rings"),
+    "call.offer_missed": ("user_id", "attempt"),
+    "call.forwarded": ("to", "reason"),
+    "call.answered": ("user_id",),
+    "recording.stored": ("url", "bytes", "seconds", "format"),
+    "call.ended": ("cause", "by"),
 }
+_FLAGS = ("extranet", "record")  # absent means false
+_FIELDS = sorted({name for names in _DATA.values() for name in names})
+# One parse per message: the envelope's strings, and every data field as its JSON text
+# (SQL NULL when absent), which json_object embeds as it is.
+_STRUCTURE = json.dumps({**{name: "VARCHAR" for name in _ENVELOPE},
+                         "data": {name: "JSON" for name in _FIELDS}})
+
+
+def _field(name: str) -> str:
+    return f"m.data.{schema_quote(name)}"
+
+
+def schema_quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _data_sql() -> str:
     cases = []
     for kind, fields in _DATA.items():
-        args = ", ".join(f"'{name}', {form.format(name)}" for name, form in fields)
+        args = ", ".join(f"'{name}', " + (f"coalesce({_field(name)}, 'false'::JSON)" if name in _FLAGS
+                                            else _field(name)) for name in fields)
         cases.append(f"WHEN '{kind}' THEN json_object({args})::VARCHAR")
-    return "CASE type " + " ".join(cases) + " END"
+    return "CASE m.type " + " ".join(cases) + " END"
 
 
-_TS = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+def _keys_sql() -> str:
+    """Its type's data keys, in contract order: a message whose ``data`` has exactly these is
+    plain (no field omitted, unknown or given twice)."""
+    cases = []
+    for kind, fields in _DATA.items():
+        names = ", ".join(f"'{name}'" for name in fields)
+        cases.append(f"WHEN '{kind}' THEN [{names}]::VARCHAR[]")
+    return "CASE m.type " + " ".join(cases) + " END"
+
+
+_SECONDS = f"{_field('seconds')}::VARCHAR"
+# Plain: the envelope is its nine fields and data its type's fields in contract order, each
+# once (a key given twice is read first-wins here, last-wins by Python), as the project's own
+# producers write them; the times in their canonical text;
+# ``seconds`` an integer or a short decimal (as DuckDB re-writes it, Python prints the same).
 _PLAIN = f"""
-    NOT regexp_matches(v, '[\\\\]|[^\\x01-\\x7f]')
-    AND len(json_keys(j)) = len(list_distinct(json_keys(j)))
-    AND len(json_keys(d)) = len(list_distinct(json_keys(d)))
-    AND regexp_full_match(ts_text, '{_TS}(\\.[0-9]{{1,6}})?Z')
-    AND (type <> 'controller.bypassed' OR regexp_full_match(d->>'key_saved_at',
-         '{_TS}\\.([0-9]{{3}}|[0-9]{{3}}([0-9]{{2}}[1-9]|[0-9][1-9][0-9]|[1-9][0-9]{{2}}))Z'))
-    AND (type <> 'recording.stored' OR json_type(d->'seconds') IN ('UBIGINT', 'BIGINT')
-         OR regexp_full_match((d->'seconds')::VARCHAR, '(0|[1-9][0-9]{{0,8}})\\.[0-9]{{1,6}}'))
+    json_keys_count = 9 AND data_keys = {_keys_sql()}
+    AND substr(m.ts, 11, 1) = 'T' AND right(m.ts, 1) = 'Z'
+    AND (m.type <> 'controller.bypassed' OR (substr(ksa, 11, 1) = 'T' AND right(ksa, 1) = 'Z'
+         AND (length(ksa) = 24 OR (length(ksa) = 27 AND substr(ksa, 24, 3) <> '000'))))
+    AND (m.type <> 'recording.stored' OR json_type({_field('seconds')}) IN ('UBIGINT', 'BIGINT')
+         OR regexp_full_match({_SECONDS}, '(0|[1-9][0-9]{{0,8}})\\.[0-9]{{1,6}}'))
 """
 _QUERY = f"""
 SELECT _row, plain,
-       CASE WHEN plain THEN j->>'event_id' END AS event_id, CASE WHEN plain THEN j->>'call_id' END AS call_id,
-       CASE WHEN plain THEN j->>'portal_id' END AS portal_id, CASE WHEN plain THEN type END AS type,
-       CASE WHEN plain THEN j->>'source' END AS source, CASE WHEN plain THEN j->>'node' END AS node,
-       CASE WHEN plain THEN CAST(ts_text AS TIMESTAMPTZ) END AS ts,
+       CASE WHEN plain THEN m.event_id END AS event_id, CASE WHEN plain THEN m.call_id END AS call_id,
+       CASE WHEN plain THEN m.portal_id END AS portal_id, CASE WHEN plain THEN m.type END AS type,
+       CASE WHEN plain THEN m.source END AS source, CASE WHEN plain THEN m.node END AS node,
+       CASE WHEN plain THEN CAST(m.ts AS TIMESTAMPTZ) END AS ts,
        CASE WHEN plain THEN {_data_sql()} END AS data,
        kafka_partition, kafka_offset
 FROM (SELECT *, coalesce({_PLAIN}, false) AS plain
-      FROM (SELECT *, j->>'type' AS type, j->>'ts' AS ts_text, j->'data' AS d
-            FROM (SELECT _row, kafka_partition, kafka_offset, v, v::JSON AS j FROM events_in)))
+      FROM (SELECT *, json_extract_string({_field('key_saved_at')}, '$') AS ksa
+            FROM (SELECT _row, kafka_partition, kafka_offset, json_transform(v, '{_STRUCTURE}') AS m,
+                         len(json_keys(v)) AS json_keys_count, json_keys(v, '$.data') AS data_keys
+                  FROM events_in)))
 """
 
 
