@@ -11,10 +11,13 @@ export PATH := $(PATH):$(HOME)/.cargo/bin
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
+$(VENV)/.installed: pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs) warehouse/spark/pom.xml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet -e '.[test,spark]'
+	# Delta Lake's jars for Spark into the Maven local repository: the Spark test copies
+	# them from there offline (tests/integration/spark_support.py).
+	mvn -q -B -f warehouse/spark/pom.xml dependency:resolve
 	# The worker's compiled core (Rust, built by maturin with the machine's cargo).
 	$(BIN)/pip install --quiet ./native
 	touch $@

@@ -1,7 +1,15 @@
-"""Dashboard in a real browser over 10M CDRs while the sink writes: page loads and filter changes.
+"""Dashboard in a real browser over 10M CDRs while the sink writes: login, page loads and filter
+changes, as users whose every query is scoped.
 
     python bench/warehouse_generate.py --rows 10000000 --out var/bench-warehouse   # once
     python bench/dashboard_browser.py --warehouse var/bench-warehouse
+
+Users (accounts in the scratch copy's store, a portals file beside it): ``ops``, an operator
+who sees every portal in the days of America/New_York (a zone of their own), and ``big``, the
+administrator of the largest portal (p-00, 14 % of the calls) in Europe/Moscow, its portal's
+zone. Neither zone is UTC: their days are summed from the hourly rollup. Each logs in through
+the login form (login -> first page is measured from the form's submission to the Overview
+fully rendered), then loads every page it may open and changes its filters.
 
 A scratch copy of the generated warehouse is fed live CDRs (``--rate`` per
 second) by ``callstream sink`` in its own process, so every flush publishes a
@@ -33,9 +41,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from warehouse_common import bench_settings, copy_warehouse, drop_topics, feed, percentile, start_sink, stop  # noqa: E402
 
-from tests.integration.dashboard_support import change_and_wait, chrome, load, quit_chrome  # noqa: E402
+from tests.integration.dashboard_support import (change_and_wait, chrome, load, quit_chrome,  # noqa: E402
+                                                 wait_rendered)
 
-PAGES = ("/", "/calls", "/spend", "/recordings", "/alerts")
+PAGES = ("/", "/calls", "/spend", "/recordings", "/quality", "/alerts")
+# name -> (role, portals, own time zone, password)
+USERS = {"ops": ("operator", (), "America/New_York", "bench-operator-pw"),
+         "big": ("portal_admin", ("p-00",), None, "bench-portal-admin-pw")}
+PORTALS_FILE = {"p-00": {"name": "Romashka (the largest)", "tz": "Europe/Moscow", "currency": "RUB"},
+                "*": {"tz": "Europe/Berlin"}}
 PERIODS = ("7d", "90d", "month", "30d", "today", "365d")
 
 
@@ -87,10 +101,28 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_dashboard(root: Path, port: int) -> subprocess.Popen:
+def add_users(root: Path) -> Path:
+    """The bench's accounts in the warehouse's store and its portals file (returned)."""
+    import json
+
+    from dashboards.accounts import Store
+
+    store = Store(root / "accounts.sqlite")
+    for name, (role, portals, tz, password) in USERS.items():
+        store.add(name, role, portals, password, listen=True)
+        if tz:
+            store.set_preferences(name, tz=tz)
+    path = root.parent / f"{root.name}.portals.json"
+    path.write_text(json.dumps(PORTALS_FILE), encoding="utf-8")
+    return path
+
+
+def start_dashboard(root: Path, port: int, portals: Path | None = None) -> subprocess.Popen:
     """``callstream dashboard`` on ``root``; returns once it answers."""
+    env = dict(os.environ, **({"CALLSTREAM_PORTALS": str(portals)} if portals else {}))
     process = subprocess.Popen([sys.executable, "-m", "callstream.cli", "dashboard", "--port", str(port),
-                                "--warehouse", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "--warehouse", str(root)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env=env)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -102,11 +134,37 @@ def start_dashboard(root: Path, port: int) -> subprocess.Popen:
     raise SystemExit("the dashboard did not start")
 
 
-def measure(url: str, loads: int, changes_per_page: int) -> dict[str, tuple[list[float], list[float]]]:
-    """Per page: (load times, filter-change times), milliseconds."""
+def log_in(driver, url: str, name: str) -> float:
+    """Log in through the form; milliseconds from its submission to the Overview fully rendered."""
+    from selenium.webdriver.common.keys import Keys
+
+    driver.get(url + "/logout")
+    driver.get(url + "/login")
+    driver.find_element("id", "login-name").send_keys(name)
+    # Enter submits the form; the POST, its redirect and the Overview are one navigation, so the
+    # page's clock starts at the submission.
+    driver.find_element("id", "login-password").send_keys(USERS[name][3] + Keys.ENTER)
+    return wait_rendered(driver, 0.0)
+
+
+def measure_logins(url: str, name: str, logins: int) -> list[float]:
+    """Login -> first page, ``logins`` times (after a warm-up), milliseconds."""
+    driver = chrome()
+    try:
+        log_in(driver, url, name)
+        return [log_in(driver, url, name) for _ in range(logins)]
+    finally:
+        quit_chrome(driver)
+
+
+def measure(url: str, loads: int, changes_per_page: int,
+            user: str | None = None) -> dict[str, tuple[list[float], list[float]]]:
+    """Per page: (load times, filter-change times), milliseconds (logged in as ``user`` if given)."""
     driver = chrome()
     results = {}
     try:
+        if user is not None:
+            log_in(driver, url, user)
         for path in PAGES:
             load(driver, url + path)  # warm-up: JS bundles into the browser cache, plotly compiled
             load_ms = [load(driver, url + path) for _ in range(loads)]
@@ -137,24 +195,33 @@ def main() -> None:
     parser.add_argument("--loads", type=int, default=20, help="page loads measured per page")
     parser.add_argument("--changes", type=int, default=20, help="filter changes measured per page")
     parser.add_argument("--rate", type=float, default=100.0, help="live CDRs per second into the sink")
+    parser.add_argument("--logins", type=int, default=20, help="logins measured per user")
+    parser.add_argument("--users", default=",".join(USERS), help="comma-separated users to measure as")
     args = parser.parse_args()
     if not (args.warehouse / "manifest.json").exists():
         raise SystemExit(f"no warehouse at {args.warehouse}: run bench/warehouse_generate.py first")
     settings = bench_settings("dashboard")
     root = copy_warehouse(args.warehouse, args.scratch)
+    portals = add_users(root)
     feeder = multiprocessing.Process(target=feed, args=(settings, args.rate, 24 * 3600, 7), daemon=True)
     feeder.start()
     sink = start_sink(settings, root)
     port = _free_port()
-    dashboard = start_dashboard(root, port)
+    dashboard = start_dashboard(root, port, portals)
+    url = f"http://127.0.0.1:{port}"
     try:
         time.sleep(5)  # the sink's first flushes: the warehouse is live from here on
-        print(f"load average before: {' '.join(f'{v:.1f}' for v in os.getloadavg())} "
-              f"({os.cpu_count()} CPUs)", flush=True)
-        results = measure(f"http://127.0.0.1:{port}", args.loads, args.changes)
-        all_loads = [v for loads, _ in results.values() for v in loads]
-        all_changes = [v for _, changes in results.values() for v in changes]
-        print(f"all pages    load  {_summary(all_loads)}\n{'':12s} change {_summary(all_changes)}")
+        for user in [u for u in args.users.split(",") if u]:
+            role, scope, tz, _pw = USERS[user]
+            print(f"--- as {user}: {role}, portals {list(scope) or 'all'}, zone "
+                  f"{tz or PORTALS_FILE[scope[0]]['tz']}; load average "
+                  f"{' '.join(f'{v:.1f}' for v in os.getloadavg())} ({os.cpu_count()} CPUs)", flush=True)
+            logins = measure_logins(url, user, args.logins)
+            print(f"login -> first page {_summary(logins)}", flush=True)
+            results = measure(url, args.loads, args.changes, user)
+            all_loads = [v for loads, _ in results.values() for v in loads]
+            all_changes = [v for _, changes in results.values() for v in changes]
+            print(f"all pages    load  {_summary(all_loads)}\n{'':12s} change {_summary(all_changes)}", flush=True)
         print(f"load average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     finally:
         dashboard.terminate()
@@ -163,6 +230,7 @@ def main() -> None:
         feeder.terminate()
         drop_topics(settings)
         shutil.rmtree(root, ignore_errors=True)
+        portals.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -79,8 +79,9 @@ def producer(settings: Settings):
     """A kafka-python producer tuned for throughput."""
     from kafka import KafkaProducer
 
-    return KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=20, batch_size=512 * 1024,
-                         **settings.kafka_client_options())
+    from callstream.kafka_clients import producer_options
+
+    return KafkaProducer(linger_ms=20, batch_size=512 * 1024, **producer_options(settings))
 
 
 def copy_warehouse(source: Path, target: Path) -> Path:

@@ -63,6 +63,7 @@ class WorkerRun:
     settings: Settings
     process: subprocess.Popen
     log: Path
+    prefix: str = ""  # every topic and group of this run starts with it (see delete_topics)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -74,15 +75,30 @@ class WorkerRun:
                 self.process.wait()
 
 
-def start_worker(settings: Settings, events_topic: str, tag: str, *extra_env: tuple[str, str]) -> WorkerRun:
-    """A `callstream worker` process with its own group, output topics and state dir."""
+def unique_settings(settings: Settings, tag: str, events_topic: str | None = None) -> tuple[str, Settings]:
+    """(prefix, settings) whose output topics, group and state dir start with a fresh prefix.
+
+    ``events_topic`` None: an events topic of the run's own, under the prefix too.
+    """
     unique = f"{tag}-{uuid.uuid4().hex[:8]}"
-    run_settings = settings.replace(
-        topic_events=events_topic, topic_cdrs=f"{unique}-cdrs", topic_alerts=f"{unique}-alerts",
-        topic_dlq=f"{unique}-dlq", worker_group=f"{unique}-worker",
-        state_dir=str(ROOT / "var" / "bench" / unique))
+    return unique, settings.replace(
+        topic_events=events_topic or f"{unique}-events", topic_cdrs=f"{unique}-cdrs",
+        topic_alerts=f"{unique}-alerts", topic_dlq=f"{unique}-dlq", worker_group=f"{unique}-worker",
+        sink_group=f"{unique}-sink", state_dir=str(ROOT / "var" / "bench" / unique),
+        warehouse=str(ROOT / "var" / "bench" / f"{unique}-warehouse"))
+
+
+def start_worker(settings: Settings, events_topic: str | None, tag: str,
+                 *extra_env: tuple[str, str]) -> WorkerRun:
+    """A `callstream worker` process with its own group, output topics and state dir.
+
+    ``events_topic`` None: on a fresh, empty events topic of its own.
+    """
+    unique, run_settings = unique_settings(settings, tag, events_topic)
     topics.ensure_topics(run_settings, worker_topics(run_settings))
-    return _spawn(run_settings, unique, dict(extra_env))
+    run = _spawn(run_settings, unique, dict(extra_env))
+    run.prefix = unique
+    return run
 
 
 def join_worker(run: WorkerRun, index: int) -> WorkerRun:
@@ -144,3 +160,106 @@ def wait_caught_up(run: WorkerRun | list[WorkerRun], total: int,
             return first, (now, done, cpu)
         time.sleep(0.5)
     raise TimeoutError(f"workers did not catch up within {timeout_s} s; see {runs[0].log}")
+
+
+# ---------------------------------------------------------------- memory, lag, topics
+
+MIB = 1_048_576
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of a process and its children, MiB (0 once it is gone)."""
+    try:
+        process = psutil.Process(pid)
+        return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / MIB
+    except psutil.NoSuchProcess:
+        return 0.0
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's high-water resident set size (VmHWM), MiB."""
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM")
+
+
+def reset_peak_rss(pid: int) -> None:
+    """Start the process's VmHWM again from its current RSS (Linux: clear_refs 5)."""
+    with open(f"/proc/{pid}/clear_refs", "w") as refs:
+        refs.write("5")
+
+
+class Lags:
+    """Repeated looks at a group's lag: end offsets minus committed offsets, per topic."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15_000)
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                                      isolation_level=ISOLATION_LEVEL)
+
+    def close(self) -> None:
+        self.admin.close()
+        self.consumer.close()
+
+    def end(self, topic: str) -> int:
+        """Messages in ``topic`` so far (the sum of its end offsets)."""
+        parts = self.consumer.partitions_for_topic(topic) or ()
+        return sum(self.consumer.end_offsets([TopicPartition(topic, p) for p in parts]).values())
+
+    def lag(self, group: str, topic: str) -> int:
+        """Messages of ``topic`` the group has not committed (a partition without a commit: all)."""
+        committed = self.admin.list_group_offsets(group).get(group, {})
+        parts = [TopicPartition(topic, p) for p in self.consumer.partitions_for_topic(topic) or ()]
+        behind = 0
+        for tp, end in self.consumer.end_offsets(parts).items():
+            done = committed.get(tp)
+            behind += end - (done.offset if done is not None and done.offset >= 0 else 0)
+        return behind
+
+    def stable_members(self, group: str) -> int:
+        """Members of the group once it is stable (0 while it forms or rebalances)."""
+        described = self.admin.describe_groups([group])[group]
+        return len(described.get("members") or []) if described.get("group_state") == "Stable" else 0
+
+
+def read_topic(settings: Settings, topic: str, timeout_s: float = 300) -> list:
+    """Every committed record of ``topic`` up to its current end."""
+    consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                             isolation_level=ISOLATION_LEVEL, fetch_max_bytes=64 * MIB,
+                             max_partition_fetch_bytes=16 * MIB)
+    try:
+        parts = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        consumer.assign(parts)
+        consumer.seek_to_beginning(*parts)
+        ends = consumer.end_offsets(parts)
+        records: list = []
+        deadline = time.monotonic() + timeout_s
+        while any(consumer.position(tp) < ends[tp] for tp in parts):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"could not read {topic} to its end")
+            for tp, batch in consumer.poll(timeout_ms=500, max_records=50_000).items():
+                records.extend(r for r in batch if r.offset < ends[tp])
+        return records
+    finally:
+        consumer.close()
+
+
+def delete_topics(settings: Settings, prefix: str) -> list[str]:
+    """Delete every topic whose name starts with ``prefix`` (a run's own, internal ones too)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=30_000)
+    try:
+        names = [name for name in admin.list_topics() if name.startswith(prefix)]
+        if names:
+            admin.delete_topics(names)
+        return names
+    finally:
+        admin.close()
+
+
+def exit_on_sigterm() -> None:
+    """SIGTERM ends the benchmark like Ctrl-C: its cleanup (workers, topics) still runs."""
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))

@@ -17,8 +17,9 @@ import time
 
 import orjson
 from kafka import KafkaAdminClient, KafkaProducer
-from worker_common import RESULTS, base_settings, end_offsets, start_worker, wait_caught_up
+from worker_common import RESULTS, base_settings, end_offsets, peak_rss_mib, start_worker, wait_caught_up
 
+from callstream.kafka_clients import producer_options
 from streams import topics
 from streams.simulator import generate
 
@@ -35,8 +36,7 @@ def open_calls_topic(settings, calls: int, seed: int) -> str:
         return name
     topics.ensure_topics(settings.replace(topic_events=name),
                          topics.project_topics(settings.replace(topic_events=name))[:1])
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=20,
-                             batch_size=512 * 1024, acks="all")
+    producer = KafkaProducer(linger_ms=20, batch_size=512 * 1024, **producer_options(settings))
     start_us = 1_793_613_600_000_000  # 2026-11-02T08:00:00Z
     for message in generate(seed, calls, 50, start_us):
         if message.kind == "event" and orjson.loads(message.value)["type"] != "call.ended":
@@ -44,15 +44,6 @@ def open_calls_topic(settings, calls: int, seed: int) -> str:
     producer.flush()
     producer.close()
     return name
-
-
-def peak_rss_mib(pid: int) -> float:
-    """The process's high-water resident set size (VmHWM), MiB."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
 
 
 def main() -> None:

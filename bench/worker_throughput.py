@@ -1,6 +1,6 @@
 """Sustained worker throughput against the ceiling of a plain Python consumer.
 
-    python bench/worker_throughput.py [--calls 180000] [--runs 3] [--workers 1]
+    python bench/worker_throughput.py [--calls 180000] [--runs 3] [--workers 1] [--bootstrap H:P,...]
 
 1. Pre-fills (once, then reuses) a call-events topic with the simulator:
    180,000 calls are ~1,000,000 events.
@@ -10,6 +10,8 @@
    is events committed per second between its first commit and the end.
    With --workers N, N worker processes share one group (the issue's goal is
    for one; more show how the group scales on this machine).
+   --bootstrap runs everything against another cluster (the three-node one of
+   `callstream broker start --nodes 3`): its result file is named after its size.
 Each figure is the median of --runs runs; the ratio is worker / ceiling.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 import uuid
@@ -78,9 +81,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--workers", type=int, default=1,
                         help="worker processes in one group (the goal is for one; more shows the scaling)")
+    parser.add_argument("--bootstrap", help="another cluster (default: CALLSTREAM_BOOTSTRAP); "
+                                            "the worker and simulator processes get it too")
     args = parser.parse_args()
     if args.workers < 1:
         parser.error("--workers must be at least 1")
+    if args.bootstrap:
+        os.environ["CALLSTREAM_BOOTSTRAP"] = args.bootstrap  # child processes read their settings from it
     settings = base_settings()
     topic = prefilled_events(settings, args.calls, args.seed)
     total = sum(end_offsets(settings, topic).values())
@@ -107,6 +114,8 @@ def main() -> None:
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     RESULTS.mkdir(parents=True, exist_ok=True)
     name = "worker_throughput.json" if args.workers == 1 else f"worker_throughput_{args.workers}_workers.json"
+    if args.bootstrap:
+        name = name.replace(".json", f"_{len(args.bootstrap.split(','))}_brokers.json")
     (RESULTS / name).write_text(json.dumps(result, indent=2))
     print(f"median: worker {worker_median:,.0f} events/s, ceiling {ceiling_median:,.0f} events/s, "
           f"ratio {result['ratio']:.1%}; per CPU-second: worker {worker_cpu:,.0f}, "

@@ -28,6 +28,7 @@ COMMANDS = (
     "rebuild",
     "dashboard",
     "users",
+    "notify",
     "up",
 )
 

@@ -61,6 +61,23 @@ def _hot_calls(text: str) -> int:
     return value
 
 
+def _nodes(text: str) -> int:
+    value = int(text)
+    if value not in (1, 3, 5):
+        # A KRaft quorum of n controllers survives (n - 1) // 2 failures: an even count adds none.
+        raise ValueError("must be 1, 3 or 5")
+    return value
+
+
+def _replication(text: str) -> int | None:
+    if text.strip().lower() == "auto":
+        return None
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be auto or >= 1")
+    return value
+
+
 def _port(text: str) -> int:
     value = int(text)
     if not 0 < value < 65536:
@@ -133,6 +150,32 @@ def _log_level(text: str) -> str:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise ValueError("must be a finite number >= 0")
+    return value
+
+
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise ValueError("must be between 0 and 1")
+    return value
+
+
+def _money(text: str) -> Decimal:
+    from decimal import InvalidOperation
+
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError("must be a decimal number") from None
+    if not value.is_finite() or value < 0:
+        raise ValueError("must be a decimal number >= 0")
+    return value
+
+
 def _decimal_bytes(text: str) -> int:
     value = int(Decimal(text))
     if value < 1:
@@ -182,11 +225,16 @@ SETTINGS: tuple[Setting, ...] = (
             "Client certificate for mutual TLS."),
     Setting("ssl_keyfile", "CALLSTREAM_SSL_KEYFILE", None, _optional,
             "Private key of the client certificate."),
+    Setting("replication", "CALLSTREAM_REPLICATION", None, _replication,
+            "Replication factor of the topics the project creates: auto (the cluster's broker count, "
+            "at most 3) or a number; min.insync.replicas is 2 from 3 replicas on, else 1."),
     # Local broker
     Setting("kafka_dir", "CALLSTREAM_KAFKA_DIR", "var/kafka", _text,
             "Data directory of the local broker: storage, logs, pid, resolved jars."),
     Setting("kafka_heap_mb", "CALLSTREAM_KAFKA_HEAP_MB", 512, _positive_int,
-            "Maximum heap of the local broker JVM, MiB (at most 512 by design)."),
+            "Maximum heap of each local broker JVM, MiB (at most 512 by design)."),
+    Setting("kafka_nodes", "CALLSTREAM_KAFKA_NODES", 1, _nodes,
+            "Nodes of the local broker (1, 3 or 5; each a combined broker and controller)."),
     Setting("java_home", "CALLSTREAM_JAVA_HOME", None, _optional,
             "JDK used to run the local broker (default: JAVA_HOME, then java on PATH)."),
     # Rating, worker, alert rules
@@ -249,6 +297,51 @@ SETTINGS: tuple[Setting, ...] = (
             "Most calls one CSV download may hold; a wider filter is refused (use callstream export)."),
     Setting("dash_downloads", "CALLSTREAM_DASH_DOWNLOADS", 2, _positive_int,
             "CSV downloads served at once; one more is answered 429 with Retry-After."),
+    Setting("dash_url", "CALLSTREAM_DASH_URL", None, _optional,
+            "The dashboard's public address (http(s)://host:port/); notifications link each call to it."),
+    # Notifications (callstream notify)
+    Setting("notify_rules", "CALLSTREAM_NOTIFY_RULES", None, _optional,
+            "Rules file (TOML) of callstream notify: routes of alerts to channels; unset: nothing "
+            "is delivered (the packaged notify/rules.example.toml documents the format)."),
+    Setting("topic_notify_deliveries", "CALLSTREAM_TOPIC_NOTIFY_DELIVERIES", None, _optional,
+            "Compacted topic where notify records each delivery's outcome and its progress "
+            "(default: the alerts topic's name + '-deliveries')."),
+    Setting("topic_notify_actions", "CALLSTREAM_TOPIC_NOTIFY_ACTIONS", None, _optional,
+            "Topic of acknowledgements and silences, with who and when (default: the alerts "
+            "topic's name + '-actions')."),
+    Setting("topic_notify_status", "CALLSTREAM_TOPIC_NOTIFY_STATUS", None, _optional,
+            "Compacted topic of notify's status summary, read by the dashboard and notify status "
+            "(default: the alerts topic's name + '-notify-status')."),
+    Setting("notify_first_start_s", "CALLSTREAM_NOTIFY_FIRST_START_S", 3600.0, _non_negative_float,
+            "On notify's very first start, alerts whose message is older than this many seconds are "
+            "recorded as not delivered instead of sent."),
+    Setting("notify_attempts", "CALLSTREAM_NOTIFY_ATTEMPTS", 8, _positive_int,
+            "Attempts per message and channel before the delivery is recorded as failed."),
+    Setting("notify_backoff_s", "CALLSTREAM_NOTIFY_BACKOFF_S", 1.0, _positive_float,
+            "First retry delay, seconds; it doubles per attempt (full jitter) up to the maximum."),
+    Setting("notify_backoff_max_s", "CALLSTREAM_NOTIFY_BACKOFF_MAX_S", 60.0, _positive_float,
+            "Longest retry delay, seconds."),
+    Setting("notify_timeout_s", "CALLSTREAM_NOTIFY_TIMEOUT_S", 10.0, _positive_float,
+            "Time limit of one delivery attempt, seconds."),
+    Setting("notify_channel_threads", "CALLSTREAM_NOTIFY_CHANNEL_THREADS", 2, _positive_int,
+            "Messages sent at once to one channel."),
+    Setting("notify_backlog", "CALLSTREAM_NOTIFY_BACKLOG", 10_000, _positive_int,
+            "Messages one channel may have waiting; beyond it a failing channel's oldest are recorded "
+            "as failed, a slow one pauses reading."),
+    Setting("notify_digest_max", "CALLSTREAM_NOTIFY_DIGEST_MAX", 500, _positive_int,
+            "Most alerts one digest message lists; a fuller window is sent in several messages."),
+    Setting("notify_threshold_interval_s", "CALLSTREAM_NOTIFY_THRESHOLD_INTERVAL_S", 60.0,
+            _non_negative_float,
+            "How often notify evaluates the threshold rules over the warehouse, seconds (0: never)."),
+    Setting("spend_spike_k", "CALLSTREAM_SPEND_SPIKE_K", Decimal("3"), _money,
+            "spend_spike: a portal's hour costs more than k times its median hour of the same weekday "
+            "and hour over the last 4 weeks."),
+    Setting("spend_spike_floor", "CALLSTREAM_SPEND_SPIKE_FLOOR", Decimal("100"), _money,
+            "spend_spike: an hour costing less than this (in its currency) never raises it."),
+    Setting("asr_min", "CALLSTREAM_ASR_MIN", 0.3, _share,
+            "low_asr: a portal's answer-seizure ratio over the last complete hour below this (0-1)."),
+    Setting("asr_min_calls", "CALLSTREAM_ASR_MIN_CALLS", 50, _positive_int,
+            "low_asr: only portals with at least this many finished calls in the hour."),
     Setting("accounts", "CALLSTREAM_ACCOUNTS", None, _optional,
             "Dashboard account store (users, roles, audit log), an SQLite file (default: "
             "accounts.sqlite inside the warehouse directory, carried over by a rebuild)."),
@@ -289,8 +382,10 @@ class Settings:
     ssl_cafile: str | None
     ssl_certfile: str | None
     ssl_keyfile: str | None
+    replication: int | None
     kafka_dir: str
     kafka_heap_mb: int
+    kafka_nodes: int
     java_home: str | None
     tariffs: str | None
     incomplete_after: float
@@ -319,6 +414,24 @@ class Settings:
     dash_threads: int
     dash_download_max_rows: int
     dash_downloads: int
+    dash_url: str | None
+    notify_rules: str | None
+    topic_notify_deliveries: str | None
+    topic_notify_actions: str | None
+    topic_notify_status: str | None
+    notify_first_start_s: float
+    notify_attempts: int
+    notify_backoff_s: float
+    notify_backoff_max_s: float
+    notify_timeout_s: float
+    notify_channel_threads: int
+    notify_backlog: int
+    notify_digest_max: int
+    notify_threshold_interval_s: float
+    spend_spike_k: Decimal
+    spend_spike_floor: Decimal
+    asr_min: float
+    asr_min_calls: int
     accounts: str | None
     portals: str | None
     dash_tz: str
@@ -349,6 +462,8 @@ class Settings:
             values[name] = value
         if values["kafka_heap_mb"] > 512:
             raise ConfigError("CALLSTREAM_KAFKA_HEAP_MB: the local broker runs with at most 512 MiB")
+        if values["notify_backoff_max_s"] < values["notify_backoff_s"]:
+            raise ConfigError("CALLSTREAM_NOTIFY_BACKOFF_MAX_S must be >= CALLSTREAM_NOTIFY_BACKOFF_S")
         if values["refresh_s"] > 5:
             raise ConfigError("CALLSTREAM_REFRESH_S: the dashboard refreshes at least every 5 s")
         return cls(**values)
@@ -356,6 +471,14 @@ class Settings:
     def replace(self, **changes: Any) -> "Settings":
         """A copy with some fields changed (tests give each run its own topics)."""
         return dataclasses.replace(self, **changes)
+
+    @property
+    def notify_topics(self) -> tuple[str, str, str]:
+        """(deliveries, actions, status): notify's topics, named after the alerts topic by default."""
+        base = self.topic_alerts
+        return (self.topic_notify_deliveries or f"{base}-deliveries",
+                self.topic_notify_actions or f"{base}-actions",
+                self.topic_notify_status or f"{base}-notify-status")
 
     @property
     def accounts_path(self) -> Path:

@@ -12,6 +12,10 @@
   "read to the end" stops before an open transaction instead of waiting on it.
 - **Compression** of the project's own producers (worker outputs, simulator):
   the ``CALLSTREAM_COMPRESSION`` setting, ``none`` by default.
+- **Durability.** Every producer waits for all in-sync replicas (``acks=all``) and
+  is idempotent: a retry after a broker failed over (a lost response, a leader
+  that moved) is de-duplicated by the broker instead of being written twice, and
+  with ``min.insync.replicas`` 2 an acknowledged record is on two brokers.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from callstream.config import CODECS, Settings
 from callstream.errors import CliError
 
 __all__ = ["CODECS", "ISOLATION_LEVEL", "compression_type", "consumer_options", "missing_codecs",
-           "require_codecs"]
+           "producer_options", "require_codecs"]
 
 ISOLATION_LEVEL = "read_committed"
 
@@ -58,6 +62,12 @@ def require_codecs(process: str) -> None:
 def consumer_options(settings: Settings) -> dict[str, Any]:
     """Options of every kafka-python consumer of the project: security, committed data only."""
     return {"isolation_level": ISOLATION_LEVEL, **settings.kafka_client_options()}
+
+
+def producer_options(settings: Settings) -> dict[str, Any]:
+    """Options of every kafka-python producer of the project: security, acks=all, idempotence."""
+    return {"bootstrap_servers": settings.bootstrap, "acks": "all", "enable_idempotence": True,
+            **settings.kafka_client_options()}
 
 
 def compression_type(codec: str) -> str | None:

@@ -32,7 +32,7 @@ def _command(*args: str) -> list[str]:
 
 
 class Pipeline:
-    """The broker, the topics and the four children of ``callstream up``."""
+    """The broker, the topics and the children of ``callstream up``."""
 
     def __init__(self, settings: Settings, logs: Path, stop: threading.Event, say: Callable[[str], None],
                  *, simulate: list[str] | None, hurry: threading.Event | None = None) -> None:
@@ -62,6 +62,9 @@ class Pipeline:
             ChildSpec("sink", _command("sink"), partial(probes.sink_ready, settings=s),
                       ready_timeout_s=60, stop_timeout_s=40),
         ]
+        # Notify reads alerts and the deliveries topic; it is up once it holds a connection to the broker.
+        specs.append(ChildSpec("notify", _command("notify"), partial(probes.connected_to_broker, settings=s),
+                               ready_timeout_s=60, stop_timeout_s=20))
         if self.simulate is not None:
             specs.append(ChildSpec("simulate", _command("simulate", *self.simulate),
                                    partial(probes.connected_to_broker, settings=s),
@@ -96,10 +99,11 @@ class Pipeline:
         self.say(f"broker ready (pid {pid})")
 
     def _topics(self) -> None:
+        from notify.topics import notify_topics
         from streams import topics
         from streams.worker import worker_topics
 
-        specs = worker_topics(self.settings)
+        specs = worker_topics(self.settings) + notify_topics(self.settings)
         topics.ensure_topics(self.settings, specs)
         topics.wait_listed(self.settings, [spec.name for spec in specs])
         self.say(f"topics ready ({', '.join(spec.name for spec in specs[:4])}, …)")

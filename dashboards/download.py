@@ -36,7 +36,8 @@ from dashboards.i18n import _, current_locale
 from dashboards.pages.calls import DOWNLOAD_PATH
 from warehouse import dashboard_queries as dq
 from warehouse.export import BOM, CONTRACT, Dialect, describe_missing, dialect, missing_billing_data
-from warehouse.filters import CallFilter, aggregate_source, utc_start
+from warehouse.filters import CallFilter, utc_start
+from warehouse.sources import aggregate_source
 
 log = logging.getLogger(__name__)
 

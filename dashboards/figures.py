@@ -166,19 +166,22 @@ def spend_by_region_over_time(rows: pd.DataFrame) -> go.Figure:
 
 
 def bars(rows: pd.DataFrame, key: str, value: str, title: str, *, text: Iterable[str] | None = None,
-         horizontal: bool = True, color: str = PALETTE[0], drill_key: str | None = None) -> go.Figure:
+         horizontal: bool = True, color: str = PALETTE[0], drill_key: str | None = None,
+         drills: Iterable[str] | None = None, names: Iterable[str] | None = None) -> go.Figure:
     """One bar per row (``key`` -> ``value``), labelled with ``text`` (pre-formatted) if given;
-    with ``drill_key`` a bar opens the calls whose ``drill_key`` filter is the bar's key."""
+    with ``drill_key`` a bar opens the calls whose ``drill_key`` filter is the bar's key (or
+    ``drills``: each bar's own drill-down filter, figures.drill); ``names``: the bars' shown
+    names instead of their keys."""
     if not len(rows):
         return empty(_("{title}: nothing in this period").format(title=title))
-    keys = [_label(k) for k in rows[key]]
+    keys = [_label(k) for k in (rows[key] if names is None else names)]
     values = _numbers(rows[value])
     labels = [esc(t) for t in text] if text is not None else [fmt.count(v) for v in rows[value]]
     trace = go.Bar(x=values if horizontal else keys, y=keys if horizontal else values,
                    orientation="h" if horizontal else "v", marker_color=color, text=labels,
                    textposition="auto", hovertext=labels, hoverinfo="text+y" if horizontal else "text+x",
-                   customdata=[drill(**{drill_key: [k]}) if drill_key and not fmt.missing(k) else "{}"
-                               for k in rows[key]])
+                   customdata=list(drills) if drills is not None else
+                   [drill(**{drill_key: [k]}) if drill_key and not fmt.missing(k) else "{}" for k in rows[key]])
     fig = go.Figure(trace, layout=dict(_LAYOUT, title=title))
     if horizontal:
         fig.update_yaxes(autorange="reversed", automargin=True)

@@ -68,7 +68,8 @@ def rust_source(shared: dict) -> str:
         lines.append(f'pub const {name.upper()}_KEY: &str = "{key}";')
     # The same tables by name, for the module to show what it was compiled from.
     lines += ["", "pub const LIMITS_TABLE: &[(&str, i64)] = &["]
-    lines += [f'    ("{name}", {name.upper()} as i64),' for name in shared["limits"]]
+    lines += [f'    ("{name}", {name.upper()}),' if name.endswith("_us") else f'    ("{name}", {name.upper()} as i64),'
+              for name in shared["limits"]]
     lines += ["];", "pub const SOURCES_TABLE: &[(&str, &str)] = &["]
     lines += [f'    ("{kind}", "{source}"),' for kind, source in shared["sources"].items()]
     lines += ["];", "pub const ENUMS_TABLE: &[(&str, &[&str])] = &["]

@@ -15,7 +15,7 @@ import time
 
 import orjson
 
-from streams import watchdog
+from streams.faust_fence import watchdog
 from streams.app import Worker, streams_running
 from streams.assemble import CallBatches
 from streams.call_store import CallStore, Schedule
@@ -25,7 +25,7 @@ from streams.native import native_summarize
 log = logging.getLogger("callstream.worker")
 
 # An agent's batch: at most this many deliveries (each the records of one
-# partition from one fetch, see streams/transport.py), or what came within
+# partition from one fetch, see streams/faust_fence/transport.py), or what came within
 # BATCH_WITHIN_S. A portal's outage state is stored whole once per batch, so
 # flag_outages batches by time alone: with small batches, storing the states
 # of busy portals took most of the worker's CPU and delayed CDRs by seconds.

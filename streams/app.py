@@ -23,6 +23,7 @@ from streams.domain.alerts import AlertRules
 from streams.domain.shared import MAX_STATE_BYTES
 from streams.domain.rating import TariffTable
 from streams.native import native_core
+from streams.faust_fence.producing import IdempotentProducer
 
 # RocksDB for the archive: small memtables and cache; the archive is written
 # once per call and read only for late events.
@@ -104,7 +105,7 @@ def alert_rules(settings: Settings) -> AlertRules:
 
 
 def _broker_url(settings: Settings) -> str:
-    # callstream:// is faust's aiokafka transport with our consumer (streams/transport.py).
+    # callstream:// is faust's aiokafka transport with our consumer (streams/faust_fence/transport.py).
     return ";".join(f"callstream://{host.strip()}" for host in settings.bootstrap.split(","))
 
 
@@ -123,9 +124,10 @@ def _credentials(settings: Settings):
 def create_app(settings: Settings) -> faust.App:
     """A Faust app tuned for the worker: at-least-once, batches, no web server.
 
-    Its consumer reads committed data only (``streams/transport.py``).
+    Its consumer reads committed data only (``streams/faust_fence/transport.py``); its
+    producer is idempotent and waits for every in-sync replica (``streams/faust_fence/producing.py``).
     """
-    return faust.App(
+    app = faust.App(
         settings.worker_group,
         broker=_broker_url(settings),
         broker_credentials=_credentials(settings),
@@ -149,6 +151,8 @@ def create_app(settings: Settings) -> faust.App:
         table_standby_replicas=1,
         web_enabled=False,
     )
+    app.transport.Producer = IdempotentProducer
+    return app
 
 
 def declare(settings: Settings, tariffs: TariffTable, app: faust.App | None = None) -> Worker:

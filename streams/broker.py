@@ -1,10 +1,12 @@
-"""A local single-node Apache Kafka (KRaft) run as a JVM from Maven artifacts.
+"""A local Apache Kafka (KRaft) of one or more nodes, each a JVM from Maven artifacts.
 
 No tarball and no Docker: Maven resolves ``org.apache.kafka:kafka_2.13`` and
 its runtime dependencies (``streams/kafka/pom.xml``) into the local Maven
-repository, the classpath is copied under the data directory, and the broker
+repository, the classpath is copied under the data directory, and each node
 runs as ``java kafka.Kafka server.properties`` in its own session so that it
-outlives the command that started it.
+outlives the command that started it. Where the nodes live and listen is
+:mod:`streams.broker_nodes`; one node (the default) is the layout and the
+behaviour the project always had.
 """
 
 from __future__ import annotations
@@ -22,44 +24,13 @@ from pathlib import Path
 
 from callstream.config import Settings
 from callstream.errors import CliError
+from streams.broker_nodes import BrokerPaths, Node, bootstrap_of, parse_address, plan, present, render_config
+
+__all__ = ["BrokerPaths", "answers_metadata", "node_status", "port_open", "split_bootstrap", "start",
+           "status", "stop"]
 
 _MAIN_CLASS = "kafka.Kafka"
 _STORAGE_TOOL = "kafka.tools.StorageTool"
-
-
-@dataclass(frozen=True)
-class BrokerPaths:
-    """Where one local broker keeps its jars, storage, logs and pid."""
-
-    root: Path
-
-    @property
-    def libs(self) -> Path:
-        return self.root / "libs"
-
-    @property
-    def data(self) -> Path:
-        return self.root / "data"
-
-    @property
-    def logs(self) -> Path:
-        return self.root / "logs"
-
-    @property
-    def pid_file(self) -> Path:
-        return self.root / "broker.pid"
-
-    @property
-    def config(self) -> Path:
-        return self.root / "server.properties"
-
-    @property
-    def stdout(self) -> Path:
-        return self.logs / "broker.out"
-
-    @property
-    def libs_stamp(self) -> Path:
-        return self.libs / ".pom-sha256"
 
 
 def _resource(name: str) -> Path:
@@ -68,11 +39,7 @@ def _resource(name: str) -> Path:
 
 def split_bootstrap(bootstrap: str) -> tuple[str, int]:
     """The first host:port of a bootstrap list; the local broker listens there."""
-    first = bootstrap.split(",")[0].strip()
-    host, sep, port = first.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise CliError(f"bootstrap {first!r} is not host:port", exit_code=2)
-    return host, int(port)
+    return parse_address(bootstrap.split(",")[0])
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
@@ -117,28 +84,26 @@ def resolve_jars(paths: BrokerPaths, *, quiet: bool = True) -> None:
     paths.libs_stamp.write_text(digest)
 
 
-def render_config(paths: BrokerPaths, host: str, port: int) -> None:
-    """Write server.properties for this data directory and listener."""
-    template = _resource("server.properties.template").read_text()
-    paths.config.write_text(template.format(
-        host=host, port=port, controller_port=port + 1, log_dirs=paths.data))
-
-
 def _java_command(settings: Settings, paths: BrokerPaths, main: str, *args: str) -> list[str]:
     return [java_executable(settings), "-cp", f"{paths.libs}/*",
             f"-Dlog4j2.configurationFile={_resource('log4j2.yaml')}",
             f"-Dkafka.logs.dir={paths.logs}", main, *args]
 
 
-def format_storage(settings: Settings, paths: BrokerPaths) -> None:
-    """Format KRaft storage once; a formatted directory is left alone."""
+def new_cluster_id(settings: Settings, paths: BrokerPaths) -> str:
+    """A fresh KRaft cluster id (Kafka's own ``random-uuid``)."""
+    return subprocess.run(_java_command(settings, paths, _STORAGE_TOOL, "random-uuid"),
+                          capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+
+
+def format_storage(settings: Settings, paths: BrokerPaths, cluster: str | None = None) -> None:
+    """Format KRaft storage once (every node of a cluster with one id); a formatted directory is left alone."""
     if (paths.data / "meta.properties").exists():
         return
     paths.data.mkdir(parents=True, exist_ok=True)
-    uuid = subprocess.run(_java_command(settings, paths, _STORAGE_TOOL, "random-uuid"),
-                          capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    cluster = cluster or new_cluster_id(settings, paths)
     done = subprocess.run(
-        _java_command(settings, paths, _STORAGE_TOOL, "format", "-t", uuid, "-c", str(paths.config)),
+        _java_command(settings, paths, _STORAGE_TOOL, "format", "-t", cluster, "-c", str(paths.config)),
         capture_output=True, text=True)
     if done.returncode != 0:
         raise CliError("kafka storage format failed: " + (done.stdout + done.stderr).strip()[-300:])
@@ -185,8 +150,9 @@ def _is_kafka(pid: int) -> bool:
     return not args or _MAIN_CLASS.encode() in args.split(b"\0")
 
 
-def answers_metadata(settings: Settings, timeout_s: float = 5.0) -> bool:
-    """True when a broker at the bootstrap address answers a metadata request."""
+def answers_metadata(settings: Settings, timeout_s: float = 5.0, *, brokers: int = 1) -> bool:
+    """True when the broker at the (first) bootstrap address answers a metadata request and the
+    cluster lists at least ``brokers`` live brokers."""
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
@@ -194,14 +160,14 @@ def answers_metadata(settings: Settings, timeout_s: float = 5.0) -> bool:
     if not port_open(host, port):
         return False
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap,
+        admin = KafkaAdminClient(bootstrap_servers=f"{host}:{port}",
                                  request_timeout_ms=int(timeout_s * 1000),
                                  **settings.kafka_client_options())
     except (KafkaError, OSError, ValueError):
         return False
     try:
-        admin.describe_cluster()
-        return True
+        live = [b for b in admin.describe_cluster()["brokers"] if not b.get("is_fenced")]
+        return len(live) >= brokers
     except (KafkaError, OSError):
         return False
     finally:
@@ -209,25 +175,75 @@ def answers_metadata(settings: Settings, timeout_s: float = 5.0) -> bool:
 
 
 def start(settings: Settings, *, timeout_s: float = 90.0, die_with_parent: bool = False) -> tuple[int, bool]:
-    """Start the broker (idempotent). Returns (pid, started_now).
+    """Start every node of the local broker (idempotent). Returns (pid of node 1, any started now).
 
-    ``die_with_parent``: Linux sends the broker SIGTERM if this process dies without
-    stopping it (``callstream up``); otherwise the broker outlives this process.
+    ``die_with_parent``: Linux sends the nodes SIGTERM if this process dies without
+    stopping them (``callstream up``); otherwise they outlive this process.
     """
-    paths = BrokerPaths(Path(settings.kafka_dir).resolve())
-    running = read_pid(paths)
-    if running is not None:
-        _wait_ready(settings, paths, lambda: read_pid(paths) is not None, timeout_s)
-        return running, False
-    host, port = split_bootstrap(settings.bootstrap)
-    if port_open(host, port):
-        raise CliError(f"{host}:{port} is already taken by another process (not our broker in "
-                       f"{paths.root}); stop it or set CALLSTREAM_BOOTSTRAP")
-    for directory in (paths.root, paths.logs):
-        directory.mkdir(parents=True, exist_ok=True)
-    resolve_jars(paths)
-    render_config(paths, host, port)
-    format_storage(settings, paths)
+    states = start_nodes(settings, timeout_s=timeout_s, die_with_parent=die_with_parent)
+    return states[0][1], any(started for _, _, started in states)
+
+
+def start_nodes(settings: Settings, *, timeout_s: float = 90.0,
+                die_with_parent: bool = False) -> list[tuple[Node, int, bool]]:
+    """Start the nodes ``settings`` ask for that are not running, wait until all answer.
+
+    Returns (node, pid, started now) per node. A node started here that does not
+    become ready is killed again: no half-started cluster is left behind by this call.
+    """
+    from streams.topics import replication_for
+
+    nodes = plan(settings)
+    running = {node.node_id: read_pid(node.paths) for node in nodes}
+    missing = [node for node in nodes if running[node.node_id] is None]
+    for node in missing:
+        for port in (node.port, node.controller_port):
+            if port_open(node.host, port):
+                raise CliError(f"{node.host}:{port} is already taken by another process (not our broker "
+                               f"in {node.paths.root}); stop it or set CALLSTREAM_BOOTSTRAP")
+    launched: dict[int, subprocess.Popen] = {}
+    try:
+        if missing:
+            _prepare(settings, nodes, missing, *replication_for(settings, len(nodes)))
+            for node in missing:
+                launched[node.node_id] = _launch(settings, node, die_with_parent)
+        _wait_ready(settings, nodes, launched, timeout_s)
+    except BaseException:
+        # Never leave behind a node that this call started but could not use.
+        for node in missing:
+            process = launched.get(node.node_id)
+            if process is not None and process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            node.paths.pid_file.unlink(missing_ok=True)
+        raise
+    return [(node, launched[node.node_id].pid if node.node_id in launched else running[node.node_id],
+             node.node_id in launched) for node in nodes]
+
+
+def _prepare(settings: Settings, nodes: list[Node], missing: list[Node], replication: int,
+             min_isr: int) -> None:
+    """Jars, configs and formatted storage for the nodes about to start."""
+    from streams import broker_nodes
+
+    root = Path(settings.kafka_dir).resolve()
+    for node in missing:
+        for directory in (node.paths.root, node.paths.logs):
+            directory.mkdir(parents=True, exist_ok=True)
+    resolve_jars(nodes[0].paths)
+    for node in missing:
+        render_config(node, nodes, replication, min_isr)
+    cluster = None
+    if len(nodes) > 1:  # every node formatted with the one id the cluster file keeps
+        cluster = broker_nodes.cluster_id(root) or new_cluster_id(settings, nodes[0].paths)
+        broker_nodes.record(root, nodes, cluster)
+    for node in missing:
+        format_storage(settings, node.paths, cluster)
+
+
+def _launch(settings: Settings, node: Node, die_with_parent: bool) -> subprocess.Popen:
+    """Start one node's JVM in its own session with a bounded heap; its pid file written."""
+    paths = node.paths
     heap = f"-Xmx{settings.kafka_heap_mb}m"
     command = _java_command(settings, paths, _MAIN_CLASS, str(paths.config))
     command[1:1] = [heap, f"-Xms{min(256, settings.kafka_heap_mb)}m", "-XX:+UseG1GC",
@@ -240,28 +256,31 @@ def start(settings: Settings, *, timeout_s: float = 90.0, die_with_parent: bool 
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                    stdin=subprocess.DEVNULL, start_new_session=True)
     paths.pid_file.write_text(str(process.pid))
-    try:
-        _wait_ready(settings, paths, lambda: process.poll() is None, timeout_s)
-    except CliError:
-        # Never leave behind a broker that this call started but could not use.
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        paths.pid_file.unlink(missing_ok=True)
-        raise
-    return process.pid, True
+    return process
 
 
-def _wait_ready(settings: Settings, paths: BrokerPaths, alive, timeout_s: float) -> None:
-    """Poll until the broker answers; ``alive()`` says whether its process still runs."""
+def _wait_ready(settings: Settings, nodes: list[Node], launched: dict[int, subprocess.Popen],
+                timeout_s: float) -> None:
+    """Poll until every node answers and the cluster lists all of them; fail when one exits."""
     deadline = time.monotonic() + timeout_s
+    pending = list(nodes)
     while time.monotonic() < deadline:
-        if not alive():
-            raise CliError(f"the broker exited during start-up; see {_log_hint(paths)}")
-        if answers_metadata(settings):
+        for node in nodes:
+            process = launched.get(node.node_id)
+            alive = process.poll() is None if process is not None else read_pid(node.paths) is not None
+            if not alive:
+                raise CliError(f"the broker{_which(node, nodes)} exited during start-up; see {_log_hint(node.paths)}")
+        pending = [node for node in pending
+                   if not answers_metadata(settings.replace(bootstrap=node.address), brokers=len(nodes))]
+        if not pending:
             return
         time.sleep(0.5)
-    raise CliError(f"the broker did not answer within {timeout_s:.0f} s; see {_log_hint(paths)}")
+    raise CliError(f"the broker{_which(pending[0], nodes)} did not answer within {timeout_s:.0f} s; "
+                   f"see {_log_hint(pending[0].paths)}")
+
+
+def _which(node: Node, nodes: list[Node]) -> str:
+    return f" node {node.node_id}" if len(nodes) > 1 else ""
 
 
 def _log_hint(paths: BrokerPaths) -> str:
@@ -270,24 +289,40 @@ def _log_hint(paths: BrokerPaths) -> str:
 
 
 def stop(settings: Settings, *, timeout_s: float = 60.0) -> bool:
-    """Stop the broker cleanly (SIGTERM, then SIGKILL after timeout). False if none ran."""
-    paths = BrokerPaths(Path(settings.kafka_dir).resolve())
-    pid = read_pid(paths)
-    if pid is None:
-        paths.pid_file.unlink(missing_ok=True)
-        return False
-    os.kill(pid, signal.SIGTERM)
+    """Stop every node cleanly (SIGTERM, then SIGKILL after ``timeout_s``). False if none ran."""
+    nodes = present(settings)
+    pids = {node.node_id: read_pid(node.paths) for node in nodes}
+    for node in nodes:
+        if pids[node.node_id] is None:
+            node.paths.pid_file.unlink(missing_ok=True)
+    alive = [node for node in nodes if pids[node.node_id] is not None]
+    # All at once: each controlled shutdown then overlaps the others' (a cluster stops in
+    # about the time one node takes), and the quorum stays until the last node leaves.
+    for node in alive:
+        os.kill(pids[node.node_id], signal.SIGTERM)
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and read_pid(paths) is not None:
+    while time.monotonic() < deadline and any(read_pid(n.paths) is not None for n in alive):
         time.sleep(0.2)
-    if read_pid(paths) is not None:
-        os.killpg(pid, signal.SIGKILL)
-        while read_pid(paths) is not None:
-            time.sleep(0.1)
-    paths.pid_file.unlink(missing_ok=True)
-    return True
+    for node in alive:
+        if read_pid(node.paths) is not None:
+            os.killpg(pids[node.node_id], signal.SIGKILL)
+            while read_pid(node.paths) is not None:
+                time.sleep(0.1)
+        node.paths.pid_file.unlink(missing_ok=True)
+    return bool(alive)
+
+
+def node_status(settings: Settings) -> list[tuple[Node, int | None]]:
+    """Each node of the local broker with the pid of its running JVM, or None."""
+    return [(node, read_pid(node.paths)) for node in present(settings)]
 
 
 def status(settings: Settings) -> int | None:
-    """The pid of the running local broker, or None."""
-    return read_pid(BrokerPaths(Path(settings.kafka_dir).resolve()))
+    """The pid of node 1 when every node of the local broker runs, or None."""
+    states = node_status(settings)
+    return states[0][1] if all(pid is not None for _, pid in states) else None
+
+
+def cluster_bootstrap(settings: Settings) -> str:
+    """The bootstrap list of the local broker's nodes (every node named)."""
+    return bootstrap_of(plan(settings))

@@ -31,7 +31,8 @@ from faust.types import EventT
 
 from streams.domain.calls import expiry_due, recording_due
 from streams.domain.state import CallState, state_from_bytes, state_to_bytes
-from streams.event_context import enter_event, leave_event
+from streams.faust_fence.event_context import enter_event, leave_event
+from streams.faust_fence.stores import memory_dict, rocksdb_get
 from streams.outbox import Outbox
 
 log = logging.getLogger("callstream.worker")
@@ -77,7 +78,7 @@ class CallStore:
 
     @property
     def _hot(self) -> dict:
-        return self.hot.data.data  # the memory store's plain dict
+        return memory_dict(self.hot)
 
     async def flush_changelog(self, producer) -> None:
         """Send the hot table's pending changelog records and wait until the broker has them.
@@ -107,11 +108,7 @@ class CallStore:
         both paths (raw serialisers), and a hit is indexed as Faust's own read
         indexes it, so later deletes find the key's partition.
         """
-        store = self.archive.data
-        blob = store._db_for_partition(partition).get(key)
-        if blob is not None:
-            store._key_index[key] = partition
-        return blob
+        return rocksdb_get(self.archive, partition, key)
 
     def save(self, event: EventT, state: CallState) -> None:
         """Write the state to the hot table.

@@ -26,6 +26,7 @@ from faust.types import EventT
 from streams.app import Worker
 from streams.domain.outages import (OutageState, PortalSignal, apply_signals,
                                     outage_state_from_bytes, outage_state_to_bytes)
+from streams.faust_fence.stores import memory_dict
 from streams.outbox import Outbox, partition_of
 
 log = logging.getLogger("callstream.worker")
@@ -63,7 +64,7 @@ class OutageBatches:
         self._used: OrderedDict[bytes, int] = OrderedDict()
 
     def _table(self) -> dict:
-        return self.worker.outages_by_portal.data.data  # the memory store's plain dict
+        return memory_dict(self.worker.outages_by_portal)
 
     async def process(self, batch: Sequence[EventT]) -> None:
         states: dict[bytes, tuple[EventT, OutageState]] = {}

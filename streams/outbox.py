@@ -6,6 +6,8 @@ import asyncio
 import random
 from struct import Struct
 
+from streams.faust_fence.producing import aiokafka_producer, partitions_for
+
 
 class Outbox:
     """Messages of one batch, sent as one Kafka record batch per topic-partition.
@@ -27,14 +29,13 @@ class Outbox:
 
     async def send(self, faust_producer) -> list[asyncio.Future]:
         """Hand every message to the producer; returns the batches' delivery futures."""
-        producer = faust_producer._ensure_producer()  # the app's AIOKafkaProducer
+        producer = aiokafka_producer(faust_producer)
         by_partition: dict[tuple[str, int], list[tuple[bytes | None, bytes | None, int | None]]] = {}
         counts: dict[str, list[int]] = {}
         for topic, key, value, partition, timestamp_ms in self.messages:
             if partition is None:
                 if topic not in counts:
-                    await producer.client._wait_on_metadata(topic)
-                    counts[topic] = sorted(producer.client.cluster.partitions_for_topic(topic))
+                    counts[topic] = await partitions_for(producer, topic)
                 partition = partition_of(key, counts[topic])
             by_partition.setdefault((topic, partition), []).append((key, value, timestamp_ms))
         self.messages.clear()

@@ -3,6 +3,12 @@
 Auto-creation is off on our broker (and should be on production clusters):
 ``call-events`` is the source of truth, so it is created here with unlimited
 retention and the partition count every co-partitioned topic must share.
+
+Every topic the project creates gets the same replication factor
+(``CALLSTREAM_REPLICATION``; ``auto`` is the cluster's broker count, at most 3)
+and ``min.insync.replicas`` to go with it (:func:`replication_for`): with
+``acks=all`` producers, a record acknowledged on a three-node cluster is then
+on two brokers at least, and the cluster goes on taking writes with one down.
 """
 
 from __future__ import annotations
@@ -54,6 +60,24 @@ def project_topics(settings: Settings) -> list[TopicSpec]:
     ]
 
 
+# Beyond three copies a topic gains little safety for its cost (Kafka's own guidance).
+AUTO_REPLICATION_MAX = 3
+
+
+def replication_for(settings: Settings, brokers: int) -> tuple[int, int]:
+    """(replication factor, ``min.insync.replicas``) of new topics on a cluster of ``brokers``.
+
+    ``min.insync.replicas`` is 2 from three replicas on: one broker may fail with no
+    write refused and no acknowledged record on a single disk; with one or two
+    replicas it is 1, or a single broker down would stop every producer.
+    """
+    factor = settings.replication or min(AUTO_REPLICATION_MAX, max(1, brokers))
+    if factor > brokers:
+        raise CliError(f"CALLSTREAM_REPLICATION is {factor} but the cluster at {settings.bootstrap} "
+                       f"has {brokers} broker(s)")
+    return factor, 2 if factor >= 3 else 1
+
+
 def _admin(settings: Settings):
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
@@ -77,10 +101,12 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> dict[str, str]:
         missing = [spec for spec in specs if spec.name not in existing]
         for spec in specs:
             outcome[spec.name] = "exists"
+        if missing:
+            factor, min_isr = replication_for(settings, len(admin.describe_cluster()["brokers"]))
         for spec in missing:
+            configs = {"min.insync.replicas": str(min_isr), **spec.configs}
             try:
-                admin.create_topics([NewTopic(spec.name, spec.partitions, 1,
-                                              topic_configs=dict(spec.configs))])
+                admin.create_topics([NewTopic(spec.name, spec.partitions, factor, topic_configs=configs)])
                 outcome[spec.name] = "created"
             except TopicAlreadyExistsError:
                 pass  # another process created it between list and create

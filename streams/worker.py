@@ -10,7 +10,8 @@ import signal
 from callstream.config import Settings
 from callstream.errors import CliError
 from callstream.kafka_clients import require_codecs
-from streams import diagnostics, logthrottle, topics
+from streams import logthrottle, topics
+from streams.faust_fence import diagnostics
 from streams.app import changelog_topic_names, declare, internal_topic_names
 from streams.domain.rating import TariffError, TariffTable, load_tariffs
 

@@ -7,6 +7,8 @@ Runs inside the writing process (the sink, or a rebuild), through the same
   size, merge them into one (deduplicated by the table's winner rule). Cheap;
   keeps readers from opening hundreds of small files, and size tiers keep a
   merged file from being rewritten at every merge.
+- *complete*: at start, the rollups a warehouse written by an older version lacks
+  (quarantine.write_derived), once.
 - *major*: once the deltas hold ``major_rows`` rows or the oldest is
   ``major_age_s`` old, fold them into the base: every base partition that a
   delta row falls in, or that holds an older row of a delta key (a call whose
@@ -197,6 +199,7 @@ class Compactor(threading.Thread):
         self._scrubber = quarantine.Scrubber(recheck_s=policy.scrub_recheck_s, budget_bytes=policy.scrub_bytes)
 
     def run(self) -> None:
+        self._guarded("missing rollups", self._complete_derived)
         last_gc = last_scrub = time.monotonic()
         while not self.stopping.wait(self.policy.interval_s):
             for table in schema.TABLES:
@@ -208,6 +211,15 @@ class Compactor(threading.Thread):
             if time.monotonic() - last_scrub >= self.policy.scrub_interval_s:
                 self._guarded("scrub", lambda: self._scrubber.round(self.writer))
                 last_scrub = time.monotonic()
+
+    def _complete_derived(self) -> None:
+        """Write the rollups a warehouse made by an older version lacks (its partitions are read
+        from the calls until then), one file per publish, before the first compaction."""
+        missing = quarantine.missing_derived(self.writer.manifest)
+        if missing:
+            log.info("writing %d missing rollup or index files", len(missing))
+            done = quarantine.write_derived(self.writer, missing, each=True, stop=self.stopping.is_set)
+            log.info("wrote %d missing rollup or index files", done)
 
     def _compact(self, table: str) -> None:
         """One look at ``table``: quarantine damaged inputs first, then compact; back off on failure."""

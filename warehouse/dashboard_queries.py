@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from warehouse import export
-from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, recordings_source, scope_conditions,
-                               user_spend_source, utc_start, where, where_clause)
+from warehouse.filters import ALL_CALLS, CallFilter, scope_conditions, utc_start, where, where_clause
+from warehouse.sources import aggregate_source, causes_source, recordings_source, user_spend_source
 from warehouse.reader import Reader
 from warehouse.schema import quote
 
@@ -234,9 +234,10 @@ def employee_spend_daily(reader: Reader, flt: CallFilter = ALL_CALLS, *, top: in
 
 def hangup_causes(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
     """Calls per hang-up cause (``call.ended``'s cause; none for calls without one): key, calls."""
-    clause, params = where(flt)
-    return _frame(reader, f"SELECT hangup_cause AS key, count(*) AS calls FROM cdrs {clause} GROUP BY 1 "
-                          "ORDER BY calls DESC, key NULLS LAST LIMIT 20", params)
+    src = causes_source(flt)
+    return _frame(reader, f"SELECT hangup_cause AS key, CAST({src.calls} AS BIGINT) AS calls "
+                          f"FROM {src.table} {src.where} GROUP BY 1 HAVING {src.calls} > 0 "
+                          "ORDER BY calls DESC, key NULLS LAST LIMIT 20", src.params)
 
 
 def missed_offers_by_user(reader: Reader, flt: CallFilter = ALL_CALLS, *, top: int = 15) -> pd.DataFrame:

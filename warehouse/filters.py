@@ -115,10 +115,10 @@ class CallFilter:
 
 ALL_CALLS = CallFilter()
 
-_LISTS = (("portals", "portal_id"), ("lines", "line"), ("directions", "direction"),
+LIST_COLUMNS = (("portals", "portal_id"), ("lines", "line"), ("directions", "direction"),
           ("statuses", "status"), ("regions", "region"), ("controllers", "controller"),
           ("users", "user_id"), ("causes", "hangup_cause"))
-_BOUNDS = (("min_talk_s", "talk_s", ">="), ("max_talk_s", "talk_s", "<="),
+BOUND_COLUMNS = (("min_talk_s", "talk_s", ">="), ("max_talk_s", "talk_s", "<="),
            ("min_cost", "cost", ">="), ("max_cost", "cost", "<="))
 
 
@@ -146,14 +146,14 @@ def call_conditions(flt: CallFilter) -> tuple[list[str], list[Any]]:
     if flt.end is not None:
         conditions.append("started_at < ?")
         params.append(utc_start(flt.end))
-    for field_name, column in _LISTS:
+    for field_name, column in LIST_COLUMNS:
         values = list(getattr(flt, field_name) or ())
         if values:
             conditions.append(f"{quote(column)} IN ({', '.join('?' * len(values))})")
             params += values
     if flt.has_recording is not None:
         conditions.append("recording_bytes > 0" if flt.has_recording else "recording_bytes = 0")
-    for field_name, column, op in _BOUNDS:
+    for field_name, column, op in BOUND_COLUMNS:
         value = getattr(flt, field_name)
         if value is not None:
             conditions.append(f"{quote(column)} {op} ?")
@@ -178,52 +178,6 @@ def where(flt: CallFilter, *extra: str) -> tuple[str, list[Any]]:
     return where_clause(conditions + list(extra)), params
 
 
-def _day_of(moment: date | datetime) -> date | None:
-    """The UTC day a bound stands for, or None if it is not a UTC midnight."""
-    start = utc_start(moment)
-    return start.date() if start.time() == time(0) else None
-
-
-_DAILY_LISTS = frozenset({"portals", "lines", "directions", "statuses", "regions", "controllers"})
-_RECORDING_LISTS = frozenset({"portals", "users", "lines", "directions", "statuses", "controllers"})
-
-
-def rollup_conditions(flt: CallFilter, lists: frozenset[str] = _DAILY_LISTS,
-                      recorded_only: bool = False, daily: bool = False) -> tuple[list[str], list[Any]] | None:
-    """Conditions over a rollup equivalent to ``flt``, or None when it cannot express it.
-
-    A rollup knows whole UTC days and the list filters named in ``lists`` (the
-    daily rollup: portals, lines, directions, statuses, regions, controller
-    verdicts; the recordings rollup: the same but regions, plus users, and
-    recorded calls only);
-    talk or cost bounds and number search need the calls themselves. ``daily``: the query
-    groups by day, which the rollups know only as UTC days (another zone, or hours, need
-    the calls).
-    """
-    if daily and (flt.zone != "UTC" or flt.hourly):
-        return None
-    if flt.number or any(getattr(flt, name) is not None for name, _, _ in _BOUNDS):
-        return None
-    if flt.has_recording is not None and not (recorded_only and flt.has_recording):
-        return None
-    conditions, params = scope_conditions(flt.scope)
-    for bound, op in ((flt.start, ">="), (flt.end, "<")):
-        if bound is not None:
-            day = _day_of(bound)
-            if day is None:
-                return None
-            conditions.append(f"started_day {op} ?")
-            params.append(day)
-    for field_name, column in _LISTS:
-        values = list(getattr(flt, field_name) or ())
-        if values and field_name not in lists:
-            return None
-        if values:
-            conditions.append(f"{quote(column)} IN ({', '.join('?' * len(values))})")
-            params += values
-    return conditions, params
-
-
 def order_by(sort: str, descending: bool) -> str:
     """``ORDER BY`` for a whitelisted sort key, ties broken by call_id; ValueError otherwise."""
     try:
@@ -232,82 +186,3 @@ def order_by(sort: str, descending: bool) -> str:
         raise ValueError(f"cannot sort calls by {sort!r}; choose one of {sorted(SORT_COLUMNS)}") from None
     direction = "DESC" if descending else "ASC"
     return f"ORDER BY {column} {direction} NULLS LAST, call_id {direction}"
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where an aggregate query reads: raw ``cdrs`` or the ``cdrs_daily`` rollup, and its WHERE.
-
-    ``calls`` and ``recordings`` count calls in either (``count(*)`` or ``sum(calls)``);
-    ``talk_s``, ``billed_s``, ``cost`` and ``recording_bytes`` are summed the same way in both.
-    """
-
-    table: str
-    where: str
-    params: list[Any]
-    calls: str
-    recordings: str
-
-
-def _rolled(flt: CallFilter, table: str, calls: str, recordings: str, lists: frozenset[str] = _DAILY_LISTS,
-            recorded_only: bool = False, extra: tuple[str, ...] = (), daily: bool = False) -> Source | None:
-    """``table`` (a rollup) as the source of ``flt``, or None when it cannot express the filter."""
-    rolled = rollup_conditions(flt, lists, recorded_only, daily)
-    if rolled is None:
-        return None
-    conditions, params = rolled
-    return Source(table, where_clause(conditions + list(extra)), params, calls, recordings)
-
-
-def aggregate_source(flt: CallFilter, raw_extra: tuple[str, ...] = (),
-                     dimension_extra: tuple[str, ...] = (), *, daily: bool = False) -> Source:
-    """The rollup when it can answer ``flt`` exactly, else the calls themselves.
-
-    ``raw_extra`` conditions apply to the calls only (they may narrow rows for speed);
-    ``dimension_extra`` conditions, on rollup dimensions, apply to both. A rollup row
-    may be negative (views.py), so nothing may filter on its measures: use HAVING.
-    ``daily``: the query groups by ``started_day``, which is then the day (or hour) of
-    ``flt.zone`` (local_calls).
-    """
-    rolled = _rolled(flt, "cdrs_daily", "sum(calls)", "sum(recordings)", extra=dimension_extra, daily=daily)
-    if rolled is not None:
-        return rolled
-    clause, params = where(flt, *raw_extra, *dimension_extra)
-    return Source(local_calls(flt) if daily else "cdrs", clause, params, "count(*)",
-                  "count(*) FILTER (recording_bytes > 0)")
-
-
-_USER_SPEND_LISTS = frozenset({"portals", "users"})
-
-
-def user_spend_source(flt: CallFilter, *, daily: bool = False) -> Source:
-    """Where per-employee spend reads: the ``user_spend_daily`` rollup when it can answer
-    ``flt`` exactly (whole days, portals, users), else the paid calls of employees."""
-    rolled = _rolled(flt, "user_spend_daily", "sum(calls)", "0", _USER_SPEND_LISTS, daily=daily)
-    if rolled is not None:
-        return rolled
-    clause, params = where(flt, "user_id IS NOT NULL", "cost > 0")
-    return Source(local_calls(flt) if daily else "cdrs", clause, params, "count(*)", "0")
-
-
-def recordings_source(flt: CallFilter, *, daily: bool = False) -> Source:
-    """Where per-user recording queries read: the ``recordings_daily`` rollup when it can
-    answer ``flt`` exactly, else the calls with a recording."""
-    rolled = _rolled(flt, "recordings_daily", "sum(recordings)", "sum(recordings)", _RECORDING_LISTS,
-                     recorded_only=True, daily=daily)
-    if rolled is not None:
-        return rolled
-    clause, params = where(flt, "recording_bytes > 0")
-    return Source(local_calls(flt) if daily else "cdrs", clause, params, "count(*)", "count(*)")
-
-
-def recorded_count_source(flt: CallFilter) -> Source | None:
-    """``cdrs_daily`` as the source of a count of calls with (or without) a recording, or None.
-
-    The rollup counts the recorded calls of each group (``recordings``), so a filter on
-    having a recording needs no calls when the rest of it is the rollup's.
-    """
-    if flt.has_recording is None:
-        return None
-    measure = "sum(recordings)" if flt.has_recording else "sum(calls) - sum(recordings)"
-    return _rolled(flt.replace(has_recording=None), "cdrs_daily", measure, "sum(recordings)")

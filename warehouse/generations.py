@@ -19,6 +19,14 @@ directory exchanges the directory and a new link in one ``renameat2``
 since their paths named the directory itself. An interrupted rebuild leaves
 its ``.rebuild-`` directory, which the next rebuild deletes (its lock is free).
 Generations older than the previous one are deleted at each swap.
+
+A few files of a warehouse are not derived from the topics and would be lost
+by a rebuild: the dashboard's account store (users, session secret, audit
+log; ``CARRIED``). The swap carries them into the new generation as hard
+links to the same file, taken while holding SQLite's write lock on it, so a
+user added or an audit entry written at the very moment of the swap lands in
+the file both generations name (a file system without hard links gets a copy
+made under the same lock).
 """
 
 from __future__ import annotations
@@ -27,16 +35,21 @@ import ctypes
 import errno
 import os
 import shutil
+import sqlite3
 import uuid
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 from warehouse.layout import LOCK, fsync_dir
 from warehouse.writer import WriterBusy, release_lock, take_lock
 
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
+# SQLite files in a warehouse directory that no replay can make again (dashboards/accounts.py).
+CARRIED = ("accounts.sqlite",)
 
 
 @dataclass(frozen=True)
@@ -102,6 +115,19 @@ def swap_in(building: Path, live: Path, stamp: str) -> Swap:
     link = live.parent / f".{live.name}.swap-{uuid.uuid4().hex[:8]}"
     link.symlink_to(current.name)  # relative: the tree can be moved as a whole
     previous: Path | None = None
+    with ExitStack() as held:
+        if live.is_dir():  # a plain directory or a link to the current generation
+            for name in CARRIED:
+                held.enter_context(carried(live / name, current / name))
+        previous = _switch(link, live, stamp)
+    fsync_dir(live.parent)
+    _prune(live, keep={current, previous})
+    return Swap(current, previous)
+
+
+def _switch(link: Path, live: Path, stamp: str) -> Path | None:
+    """Point ``live`` where ``link`` points; the generation it named before (None: none)."""
+    previous: Path | None = None
     try:
         if live.is_symlink():
             previous = live.resolve()
@@ -117,9 +143,35 @@ def swap_in(building: Path, live: Path, stamp: str) -> Swap:
     finally:
         if link.is_symlink():
             link.unlink()
-    fsync_dir(live.parent)
-    _prune(live, keep={current, previous})
-    return Swap(current, previous)
+    return previous
+
+
+@contextmanager
+def carried(source: Path, target: Path) -> Iterator[bool]:
+    """Make the SQLite file ``source`` also ``target`` while the caller swaps; True when there was one.
+
+    SQLite's write lock on ``source`` is held from before the link until the block ends, so
+    no transaction is half written at the link (a crashed writer's journal is rolled back by
+    taking the lock) and no writer slips in between a copy and the swap.
+    """
+    if not source.is_file():
+        yield False
+        return
+    con = sqlite3.connect(source, timeout=30, isolation_level=None)
+    with closing(con):
+        con.execute("BEGIN IMMEDIATE")  # the write lock: readers go on, writers wait for the swap
+        try:
+            target.unlink(missing_ok=True)
+            try:
+                os.link(source, target)
+            except OSError:  # no hard links here: a copy, made under the same lock
+                with closing(sqlite3.connect(target)) as out:
+                    con.backup(out)
+                os.chmod(target, 0o600)
+            fsync_dir(target.parent)
+            yield True
+        finally:
+            con.execute("ROLLBACK")
 
 
 def _exchange(a: Path, b: Path) -> None:

@@ -27,11 +27,11 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import Iterable, Mapping
+from typing import Callable, Iterable, Mapping
 
 from warehouse import call_index, rollups
 from warehouse.integrity import stat_problem, thorough_problem
-from warehouse.layout import QUARANTINE, DataFile, Quarantined, fsync_dir, table_of
+from warehouse.layout import QUARANTINE, DataFile, Manifest, Quarantined, fsync_dir, table_of
 from warehouse.views import literal
 from warehouse.writer import Writer, now_us
 
@@ -98,24 +98,58 @@ def quarantine(writer: Writer, problems: Mapping[str, str]) -> list[Quarantined]
 
 def _rewrite_derived(writer: Writer, entries: Iterable[Quarantined]) -> None:
     """Write a quarantined rollup or index again from the cdrs base file of its partition."""
+    write_derived(writer, [(e.table, e.partition) for e in entries])
+
+
+def missing_derived(manifest: Manifest) -> list[tuple[str, str]]:
+    """(rollup or index, partition) of every cdrs base partition that lacks it: a warehouse written
+    before that rollup existed (views.py reads such a partition's calls instead, correct but slower)."""
+    present = {(table_of(f.path), f.partition) for f in manifest.all_files()}
+    return [(table, f.partition) for f in manifest.table_files("cdrs", "base") for table in DERIVED
+            if (table, f.partition) not in present]
+
+
+def write_derived(writer: Writer, wanted: Iterable[tuple[str, str]], *, each: bool = False,
+                  stop: Callable[[], bool] = lambda: False) -> int:
+    """Write the rollups or indexes ``wanted`` ((table, partition) pairs) from the cdrs base files of
+    their partitions, and publish them (``each``: one publish per file, progress kept; ``stop``
+    asked before each file); how many."""
     bases = {f.partition: f for f in writer.manifest.table_files("cdrs", "base")}
     present = {(table_of(f.path), f.partition) for f in writer.manifest.all_files()}
-    written = []
+    written, count = [], 0
     con = writer.cursor()
     try:
-        for entry in entries:
-            base = bases.get(entry.partition)
-            if base is None or (entry.table, entry.partition) in present:
+        for table, partition in wanted:
+            if stop():
+                break
+            base = bases.get(partition)
+            if base is None or (table, partition) in present:
                 continue  # its base is gone too, or a compaction already wrote a new one
             if thorough_problem(writer.root, base) is not None:
                 continue  # the scrub will quarantine the base itself
             source = f"(SELECT * FROM read_parquet({literal(str(writer.root / base.path))}))"
-            written.append(writer.write_file(con, entry.table, DERIVED[entry.table](source), kind="base",
-                                             partition=entry.partition, keep_empty=True))
+            written.append(writer.write_file(con, table, DERIVED[table](source), kind="base",
+                                             partition=partition, keep_empty=True))
+            count += 1
+            if each:
+                _publish_unless_replaced(writer, written)
+                written = []
     finally:
         con.close()
-    if written:
-        writer.publish(add=written)
+    _publish_unless_replaced(writer, written)
+    return count
+
+
+def _publish_unless_replaced(writer: Writer, files: list) -> None:
+    """Publish derived files whose base is still the one they were written from (a compaction
+    that rewrote the partition meanwhile wrote its own)."""
+    if not files:
+        return
+    current = {(table_of(f.path), f.partition) for f in writer.manifest.all_files()}
+    bases = {f.partition for f in writer.manifest.table_files("cdrs", "base")}
+    keep = [f for f in files if f.partition in bases and (table_of(f.path), f.partition) not in current]
+    if keep:
+        writer.publish(add=keep)
 
 
 class Scrubber:

@@ -18,12 +18,12 @@ from typing import Any
 
 import pandas as pd
 
-from warehouse.lookup import call_by_id
-from warehouse.filters import (ALL_CALLS, CallFilter, aggregate_source, number_needle, order_by,
-                               local_start, recorded_count_source, recordings_source, scope_conditions, utc_start,
-                               where, where_clause)
+from warehouse.filters import (ALL_CALLS, CallFilter, local_start, number_needle, order_by, scope_conditions,
+                               utc_start, where, where_clause)
 from warehouse.layout import table_of
+from warehouse.lookup import call_by_id
 from warehouse.reader import Reader
+from warehouse.sources import aggregate_source, recorded_count_source, recordings_source
 
 DETAIL_COLUMNS = ('call_id, portal_id, started_at, answered_at, ended_at, direction, line, "from", "to", '
                   "line_number, shown_number, user_id, region, status, hangup_cause, talk_s, "
@@ -328,3 +328,22 @@ def kpis(reader: Reader, flt: CallFilter = ALL_CALLS, *, now: datetime | None = 
             "spend_today": {c: d for c, d, _ in spend if c is not None and d is not None},
             "spend_month": {c: m for c, _, m in spend if c is not None and m is not None},
             "recording_bytes": int(stored[0][0])}
+
+
+def spend_by_portal_region_month(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
+    """Per UTC month (``YYYY-MM``; null for calls without a start), portal, region and currency:
+    calls, billed_s and cost (sums). External engines reading the Delta tables get the same
+    (tests/integration/test_spark.py)."""
+    src = aggregate_source(flt)
+    # A group whose rollup pieces cancel out (a call that changed region) holds no call.
+    return _frame(reader, f"SELECT strftime(started_day, '%Y-%m') AS month, portal_id, region, currency, "
+                          f"CAST({src.calls} AS BIGINT) AS calls, CAST(sum(billed_s) AS BIGINT) AS billed_s, "
+                          f"sum(cost) AS cost FROM {src.table} {src.where} GROUP BY ALL "
+                          f"HAVING {src.calls} <> 0 ORDER BY month, portal_id, region, currency", src.params)
+
+
+def calls_by_status(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
+    """Per status: calls."""
+    src = aggregate_source(flt)
+    return _frame(reader, f"SELECT status, CAST({src.calls} AS BIGINT) AS calls FROM {src.table} {src.where} "
+                          f"GROUP BY 1 HAVING {src.calls} <> 0 ORDER BY status", src.params)

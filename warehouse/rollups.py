@@ -14,6 +14,16 @@ negative: queries sum rollup rows and never filter on a measure).
   Recording storage per user.
 - ``user_spend_daily``: per day, portal, user and currency, paid calls of an
   employee — calls, billed seconds, cost. The employees who spend most.
+- ``cdrs_hourly``: ``cdrs_daily`` per UTC hour (``started_hour``) and hang-up cause as
+  well (the cause follows the status almost always: it adds few rows). Its hours add
+  up to the days and hours of any zone whose offset is a whole number of hours
+  (sources.py): the dashboard's days in Moscow or New York without reading the calls.
+  About twice the rows of ``cdrs_daily`` (4.8 M against 2.1 M for 10 M calls of 50
+  portals over a year), still half the calls and a few narrow columns.
+
+Dimensions are columns of ``cdrs``, or derived from them (``DERIVED``: the UTC hour);
+the session time zone of every warehouse connection is UTC (duck.py), which is what
+``date_trunc`` truncates in.
 """
 
 from __future__ import annotations
@@ -23,6 +33,8 @@ from dataclasses import dataclass
 from warehouse.schema import CDR_COLUMNS, TABLES, TableSpec, quote
 
 _CDR_TYPES = dict(CDR_COLUMNS)
+# Dimensions computed from the calls' columns: name -> (type, SQL expression).
+DERIVED = {"started_hour": ("TIMESTAMPTZ", "date_trunc('hour', started_at)")}
 
 
 @dataclass(frozen=True)
@@ -46,15 +58,18 @@ class Rollup:
 
     def select(self, source: str) -> str:
         """The rollup's rows of the cdrs rows of ``source`` (a table, view or subquery)."""
-        dims = ", ".join(quote(name) for name in self.dimensions)
+        dims = [f"{DERIVED[name][1]} AS {quote(name)}" if name in DERIVED else quote(name)
+                for name in self.dimensions]
         measures = ", ".join(f"{sql} AS {quote(name)}" for name, sql in self.measures)
         where = f" WHERE {self.where}" if self.where else ""
-        return f"SELECT {dims}, {measures} FROM {source}{where} GROUP BY {dims}"
+        groups = ", ".join(str(n + 1) for n in range(len(dims)))
+        return f"SELECT {', '.join(dims)}, {measures} FROM {source}{where} GROUP BY {groups}"
 
 
 def _rollup(name: str, dimensions: tuple[str, ...], measures: tuple[tuple[str, str, str], ...],
             where: str = "") -> Rollup:
-    columns = tuple((d, _CDR_TYPES[d]) for d in dimensions) + tuple((m, t) for m, t, _ in measures)
+    columns = tuple((d, DERIVED[d][0] if d in DERIVED else _CDR_TYPES[d]) for d in dimensions) + \
+        tuple((m, t) for m, t, _ in measures)
     spec = TableSpec(name, columns, dimensions, winner="", newest_wins=False,
                      partition="coalesce(strftime(started_day, '%Y-%m'), 'none')",
                      sort=", ".join(("started_day NULLS LAST",) + dimensions[1:]),
@@ -87,7 +102,12 @@ USER_SPEND = _rollup(
      ("cost", "DECIMAL(38,2)", "sum(cost)")),
     where="user_id IS NOT NULL AND cost > 0",
 )
-ROLLUPS: tuple[Rollup, ...] = (DAILY, RECORDINGS, USER_SPEND)
+HOURLY = _rollup(
+    "cdrs_hourly",
+    ("started_day", "started_hour", *DAILY.dimensions[1:], "hangup_cause"),
+    tuple((name, dict(DAILY.spec.columns)[name], sql) for name, sql in DAILY.measures),
+)
+ROLLUPS: tuple[Rollup, ...] = (DAILY, RECORDINGS, USER_SPEND, HOURLY)
 _BY_NAME = {r.name: r for r in ROLLUPS}
 
 

@@ -20,6 +20,7 @@ finish their queries.
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import threading
 import time
@@ -30,11 +31,13 @@ from typing import Iterable, Mapping
 import duckdb
 
 from warehouse import call_index, duck, rollups, schema
+from warehouse.delta_log import LOG_DIR, DeltaPublisher
 from warehouse.integrity import file_crc32c
 from warehouse.layout import (DATA, LOCK, DataFile, Manifest, Quarantined, Retired, fsync_dir, fsync_file,
                               load_manifest, new_file_path, publish_manifest, table_of, tmp_path_for)
 
 DEFAULT_GRACE_S = 60.0
+log = logging.getLogger(__name__)
 
 
 class WriterBusy(RuntimeError):
@@ -104,6 +107,9 @@ class Writer:
         self._pending: set[str] = set()  # written, not yet published: never swept
         self._gone: set[str] = set()  # retired files already deleted
         self._manifest = load_manifest(self.root) or Manifest(duckdb_version=duckdb.__version__)
+        self._delta = DeltaPublisher(self.root)
+        if self._manifest.seq:  # a crash between a manifest and its Delta commit is repaired here
+            self._publish_delta(self._manifest)
 
     def __enter__(self) -> "Writer":
         return self
@@ -187,7 +193,21 @@ class Writer:
             self._manifest = manifest
             self._gone.clear()
             self._pending.difference_update(f.path for f in add)
+            self._publish_delta(manifest)
             return manifest
+
+    def _publish_delta(self, manifest: Manifest) -> None:
+        """Bring the tables' Delta logs (delta_log.py) to the manifest's base files.
+
+        A failure (a full disk) stops nothing: the writer's own readers do not use the logs,
+        and the next publication compares and commits again.
+        """
+        try:
+            self._delta.sync(manifest, now_us() // 1000)
+        except Exception:  # noqa: BLE001 - external readers lag; the sink must go on
+            log.exception("the Delta logs for external engines were not updated; retried at the "
+                          "next publication")
+            self._delta = DeltaPublisher(self.root)  # re-read what is on disk next time
 
     def write(self, batch: Batch) -> Manifest:
         """Write each non-empty table of ``batch`` as a delta file, then publish with its offsets."""
@@ -267,7 +287,7 @@ class Writer:
             return 0
         for path in data.rglob("*"):
             rel = path.relative_to(self.root).as_posix()
-            if not path.is_file() or rel in keep:
+            if not path.is_file() or rel in keep or f"/{LOG_DIR}/" in rel:
                 continue
             try:
                 if path.stat().st_mtime <= cutoff_s:

@@ -60,7 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="random seed (default: a fresh one, printed in the summary)")
     parser.add_argument("--start", default=None, metavar="TIME",
                         help="RFC 3339 UTC event time of the first call (default: now)")
-    parser.add_argument("--portals", type=positive_int, default=50, metavar="K",
+    parser.add_argument("--portals", dest="sim_portals", type=positive_int, default=50, metavar="K",
                         help="number of portals (default 50)")
     parser.add_argument("--truth", default=None, metavar="FILE",
                         help="write the expected per-call facts and injected malformed messages "
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else str(int.from_bytes(os.urandom(6), "big"))
     knobs, faults = _world(args)
     _check_writable(args.truth)
-    spec = FeedSpec(seed, args.portals, _start_us(args.start), args.calls, knobs, faults, args.truth)
+    spec = FeedSpec(seed, args.sim_portals, _start_us(args.start), args.calls, knobs, faults, args.truth)
     session = Session(settings, spec, settings.compression)
     code = _run_interruptible(session, args.rate)
     print(session.summary(), flush=True)

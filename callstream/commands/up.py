@@ -33,7 +33,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         help="simulated calls per second (default 10)")
     parser.add_argument("--outage-rate", type=probability, default=0.05, metavar="P",
                         help="share of time each portal's Controller is unreachable (default 0.05)")
-    parser.add_argument("--portals", type=positive_int, default=20, metavar="K",
+    parser.add_argument("--portals", dest="sim_portals", type=positive_int, default=20, metavar="K",
                         help="simulated portals (default 20)")
     parser.add_argument("--no-simulate", action="store_true",
                         help="do not start the simulator (events come from real voice servers)")
@@ -128,5 +128,5 @@ def _simulate_args(args: argparse.Namespace) -> list[str] | None:
     if args.no_simulate:
         return None
     return ["--calls", "0", "--rate", str(args.rate), "--outage-rate", str(args.outage_rate),
-            "--portals", str(args.portals)]
+            "--portals", str(args.sim_portals)]
 

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from dash import Input, Output, dcc, html
 
-from dashboards import figures, formatting as fmt, layout as ui
+from dashboards import figures, formatting as fmt, layout as ui, notify_panel
 from dashboards.access import current_user
 from dashboards.alert_names import NAMES, alert_name, state_name
 from dashboards.data import Context
@@ -36,6 +36,7 @@ def layout(ctx: Context, query: dict | None = None) -> html.Div:
         ui.chart("al-timeline", wide=True),
         html.Div([html.H3(_("Controller outages")), html.Div(id="al-outages")], className="card wide"),
         html.Div([html.H3(_("Latest other alerts")), html.Div(id="al-latest")], className="card wide"),
+        notify_panel.section(),
     ])
 
 
@@ -112,4 +113,5 @@ def register(app: Any, ctx: Context) -> None:
         lambda _seq, period, portals: render(ctx, period, portals))
     register_portal_picker(app, ctx, "al")
     register_links(app, "al", ("al-timeline",))
+    notify_panel.register(app, ctx)
 

@@ -15,7 +15,9 @@ from urllib.parse import quote
 
 from dash import dcc, html
 
-from dashboards import formatting as fmt, layout as ui
+from dashboards import formatting as fmt
+from dashboards import labels
+from dashboards import layout as ui
 from dashboards.access import current_user
 from dashboards.data import Context
 from dashboards.i18n import _
@@ -30,33 +32,34 @@ MAX_CALL_ID = 256
 HIDDEN = {"kafka_partition", "kafka_offset", "rate_per_min_text", "cost_text", "started_day", "recording_urls"}
 
 
-def cdr_text(value: Any) -> str:
-    """One CDR value as the contract prints it (times UTC, money and seconds exact)."""
+def cdr_text(value: Any, zone: str | None = None, name: str = "") -> str:
+    """One CDR value: times in ``zone`` (UTC if none), money and seconds exact, enumerated values
+    (status, line, cause, ...) in the reader's words."""
     if fmt.missing(value):
         return "—"
     if isinstance(value, datetime):
-        return fmt.timestamp(value)
+        return fmt.timestamp(value, zone)
     if isinstance(value, bool):
         return _("yes") if value else _("no")
     if isinstance(value, Decimal):
         return str(value)
-    return str(value)
+    return labels.value(name, value)
 
 
-def cdr_rows(cdr: dict[str, Any]) -> list[tuple[str, str]]:
-    """(field, text) of every CDR field a reader cares about, in warehouse order."""
-    rows = [(name, cdr_text(value)) for name, value in cdr.items() if name not in HIDDEN]
+def cdr_rows(cdr: dict[str, Any], zone: str | None = None) -> list[tuple[str, str]]:
+    """(field in words, text) of every CDR field a reader cares about, in warehouse order."""
+    texts = {name: cdr_text(value, zone, name) for name, value in cdr.items() if name not in HIDDEN}
     if cdr.get("cost_text") is not None:  # the CDR's own string, exactly as billed
-        rows = [(n, cdr["cost_text"] if n == "cost" else t) for n, t in rows]
+        texts["cost"] = cdr["cost_text"]
     if cdr.get("rate_per_min_text") is not None:
-        rows = [(n, cdr["rate_per_min_text"] if n == "rate_per_min" else t) for n, t in rows]
-    return rows
+        texts["rate_per_min"] = cdr["rate_per_min_text"]
+    return [(labels.field(name), text) for name, text in texts.items()]
 
 
-def timeline_rows(events: Any) -> list[tuple[str, str, str, str, str]]:
-    """(time, type, source, node, data as JSON text) of each distinct event, by time."""
-    return [(fmt.timestamp(e["ts"]), e["type"], e["source"], e["node"], e["data"] or "{}")
-            for e in events.to_dict("records")]
+def timeline_rows(events: Any, zone: str | None = None) -> list[tuple[str, str, str, str, str]]:
+    """(time, event in words, source in words, node, data as JSON text) of each distinct event, by time."""
+    return [(fmt.timestamp(e["ts"], zone), labels.event(e["type"]), labels.source(e["source"]), e["node"],
+             e["data"] or "{}") for e in events.to_dict("records")]
 
 
 def recording_links(call_id: str, urls: list[Any]) -> list[Any]:
@@ -83,6 +86,7 @@ def render(ctx: Context, call_id: str) -> html.Div:
         return html.Div(_("Call {call_id} is not in the warehouse").format(call_id=call_id),
                         className="empty-note", id="call-missing")
     events = ctx.data.get(queries.call_timeline, call_id)
+    zone = ctx.portals.get(cdr["portal_id"]).tz if isinstance(cdr.get("portal_id"), str) else None
     urls = list(cdr.get("recording_urls") or [])
     if not urls:
         recordings: Any = _("No recording")
@@ -95,11 +99,11 @@ def render(ctx: Context, call_id: str) -> html.Div:
         dcc.Link(_("Open this call on its own page"), href=CALL_PREFIX + quote(call_id, safe=""),
                  id="call-permalink"),
         html.Div([
-            html.Div([html.H3(_("CDR")), ui.text_table((_("field"), _("value")), cdr_rows(cdr), "call-cdr")],
+            html.Div([html.H3(_("CDR")), ui.text_table((_("field"), _("value")), cdr_rows(cdr, zone), "call-cdr")],
                      className="card"),
             html.Div([html.H3(_("Event timeline")),
                       ui.text_table((_("time"), _("type"), _("source"), _("node"), _("data")),
-                                    timeline_rows(events), "call-timeline",
+                                    timeline_rows(events, zone), "call-timeline",
                                     empty=_("No events of this call in the warehouse")),
                       html.H3(_("Recordings")),
                       html.Div(recordings, id="call-recordings")],

@@ -202,8 +202,11 @@ fn recording_since(s: &CallState) -> Option<f64> {
 /// What the worker's schedule and its purge after a rebalance need of stored state
 /// bytes: (call_id, partition, touched_at, version, done, recording_since), or None for
 /// bytes of a shape the compiled core does not read (the Python core then parses them).
+/// `streams.call_store.Summary`'s fields, in its order.
+type SummaryFields = (String, Option<i64>, f64, i64, bool, Option<f64>);
+
 #[pyfunction]
-fn state_summary(blob: &[u8]) -> Option<(String, Option<i64>, f64, i64, bool, Option<f64>)> {
+fn state_summary(blob: &[u8]) -> Option<SummaryFields> {
     let s = state::from_bytes(blob)?;
     let done = s.done();
     let since = recording_since(&s);

@@ -47,8 +47,8 @@ pub const LIMITS_TABLE: &[(&str, i64)] = &[
     ("max_text_chars", MAX_TEXT_CHARS as i64),
     ("max_output_bytes", MAX_OUTPUT_BYTES as i64),
     ("max_state_bytes", MAX_STATE_BYTES as i64),
-    ("max_ahead_us", MAX_AHEAD_US as i64),
-    ("earliest_ts_us", EARLIEST_TS_US as i64),
+    ("max_ahead_us", MAX_AHEAD_US),
+    ("earliest_ts_us", EARLIEST_TS_US),
 ];
 pub const SOURCES_TABLE: &[(&str, &str)] = &[
     ("call.started", "voice"),

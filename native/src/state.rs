@@ -114,7 +114,7 @@ impl CallState {
         let (ts, id) = (event.ts_us, event.event_id.as_str());
         match &event.data {
             Data::Started { direction, line, from, to, line_number, shown_number, user_id, extranet, record } => {
-                if self.started.as_ref().map_or(true, |s| earlier(ts, id, s.ts_us, &s.event_id)) {
+                if self.started.as_ref().is_none_or(|s| earlier(ts, id, s.ts_us, &s.event_id)) {
                     self.started = Some(Started {
                         ts_us: ts, event_id: id.to_string(), portal_id: event.portal_id.clone(),
                         direction: direction.clone(), line: line.clone(), from: from.clone(), to: to.clone(),
@@ -124,33 +124,33 @@ impl CallState {
                 }
             }
             Data::Answered { user_id } => {
-                if self.answered.as_ref().map_or(true, |s| earlier(ts, id, s.ts_us, &s.event_id)) {
+                if self.answered.as_ref().is_none_or(|s| earlier(ts, id, s.ts_us, &s.event_id)) {
                     self.answered = Some(Answered { ts_us: ts, event_id: id.to_string(), user_id: user_id.clone() });
                 }
             }
             Data::Ended { cause, by } => {
-                if self.ended.as_ref().map_or(true, |s| earlier(ts, id, s.ts_us, &s.event_id)) {
+                if self.ended.as_ref().is_none_or(|s| earlier(ts, id, s.ts_us, &s.event_id)) {
                     self.ended = Some(Ended { ts_us: ts, event_id: id.to_string(), cause: cause.clone(), by: by.clone() });
                 }
             }
             Data::Bypassed { reason, key_saved_at_us } => {
                 let record = Bypassed { ts_us: ts, event_id: id.to_string(), reason: reason.clone(),
                                         key_saved_at_us: *key_saved_at_us };
-                if self.bypassed.as_ref().map_or(true, |s| earlier(ts, id, s.ts_us, &s.event_id)) {
+                if self.bypassed.as_ref().is_none_or(|s| earlier(ts, id, s.ts_us, &s.event_id)) {
                     self.bypassed = Some(record.clone());
                 }
-                if self.stalest.as_ref().map_or(true, |s| staleness(&record) < staleness(s)) {
+                if self.stalest.as_ref().is_none_or(|s| staleness(&record) < staleness(s)) {
                     self.stalest = Some(record);
                 }
             }
             Data::Forwarded { to } => {
-                if self.forwarded.as_ref().map_or(true, |s| earlier(s.ts_us, &s.event_id, ts, id)) {
+                if self.forwarded.as_ref().is_none_or(|s| earlier(s.ts_us, &s.event_id, ts, id)) {
                     self.forwarded = Some(Forwarded { ts_us: ts, event_id: id.to_string(), to: to.clone() });
                 }
             }
             Data::Replied { result } => {
                 let record = Replied { ts_us: ts, event_id: id.to_string(), result: result.clone() };
-                if self.replied.as_ref().map_or(true, |s| earlier(s.ts_us, &s.event_id, ts, id)) {
+                if self.replied.as_ref().is_none_or(|s| earlier(s.ts_us, &s.event_id, ts, id)) {
                     self.replied = Some(record.clone());
                 }
                 match self.replied_first.iter().position(|r| r.result == *result) {

@@ -137,6 +137,8 @@ fn data_slot(key: &str) -> Option<usize> {
 }
 
 /// The `data` member: absent, an object (its contract fields), or anything else.
+/// (One per message, on the stack: the size difference between variants costs nothing.)
+#[allow(clippy::large_enum_variant)]
 enum DataValue<'a> {
     Absent,
     Object([V<'a>; DATA]),
@@ -277,7 +279,8 @@ impl<'a> Scanner<'a> {
         let token = self.text.get(start..self.i)?;
         if !plain || int_digits > 19 {
             let x: f64 = token.parse().ok()?;
-            if !(x.abs() <= SAFE_FLOAT_MAX) {
+            // NaN included: a token that parses to no finite, safe double is left to Python.
+            if x.is_nan() || x.abs() > SAFE_FLOAT_MAX {
                 return None;
             }
         }

@@ -100,8 +100,9 @@ def call_alerts(state: CallState, cdr: Cdr | None, rules: AlertRules) -> list[Al
                             started.ts_us, {"line": cdr.line, "direction": cdr.direction,
                                             "to": cdr.to, "line_number": cdr.line_number,
                                             "talk_s": str(cdr.talk_s)}))
-    if state.emitted.get(RECORDING_CHECKED_KEY) and lacks_recording(state):
-        answered, ended = state.answered, state.ended
+    answered, ended = state.answered, state.ended
+    if (state.emitted.get(RECORDING_CHECKED_KEY) and lacks_recording(state)
+            and started is not None and answered is not None and ended is not None):
         alerts.append(Alert(f"recording_missing:{call_id}", "recording_missing", portal, call_id,
                             ended.ts_us, {"user_id": answered.user_id, "line": started.line,
                                           "talk_s": str(seconds_between(answered.ts_us, ended.ts_us))}))

@@ -82,7 +82,7 @@ def advance(state: CallState | None, events: Iterable[Event], tariffs: TariffTab
             state = updated(state, {"version": state.version + 1})
         if event.type == "call.ended" and ENDED_SEEN_KEY not in state.emitted:
             state = updated(state, {"emitted": {**state.emitted, ENDED_SEEN_KEY: now}})
-    if not changed_any:
+    if state is None or not changed_any:
         return None, outputs
     last_cdr: Cdr | None = None
     if state.version > version:

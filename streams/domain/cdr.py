@@ -32,7 +32,7 @@ False (the ``incomplete`` status already flags such a call).
 from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Iterable, NamedTuple
+from typing import Any, Iterable, NamedTuple
 
 from streams.domain.events import Event
 from streams.domain.shared import MAX_CALL_EVENTS, MAX_RECORDING_URLS, STATUS_BY_CAUSE
@@ -118,7 +118,7 @@ def state_of_events(events: Iterable[Event], max_events: int = MAX_CALL_EVENTS) 
         if event.type == "call.offered":
             attempts.add(event.data.attempt)
     earliest = min(distinct.values(), key=lambda e: (e.ts_us, e.event_id))
-    winners = {name: min(records.get(kind, ()), default=None)
+    winners: dict[str, Any] = {name: min(records.get(kind, ()), default=None)
                for kind, name in EARLIEST_FIELD.items()}
     winners.update({name: max(records.get(kind, ()), default=None)
                     for kind, name in LATEST_FIELD.items()})
@@ -182,6 +182,7 @@ def _status(state: CallState, incomplete: bool) -> str:
         return "incomplete"
     if state.answered is not None:
         return "answered"
+    assert state.ended is not None  # a complete call (cdr_from_state checked)
     return STATUS_BY_CAUSE[state.ended.cause]
 
 

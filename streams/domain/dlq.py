@@ -66,8 +66,7 @@ def _raw_field(reason: str, value: Any) -> dict[str, Any]:
         value = str(value).encode("utf-8", "surrogatepass")
     keep = TOO_LARGE_KEEP_BYTES if reason == "too_large" else RAW_KEEP_BYTES
     if len(value) > keep:
-        field = _excerpt(value[:keep])
-        field.update(raw_truncated=True, raw_bytes=len(value))
+        field: dict[str, Any] = {**_excerpt(value[:keep]), "raw_truncated": True, "raw_bytes": len(value)}
         return field
     try:
         return {"raw": value.decode("utf-8")}

@@ -13,7 +13,7 @@ event (the envelope and its payload), and a frozen dataclass's
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import NamedTuple, Union
+from typing import Any, NamedTuple, Union
 
 # The contract's types, sources and enumerated values are declared once for both
 # cores (streams/domain/shared.toml); re-exported here, where the events live.
@@ -116,7 +116,7 @@ class Event(NamedTuple):
     source: str
     node: str
     ts_us: int
-    data: Payload
+    data: Any  # the Payload of ``type``: a union tagged by a string, which type checkers cannot narrow
 
 
 class Rejection(NamedTuple):

@@ -175,19 +175,20 @@ def _advance_cut(state: OutageState, rules: AlertRules) -> OutageState:
 
 def _outage_alert(portal_id: str, episode: Episode, rules: AlertRules,
                   retracted: bool = False) -> tuple[Alert, bytes]:
-    resolved = episode.resolved_us is not None
+    resolved_us = episode.resolved_us
+    resolved = resolved_us is not None
     detail: dict[str, Any] = {
         "state": "retracted" if retracted else "resolved" if resolved else "open",
         "opened_at": format_ts_ms(episode.opened_us), "opened_by_call_id": episode.opened_by,
         "threshold_calls": rules.outage_calls, "window_s": rules.outage_window_us // 1_000_000,
-        "resolved_at": format_ts_ms(episode.resolved_us) if resolved else None,
+        "resolved_at": format_ts_ms(resolved_us) if resolved_us is not None else None,
         "resolved_by_call_id": episode.resolved_by,
     }
     # The id carries the opening bypass's ts in the wire format: milliseconds, or
     # microseconds when it has them, so two outages within one ms stay distinct.
     alert = Alert(f"controller_outage:{portal_id}:{format_ts_wire(episode.opened_us)}",
                   "controller_outage", portal_id, None,
-                  episode.resolved_us if resolved else episode.opened_us, detail)
+                  resolved_us if resolved_us is not None else episode.opened_us, detail)
     return alert, alert_to_json(alert)
 
 

@@ -180,7 +180,7 @@ def rate_call(table: TariffTable, *, line: str, direction: str, to: str,
         # A zero-second call costs nothing wherever it went: only a call that
         # talked and found no row is worth an unrated_call alert.
         return Rating(None, None, 0, ZERO_COST, None, talked)
-    billed = billed_seconds(talk_s, row) if talked else 0
+    billed = billed_seconds(talk_s, row) if talk_s is not None and talked else 0
     return Rating(row.region, row.rate_per_min, billed, call_cost(billed, row), row.currency, False)
 
 

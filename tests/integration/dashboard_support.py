@@ -291,10 +291,12 @@ def _write(root: Path, out: dict[str, list[tuple[bytes | None, bytes]]]) -> None
     from warehouse.writer import Batch, Writer
 
     buffers = {}
+    # A DLQ record's time is its message's: refused just now, inside every period of the pages.
+    stamps = {"dlq": int(time.time() * 1000)}
     for table, messages in out.items():
         raw = RawBatch(table)
         for offset, (key, value) in enumerate(messages):
-            raw.add(0, offset, MESSAGE_MS, key, value)
+            raw.add(0, offset, stamps.get(table, MESSAGE_MS), key, value)
         buffers[table] = raw
     with Writer(root) as writer:
         con = writer.cursor()

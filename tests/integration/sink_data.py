@@ -107,9 +107,9 @@ def produce(settings: Settings, data: Dataset) -> None:
     """Send every message of ``data`` to the topics of ``settings`` (keyed, in order)."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=20,
-                             max_request_size=4 * 1024 * 1024,
-                             **settings.kafka_client_options())
+    from callstream.kafka_clients import producer_options
+
+    producer = KafkaProducer(linger_ms=20, max_request_size=4 * 1024 * 1024, **producer_options(settings))
     for topic, messages in ((settings.topic_events, data.events), (settings.topic_cdrs, data.cdrs),
                             (settings.topic_alerts, data.alerts), (settings.topic_dlq, data.dlq)):
         for key, value in messages:
@@ -215,7 +215,7 @@ class Feed:
         raw = RawBatch(table)
         for value in values:
             offset = self.offsets.get(table, 0)
-            raw.add(0, offset, 1_795_430_130_000, b"k", value)
+            raw.add(0, offset, 4_102_444_800_000, b"k", value)  # 2100: after every event (contract v1.1)
             self.offsets[table] = offset + 1
         con = self.writer.cursor()
         try:

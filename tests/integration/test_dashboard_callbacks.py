@@ -14,7 +14,7 @@ from dash import html, no_update
 from callstream.config import Settings
 from dashboards.app import create_app, freshness_state, route
 from dashboards.data import Context, Data
-from dashboards.pages import alerts, call_view, calls, overview, recordings, spend
+from dashboards.pages import alerts, call_view, calls, overview, quality, recordings, spend
 from tests.integration.dashboard_support import build_warehouse
 from warehouse import queries
 from warehouse.reader import Reader
@@ -103,7 +103,8 @@ def test_opened_call_shows_cdr_timeline_and_safe_recording(ctx) -> None:
     cdr = next(r for r in _all_cdrs(ctx) if r["recording_urls"])
     view = call_view.render(ctx, cdr["call_id"])
     texts = _texts(view)
-    assert f"Call {cdr['call_id']}" in texts and "call.started" in texts and "call.ended" in texts, texts[:60]
+    assert f"Call {cdr['call_id']}" in texts and "call started" in texts and "call ended" in texts, texts[:60]
+    assert "talk, s" in texts and "hang-up cause" in texts and "voice server" in texts
     audio = [c for c in _walk(view) if isinstance(c, html.Audio)]
     links = [c for c in _walk(view) if isinstance(c, html.A)]
     # Recordings open through the audited route, never straight from the page.
@@ -193,3 +194,38 @@ def test_steady_reader_moves_to_new_data_at_most_once_per_interval(tmp_path) -> 
         assert data.seq() == first  # within the interval: still the snapshot in use
         time.sleep(0.6)
         assert data.seq() > first and data.get(queries.call_count) > 50
+
+
+def test_the_cdr_and_the_timeline_speak_russian(ctx) -> None:
+    from dashboards.i18n import speaking
+
+    cdr = next(r for r in _all_cdrs(ctx) if r["status"] == "answered" and r["direction"] == "inbound")
+    with speaking("ru"):
+        texts = _texts(call_view.render(ctx, cdr["call_id"]))
+    for words in ("Звонок " + cdr["call_id"], "разговор, с", "причина завершения", "статус", "отвечен",
+                  "входящий", "начало звонка", "звонок завершён", "голосовой сервер", "Хронология событий"):
+        assert words in texts, (words, texts[:80])
+    assert not {"talk_s", "hangup_cause", "call.started", "call.ended", "answered", "inbound"} & set(texts)
+
+
+def test_quality_page_shows_lines_bypasses_causes_and_missed_offers_each_drilling_to_its_calls(ctx) -> None:
+    from dashboards.urlstate import drill
+
+    table, lines, bypass, causes, missed = quality.render(ctx, "30d", None)
+    assert {"ASR", "ACD"} <= set(_texts(table)) and any(t.endswith("%") for t in _texts(table))
+    assert all(f.data for f in (lines, bypass, causes, missed))
+    assert "rented number" in lines.data[0].y and "normal hang-up" in causes.data[0].y
+
+    def opened(fig, n=0):
+        return parse_qs(urlsplit(drill({"points": [{"customdata": fig.data[0].customdata[n]}]},
+                                       {"period": "30d"})).query)
+
+    assert opened(bypass)["controllers"] == ["bypassed"] and len(opened(bypass)["portals"]) == 1
+    assert opened(causes)["causes"] == [next(k for k in ("normal", "no_answer", "busy", "failed", "rejected",
+                                                          "license_error") if causes.data[0].y[0] in
+                                               (quality.labels.value("hangup_cause", k),))]
+    assert set(opened(missed)) == {"users", "portals"} and opened(lines)["lines"][0] in ("rented", "operator", "sip",
+                                                                                        "internal")
+    # Every cause counted adds up to every call of the period.
+    total = calls.render_table(ctx, {"period": "30d"}, None, 0)[3]
+    assert sum(int(float(t.replace(" ", ""))) for t in causes.data[0].text) == total

@@ -17,9 +17,14 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
+def root(tmp_path_factory):
     root = tmp_path_factory.mktemp("scoping") / "warehouse"
     build_warehouse(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def setup(root):
     settings = Settings.from_env({"CALLSTREAM_WAREHOUSE": str(root)})
     with Reader(root) as reader:
         portals = [p for (p,) in reader.read(lambda c: c.execute(
@@ -85,3 +90,19 @@ def test_forged_callback_inputs_and_urls_show_nothing_of_another_portal(setup):
     # A call id of another portal in a URL: not found, and its recording is not opened.
     assert client.get(f"/recording/{other_call}/0", headers=_auth("ann", "ann-password")).status_code == 404
     assert client.get(f"/recording/{other_call}/0", headers=_auth("vic", "vic-password")).status_code == 403
+
+
+def test_the_quality_page_of_a_portal_admin_shows_only_the_admins_portal(setup, root):
+    from dashboards.access import acting_as
+    from dashboards.accounts import User
+    from dashboards.data import Context, Data
+    from dashboards.pages import quality
+
+    _app, portals, _call, _store = setup
+    mine, other = portals[0], portals[1]
+    with Reader(root) as reader:
+        ctx = Context(Settings.from_env({"CALLSTREAM_WAREHOUSE": str(root)}), Data(reader))
+        with acting_as(User("ann", "portal_admin", (mine,))):
+            figures = [*quality.render(ctx, "365d", [other])[2:], *quality.render(ctx, "365d", None)[2:]]
+    texts = json.dumps([f.to_plotly_json() for f in figures])
+    assert other not in texts and mine in texts

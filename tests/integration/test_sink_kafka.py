@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from callstream.kafka_clients import producer_options
 from tests.integration import sink_data
 from warehouse import compaction
 from warehouse.layout import load_manifest
@@ -139,7 +140,7 @@ def test_a_cdr_becomes_visible_to_a_reader_in_another_process(pipeline_settings,
     sink = subprocess.Popen(sink_command(pipeline_settings, root), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
-        producer = KafkaProducer(bootstrap_servers=pipeline_settings.bootstrap)
+        producer = KafkaProducer(**producer_options(pipeline_settings))
         data = sink_data.build(5, seed="fresh")
         call_id, value = next(iter(data.latest_cdr.items()))
         deadline = time.monotonic() + 30
@@ -235,7 +236,7 @@ def test_forged_cdrs_and_alerts_never_reach_the_warehouse_or_the_billing_csv(pip
               (b"p-1", json.dumps({**alert, "type": LINK}).encode(), "bad_field:type"),
               (b"p-1", json.dumps({**alert, "detail": {"state": "closed"}}).encode(), "bad_field:detail.state"),
               (b"p-2", json.dumps(alert).encode(), "bad_key")]
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, max_request_size=32 * 1024 * 1024)
+    producer = KafkaProducer(max_request_size=32 * 1024 * 1024, **producer_options(settings))
     producer.send(settings.topic_cdrs, key=b"c-good", value=sink_data.cdr("c-good", 1))
     for key, value, _ in forged:
         producer.send(settings.topic_cdrs, key=key, value=value)

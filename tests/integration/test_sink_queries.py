@@ -20,7 +20,8 @@ from tests.integration.sink_data import Feed
 from tests.unit.warehouse_samples import CDR, T0
 from warehouse import compaction, dashboard_queries, queries
 from warehouse.decode import RawBatch, decode_events
-from warehouse.filters import CallFilter, aggregate_source, recordings_source, user_spend_source
+from warehouse.filters import CallFilter
+from warehouse.sources import aggregate_source, recordings_source, user_spend_source
 from warehouse.reader import Reader
 from warehouse.writer import Batch, Writer
 
@@ -82,7 +83,7 @@ def _events_alerts_dlq(writer: Writer, feed: Feed) -> None:
     messages, _ = generate_all("timeline", 1, 1, T0)
     raw = RawBatch("call-events")
     for offset, message in enumerate(messages + messages[:2]):  # two redelivered copies
-        raw.add(0, offset, 0, message.key, message.value)
+        raw.add(0, offset, 4_102_444_800_000, message.key, message.value)  # after every ts
     writer.write(Batch({"events": decode_events(raw)}, {"call-events": {0: len(raw)}}))
     for n in range(4):
         alert = Alert(f"license_error:c{n:02d}", "license_error", f"p-{n % 2}", f"c{n:02d}", T0 + n * HOUR, {})

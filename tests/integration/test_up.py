@@ -36,11 +36,12 @@ def up_env(kafka_settings: Settings, unique: str, tmp_path: Path):
                CALLSTREAM_KAFKA_DIR=str(tmp_path / "kafka"), CALLSTREAM_DASH_PORT=str(_free_port()),
                CALLSTREAM_EVENTS_PARTITIONS="2", CALLSTREAM_OUTPUT_PARTITIONS="2", PYTHONUNBUFFERED="1")
     yield env
+    from notify.topics import notify_topics
     from streams import topics
     from streams.worker import worker_topics
 
     settings = Settings.from_env(env)
-    names = [spec.name for spec in worker_topics(settings)]
+    names = [spec.name for spec in worker_topics(settings) + notify_topics(settings)]
     try:
         topics.delete_topics(settings, [n for n in names if n in _existing(settings)])
     except Exception:  # noqa: BLE001 - clean-up is best effort; the names are unique anyway
@@ -91,7 +92,7 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing(up_env, tmp_path: Path) ->
         url = line.split("dashboard at ")[1].split()[0]
         assert url == f"http://127.0.0.1:{up_env['CALLSTREAM_DASH_PORT']}/"
         order = [l.split()[2] for l in seen if l.split()[3:4] == ["ready"]]
-        assert order == ["topics", "worker", "sink", "simulate", "dashboard"]
+        assert order == ["topics", "worker", "sink", "notify", "simulate", "dashboard"]
         with urllib.request.urlopen(url, timeout=10) as response:
             assert response.status == 200 and b"callstream" in response.read()
         deadline = time.monotonic() + 180
@@ -118,11 +119,12 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing(up_env, tmp_path: Path) ->
     seen.append(rest)
     assert process.returncode == 0, "".join(seen)
     assert "callstream up: stopped" in rest
-    assert [l.split()[-1] for l in rest.splitlines() if "stopping" in l] == ["dashboard", "simulate", "sink", "worker"]
+    stopped = [line.split()[-1] for line in rest.splitlines() if "stopping" in line]
+    assert stopped == ["dashboard", "simulate", "notify", "sink", "worker"]
     alive = [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not alive, [p.cmdline() for p in alive]
-    assert {p.name for p in (tmp_path / "logs").iterdir()} == {"worker.log", "sink.log", "simulate.log",
-                                                                "dashboard.log"}
+    assert {p.name for p in (tmp_path / "logs").iterdir()} == {"worker.log", "sink.log", "notify.log",
+                                                                "simulate.log", "dashboard.log"}
 
 
 def test_up_stops_everything_when_a_part_fails(up_env, tmp_path: Path) -> None:
@@ -142,8 +144,9 @@ def test_an_open_address_without_credentials_is_refused(command: str, tmp_path: 
                           capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [
-        f"callstream {command}: error: refusing to serve on 0.0.0.0 without credentials: set "
-        "CALLSTREAM_DASH_USERS (user:password,...) or CALLSTREAM_DASH_TOKEN, or bind 127.0.0.1"]
+        f"callstream {command}: error: refusing to serve on 0.0.0.0 without credentials: add an account "
+        "(callstream users add), set CALLSTREAM_DASH_USERS (user:password,...) or CALLSTREAM_DASH_TOKEN, "
+        "or bind 127.0.0.1"]
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "hup, stdout closed", "kill -9"])

@@ -44,3 +44,13 @@ def test_bad_environment_is_one_line():
     assert done.returncode == 2
     assert done.stderr.strip() == ("callstream topics: error: CALLSTREAM_EVENTS_PARTITIONS='zero': "
                                    "invalid literal for int() with base 10: 'zero'")
+
+
+@pytest.mark.parametrize("argv", [["up", "--portals", "5"], ["simulate", "--portals", "5"]])
+def test_a_flag_of_the_simulator_is_not_a_setting_of_the_same_name(argv):
+    """``--portals K`` (simulated portals) must not become CALLSTREAM_PORTALS (the portals file)."""
+    from callstream.cli import build_parser
+    from callstream.commands.common import settings_from_args
+
+    args = build_parser().parse_args(argv)
+    assert settings_from_args(args).portals is None

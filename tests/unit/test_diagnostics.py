@@ -1,4 +1,4 @@
-"""streams.diagnostics: the report reaches the innermost await of every task."""
+"""streams.faust_fence.diagnostics: the report reaches the innermost await of every task."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from streams import diagnostics
+from streams.faust_fence import diagnostics
 
 pytestmark = pytest.mark.unit
 

@@ -121,7 +121,7 @@ def _reads_committed(call: ast.Call) -> bool:
 def test_every_consumer_of_the_project_reads_committed_data_only():
     """Each Kafka consumer the project creates (not the tests') passes ``consumer_options``."""
     found, unset = 0, []
-    for package in ("callstream", "streams", "warehouse", "dashboards", "bench"):
+    for package in ("callstream", "streams", "warehouse", "dashboards", "notify", "bench"):
         for path in sorted((ROOT / package).rglob("*.py")):
             for line, call in _consumer_calls(path):
                 found += 1
@@ -129,3 +129,64 @@ def test_every_consumer_of_the_project_reads_committed_data_only():
                     unset.append(f"{path.relative_to(ROOT)}:{line}")
     assert found >= 2 and unset == [], unset
     assert kafka_clients.consumer_options(Settings.from_env({}))["isolation_level"] == "read_committed"
+
+
+# ---------------------------------------------------------------- producers: acks=all, idempotence
+
+def _producer_calls(path: Path) -> list[tuple[int, ast.Call]]:
+    calls = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Call):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in ("KafkaProducer", "AIOKafkaProducer"):
+                calls.append((node.lineno, node))
+    return calls
+
+
+def _durable(call: ast.Call) -> bool:
+    """The call passes ``**producer_options(...)``, or both acks="all" and enable_idempotence=True."""
+    given = {}
+    for keyword in call.keywords:
+        if keyword.arg is None and isinstance(keyword.value, ast.Call):
+            func = keyword.value.func
+            if (func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")) == "producer_options":
+                return True
+        elif isinstance(keyword.value, ast.Constant):
+            given[keyword.arg] = keyword.value.value
+    return given.get("acks") in ("all", -1) and given.get("enable_idempotence") is True
+
+
+def test_every_producer_of_the_project_waits_for_all_replicas_and_is_idempotent():
+    """On a replicated cluster a producer with acks=1 loses what a leader acknowledged and then died
+    with; one that is not idempotent writes a retried batch twice. Tests and benchmarks included."""
+    found, weak = 0, []
+    for package in ("callstream", "streams", "warehouse", "dashboards", "bench", "tests"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            for line, call in _producer_calls(path):
+                found += 1
+                if not _durable(call):
+                    weak.append(f"{path.relative_to(ROOT)}:{line}")
+    assert found >= 5 and weak == [], weak
+    options = kafka_clients.producer_options(Settings.from_env({}))
+    assert options["acks"] == "all" and options["enable_idempotence"] is True
+
+
+def test_the_worker_producer_waits_for_all_replicas_and_is_idempotent(tmp_path):
+    """Faust gives its aiokafka producer idempotence only inside transactions (exactly_once),
+    which the worker does not use: its outputs and changelogs would be written twice by a retry."""
+    from streams.app import declare
+    from streams.domain.rating import load_tariffs
+
+    settings = Settings.from_env({}, state_dir=str(tmp_path))
+    worker = declare(settings, load_tariffs(settings.tariffs_path))
+
+    async def producer_of_the_worker():
+        producer = worker.app.producer._new_producer()  # what the worker starts; not connected
+        try:
+            return producer._txn_manager is not None, producer._sender._acks
+        finally:
+            await producer.stop()
+
+    idempotent, acks = asyncio.run(producer_of_the_worker())
+    assert idempotent  # aiokafka keeps producer id and sequence numbers only when idempotent
+    assert acks == -1

@@ -9,7 +9,7 @@ import asyncio
 import mode
 import pytest
 
-from streams.handoff import abandonable, hand_off
+from streams.faust_fence.handoff import abandonable, hand_off
 
 pytestmark = pytest.mark.unit
 
@@ -192,7 +192,7 @@ def test_faust_commits_past_one_unacknowledged_message_at_the_committed_offset()
 
 
 def test_the_commit_waits_for_the_message_at_the_committed_offset():
-    from streams.transport import Consumer
+    from streams.faust_fence.transport import Consumer
 
     consumer, tp = _consumer_with(37, [38, 39])
     assert isinstance(consumer, Consumer)
@@ -349,7 +349,7 @@ def test_a_jump_on_an_input_topic_is_read_again_once_then_counts_as_acknowledged
 def test_a_jump_the_consumer_stepped_over_itself_counts_as_acknowledged_without_a_read_again():
     # Transaction markers and aborted transactions: the fetch started at the expected
     # offset (37), its first record is 40. Nothing was skipped by us: no seek, no warning.
-    from streams.fetch import Fetch
+    from streams.faust_fence.fetch import Fetch
 
     consumer, events = _consumer_with(37, [])
     consumer.batched_topics = frozenset({events.topic})
@@ -373,7 +373,7 @@ def test_a_jump_the_consumer_stepped_over_itself_counts_as_acknowledged_without_
 
 
 def test_a_jump_past_records_fetched_before_and_not_delivered_is_read_again():
-    from streams.fetch import Fetch
+    from streams.faust_fence.fetch import Fetch
 
     consumer, events = _consumer_with(0, [])
     consumer.batched_topics = frozenset({events.topic})
@@ -396,7 +396,7 @@ def test_a_jump_past_records_fetched_before_and_not_delivered_is_read_again():
 def test_records_of_one_fetch_delivered_one_by_one_step_over_what_lies_between_them():
     from faust.types import TP
 
-    from streams.fetch import Fetch
+    from streams.faust_fence.fetch import Fetch
 
     consumer, _ = _consumer_with(0, [])
     changelog = TP("worker-calls_by_id-changelog", 0)
@@ -411,7 +411,7 @@ def test_records_of_one_fetch_delivered_one_by_one_step_over_what_lies_between_t
 
 def test_offsets_stepped_over_after_a_fetch_s_last_record_count_as_acknowledged():
     # A transaction's commit marker after the last record: the next fetch starts past it.
-    from streams.fetch import Fetch
+    from streams.faust_fence.fetch import Fetch
 
     consumer, events = _consumer_with(37, [])
     consumer.batched_topics = frozenset({events.topic})
@@ -458,7 +458,7 @@ def test_a_gap_elsewhere_does_not_let_the_commit_pass_an_unacknowledged_message(
 def test_a_fetch_that_moved_on_without_a_record_counts_those_offsets_as_acknowledged():
     # A whole aborted transaction and its marker (37..41): aiokafka returns no record
     # for the partition but its position moved on; the next record (42) is no jump.
-    from streams.fetch import Fetch
+    from streams.faust_fence.fetch import Fetch
 
     consumer, events = _consumer_with(37, [])
     consumer.batched_topics = frozenset({events.topic})

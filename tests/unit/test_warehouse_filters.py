@@ -58,3 +58,40 @@ def test_sort_columns_come_from_the_whitelist_only():
     assert order_by("from", False) == 'ORDER BY "from" ASC NULLS LAST, call_id ASC'
     with pytest.raises(ValueError, match="cannot sort"):
         order_by("started_at; DROP TABLE cdrs", True)
+
+
+def test_whole_hour_offsets_of_zones_over_a_range():
+    from datetime import datetime, timezone
+
+    from warehouse.sources import whole_hour_offsets
+
+    year = (datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2027, 1, 1, tzinfo=timezone.utc))
+    for zone in ("UTC", "Europe/Berlin", "America/New_York", "Europe/Moscow", "Asia/Tokyo"):
+        assert whole_hour_offsets(zone, *year), zone
+    for zone in ("Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", "Australia/Adelaide", "Australia/Lord_Howe"):
+        assert not whole_hour_offsets(zone, *year), zone
+    assert whole_hour_offsets("Europe/Berlin", None, None)
+
+
+def test_sources_pick_the_daily_then_the_hourly_rollup_then_the_calls():
+    from datetime import datetime, timezone
+
+    from warehouse.sources import aggregate_source, recorded_count_source
+
+    utc_days = CallFilter(start=date(2026, 11, 1), end=date(2026, 12, 1))
+    moscow = CallFilter(start=datetime(2026, 10, 31, 21, tzinfo=timezone.utc),
+                        end=datetime(2026, 11, 30, 21, tzinfo=timezone.utc), zone="Europe/Moscow")
+    kolkata = CallFilter(start=datetime(2026, 10, 31, 18, 30, tzinfo=timezone.utc),
+                         end=datetime(2026, 11, 30, 18, 30, tzinfo=timezone.utc), zone="Asia/Kolkata")
+    assert aggregate_source(utc_days, daily=True).table == "cdrs_daily"
+    assert aggregate_source(moscow).table == "cdrs_hourly"
+    grouped = aggregate_source(moscow, daily=True)
+    assert "cdrs_hourly" in grouped.table and "'Europe/Moscow'" in grouped.table
+    assert grouped.params[:2] == [moscow.start, moscow.end]  # the table's parameters come first
+    assert aggregate_source(moscow.replace(min_cost=1), daily=True).table.count("FROM cdrs)") == 1
+    assert "cdrs_hourly" not in aggregate_source(kolkata, daily=True).table
+    assert aggregate_source(kolkata).table == "cdrs"
+    assert recorded_count_source(moscow.replace(has_recording=True)).table == "cdrs_hourly"
+    # A forged range of thousands of years is not mapped hour by hour.
+    huge = moscow.replace(start=date(1970, 1, 1), end=date(9998, 1, 1))
+    assert "range(" not in aggregate_source(huge, daily=True).table

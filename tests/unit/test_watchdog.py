@@ -1,10 +1,10 @@
-"""streams.watchdog: when a worker counts as stalled, and which partitions have events waiting."""
+"""streams.faust_fence.watchdog: when a worker counts as stalled, and which partitions have events waiting."""
 
 from __future__ import annotations
 
 import pytest
 
-from streams.watchdog import StallClock, waiting
+from streams.faust_fence.watchdog import StallClock, waiting
 
 pytestmark = pytest.mark.unit
 

@@ -15,7 +15,7 @@ read). Offsets without a record — transaction markers, aborted transactions
   record was acknowledged: a partition that ends with a transaction marker
   showed a lag of one until more data came.
 
-Batches (see ``streams/transport.py``) acknowledge every offset they cover.
+Batches (see ``streams/faust_fence/transport.py``) acknowledge every offset they cover.
 """
 
 from __future__ import annotations

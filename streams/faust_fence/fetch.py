@@ -11,7 +11,7 @@ a time. This thread
 - returns each fetch as a :class:`Fetch`, which also tells, per partition,
   the consumer's position before and after the fetch. A read_committed
   consumer steps over offsets that hold no record for us — transaction
-  markers, aborted transactions — and the fetch loop (``streams/transport.py``)
+  markers, aborted transactions — and the fetch loop (``streams/faust_fence/transport.py``)
   must tell such a jump from records it fetched and did not deliver.
 """
 

@@ -3,7 +3,7 @@
 Faust workers were seen, rarely and only after a takeover, to stay in their
 group "ready" with their partitions assigned, their fetch loop alive, and no
 event delivered any more (one cause was found and fixed in
-``streams/handoff.py``; the report of another showed every task idle). Such a
+``streams/faust_fence/handoff.py``; the report of another showed every task idle). Such a
 worker never recovers by itself and the events behind it wait for ever. This
 watchdog notices the state — uncommitted events on the worker's own
 ``call-events`` partitions and no event processed for ``stall_after_s`` while
@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from streams import diagnostics
+from streams.faust_fence import diagnostics
 from streams.app import streams_running
 
 log = logging.getLogger("callstream.worker")

@@ -1,0 +1,42 @@
+"""Idempotency keys: stable hashes a channel can de-duplicate on.
+
+A delivery's key is BLAKE2b-128 of (alert_id, state, channel URL): the same
+alert state sent to the same channel always carries the same key, after any
+restart, on any machine. A digest's key hashes its channel and its members'
+keys. The first 64 bits of a key, as an integer, are what notify remembers
+(:mod:`notify.ledger`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+
+def delivery_key(alert_id: str, state: str, channel: str) -> str:
+    """The idempotency key of one (alert_id, state) on one channel: 32 hex digits."""
+    data = b"\x00".join((alert_id.encode(), state.encode(), channel.encode()))
+    return hashlib.blake2b(data, digest_size=16, person=b"callstream-dlv").hexdigest()
+
+
+def digest_key(channel: str, members: Iterable[str]) -> str:
+    """The idempotency key of a digest: its channel and its members' keys (in any order)."""
+    h = hashlib.blake2b(digest_size=16, person=b"callstream-dig")
+    h.update(channel.encode())
+    for key in sorted(members):
+        h.update(b"\x00" + key.encode())
+    return h.hexdigest()
+
+
+def batch_key(kind: str, members: Iterable[str]) -> str:
+    """The ledger key of a record that settles several deliveries without sending them."""
+    h = hashlib.blake2b(digest_size=16, person=b"callstream-bat")
+    h.update(kind.encode())
+    for key in sorted(members):
+        h.update(b"\x00" + key.encode())
+    return h.hexdigest()
+
+
+def key_int(key: str) -> int:
+    """The first 64 bits of a key as an unsigned integer."""
+    return int(key[:16], 16)

@@ -1,0 +1,227 @@
+"""The ``callstream notify`` loop: alerts in, messages out, every outcome in the ledger.
+
+One thread reads alerts and actions, decides (:mod:`notify.plan`) and records
+(:mod:`notify.ledger`); each channel has its own sending threads
+(:mod:`notify.sender`) that hand outcomes back through a queue. Every second
+the ledger is flushed and only then are the cursors of settled alerts
+recorded, so a ``kill -9`` at any moment loses nothing owed: the restart
+re-reads from the cursors and skips what the ledger says is settled.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+
+from callstream.config import Settings
+from notify import ledger as ledger_mod
+from notify.actions import Actions
+from notify.alerts import Alert, Refusal, parse_alert
+from notify.backoff import Backoff
+from notify.bypasses import Bypasses
+from notify.channels import display
+from notify.keys import batch_key, delivery_key, key_int
+from notify.plan import FirstStart, Item, Planner, Send, Settle
+from notify.progress import Progress
+from notify.reading import ActionsReader, AlertReader
+from notify.rules import Rules
+from notify.sender import ChannelSender, Outcome
+from notify.status import Status
+
+log = logging.getLogger("callstream.notify")
+CHECKPOINT_S = 1.0
+# Alerts waiting in the queues of channels that answer: beyond this, reading pauses until they drain
+# (each owed alert costs a few hundred bytes; a catch-up would otherwise read far ahead of sending).
+MAX_QUEUED_ALERTS = 100_000
+STATUS_S = 2.0
+
+
+class Service:
+    """One notify process."""
+
+    def __init__(self, settings: Settings, rules: Rules, *, clock: Callable[[], float] = time.time,
+                 bypass_fallback: Callable | None = None) -> None:
+        self.settings = settings
+        self.rules = rules
+        self.clock = clock
+        self.deliveries_topic, self.actions_topic, self.status_topic = settings.notify_topics
+        self.results: queue.Queue[Outcome] = queue.Queue()
+        self.backoff = Backoff(settings.notify_backoff_s, settings.notify_backoff_max_s, settings.notify_attempts)
+        self.display = {url: display(url) for url in rules.channels}
+        self.senders = {url: ChannelSender(url, self.results, self.backoff, timeout_s=settings.notify_timeout_s,
+                                           threads=settings.notify_channel_threads, backlog=settings.notify_backlog)
+                        for url in rules.channels}
+        self.progress = Progress()
+        self.actions = Actions()
+        self.bypasses = Bypasses(bypass_fallback)
+        self.state = ledger_mod.LedgerState()
+        self.status = Status(self)
+        self._written: dict[int, tuple[int, int]] = {}
+
+    # ------------------------------------------------------------ start
+
+    def start(self) -> None:
+        """Read the ledger and the actions, record a first start, open the alerts."""
+        self.state = ledger_mod.load(self.settings, self.deliveries_topic)
+        self.writer = ledger_mod.LedgerWriter(self.settings, self.deliveries_topic)
+        self.actions_reader = ActionsReader(self.settings, self.actions_topic, self.actions)
+        self.actions_reader.catch_up()
+        self.reader = AlertReader(self.settings, self.state.cursors, self.rules.longest_window_s + 60)
+        first = self.state.first_start
+        if first is None:
+            now = int(self.clock() * 1000)
+            ends = self.reader.end_offsets()
+            horizon = now - int(self.settings.notify_first_start_s * 1000)
+            self.writer.first_start(horizon, ends, now)
+            first = {"h": horizon, "e": {str(p): o for p, o in ends.items()}, "t": now}
+            self.state.first_start = first
+            log.warning("notify: first start; alerts on the topic older than %s s are recorded as not "
+                        "delivered", self.settings.notify_first_start_s)
+        self.first = FirstStart(int(first.get("h", 0)), {int(p): int(o) for p, o in first.get("e", {}).items()})
+        self.planner = Planner(self.actions, first_start=self.first, digest_max=self.settings.notify_digest_max,
+                               dash_url=self.settings.dash_url, bypasses=self.bypasses.count)
+        self._written = dict(self.state.cursors)
+        for partition, offset in self.reader.resume.items():
+            if offset == 0:
+                self.bypasses.from_beginning(partition)
+
+    # ------------------------------------------------------------ loop
+
+    def run(self, stop: threading.Event) -> None:
+        """Deliver until ``stop`` is set."""
+        self.start()
+        last_checkpoint = last_status = 0.0
+        try:
+            while not stop.is_set():
+                self.step()
+                now = time.monotonic()
+                if now - last_checkpoint >= CHECKPOINT_S:
+                    self.checkpoint()
+                    last_checkpoint = now
+                if now - last_status >= STATUS_S:
+                    self.status.publish()
+                    last_status = now
+        finally:
+            self.close()
+
+    def step(self, poll_ms: int = 100) -> int:
+        """Read what arrived, decide, hand outcomes to the ledger; the number of alerts read."""
+        self.actions_reader.poll(0)
+        self.reader.pause(self._backed_up())
+        read = 0
+        for record in self.reader.poll(timeout_ms=poll_ms):
+            self.take(record.partition, record.offset, record.timestamp, record.value)
+            read += 1
+        self._handle(self.planner.tick(self.reader.refresh_watermarks(int(self.clock() * 1000))))
+        self.drain()
+        return read
+
+    def take(self, partition: int, offset: int, msg_ts_ms: int, value: bytes | None) -> None:
+        """One alerts message: owed deliveries offered to the planner, or nothing."""
+        parsed = parse_alert(value, partition, offset, msg_ts_ms)
+        if isinstance(parsed, Refusal):
+            self.status.refused(parsed)
+            self.progress.read(partition, offset, msg_ts_ms, [])
+            return
+        self.bypasses.see(parsed)
+        routes = self.rules.routes_for(parsed)
+        if offset < self.reader.resume.get(partition, 0):  # warm-up: settled already, counts only
+            for route in routes:
+                self.planner.hit(parsed, route)
+            return
+        owed, decisions = [], []
+        for route in routes:
+            self.planner.hit(parsed, route)
+            for channel in route.channels:
+                key = delivery_key(parsed.alert_id, parsed.state, channel)
+                number = key_int(key)
+                if number in self.state.done or number in owed:
+                    continue
+                already = self.progress.owed(number)
+                owed.append(number)
+                if not already:
+                    decisions += self.planner.offer(Item(key, parsed, route, channel))
+        self.progress.read(partition, offset, msg_ts_ms, owed)
+        self._handle(decisions)
+
+    def drain(self) -> None:
+        """Record the outcomes the senders reported."""
+        while True:
+            try:
+                outcome = self.results.get_nowait()
+            except queue.Empty:
+                return
+            send = outcome.send
+            members = [it.key for it in send.items]
+            alerts = [it.alert.pair for it in send.items] if not outcome.delivered else None
+            self.writer.outcome(send.key, ledger_mod.DELIVERED if outcome.delivered else ledger_mod.FAILED,
+                                members, self.display.get(send.channel, "?"), attempts=outcome.attempts,
+                                error=outcome.error, alerts=alerts, at_ms=outcome.at_ms)
+            self.status.outcome(send, outcome)
+            self._settle(members)
+
+    def checkpoint(self) -> None:
+        """Flush the ledger, then record each partition's cursor that moved."""
+        self.writer.flush()
+        for tp in self.reader.tps:
+            cursor = self.progress.cursor(tp.partition)
+            if cursor is not None and cursor != self._written.get(tp.partition):
+                self.writer.cursor(tp.partition, *cursor)
+                self._written[tp.partition] = cursor
+
+    def cursors(self) -> dict[int, int]:
+        """Each partition's first unsettled offset (as far as this process has read)."""
+        return {tp.partition: c[0] for tp in self.reader.tps
+                if (c := self.progress.cursor(tp.partition)) is not None}
+
+    def close(self) -> None:
+        """Stop the senders, record what settled, close the clients."""
+        for sender in self.senders.values():
+            sender.close(timeout_s=1.0)
+        try:
+            self.drain()
+            self.checkpoint()
+            self.status.publish()
+            self.writer.flush()
+        finally:
+            self.writer.close()
+            self.reader.close()
+            self.actions_reader.close()
+
+    # ------------------------------------------------------------ helpers
+
+    def _handle(self, decisions: list) -> None:
+        for decision in decisions:
+            if isinstance(decision, Send):
+                self.senders[decision.channel].submit(decision)
+            elif isinstance(decision, Settle):
+                members = [it.key for it in decision.items]
+                channel = self.display.get(decision.items[0].channel, "?")
+                self.writer.outcome(batch_key(decision.outcome, members), decision.outcome, members, channel,
+                                    error=decision.why, at_ms=int(self.clock() * 1000))
+                self.status.settled(decision)
+                self._settle(members)
+
+    def _settle(self, members: list[str]) -> None:
+        for key in members:
+            number = key_int(key)
+            self.state.done.add(number)
+            self.progress.settle(number)
+
+    def _backed_up(self) -> bool:
+        """True while channels that answer (slowly) have full queues: reading waits for them.
+
+        Alerts held by the planner (digest windows, min-hits) never count: a window closes only as
+        reading moves on. A failing channel sheds its own queue instead (see the sender).
+        """
+        live = [s for s in self.senders.values() if not s.failing]
+        return (any(s.waiting >= self.settings.notify_backlog for s in live)
+                or sum(s.items for s in live) >= MAX_QUEUED_ALERTS)
+
+
+def alerts_of(items) -> list[Alert]:
+    """The alerts of some plan items."""
+    return [it.alert for it in items]

@@ -1,0 +1,202 @@
+"""The dashboard's own periods in a zone, at month ends and DST changes, against each call's own
+local day (zoneinfo), over a real warehouse: rollup files, deltas over them, and a call moved.
+
+Europe/Berlin and America/New_York change their clocks on different Sundays (29 Mar / 25 Oct
+and 8 Mar / 1 Nov 2026); Moscow has no DST; Kolkata's offset (+05:30) is not whole hours, so
+its days come from the calls, the others' from the hourly rollup.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from dashboards import controls
+from streams.domain.cdr_json import cdr_to_json
+from tests.integration.sink_data import Feed
+from tests.unit.warehouse_samples import CDR
+from warehouse import compaction, queries
+from warehouse import dashboard_queries as dq
+from warehouse.filters import utc_start
+from warehouse.reader import Reader
+from warehouse.sources import aggregate_source
+from warehouse.writer import Writer
+
+pytestmark = pytest.mark.integration
+
+LINES = ("rented", "operator", "sip")
+PORTALS = ("p-ny", "p-berlin", "p-msk")
+SPANS = ((datetime(2026, 2, 26, tzinfo=timezone.utc), datetime(2026, 4, 3, tzinfo=timezone.utc)),
+         (datetime(2026, 10, 22, tzinfo=timezone.utc), datetime(2026, 11, 4, tzinfo=timezone.utc)))
+# Delivered after the compaction, as deltas: a new version of a stored call, moved across
+# a local midnight (an hour later, the same UTC day) with a new cost, and a call that is only
+# a delta.
+MOVED = ""
+FRESH = "c-fresh"
+
+
+def _calls() -> dict[str, dict]:
+    """call id -> (start, line, portal, status, cost): every 37 minutes through both spans."""
+    calls, n = {}, 0
+    for first, last in SPANS:
+        at = first + timedelta(minutes=7)
+        while at < last:
+            calls[f"c-{n:05d}"] = {"start": at, "line": LINES[n % 3], "portal": PORTALS[n % 3],
+                                   "status": "answered" if n % 4 else "missed",
+                                   "cost": Decimal(n % 23) + Decimal("0.25")}
+            at += timedelta(minutes=37)
+            n += 1
+    return calls
+
+
+def _json(call_id: str, call: dict, version: int = 1) -> bytes:
+    start = int(call["start"].timestamp() * 1_000_000)
+    answered = call["status"] == "answered"
+    return cdr_to_json(CDR._replace(
+        call_id=call_id, portal_id=call["portal"], line=call["line"], status=call["status"], cost=call["cost"],
+        started_at_us=start, answered_at_us=start + 5_000_000 if answered else None,
+        talk_s=Decimal("60.333") if answered else Decimal("0.000"), ended_at_us=start + 65_333_000), version)
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
+    root = tmp_path_factory.mktemp("zones") / "warehouse"
+    calls = _calls()
+    global MOVED  # a call at 23:xx on 28 Mar in Berlin (22:xx UTC), moved to 00:xx on the 29th
+    MOVED = next(cid for cid, c in calls.items() if c["start"].strftime("%Y-%m-%dT%H") == "2026-03-28T22")
+    with Writer(root) as writer:
+        feed = Feed(writer)
+        feed.send("cdrs", *[_json(cid, c) for cid, c in calls.items()])
+        compaction.compact_all(writer)  # base files with their rollups
+        calls[MOVED] = dict(calls[MOVED], start=calls[MOVED]["start"] + timedelta(hours=1), cost=Decimal("100.00"))
+        calls[FRESH] = {"start": datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc), "line": "sip",
+                        "portal": "p-berlin", "status": "answered", "cost": Decimal("7.00")}
+        feed.send("cdrs", _json(MOVED, calls[MOVED], 2), _json(FRESH, calls[FRESH]))
+    return root, calls
+
+
+def _local(call: dict, zone: str, hourly: bool = False) -> date | datetime:
+    moment = call["start"].astimezone(ZoneInfo(zone))
+    return moment.replace(minute=0, second=0, microsecond=0, tzinfo=None) if hourly else moment.date()
+
+
+def _expected(calls: dict, flt) -> tuple[Counter, dict]:
+    """(calls per local day or hour, cost per (day, line)) of the calls in ``flt``'s range, by zoneinfo."""
+    counts, cost = Counter(), defaultdict(Decimal)
+    start, end = utc_start(flt.start), utc_start(flt.end)
+    for call in calls.values():
+        if start <= call["start"] < end and (not flt.portals or call["portal"] in flt.portals):
+            key = _local(call, flt.zone, flt.hourly)
+            counts[key] += 1
+            cost[(key, call["line"])] += call["cost"]
+    return counts, dict(cost)
+
+
+def _series(frame, column: str = "calls") -> Counter:
+    return Counter({_plain(day): int(n) for day, n in zip(frame["day"], frame[column]) if n})
+
+
+def _plain(day) -> date | datetime:
+    if hasattr(day, "to_pydatetime"):
+        day = day.to_pydatetime()
+    return day if isinstance(day, date) and not isinstance(day, datetime) else day.replace(tzinfo=None)
+
+
+def _check(reader: Reader, calls: dict, flt) -> None:
+    counts, cost = _expected(calls, flt)
+    assert _series(dq.daily_kpis(reader, flt)) == counts
+    assert queries.call_count(reader, flt) == sum(counts.values())
+    spend = dq.spend_daily_by(reader, "line", flt)
+    assert {(_plain(d), k): c for d, k, c in zip(spend["day"], spend["key"], spend["cost"]) if c} == \
+        {k: v for k, v in cost.items() if v}
+
+
+ZONES = ("Europe/Berlin", "America/New_York", "Europe/Moscow", "Asia/Kolkata", "UTC")
+
+
+@pytest.mark.parametrize("zone", ZONES)
+def test_periods_count_each_calls_own_local_day(warehouse, zone):
+    """This month at a month's end, the last 7 days over a DST change and a month end, 30 days."""
+    root, calls = warehouse
+    with Reader(root) as reader:
+        for today, period in ((date(2026, 3, 31), "month"), (date(2026, 11, 2), "7d"),
+                              (date(2026, 11, 3), "30d")):
+            flt = controls.call_filter({"period": period}, today, zone)
+            _check(reader, calls, flt)
+            table = aggregate_source(flt, daily=True).table
+            if zone == "UTC":
+                assert table == "cdrs_daily"
+            elif zone == "Asia/Kolkata":  # midnight at hh:30 UTC: only the calls know
+                assert "FROM cdrs" in table and "cdrs_hourly" not in table
+            else:
+                assert "cdrs_hourly" in table
+
+
+@pytest.mark.parametrize("zone, day", [("Europe/Berlin", date(2026, 3, 29)), ("Europe/Berlin", date(2026, 10, 25)),
+                                       ("America/New_York", date(2026, 3, 8)), ("America/New_York", date(2026, 11, 1)),
+                                       ("America/New_York", date(2026, 10, 31))])
+def test_a_day_of_dst_change_or_month_end_by_the_hour(warehouse, zone, day):
+    root, calls = warehouse
+    flt = controls.call_filter({"period": "today"}, day, zone)
+    assert flt.hourly
+    hours = (utc_start(flt.end) - utc_start(flt.start)) / timedelta(hours=1)
+    assert hours == {date(2026, 3, 29): 23, date(2026, 3, 8): 23, date(2026, 10, 25): 25,
+                     date(2026, 11, 1): 25}.get(day, 24)
+    with Reader(root) as reader:
+        _check(reader, calls, flt)
+        scoped = flt.replace(portals=("p-berlin",), scope=("p-berlin", "p-ny"))
+        _check(reader, calls, scoped)
+    assert "cdrs_hourly" in aggregate_source(flt, daily=True).table
+
+
+def test_the_moved_call_is_counted_once_on_its_new_local_day(warehouse):
+    root, calls = warehouse
+    flt = controls.call_filter({"period": "month"}, date(2026, 3, 31), "Europe/Berlin")
+    with Reader(root) as reader:
+        spend = dq.spend_daily_by(reader, "line", flt)
+        assert queries.call_count(reader, flt.replace(start=None, end=None)) == len(calls)
+    assert _local(calls[MOVED], "Europe/Berlin") == date(2026, 3, 29)
+    by_day = defaultdict(Decimal)
+    for day, cost in zip(spend["day"], spend["cost"]):
+        by_day[_plain(day)] += cost
+    for day in (date(2026, 3, 28), date(2026, 3, 29)):  # the old version is gone from the 28th
+        assert by_day[day] == sum(c["cost"] for c in calls.values() if _local(c, "Europe/Berlin") == day)
+
+
+def test_a_warehouse_written_before_the_hourly_rollup_gets_it_from_the_compactor(tmp_path):
+    """Its partitions are read from the calls meanwhile (same figures); the sink's compactor
+    writes the missing files once at start."""
+    import time
+
+    from warehouse import quarantine
+    from warehouse.compaction import CompactionPolicy, Compactor
+
+    root = tmp_path / "warehouse"
+    calls = dict(list(_calls().items())[:300])
+    flt = controls.call_filter({"period": "month"}, date(2026, 3, 31), "America/New_York")
+    with Writer(root) as writer:
+        Feed(writer).send("cdrs", *[_json(cid, c) for cid, c in calls.items()])
+        compaction.compact_all(writer)
+        hourly = [f.path for f in writer.manifest.table_files("cdrs_hourly")]
+        writer.publish(remove=hourly)  # as an older version left it
+        assert {t for t, _ in quarantine.missing_derived(writer.manifest)} == {"cdrs_hourly"}
+        with Reader(root) as reader:
+            _check(reader, calls, flt)
+        compactor = Compactor(writer, CompactionPolicy(interval_s=0.05))
+        compactor.start()
+        try:
+            deadline = time.monotonic() + 60
+            while quarantine.missing_derived(writer.manifest):
+                assert time.monotonic() < deadline, "the compactor wrote no hourly rollup"
+                time.sleep(0.05)
+        finally:
+            compactor.stop()
+            compactor.join(timeout=30)
+        assert len(writer.manifest.table_files("cdrs_hourly")) == len(hourly)
+    with Reader(root) as reader:
+        _check(reader, calls, flt)
