@@ -12,7 +12,7 @@ import argparse
 import importlib
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from callstream.config import ConfigError
 from callstream.errors import CliError
@@ -26,6 +26,7 @@ COMMANDS = (
     "sink",
     "export",
     "rebuild",
+    "rerate",
     "dashboard",
     "users",
     "notify",

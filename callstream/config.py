@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -441,7 +442,7 @@ class Settings:
     backfill_days: int
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Read every setting from ``env`` (default ``os.environ``); non-None overrides win."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {}
@@ -468,7 +469,7 @@ class Settings:
             raise ConfigError("CALLSTREAM_REFRESH_S: the dashboard refreshes at least every 5 s")
         return cls(**values)
 
-    def replace(self, **changes: Any) -> "Settings":
+    def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (tests give each run its own topics)."""
         return dataclasses.replace(self, **changes)
 

@@ -16,8 +16,8 @@ they are committed.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 from callstream.config import Settings
 from callstream.kafka_clients import consumer_options

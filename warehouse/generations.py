@@ -37,11 +37,11 @@ import os
 import shutil
 import sqlite3
 import uuid
+from collections.abc import Iterator
 from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 from warehouse.layout import LOCK, fsync_dir
 from warehouse.writer import WriterBusy, release_lock, take_lock
@@ -62,7 +62,7 @@ class Swap:
 
 def new_stamp() -> str:
     """A sortable, unique generation stamp: UTC time plus a few random hex digits."""
-    return f"{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
 
 
 def building_dir(target: Path, stamp: str) -> Path:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import shutil
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from callstream.config import Settings
@@ -70,7 +70,7 @@ def rebuild(settings: Settings, config: ReplayConfig, options: RebuildOptions = 
     progress = progress or Progress()
     if options.to is not None and (options.to.exists() or options.to.is_symlink()):
         raise RebuildError(f"--to {options.to} already exists; give a new path")
-    lock = None if options.to is not None else _lock(live)
+    lock = None if options.to is not None else lock_live(live)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         building = None if options.fresh else _interrupted(target, settings, config)
@@ -101,7 +101,9 @@ def _interrupted(target: Path, settings: Settings, config: ReplayConfig) -> Path
     return None
 
 
-def _lock(live: Path) -> int | None:
+def lock_live(live: Path) -> int | None:
+    """The writer's lock of the live warehouse (None: no warehouse yet); RebuildError when a
+    sink (or another rebuild or rerate) holds it."""
     if not live.is_dir():
         return None  # no warehouse yet
     try:
@@ -134,7 +136,7 @@ def _build_and_place(settings: Settings, config: ReplayConfig, options: RebuildO
 def _report(result: RebuildResult, old: Path, directory: Path, header: tuple[str, ...]) -> None:
     """Compare ``result.location`` with ``old``; save the report's text and CSV in ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    moment = datetime.now(timezone.utc)
+    moment = datetime.now(UTC)
     base = directory / f"rerating-report-{moment:%Y%m%dT%H%M%SZ}"
     csv_path, txt_path = base.with_suffix(".csv"), base.with_suffix(".txt")
     spill = directory / f".{base.name}.spill"

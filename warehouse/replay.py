@@ -47,9 +47,10 @@ import logging
 import shutil
 import tempfile
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 
 from streams.domain.alerts import AlertRules
 from streams.domain.calls import advance, check_recording
@@ -131,7 +132,7 @@ class NativeCore:
         self._panic = callstream_native.PanicException
 
     @classmethod
-    def of(cls, config: ReplayConfig) -> "NativeCore | None":
+    def of(cls, config: ReplayConfig) -> NativeCore | None:
         """The compiled core, or None for the Python core (``native`` off, or not installed)."""
         if config.native == "off":
             return None

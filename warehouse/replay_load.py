@@ -33,8 +33,15 @@ from callstream.config import Settings
 from warehouse import compaction, event_log
 from warehouse.layout import fsync_dir, fsync_file
 from warehouse.replay import PartitionOutputs, ReplayConfig, outage_alerts
-from warehouse.replay_partition import (NO_POSITION, OUTAGE_SEQUENCE, SEQUENCE_BASE, PartitionJob,
-                                        PartitionStats, finished, write_outputs)
+from warehouse.replay_partition import (
+    NO_POSITION,
+    OUTAGE_SEQUENCE,
+    SEQUENCE_BASE,
+    PartitionJob,
+    PartitionStats,
+    finished,
+    write_outputs,
+)
 from warehouse.replay_pool import run_jobs
 from warehouse.writer import Writer
 
@@ -88,6 +95,9 @@ class Progress:
 
     def phase(self, name: str) -> None:
         """Reading is done; now ``name`` (outages, compaction, report)."""
+
+    def partition_done(self, partition: int, messages: int) -> None:
+        """Partition ``partition`` is replayed to the end (``messages`` read) and checkpointed."""
 
     def check(self) -> None:
         """Raise KeyboardInterrupt when a stop was asked for."""

@@ -28,7 +28,11 @@ def run_jobs(jobs: list[PartitionJob], workers: int, progress: Any) -> dict[int,
     """Run ``jobs``; partition -> counts. Raises LogError or RuntimeError for a failed job,
     KeyboardInterrupt once ``progress.stop`` is set (every child stopped first)."""
     if workers <= 1 or len(jobs) <= 1:
-        return {job.partition: replay_partition(job, progress.update, progress.check) for job in jobs}
+        done = {}
+        for job in jobs:
+            done[job.partition] = replay_partition(job, progress.update, progress.check)
+            progress.partition_done(job.partition, done[job.partition].messages)
+        return done
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     stop = context.Event()
@@ -71,6 +75,7 @@ def _drain(messages, progress: Any, done: dict, running: dict) -> None:
         elif kind == "done":
             done[partition] = PartitionStats(**payload)
             running.pop(partition).join()
+            progress.partition_done(partition, done[partition].messages)
         elif kind == "error":
             name, text = payload
             raise (LogError if name == "LogError" else RuntimeError)(

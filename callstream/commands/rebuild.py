@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
     from callstream.kafka_clients import require_codecs
     from streams.domain.rating import TariffError, load_tariffs
     from warehouse.event_log import LogError
-    from warehouse.rebuild import RebuildError, RebuildOptions, rebuild
     from warehouse.reader import WarehouseError
+    from warehouse.rebuild import RebuildError, RebuildOptions, rebuild
     from warehouse.replay_load import LoadOptions, config_of
 
     if args.to is not None and (args.to.exists() or args.to.is_symlink()):
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         tariffs = load_tariffs(settings.tariffs_path)
     except TariffError as exc:
         raise UsageError(f"bad tariff file: {exc}") from None
-    progress = _bar(args.no_progress or not sys.stderr.isatty())
+    progress = _bar(args.no_progress, sys.stderr.isatty())
     _stop_on_signals(progress.stop)
     header = (f"tariffs: {settings.tariffs_path}", f"events: {settings.topic_events} on {settings.bootstrap}")
     try:
@@ -101,27 +101,46 @@ def _stop_on_signals(stop) -> None:
         signal.signal(signum, handler)
 
 
-def _bar(quiet: bool):
-    """A tqdm progress bar on stderr (messages, messages/s, ETA); silent when ``quiet``."""
+def _bar(quiet: bool, terminal: bool):
+    """A tqdm progress bar on stderr (messages, messages/s, ETA) on a terminal, else a line per
+    partition finished (a log, a pipe); silent when ``quiet``."""
+    import sys
+    import time
+
     from warehouse.replay_load import Progress
 
     class Bar(Progress):
         def __init__(self) -> None:
             super().__init__()
             self.bar = None
+            self.total = self.read = 0
+            self.began = time.monotonic()
 
         def start(self, total: int) -> None:
-            if not quiet:
+            self.total, self.began = total, time.monotonic()
+            if not quiet and terminal:
                 from tqdm import tqdm
 
                 self.bar = tqdm(total=total, unit="ev", unit_scale=True, dynamic_ncols=True,
                                 desc="call-events")
 
         def update(self, messages: int) -> None:
+            self.read += messages
             if self.bar is not None:
                 self.bar.update(messages)
 
+        def partition_done(self, partition: int, messages: int) -> None:
+            if quiet or self.bar is not None:
+                return
+            seconds = time.monotonic() - self.began
+            rate = self.read / seconds if seconds > 0 else 0.0
+            print(f"callstream rebuild: partition {partition} done ({messages:,} events); "
+                  f"{self.read:,} of {self.total:,} events read, {rate:,.0f} events/s",
+                  file=sys.stderr, flush=True)
+
         def phase(self, name: str) -> None:
+            if not quiet and self.bar is None:
+                print(f"callstream rebuild: {name}", file=sys.stderr, flush=True)
             if self.bar is not None:
                 self.bar.set_postfix_str(name)
 

@@ -1,0 +1,140 @@
+"""The domain core's rating (streams/domain/rating.py) in DuckDB SQL, over a warehouse's CDRs.
+
+Rating needs only fields a CDR keeps: ``line``, ``direction``, ``to``,
+``line_number``, ``started_at`` and ``talk_s``. The query reproduces
+:func:`~streams.domain.rating.rate_call` exactly:
+
+- no ``started_at`` (no call.started): not rated (region, rate and currency
+  NULL, 0 s, 0.00); an ``internal`` line or direction: region ``internal``;
+- the rated number is ``to`` outbound, ``line_number`` otherwise; a user ref
+  (``user:…``) or NULL has no digits; otherwise its ASCII digits;
+- the row: the longest prefix of those digits that has a row valid when the
+  call started (``valid_from <= started_at``), and of that prefix the latest
+  such row; a call with no digits finds none;
+- billed seconds: 0 unless ``talk_s > 0``; else ``t = ceil(talk_s)`` rounded
+  up to the row's increment, at least its ``min_s``;
+- cost: 0.00 when nothing is billed; else ``connect_fee + rate * billed / 60``
+  rounded half up to cents, in integer arithmetic (HUGEINT) on the tariff's
+  own decimals, so nothing is rounded but that last step (the core computes
+  with 60 digits of precision, which is exact for every table it accepts).
+
+Money never passes through a float. The tariff table is loaded from the
+parsed :class:`~streams.domain.rating.TariffTable` (already checked by the
+core's own CSV reader) as a temporary table of the connection.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pyarrow as pa
+
+from streams.domain.rating import TariffTable
+
+TARIFF_TABLE = "rerate_tariffs"
+
+
+def _scale(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def load_tariff_table(con, tariffs: TariffTable) -> int:
+    """Create the temporary tariff table in ``con``; the common scale of its money columns.
+
+    Rates and fees become whole numbers of 10^-scale units (``rate_units``, ``fee_units``):
+    ``rate * billed + 60 * fee`` is then exact in integers. ``rate_text`` keeps the CSV's
+    spelling, as the CDR's ``rate_per_min`` does.
+    """
+    rows = tariffs.rows
+    scale = max([_scale(r.rate_per_min) for r in rows] + [_scale(r.connect_fee) for r in rows] + [0])
+    factor = Decimal(10) ** scale
+    table = pa.table({
+        "line": [r.line for r in rows], "direction": [r.direction for r in rows],
+        "prefix": [r.prefix for r in rows], "region": [r.region for r in rows],
+        "rate_text": [format(r.rate_per_min, "f") for r in rows],
+        # Decimal text into DECIMAL(38, scale) below: exact.
+        "rate_units": [str(int(r.rate_per_min * factor)) for r in rows],
+        "fee_units": [str(int(r.connect_fee * factor)) for r in rows],
+        "increment_s": pa.array([r.increment_s for r in rows], pa.int64()),
+        "min_s": pa.array([r.min_s for r in rows], pa.int64()),
+        "currency": [r.currency for r in rows],
+        "valid_from_us": pa.array([r.valid_from_us for r in rows], pa.int64()),
+    })
+    con.register("rerate_tariff_rows", table)
+    try:
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE {TARIFF_TABLE} AS SELECT line, direction, prefix, "
+            "length(prefix) AS prefix_len, region, rate_text, CAST(rate_units AS HUGEINT) AS rate_units, "
+            "CAST(fee_units AS HUGEINT) AS fee_units, increment_s, min_s, currency, "
+            "valid_from_us FROM rerate_tariff_rows")
+    finally:
+        con.unregister("rerate_tariff_rows")
+    return scale
+
+
+def rating_query(source: str, scale: int, lengths: list[int]) -> str:
+    """SELECT call_id and the re-rated fields (region, rate_per_min, rate_per_min_text, billed_s,
+    cost, cost_text, currency) of every row of ``source`` (a relation of this package, never
+    user input, with the CDR columns). ``lengths``: the tariff's prefix lengths
+    (:func:`prefix_lengths`), so that the row is found by equality joins on each length."""
+    unit = 10 ** scale
+    probes = " UNION ALL ".join(f"SELECT {int(n)} AS len" for n in lengths) or "SELECT 0 AS len WHERE false"
+    internal = "(line = 'internal' OR direction = 'internal')"
+    return f"""
+WITH c AS (
+    SELECT call_id, line, direction, started_at, epoch_us(started_at) AS started_us, talk_s,
+           CASE WHEN started_at IS NULL OR {internal} THEN ''
+                WHEN number IS NULL OR starts_with(number, 'user:') THEN ''
+                ELSE regexp_replace(number, '[^0-9]', '', 'g') END AS digits
+    FROM (SELECT *, CASE WHEN direction = 'outbound' THEN "to" ELSE line_number END AS number
+          FROM {source})
+),
+probe AS (
+    SELECT c.call_id, c.line, c.direction, c.started_us, left(c.digits, p.len) AS prefix
+    FROM c, ({probes}) p WHERE c.digits <> '' AND length(c.digits) >= p.len
+),
+matched AS (
+    SELECT probe.call_id, arg_max({{'region': t.region, 'rate_text': t.rate_text,
+               'rate_units': t.rate_units, 'fee_units': t.fee_units, 'increment_s': t.increment_s,
+               'min_s': t.min_s, 'currency': t.currency}}, (t.prefix_len, t.valid_from_us)) AS r
+    FROM probe JOIN {TARIFF_TABLE} t
+      ON t.line = probe.line AND t.direction = probe.direction AND t.prefix = probe.prefix
+     AND t.valid_from_us <= probe.started_us
+    GROUP BY probe.call_id
+),
+billed AS (
+    SELECT c.call_id, c.started_at, c.line, c.direction, m.r, m.call_id IS NOT NULL AS found,
+           CASE WHEN m.call_id IS NULL OR c.talk_s IS NULL OR c.talk_s <= 0 THEN CAST(0 AS BIGINT)
+                ELSE greatest(m.r.min_s, (CAST(ceil(c.talk_s) AS BIGINT) + m.r.increment_s - 1)
+                                         // m.r.increment_s * m.r.increment_s) END AS billed_s
+    FROM c LEFT JOIN matched m USING (call_id)
+),
+priced AS (
+    -- half up of (rate * billed + 60 * fee) / 60 to cents, in 10^-scale units:
+    -- floor((100 * n + 30 * unit) / (60 * unit)) cents, n >= 0
+    SELECT *, CASE WHEN billed_s = 0 THEN CAST(0 AS HUGEINT)
+                   ELSE (100 * (r.rate_units * billed_s + 60 * r.fee_units) + 30 * {unit}) // (60 * {unit})
+                   END AS cents
+    FROM billed
+)
+SELECT call_id,
+       CASE WHEN started_at IS NULL THEN NULL WHEN {internal} THEN 'internal' ELSE r.region END AS region,
+       TRY_CAST(CASE WHEN found THEN r.rate_text END AS DECIMAL(18,6)) AS rate_per_min,
+       CASE WHEN found THEN r.rate_text END AS rate_per_min_text,
+       billed_s,
+       TRY_CAST({cost_text("cents")} AS DECIMAL(18,2)) AS cost,
+       {cost_text("cents")} AS cost_text,
+       CASE WHEN found THEN r.currency END AS currency
+FROM priced
+"""
+
+
+def prefix_lengths(tariffs: TariffTable) -> list[int]:
+    """The distinct prefix lengths of the table."""
+    return sorted({len(r.prefix) for r in tariffs.rows})
+
+
+def cost_text(cents: str) -> str:
+    """SQL for the CDR's ``cost`` spelling (``12.30``) of a whole number of cents."""
+    return f"(CAST({cents} // 100 AS VARCHAR) || '.' || lpad(CAST({cents} % 100 AS VARCHAR), 2, '0'))"
