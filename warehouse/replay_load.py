@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -120,7 +121,9 @@ def config_of(settings: Settings, tariffs) -> ReplayConfig:
 def fingerprint(settings: Settings, config: ReplayConfig) -> str:
     """What must not change for an interrupted rebuild to be continued: the replay's settings,
     its tariffs, the topics and the broker."""
-    parts = (repr(config), settings.bootstrap, settings.topic_events, settings.topic_cdrs,
+    # The table by its rows: a TariffTable's repr names its address, new in every process.
+    parts = (repr(dataclasses.replace(config, tariffs=None)), repr(config.tariffs.rows), settings.bootstrap,
+             settings.topic_events, settings.topic_cdrs,
              settings.topic_alerts, settings.topic_dlq)
     return hashlib.sha256(repr(parts).encode()).hexdigest()
 

@@ -38,7 +38,7 @@ from streams.domain.rating import TariffTable
 from warehouse import compaction, generations, rerating, schema
 from warehouse.layout import fsync_dir, load_manifest
 from warehouse.rebuild import RebuildError, lock_live
-from warehouse.rerate_sql import load_tariff_table, prefix_lengths, rating_query
+from warehouse.rerate_sql import load_tariff_table, rating_query
 from warehouse.views import literal
 from warehouse.writer import Writer, release_lock
 
@@ -166,7 +166,7 @@ def _rate(con, writer: Writer, tariffs: TariffTable, options: RerateOptions) -> 
     scale = load_tariff_table(con, tariffs)
     con.execute("CREATE TEMP VIEW period_calls AS SELECT * FROM touched WHERE in_period")
     began = time.monotonic()
-    con.execute(f"CREATE TEMP TABLE rating AS {rating_query('period_calls', scale, prefix_lengths(tariffs))}")
+    con.execute(f"CREATE TEMP TABLE rating AS {rating_query('period_calls', scale, tariffs)}")
     rating_s = time.monotonic() - began
     columns = ", ".join(f"CASE WHEN t.in_period THEN r.{c} ELSE t.{c} END AS {c}" if name in _RATED
                         else f"t.{c}" for name in spec.column_names for c in [schema.quote(name)])
@@ -175,7 +175,7 @@ def _rate(con, writer: Writer, tariffs: TariffTable, options: RerateOptions) -> 
     con.execute(f"CREATE TEMP TABLE old_period AS SELECT {_REPORTED} FROM touched WHERE in_period")
     con.execute(f"CREATE TEMP TABLE new_period AS SELECT {_REPORTED} FROM rerated WHERE {period}",
                 [options.first, options.last])
-    calls = con.execute("SELECT count(*) FROM old_period").fetchone()[0]
+    calls = con.execute("SELECT count(*) FROM old_period").fetchall()[0][0]
     return calls, rating_s, labels
 
 

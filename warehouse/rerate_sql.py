@@ -73,42 +73,55 @@ def load_tariff_table(con, tariffs: TariffTable) -> int:
     return scale
 
 
-def rating_query(source: str, scale: int, lengths: list[int]) -> str:
+def rating_query(source: str, scale: int, tariffs: TariffTable) -> str:
     """SELECT call_id and the re-rated fields (region, rate_per_min, rate_per_min_text, billed_s,
     cost, cost_text, currency) of every row of ``source`` (a relation of this package, never
-    user input, with the CDR columns). ``lengths``: the tariff's prefix lengths
-    (:func:`prefix_lengths`), so that the row is found by equality joins on each length."""
-    unit = 10 ** scale
+    user input, with the CDR columns).
+
+    The row a call gets depends only on its line, direction, the first ``L`` digits of its
+    number (``L`` the longest prefix of the table) and the *epoch* of its start (how many of
+    the table's distinct ``valid_from`` are <= it): the distinct keys of those (a few
+    thousand, whatever the number of calls) are looked up, by an equality join per prefix
+    length, and every call joins its key's row. The epoch is a balanced CASE over the sorted
+    ``valid_from`` (a binary search).
+    """
+    unit = f"CAST({10 ** scale} AS HUGEINT)"
+    lengths = sorted({len(r.prefix) for r in tariffs.rows})
+    longest = max(lengths, default=0)
+    bounds = sorted({r.valid_from_us for r in tariffs.rows})
     probes = " UNION ALL ".join(f"SELECT {int(n)} AS len" for n in lengths) or "SELECT 0 AS len WHERE false"
+    epochs = " UNION ALL ".join(f"SELECT {i + 1} AS epoch, {int(b)} AS at_us" for i, b in enumerate(bounds))
     internal = "(line = 'internal' OR direction = 'internal')"
     return f"""
 WITH c AS (
-    SELECT call_id, line, direction, started_at, epoch_us(started_at) AS started_us, talk_s,
-           CASE WHEN started_at IS NULL OR {internal} THEN ''
-                WHEN number IS NULL OR starts_with(number, 'user:') THEN ''
-                ELSE regexp_replace(number, '[^0-9]', '', 'g') END AS digits
-    FROM (SELECT *, CASE WHEN direction = 'outbound' THEN "to" ELSE line_number END AS number
-          FROM {source})
+    SELECT call_id, line, direction, started_at, talk_s,
+           left(CASE WHEN started_at IS NULL OR {internal} THEN ''
+                     WHEN number IS NULL OR starts_with(number, 'user:') THEN ''
+                     ELSE regexp_replace(number, '[^0-9]', '', 'g') END, {longest}) AS head,
+           {_epoch_case("started_us", bounds, 0, len(bounds))} AS epoch
+    FROM (SELECT *, CASE WHEN direction = 'outbound' THEN "to" ELSE line_number END AS number,
+                 epoch_us(started_at) AS started_us FROM {source})
 ),
-probe AS (
-    SELECT c.call_id, c.line, c.direction, c.started_us, left(c.digits, p.len) AS prefix
-    FROM c, ({probes}) p WHERE c.digits <> '' AND length(c.digits) >= p.len
+keys AS (
+    SELECT DISTINCT line, direction, head, epoch FROM c WHERE head <> '' AND epoch > 0
 ),
-matched AS (
-    SELECT probe.call_id, arg_max({{'region': t.region, 'rate_text': t.rate_text,
-               'rate_units': t.rate_units, 'fee_units': t.fee_units, 'increment_s': t.increment_s,
-               'min_s': t.min_s, 'currency': t.currency}}, (t.prefix_len, t.valid_from_us)) AS r
-    FROM probe JOIN {TARIFF_TABLE} t
-      ON t.line = probe.line AND t.direction = probe.direction AND t.prefix = probe.prefix
-     AND t.valid_from_us <= probe.started_us
-    GROUP BY probe.call_id
+found AS (
+    SELECT k.line, k.direction, k.head, k.epoch,
+           arg_max({{'region': t.region, 'rate_text': t.rate_text, 'rate_units': t.rate_units,
+                    'fee_units': t.fee_units, 'increment_s': t.increment_s, 'min_s': t.min_s,
+                    'currency': t.currency}}, (t.prefix_len, t.valid_from_us)) AS r
+    FROM keys k JOIN ({epochs}) e ON e.epoch = k.epoch
+    JOIN ({probes}) p ON length(k.head) >= p.len
+    JOIN {TARIFF_TABLE} t ON t.line = k.line AND t.direction = k.direction
+     AND t.prefix = left(k.head, p.len) AND t.valid_from_us <= e.at_us
+    GROUP BY ALL
 ),
 billed AS (
-    SELECT c.call_id, c.started_at, c.line, c.direction, m.r, m.call_id IS NOT NULL AS found,
-           CASE WHEN m.call_id IS NULL OR c.talk_s IS NULL OR c.talk_s <= 0 THEN CAST(0 AS BIGINT)
-                ELSE greatest(m.r.min_s, (CAST(ceil(c.talk_s) AS BIGINT) + m.r.increment_s - 1)
-                                         // m.r.increment_s * m.r.increment_s) END AS billed_s
-    FROM c LEFT JOIN matched m USING (call_id)
+    SELECT c.call_id, c.started_at, c.line, c.direction, f.r, f.r IS NOT NULL AS found,
+           CASE WHEN f.r IS NULL OR c.talk_s IS NULL OR c.talk_s <= 0 THEN CAST(0 AS BIGINT)
+                ELSE greatest(f.r.min_s, (CAST(ceil(c.talk_s) AS BIGINT) + f.r.increment_s - 1)
+                                         // f.r.increment_s * f.r.increment_s) END AS billed_s
+    FROM c LEFT JOIN found f USING (line, direction, head, epoch)
 ),
 priced AS (
     -- half up of (rate * billed + 60 * fee) / 60 to cents, in 10^-scale units:
@@ -130,9 +143,13 @@ FROM priced
 """
 
 
-def prefix_lengths(tariffs: TariffTable) -> list[int]:
-    """The distinct prefix lengths of the table."""
-    return sorted({len(r.prefix) for r in tariffs.rows})
+def _epoch_case(at: str, bounds: list[int], low: int, high: int) -> str:
+    """SQL for how many of ``bounds`` (sorted) are <= ``at``, knowing it is in [low, high]."""
+    if low >= high:
+        return str(low)
+    middle = (low + high + 1) // 2  # at >= bounds[middle - 1] means at least ``middle``
+    return (f"CASE WHEN {at} >= {int(bounds[middle - 1])} THEN {_epoch_case(at, bounds, middle, high)} "
+            f"ELSE {_epoch_case(at, bounds, low, middle - 1)} END")
 
 
 def cost_text(cents: str) -> str:

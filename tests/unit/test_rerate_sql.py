@@ -20,7 +20,7 @@ import pytest
 from callstream.config import Settings
 from streams.domain.rating import load_tariffs, parse_tariffs, rate_call
 from warehouse import duck
-from warehouse.rerate_sql import load_tariff_table, prefix_lengths, rating_query
+from warehouse.rerate_sql import load_tariff_table, rating_query
 
 pytestmark = pytest.mark.unit
 
@@ -33,11 +33,11 @@ operator,outbound,7912,Never yet,9.99,1.00,1,0,RUB,2099-01-01T00:00:00Z
 operator,outbound,,Anywhere,3.333333,0.015,7,0,USD,2020-01-01T00:00:00Z
 operator,inbound,7495,Moscow in,0.10,0.00,1,0,RUB,2020-01-01T00:00:00Z
 operator,inbound,,Any in,0.05,0.50,60,60,EUR,2020-01-01T00:00:00Z
-mobile,outbound,7,Mobile line,1.005,0.00,1,1,RUB,2020-01-01T00:00:00Z
-mobile,outbound,7,Mobile line,1.015,0.00,1,1,RUB,2026-07-01T00:00:00Z
+rented,outbound,7,Mobile line,1.005,0.00,1,1,RUB,2020-01-01T00:00:00Z
+rented,outbound,7,Mobile line,1.015,0.00,1,1,RUB,2026-07-01T00:00:00Z
 sip,outbound,44,UK,0.30,0.00,30,0,GBP,2020-01-01T00:00:00Z
 """
-LINES = ("operator", "mobile", "sip", "internal", "extranet")
+LINES = ("operator", "rented", "sip", "internal", "extranet")
 DIRECTIONS = ("outbound", "inbound", "internal")
 NUMBERS = ("+79123456789", "+7912", "+791", "+79", "+7", "+74951234567", "+447700900000", "+12025550100",
            "8 (912) 345-67-89", "+٧٩١٢٣", "user:42", "user:", "", "ext 12", "+4915112345678",
@@ -74,7 +74,7 @@ def _sql_ratings(tariffs, cdrs: list[dict]) -> dict[str, tuple]:
                     "make_timestamptz(started_at_us) AS started_at, "
                     "CAST(talk_s AS DECIMAL(18,3)) AS talk_s FROM raw")
         rows = con.execute(f"SELECT call_id, region, rate_per_min_text, rate_per_min, billed_s, cost, "
-                           f"cost_text, currency FROM ({rating_query('cdrs', scale, prefix_lengths(tariffs))})"
+                           f"cost_text, currency FROM ({rating_query('cdrs', scale, tariffs)})"
                            ).fetchall()
     finally:
         con.close()
@@ -107,10 +107,10 @@ def test_the_sql_rating_is_the_cores_on_every_cdr(table):
 
 def test_half_cents_round_up_and_fees_add_before_rounding():
     tariffs = parse_tariffs(TRAPS, "traps")
-    # 0.123456789 * 60 / 60 + 0.49 = 0.613456789 -> 0.61; mobile 1.005 * 1 s / 60 -> 0.02 (0.01675)
+    # 0.123456789 * 60 / 60 + 0.49 = 0.613456789 -> 0.61; rented 1.005 * 1 s / 60 -> 0.02 (0.01675)
     cdrs = [{"call_id": "a", "line": "operator", "direction": "outbound", "to": "+7915", "line_number": None,
              "started_at_us": 1_782_907_200_000_000, "talk_s": "59.001"},
-            {"call_id": "b", "line": "mobile", "direction": "outbound", "to": "+7000", "line_number": None,
+            {"call_id": "b", "line": "rented", "direction": "outbound", "to": "+7000", "line_number": None,
              "started_at_us": 1_782_863_999_999_999, "talk_s": "0.001"},
             {"call_id": "c", "line": "operator", "direction": "outbound", "to": "+1", "line_number": None,
              "started_at_us": 1_782_863_999_999_999, "talk_s": "90.000"}]
