@@ -27,8 +27,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import pyarrow as pa
-
 from streams.domain.rating import TariffTable
 
 TARIFF_TABLE = "rerate_tariffs"
@@ -49,27 +47,15 @@ def load_tariff_table(con, tariffs: TariffTable) -> int:
     rows = tariffs.rows
     scale = max([_scale(r.rate_per_min) for r in rows] + [_scale(r.connect_fee) for r in rows] + [0])
     factor = Decimal(10) ** scale
-    table = pa.table({
-        "line": [r.line for r in rows], "direction": [r.direction for r in rows],
-        "prefix": [r.prefix for r in rows], "region": [r.region for r in rows],
-        "rate_text": [format(r.rate_per_min, "f") for r in rows],
-        # Decimal text into DECIMAL(38, scale) below: exact.
-        "rate_units": [str(int(r.rate_per_min * factor)) for r in rows],
-        "fee_units": [str(int(r.connect_fee * factor)) for r in rows],
-        "increment_s": pa.array([r.increment_s for r in rows], pa.int64()),
-        "min_s": pa.array([r.min_s for r in rows], pa.int64()),
-        "currency": [r.currency for r in rows],
-        "valid_from_us": pa.array([r.valid_from_us for r in rows], pa.int64()),
-    })
-    con.register("rerate_tariff_rows", table)
-    try:
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {TARIFF_TABLE} AS SELECT line, direction, prefix, "
-            "length(prefix) AS prefix_len, region, rate_text, CAST(rate_units AS HUGEINT) AS rate_units, "
-            "CAST(fee_units AS HUGEINT) AS fee_units, increment_s, min_s, currency, "
-            "valid_from_us FROM rerate_tariff_rows")
-    finally:
-        con.unregister("rerate_tariff_rows")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {TARIFF_TABLE} (line VARCHAR, direction VARCHAR, "
+                "prefix VARCHAR, prefix_len BIGINT, region VARCHAR, rate_text VARCHAR, rate_units HUGEINT, "
+                "fee_units HUGEINT, increment_s BIGINT, min_s BIGINT, currency VARCHAR, valid_from_us BIGINT)")
+    # Whole numbers as text: exact into HUGEINT (a Python int beyond 64 bits is not a parameter).
+    con.executemany(f"INSERT INTO {TARIFF_TABLE} VALUES (?, ?, ?, ?, ?, ?, CAST(? AS HUGEINT), "
+                    "CAST(? AS HUGEINT), ?, ?, ?, ?)",
+                    [(r.line, r.direction, r.prefix, len(r.prefix), r.region, format(r.rate_per_min, "f"),
+                      str(int(r.rate_per_min * factor)), str(int(r.connect_fee * factor)), r.increment_s,
+                      r.min_s, r.currency, r.valid_from_us) for r in rows])
     return scale
 
 
