@@ -17,10 +17,9 @@ from decimal import Decimal
 from importlib import resources
 
 from streams.domain import events as E
-from streams.domain.cdr import build_cdr
+from streams.domain.cdr import build_cdr, cdr_from_state
 from streams.domain.cdr_json import cdr_to_json
 from streams.domain.rating import load_tariffs
-from streams.domain.cdr import cdr_from_state
 from streams.domain.state import fold, state_from_bytes, state_to_bytes
 
 T0 = 1_795_600_800_000_000  # 2026-11-25T10:00:00Z
@@ -49,7 +48,7 @@ def one_call(rng: random.Random, n: int) -> list[E.Event]:
         event("call.forwarded", 4, E.CallForwarded("+74951111111", "no_answer")),
         event("call.ended", 8 + talk, E.CallEnded("normal", "caller")),
         event("recording.stored", 9 + talk, E.RecordingStored(f"https://records.example.com/{call}.mp3",
-                                                              int(talk * 16000), Decimal("%.3f" % talk), "mp3")),
+                                                              int(talk * 16000), Decimal(f"{talk:.3f}"), "mp3")),
     ]
     rng.shuffle(events)
     return events

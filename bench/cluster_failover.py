@@ -38,8 +38,8 @@ from pathlib import Path
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from kafka.protocol.admin.topics import ElectionType
 
-from callstream.config import SETTINGS, Settings
-from callstream.kafka_clients import consumer_options
+from common.config import SETTINGS, Settings
+from common.kafka_clients import consumer_options
 from streams import broker, topics
 from streams.worker import worker_topics
 

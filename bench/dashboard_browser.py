@@ -26,8 +26,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import multiprocessing
-import re
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -39,10 +39,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from warehouse_common import bench_settings, copy_warehouse, drop_topics, feed, percentile, start_sink, stop  # noqa: E402
+from warehouse_common import bench_settings, copy_warehouse, drop_topics, feed, percentile, start_sink, stop  # noqa: E402 (the repository root is put on sys.path above)
 
-from tests.integration.dashboard_support import (change_and_wait, chrome, load, quit_chrome,  # noqa: E402
-                                                 wait_rendered)
+from tests.integration.dashboard_support import change_and_wait, chrome, load, quit_chrome, wait_rendered  # noqa: E402 (as above)
 
 PAGES = ("/", "/calls", "/spend", "/recordings", "/quality", "/alerts")
 # name -> (role, portals, own time zone, password)

@@ -33,7 +33,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from callstream.config import SETTINGS, Settings  # noqa: E402 - after the sys.path line that makes the repository importable
+from common.config import SETTINGS, Settings  # noqa: E402 - after the sys.path line that makes the repository importable
 from notify.status import read_status  # noqa: E402 - after the sys.path line that makes the repository importable
 from streams import topics  # noqa: E402 - after the sys.path line that makes the repository importable
 from tests.integration.notify_support import HttpReceiver  # noqa: E402 - after the sys.path line that makes the repository importable
@@ -91,7 +91,9 @@ def alert_value(n: int, portals: int) -> tuple[bytes, bytes]:
 def producer(settings: Settings):
     from kafka import KafkaProducer
 
-    return KafkaProducer(bootstrap_servers=settings.bootstrap, acks=1, linger_ms=5, batch_size=512 * 1024)
+    from common.kafka_clients import producer_options
+
+    return KafkaProducer(**producer_options(settings), linger_ms=5, batch_size=512 * 1024)
 
 
 def wait_ready(settings: Settings, since_ms: int, timeout_s: float = 300) -> None:

@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from warehouse_generate import generate  # noqa: E402 - after sys.path
 
-from callstream.config import Settings  # noqa: E402 - after sys.path
+from common.config import Settings  # noqa: E402 - after sys.path
 from streams.domain.rating import load_tariffs  # noqa: E402 - after sys.path
 from warehouse.reader import Reader  # noqa: E402 - after sys.path
 from warehouse.rerate_sql import load_tariff_table, rating_query  # noqa: E402

@@ -16,7 +16,7 @@ import sys
 import time
 import uuid
 
-from callstream.config import Settings
+from common.config import Settings
 from streams import topics
 from streams.simulator import generate
 

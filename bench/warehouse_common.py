@@ -9,13 +9,13 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 import psutil
 
-from callstream.config import Settings
+from common.config import Settings
 
 REGIONS = (("Russia mobile", "2.20"), ("Moscow landline", "1.00"), ("Kazakhstan", "7.20"),
            ("Germany mobile", "9.00"), ("SIP trunk (own carrier)", "0.00"))
@@ -32,10 +32,10 @@ def cdr_value(rng: random.Random, call_id: str, version: int, started_us: int, p
     answered = rng.random() < 0.7
     talk = round(rng.lognormvariate(4, 1), 3) if answered else 0.0
     billed = int(talk + 0.999)
-    started = datetime.fromtimestamp(started_us / 1e6, timezone.utc)
+    started = datetime.fromtimestamp(started_us / 1e6, UTC)
     ts = started.strftime("%Y-%m-%dT%H:%M:%S.") + f"{started.microsecond // 1000:03d}Z"
     end_us = started_us + int((talk + 7) * 1e6)
-    ended = datetime.fromtimestamp(end_us / 1e6, timezone.utc)
+    ended = datetime.fromtimestamp(end_us / 1e6, UTC)
     recorded = answered and portal % 3 != 0
     return orjson.dumps({
         "call_id": call_id, "portal_id": f"p-{portal:02d}", "version": version, "direction": "outbound",
@@ -79,7 +79,7 @@ def producer(settings: Settings):
     """A kafka-python producer tuned for throughput."""
     from kafka import KafkaProducer
 
-    from callstream.kafka_clients import producer_options
+    from common.kafka_clients import producer_options
 
     return KafkaProducer(linger_ms=20, batch_size=512 * 1024, **producer_options(settings))
 

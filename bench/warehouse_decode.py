@@ -16,6 +16,7 @@ import random
 import time
 
 from warehouse_common import cdr_value
+
 from warehouse import duck
 from warehouse.decode import RawBatch, decode_json
 

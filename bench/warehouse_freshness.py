@@ -20,8 +20,18 @@ import tempfile
 import time
 from pathlib import Path
 
-from warehouse_common import (bench_settings, cdr_value, copy_warehouse, drop_topics, feed, now_us,
-                              percentile, producer, start_sink, stop)
+from warehouse_common import (
+    bench_settings,
+    cdr_value,
+    copy_warehouse,
+    drop_topics,
+    feed,
+    now_us,
+    percentile,
+    producer,
+    start_sink,
+    stop,
+)
 
 from warehouse.reader import Reader
 

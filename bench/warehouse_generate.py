@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from warehouse import duck
@@ -110,7 +110,8 @@ SELECT
   false AS extranet, user_id,
   CASE WHEN NOT no_start THEN make_timestamptz(start_us) END AS started_at,
   CASE WHEN status = 'answered' THEN make_timestamptz(start_us + CAST(ring * 1000000 AS BIGINT)) END AS answered_at,
-  CASE WHEN status <> 'incomplete' THEN make_timestamptz(start_us + CAST((ring + talk_s) * 1000000 AS BIGINT)) END AS ended_at,
+  CASE WHEN status <> 'incomplete'
+       THEN make_timestamptz(start_us + CAST((ring + talk_s) * 1000000 AS BIGINT)) END AS ended_at,
   CASE WHEN NOT no_start AND status <> 'incomplete' THEN ring END AS ring_s,
   CASE WHEN status <> 'incomplete' THEN talk_s END AS talk_s,
   CASE WHEN NOT no_start AND status <> 'incomplete' THEN ring + talk_s END AS duration_s,
@@ -142,7 +143,7 @@ FROM b
 
 def generate(root: Path, rows: int, portals: int, end: datetime, seed: int = 1) -> int:
     """Write ``rows`` CDRs ending at ``end`` into a fresh warehouse at ``root``; returns rows."""
-    from callstream.config import Settings
+    from common.config import Settings
 
     con = duck.connect(memory_limit="6GB", temp_directory=str(root / ".spill"))
     end_us = int(end.timestamp()) * 1_000_000
@@ -167,8 +168,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("var/bench-warehouse"))
     parser.add_argument("--end", default=None, help="UTC date after the last day (default: tomorrow)")
     args = parser.parse_args()
-    end = (datetime.fromisoformat(args.end).replace(tzinfo=timezone.utc) if args.end
-           else datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    end = (datetime.fromisoformat(args.end).replace(tzinfo=UTC) if args.end
+           else datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
            + timedelta(days=1))
     if (args.out / "manifest.json").exists():
         raise SystemExit(f"{args.out} already holds a warehouse; remove it first")

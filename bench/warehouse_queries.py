@@ -20,7 +20,7 @@ import shutil
 import statistics
 import time
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from warehouse_common import bench_settings, copy_warehouse, drop_topics, feed, percentile, start_sink, stop, summary
@@ -35,7 +35,10 @@ def random_filter(rng: random.Random, today: datetime) -> CallFilter:
     end = (today + timedelta(days=1)).date()
     start = rng.choice([end - timedelta(days=7), end - timedelta(days=30), end - timedelta(days=90),
                         today.date().replace(day=1), end - timedelta(days=365)])
-    pick = lambda values, chance, most: tuple(rng.sample(values, rng.randint(1, most))) if rng.random() < chance else ()  # noqa: E731
+
+    def pick(values: list[str], chance: float, most: int) -> tuple[str, ...]:
+        return tuple(rng.sample(values, rng.randint(1, most))) if rng.random() < chance else ()
+
     return CallFilter(start=start, end=end,
                       portals=pick([f"p-{n:02d}" for n in range(50)], 0.5, 3),
                       lines=pick(["rented", "operator", "sip", "internal"], 0.3, 2),
@@ -45,7 +48,10 @@ def random_filter(rng: random.Random, today: datetime) -> CallFilter:
 
 def cases(reader: Reader, rng: random.Random, today: datetime) -> dict:
     """Query name -> a callable running it once with freshly drawn filters."""
-    flt = lambda: random_filter(rng, today)  # noqa: E731
+
+    def flt() -> CallFilter:
+        return random_filter(rng, today)
+
     with reader.cursor() as con:  # calls to look up: a sample of every month's
         ids = [row[0] for row in con.execute("SELECT call_id FROM cdrs_ids USING SAMPLE 200 ROWS").fetchall()]
     return {
@@ -81,7 +87,7 @@ def one_run(source: Path, scratch: Path, rate: float, settle_s: float, seed: int
     try:
         time.sleep(settle_s)
         reader = Reader(root)
-        today = datetime.now(timezone.utc)
+        today = datetime.now(UTC)
         rng = random.Random(seed)
         timings: dict[str, list[float]] = defaultdict(list)
         for name, run in cases(reader, rng, today).items():

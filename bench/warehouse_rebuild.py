@@ -20,13 +20,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from warehouse_common import watch_peak_rss
+from worker_common import RESULTS, base_settings, end_offsets, prefilled_events
 
-from warehouse_common import watch_peak_rss  # noqa: E402
-from worker_common import RESULTS, base_settings, end_offsets, prefilled_events  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run_once(topic: str, target: Path) -> tuple[float, float]:
@@ -67,7 +67,7 @@ def main() -> None:
               "events_per_s_median": statistics.median(r["events_per_s"] for r in runs),
               "seconds_median": statistics.median(r["seconds"] for r in runs),
               "peak_rss_mib_max": max(r["peak_rss_mib"] for r in runs),
-              "measured_at": f"{datetime.now(timezone.utc):%Y-%m-%dT%H:%M:%SZ}"}
+              "measured_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "warehouse_rebuild.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 from warehouse_common import bench_settings, cdr_value, drop_topics, now_us, producer
+
 from warehouse.compaction import CompactionPolicy
 from warehouse.sink import Sink, SinkOptions
 from warehouse.writer import Writer

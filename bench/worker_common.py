@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
-from callstream.config import Settings
-from callstream.kafka_clients import ISOLATION_LEVEL
+from common.config import Settings
+from common.kafka_clients import ISOLATION_LEVEL
 from streams import broker, topics
 from streams.worker import worker_topics
 

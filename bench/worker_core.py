@@ -26,9 +26,10 @@ import time
 import uuid
 
 from aiokafka import AIOKafkaConsumer
+from worker_common import RESULTS, base_settings, end_offsets, prefilled_events
 
-from callstream.config import Settings
-from callstream.kafka_clients import ISOLATION_LEVEL
+from common.config import Settings
+from common.kafka_clients import ISOLATION_LEVEL
 from streams.app import alert_rules
 from streams.domain.calls import advance
 from streams.domain.dlq import encode_dlq
@@ -38,7 +39,6 @@ from streams.domain.state import state_from_bytes, state_to_bytes
 from streams.domain.validation import validate
 from streams.native import native_core, native_validate
 from streams.worker import GC_THRESHOLDS
-from worker_common import RESULTS, base_settings, end_offsets, prefilled_events
 
 BATCH_FETCHES = 32  # streams.agents.BATCH_MAX: deliveries (fetches of one partition) per batch
 

@@ -44,14 +44,26 @@ import statistics
 import time
 import uuid
 from collections import Counter
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
-from worker_common import (MIB, RESULTS, Lags, base_settings, delete_topics, exit_on_sigterm, peak_rss_mib,
-                           read_topic, reset_peak_rss, rss_mib, start_worker)
+from worker_common import (
+    MIB,
+    RESULTS,
+    Lags,
+    base_settings,
+    delete_topics,
+    exit_on_sigterm,
+    peak_rss_mib,
+    read_topic,
+    reset_peak_rss,
+    rss_mib,
+    start_worker,
+)
 
+from common.kafka_clients import producer_options
 from streams.app import changelog_topic_names, internal_topic_names
 from streams.domain.timefmt import format_ts_ms
 
@@ -120,8 +132,7 @@ def verdict_calls(calls: int, now_us: int, portals: int = 1,
 
 
 def produce(settings, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=20,
-                             batch_size=512 * 1024, acks="all")
+    producer = KafkaProducer(**producer_options(settings), linger_ms=20, batch_size=512 * 1024)
     try:
         for key, value in messages:
             producer.send(settings.topic_events, key=key, value=value)

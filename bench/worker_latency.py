@@ -29,7 +29,7 @@ import orjson
 from kafka import KafkaConsumer
 from worker_common import RESULTS, base_settings, end_offsets, start_worker, wait_caught_up
 
-from callstream.kafka_clients import ISOLATION_LEVEL
+from common.kafka_clients import ISOLATION_LEVEL
 from streams import topics
 
 

@@ -19,7 +19,7 @@ import orjson
 from kafka import KafkaAdminClient, KafkaProducer
 from worker_common import RESULTS, base_settings, end_offsets, peak_rss_mib, start_worker, wait_caught_up
 
-from callstream.kafka_clients import producer_options
+from common.kafka_clients import producer_options
 from streams import topics
 from streams.simulator import generate
 

@@ -39,8 +39,7 @@ from pathlib import Path
 
 import psutil
 from kafka.errors import KafkaError
-from worker_common import (ROOT, RESULTS, Lags, base_settings, delete_topics, exit_on_sigterm, rss_mib,
-                           start_worker)
+from worker_common import RESULTS, ROOT, Lags, base_settings, delete_topics, exit_on_sigterm, rss_mib, start_worker
 
 from streams.app import internal_topic_names
 from warehouse.sink import topic_tables
@@ -133,7 +132,10 @@ def summary(rows: list[dict], minutes: float) -> dict:
     half = rows[len(rows) // 2:]
     first = rows[:len(rows) // 2]
     span = rows[-1]["t_s"] - rows[0]["t_s"] if len(rows) > 1 else 0
-    rate = lambda key: round((rows[-1][key] - rows[0][key]) / span, 1) if span and rows[-1][key] else None
+
+    def rate(key: str) -> float | None:
+        return round((rows[-1][key] - rows[0][key]) / span, 1) if span and rows[-1][key] else None
+
     return {
         "per_minute": per_minute,
         "second_half_slope_per_hour": {key: slope_per_hour(half, key) for key in SERIES},

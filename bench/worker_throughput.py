@@ -27,10 +27,17 @@ import uuid
 
 import orjson
 from aiokafka import AIOKafkaConsumer
-from worker_common import (RESULTS, base_settings, end_offsets, join_worker, prefilled_events,
-                           start_worker, wait_caught_up)
+from worker_common import (
+    RESULTS,
+    base_settings,
+    end_offsets,
+    join_worker,
+    prefilled_events,
+    start_worker,
+    wait_caught_up,
+)
 
-from callstream.kafka_clients import ISOLATION_LEVEL
+from common.kafka_clients import ISOLATION_LEVEL
 
 
 async def _ceiling_once(bootstrap: str, topic: str, total: int) -> dict:

@@ -14,8 +14,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from callstream.config import ConfigError
-from callstream.errors import CliError
+from common.config import ConfigError
+from common.errors import CliError
 
 # Order is the order shown in --help.
 COMMANDS = (

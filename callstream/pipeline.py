@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-
 import sys
 import threading
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Callable
 
 from callstream import probes
-from callstream.config import SETTINGS, Settings
 from callstream.supervisor import ChildSpec, Supervisor
+from common.config import SETTINGS, Settings
 
 
 def settings_env(settings: Settings, base: dict[str, str]) -> dict[str, str]:

@@ -13,7 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from callstream.config import Settings
+from common.config import Settings
 
 
 def _admin(settings: Settings):

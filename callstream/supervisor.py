@@ -11,7 +11,7 @@ cannot be written (stdout a closed pipe, a closed terminal) is dropped, and a
 failure to stop one child does not keep the others from being stopped. A
 second stop request (``hurry``) ends the grace periods: SIGKILL at once. If
 the supervisor itself dies without stopping them (SIGKILL, the OOM killer),
-Linux sends each child SIGTERM (:mod:`callstream.deathsig`).
+Linux sends each child SIGTERM (:mod:`common.deathsig`).
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
-from callstream.deathsig import tied_to_this_process
+from common.deathsig import tied_to_this_process
 
 
 class ChildFailed(RuntimeError):
@@ -91,7 +91,7 @@ class Supervisor:
         """Start ``spec`` in its own session, output to ``<logs>/<name>.log``, and wait until ready.
 
         Call it from a thread that lives as long as the supervisor: Linux ends the
-        child when the thread that started it ends (see :mod:`callstream.deathsig`).
+        child when the thread that started it ends (see :mod:`common.deathsig`).
         """
         self.logs.mkdir(parents=True, exist_ok=True)
         log = self.logs / f"{spec.name}.log"

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+from collections.abc import Callable
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any
 
 from dashboards.accounts import User
 from warehouse.filters import CallFilter

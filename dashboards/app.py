@@ -13,8 +13,9 @@ from typing import Any
 
 from dash import Dash, Input, Output, State, html, no_update
 
-from callstream.config import Settings
-from dashboards import auth, download, formatting as fmt, guard, layout
+from common.config import Settings
+from dashboards import auth, download, guard, layout
+from dashboards import formatting as fmt
 from dashboards.access import current_user
 from dashboards.data import Context, Data, SteadyReader
 from dashboards.i18n import _

@@ -28,8 +28,8 @@ from collections import OrderedDict
 from typing import Any
 from urllib.parse import urlencode
 
-from callstream.config import Settings
-from callstream.errors import UsageError
+from common.config import Settings
+from common.errors import UsageError
 from dashboards import i18n, login
 from dashboards.access import LOCAL
 from dashboards.accounts import Store, User

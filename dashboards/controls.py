@@ -7,9 +7,10 @@ filter means the same calls on every page, in every chart and in the export.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, Mapping
+from typing import Any
 
 from dashboards.i18n import N_
 from warehouse.filters import CallFilter, local_start

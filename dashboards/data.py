@@ -12,11 +12,12 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
-from callstream.config import Settings
+from common.config import Settings
 from dashboards.access import current_user, scoped_call
 from warehouse.reader import Reader
 
@@ -109,7 +110,7 @@ class Data:
 
 def utc_now() -> datetime:
     """The wall clock, UTC (injected into pages so tests can fix it)."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass

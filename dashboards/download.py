@@ -25,9 +25,10 @@ import logging
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from dashboards import controls, view
 from dashboards.access import current_user

@@ -9,9 +9,10 @@ all the way to its text. Instants are shown in a time zone (``zone``), UTC if no
 from __future__ import annotations
 
 import math
-from datetime import date, datetime, timezone
+from collections.abc import Mapping
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date, format_datetime
@@ -102,7 +103,7 @@ def timestamp(value: Any, zone: str | None = None) -> str:
     if missing(value):
         return "—"
     if isinstance(value, datetime):
-        local = value.astimezone(ZoneInfo(zone) if zone else timezone.utc)
+        local = value.astimezone(ZoneInfo(zone) if zone else UTC)
         name = "UTC" if not zone or zone == "UTC" else (local.tzname() or zone)
         if _ru():
             return f"{format_datetime(local, 'dd.MM.yyyy HH:mm:ss', tzinfo=local.tzinfo, locale='ru')} {name}"

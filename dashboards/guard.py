@@ -13,7 +13,8 @@ treats a forged value as a bad filter, or falls back to a default.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 MAX_QUERY_BYTES = 16 * 1024
 MAX_BODY_BYTES = 2 * 1024 * 1024

@@ -15,7 +15,7 @@ the browser's ``Accept-Language``, else ``CALLSTREAM_DASH_LOCALE``.
 from __future__ import annotations
 
 import contextvars
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ COOKIE = "callstream_lang"
 _outside: contextvars.ContextVar[str] = contextvars.ContextVar("callstream_locale", default=DEFAULT)
 
 
-@lru_cache(maxsize=None)
+@cache
 def translations(locale: str) -> NullTranslations:
     """The compiled catalogue of ``locale`` (English: the message ids themselves)."""
     if locale == "en":

@@ -6,11 +6,13 @@ raw HTML), and links only through :func:`link`, which accepts http(s) only.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 from dash import dcc, html
 
-from dashboards import controls, formatting as fmt
+from dashboards import controls
+from dashboards import formatting as fmt
 from dashboards.access import current_user
 from dashboards.i18n import _, current_locale
 from dashboards.safe import playable, safe_url

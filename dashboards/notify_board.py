@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from callstream.config import Settings
+from common.config import Settings
 from notify.actions import Actions
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class NotifyBoard:
     def _read(self) -> None:
         from kafka import KafkaConsumer, TopicPartition
 
-        from callstream.kafka_clients import consumer_options
+        from common.kafka_clients import consumer_options
 
         _, actions_topic, status_topic = self.settings.notify_topics
         consumer = KafkaConsumer(bootstrap_servers=self.settings.bootstrap, enable_auto_commit=False,

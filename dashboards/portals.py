@@ -23,11 +23,12 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from callstream.config import ConfigError, Settings
+from common.config import ConfigError, Settings
 from warehouse.filters import zone_literal
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,8 @@ user's portals are enforced by the query layer whatever it says.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qs, quote, urlencode
 
 from dashboards import controls

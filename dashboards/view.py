@@ -7,8 +7,9 @@ itself is applied again by ``Data.get`` (access.py) whatever this returns.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, timedelta
-from typing import Any, Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from dashboards import controls

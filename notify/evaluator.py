@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from callstream.config import Settings
+from common.config import Settings
 from notify import thresholds
 from warehouse import threshold_queries as tq
 
@@ -73,7 +73,7 @@ class Evaluator:
     def _send(self, alerts: list[dict[str, Any]]) -> None:
         from kafka import KafkaProducer
 
-        from callstream.kafka_clients import compression_type
+        from common.kafka_clients import compression_type
 
         if self._producer is None:
             self._producer = KafkaProducer(bootstrap_servers=self.settings.bootstrap, acks="all",

@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 import orjson
 
-from callstream.config import Settings
-from callstream.kafka_clients import compression_type, consumer_options
+from common.config import Settings
+from common.kafka_clients import compression_type, consumer_options
 from notify.keys import key_int
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from callstream.config import Settings
-from callstream.errors import CliError
+from common.config import Settings
+from common.errors import CliError
 
 
 class Publisher:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 
-from callstream.config import Settings
-from callstream.kafka_clients import consumer_options
+from common.config import Settings
+from common.kafka_clients import consumer_options
 from notify.actions import Actions
 
 CAUGHT_UP_GRACE_MS = 2_000  # an alert produced now reaches notify within this (else: a late alert)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from callstream.config import Settings
+from common.config import Settings
 from notify import ledger as ledger_mod
 from notify.actions import Actions
 from notify.alerts import Alert, Refusal, parse_alert

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from callstream.config import Settings
-from callstream.kafka_clients import consumer_options
+from common.config import Settings
+from common.kafka_clients import consumer_options
 
 if TYPE_CHECKING:  # pragma: no cover
     from notify.service import Service

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from callstream.config import Settings
+from common.config import Settings
 
 
 def ledger_summary(settings: Settings) -> dict[str, Any]:

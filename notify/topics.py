@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from callstream.config import Settings
+from common.config import Settings
 from streams import topics
 from streams.topics import UNLIMITED, TopicSpec
 

@@ -15,10 +15,10 @@ import time
 
 import orjson
 
-from streams.faust_fence import watchdog
 from streams.app import Worker, streams_running
 from streams.assemble import CallBatches
 from streams.call_store import CallStore, Schedule
+from streams.faust_fence import watchdog
 from streams.flag_outages import OutageBatches
 from streams.native import native_summarize
 
@@ -56,7 +56,7 @@ def register(worker: Worker) -> CallBatches:
         async for batch in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):
             try:
                 await batches.process(batch)
-            except Exception:  # noqa: BLE001
+            except Exception:  # any failure: the worker dies, logged, rather than skip a batch
                 _die("assemble_cdrs")
 
     outages = OutageBatches(worker)
@@ -66,7 +66,7 @@ def register(worker: Worker) -> CallBatches:
         async for batch in stream.take_events(OUTAGE_BATCH_MAX, within=OUTAGE_BATCH_WITHIN_S):
             try:
                 await outages.process(batch)
-            except Exception:  # noqa: BLE001
+            except Exception:  # any failure: the worker dies, logged, rather than skip a batch
                 _die("flag_outages")
 
     watched: dict[str, frozenset[int]] = {"partitions": frozenset()}
@@ -95,7 +95,8 @@ def register(worker: Worker) -> CallBatches:
 
     @app.timer(5.0, name="watch_for_stalls")
     async def watch_for_stalls():
-        await watchdog.check(app, clock, lambda: batches.counts["events"], worker.settings.topic_events)
+        await watchdog.check(app, clock, lambda: batches.counts["events"], worker.settings.topic_events,
+                             busy=lambda: batches.busy)
 
     return batches
 

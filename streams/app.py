@@ -17,13 +17,13 @@ from typing import Any
 
 import faust
 
-from callstream.config import Settings
-from callstream.kafka_clients import compression_type
+from common.config import Settings
+from common.kafka_clients import compression_type
 from streams.domain.alerts import AlertRules
-from streams.domain.shared import MAX_STATE_BYTES
 from streams.domain.rating import TariffTable
-from streams.native import native_core
+from streams.domain.shared import MAX_STATE_BYTES
 from streams.faust_fence.producing import IdempotentProducer
+from streams.native import native_core
 
 # RocksDB for the archive: small memtables and cache; the archive is written
 # once per call and read only for late events.
@@ -121,6 +121,9 @@ def _credentials(settings: Settings):
     return None
 
 
+STREAM_BUFFER_DELIVERIES = 4
+
+
 def create_app(settings: Settings) -> faust.App:
     """A Faust app tuned for the worker: at-least-once, batches, no web server.
 
@@ -139,7 +142,10 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         broker_max_poll_records=5000,
         consumer_max_fetch_size=8 * 1024 * 1024,
-        stream_buffer_maxsize=256,  # deliveries of up to broker_max_poll_records records each
+        # Deliveries (a partition's records from one fetch, up to broker_max_poll_records) a
+        # stream holds before the fetch loop waits: the bound on records fetched and not yet
+        # processed. 256 let a starved worker hold a million events (1.2 GB) in a soak.
+        stream_buffer_maxsize=STREAM_BUFFER_DELIVERIES,
         broker_commit_interval=1.0,
         producer_acks=-1,
         producer_compression_type=compression_type(settings.compression),

@@ -24,23 +24,31 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import orjson
 from faust.types import EventT
 
 from streams.app import Worker
 from streams.call_store import CallStore, Summary
-from streams.outbox import Outbox
-from streams.output_guard import OutputGuard, withheld_record
-from streams.domain.calls import (Outputs, advance, check_recording, expire, expiry_due,
-                                  needs_expiry, recording_due, settled)
+from streams.domain.calls import (
+    Outputs,
+    advance,
+    check_recording,
+    expire,
+    expiry_due,
+    needs_expiry,
+    recording_due,
+    settled,
+)
 from streams.domain.dlq import CALL_TOO_LARGE, encode_dlq
 from streams.domain.events import Event, Rejection
 from streams.domain.state import CallState, state_from_bytes
 from streams.domain.validation import validate
 from streams.native import Guard, native_validate
+from streams.outbox import Outbox
+from streams.output_guard import OutputGuard, withheld_record
 
 log = logging.getLogger("callstream.worker")
 # A portal's signals of one batch go out in messages of at most this many verdicts
@@ -85,10 +93,19 @@ class CallBatches:
         self.outbox = Outbox()
         self.guard_output = OutputGuard(self.outbox, settings.topic_dlq)
         self.signals: dict[str, list] = {}
+        # True while a batch is in hand: waiting on the broker's acknowledgements is not a stall.
+        self.busy = False
         self.counts = {"events": 0, "rejected": 0, "cdrs": 0, "alerts": 0, "rekeyed": 0}
 
     async def process(self, batch: Sequence[EventT]) -> None:
-        """Steps 1-3 of the module docstring for one batch."""
+        """Steps 1-3 of the module docstring for one batch; ``busy`` while it runs."""
+        self.busy = True
+        try:
+            await self._process(batch)
+        finally:
+            self.busy = False
+
+    async def _process(self, batch: Sequence[EventT]) -> None:
         now = time.time()
         pending: dict[str, _Pending] = {}
         commands: list[tuple[EventT, dict]] = []
@@ -103,7 +120,7 @@ class CallBatches:
         archive = self._run_commands(commands, pending, now)
         self._queue_signals()
         await self.outbox.flush(self.worker.app.producer)
-        for call_id, item in pending.items():
+        for item in pending.values():
             if not item.dirty:
                 continue
             if item.state is not None:

@@ -18,12 +18,11 @@ import signal
 import socket
 import subprocess
 import time
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from callstream.config import Settings
-from callstream.errors import CliError
+from common.config import Settings
+from common.errors import CliError
 from streams.broker_nodes import BrokerPaths, Node, bootstrap_of, parse_address, plan, present, render_config
 
 __all__ = ["BrokerPaths", "answers_metadata", "node_status", "port_open", "split_bootstrap", "start",
@@ -249,7 +248,7 @@ def _launch(settings: Settings, node: Node, die_with_parent: bool) -> subprocess
     command[1:1] = [heap, f"-Xms{min(256, settings.kafka_heap_mb)}m", "-XX:+UseG1GC",
                     "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true"]
     if die_with_parent:
-        from callstream.deathsig import tied_to_this_process
+        from common.deathsig import tied_to_this_process
 
         command = tied_to_this_process(command)
     with open(paths.stdout, "ab") as out:

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import heapq
 import logging
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator, NamedTuple
+from typing import NamedTuple
 
 from faust.types import EventT
 
@@ -64,7 +65,7 @@ def summary_of_bytes(blob: bytes) -> Summary:
 class CallStore:
     """Load and save call states across the hot table and the archive."""
 
-    def __init__(self, hot, archive, schedule: "Schedule",
+    def __init__(self, hot, archive, schedule: Schedule,
                  summarize: Callable[[bytes], Summary] | None = None) -> None:
         self.hot = hot
         self.archive = archive

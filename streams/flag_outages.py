@@ -18,14 +18,19 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import orjson
 from faust.types import EventT
 
 from streams.app import Worker
-from streams.domain.outages import (OutageState, PortalSignal, apply_signals,
-                                    outage_state_from_bytes, outage_state_to_bytes)
+from streams.domain.outages import (
+    OutageState,
+    PortalSignal,
+    apply_signals,
+    outage_state_from_bytes,
+    outage_state_to_bytes,
+)
 from streams.faust_fence.stores import memory_dict
 from streams.outbox import Outbox, partition_of
 

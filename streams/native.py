@@ -17,10 +17,11 @@ start without it), ``off`` (Python only).
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from callstream.config import Settings
-from callstream.errors import CliError
+from common.config import Settings
+from common.errors import CliError
 from streams.call_store import Summary, summary_of_bytes
 from streams.domain.alerts import AlertRules
 from streams.domain.rating import TariffTable

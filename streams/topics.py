@@ -14,12 +14,11 @@ on two brokers at least, and the cluster goes on taking writes with one down.
 from __future__ import annotations
 
 import time
-
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
-from callstream.config import Settings
-from callstream.errors import CliError
+from common.config import Settings
+from common.errors import CliError
 from streams.domain.shared import MAX_STATE_BYTES
 
 UNLIMITED = "-1"

@@ -7,14 +7,13 @@ import gc
 import logging
 import signal
 
-from callstream.config import Settings
-from callstream.errors import CliError
-from callstream.kafka_clients import require_codecs
+from common.config import Settings
+from common.errors import CliError
+from common.kafka_clients import require_codecs
 from streams import logthrottle, topics
-from streams.faust_fence import diagnostics
 from streams.app import changelog_topic_names, declare, internal_topic_names
 from streams.domain.rating import TariffError, TariffTable, load_tariffs
-
+from streams.faust_fence import diagnostics
 
 GC_THRESHOLDS = (1_000_000, 20, 1_000)
 

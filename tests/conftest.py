@@ -1,63 +1,20 @@
-"""Shared fixtures: one real Kafka broker per test session, fresh topics per test.
+"""What holds for every test: it is marked unit or integration, so that either half runs alone.
 
-The broker at CALLSTREAM_BOOTSTRAP is used when it answers (CI starts it once
-with ``callstream broker start``); otherwise the session starts a local one
-under ``var/test-kafka`` and stops it at the end. Integration tests never run
-against a fake broker and never skip silently: no broker means they fail.
+The fixtures live with the tests that use them: ``tests/unit/conftest.py``
+(pure tests: no network) and ``tests/integration/conftest.py`` (the real
+broker, topics of each test's own).
 """
 
 from __future__ import annotations
 
-import os
-import uuid
-from pathlib import Path
-
 import pytest
 
-from callstream.config import Settings
-
-ROOT = Path(__file__).resolve().parent.parent
+KINDS = ("unit", "integration")
 
 
-@pytest.fixture(scope="session")
-def kafka_settings() -> Settings:
-    """Settings pointing at a live broker (started for the session if needed)."""
-    from streams import broker
-
-    settings = Settings.from_env()
-    if broker.answers_metadata(settings):
-        yield settings
-        return
-    local = settings.replace(kafka_dir=os.environ.get("CALLSTREAM_TEST_KAFKA_DIR",
-                                                      str(ROOT / "var" / "test-kafka")))
-    _, started = broker.start(local)
-    try:
-        yield local
-    finally:
-        if started:
-            broker.stop(local)
-
-
-@pytest.fixture
-def unique() -> str:
-    """A short id that makes this test's topics and groups its own."""
-    return uuid.uuid4().hex[:10]
-
-
-@pytest.fixture
-def pipeline_settings(kafka_settings: Settings, unique: str, tmp_path: Path) -> Settings:
-    """Settings with this test's own topics, groups, state dir and warehouse, topics created."""
-    from streams import topics
-
-    settings = kafka_settings.replace(
-        topic_events=f"t{unique}-call-events",
-        topic_dlq=f"t{unique}-call-events-dlq",
-        topic_cdrs=f"t{unique}-cdrs",
-        topic_alerts=f"t{unique}-alerts",
-        worker_group=f"t{unique}-worker",
-        sink_group=f"t{unique}-sink",
-        state_dir=str(tmp_path / "worker-state"),
-        warehouse=str(tmp_path / "warehouse"),
-    )
-    topics.ensure_topics(settings, topics.project_topics(settings))
-    yield settings
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Refuse a test that is neither, or both: `pytest -m unit` and `-m integration` must split the suite."""
+    wrong = [item.nodeid for item in items
+             if sum(item.get_closest_marker(kind) is not None for kind in KINDS) != 1]
+    if wrong:
+        raise pytest.UsageError("tests must be marked unit or integration (exactly one): " + ", ".join(wrong[:10]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cache
 
 import pyarrow as pa
 
@@ -34,7 +34,7 @@ class RawBatch:
         self.values.append(value)
 
 
-@lru_cache(maxsize=None)
+@cache
 def arrow_schema(table: str) -> pa.Schema:
     """The Arrow schema of a warehouse table (DuckDB's mapping of its SQL types)."""
     con = duck.connect()

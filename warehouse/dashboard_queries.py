@@ -17,9 +17,9 @@ import pandas as pd
 
 from warehouse import export
 from warehouse.filters import ALL_CALLS, CallFilter, scope_conditions, utc_start, where, where_clause
-from warehouse.sources import aggregate_source, causes_source, recordings_source, user_spend_source
 from warehouse.reader import Reader
 from warehouse.schema import quote
+from warehouse.sources import aggregate_source, causes_source, recordings_source, user_spend_source
 
 # Dimension name -> column. The rollup has every one of them except users.
 SPEND_DIMENSIONS = {"region": "region", "line": "line", "direction": "direction", "portal": "portal_id",
@@ -215,7 +215,8 @@ def spend_daily_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CALLS) 
     day, key, currency, calls, cost (the rollup for UTC days)."""
     column = _column(SPEND_DIMENSIONS, dimension)
     src = aggregate_source(flt, daily=True)
-    return _frame(reader, f"SELECT started_day AS day, {column} AS key, currency, CAST({src.calls} AS BIGINT) AS calls, "
+    return _frame(reader, f"SELECT started_day AS day, {column} AS key, currency, "
+                          f"CAST({src.calls} AS BIGINT) AS calls, "
                           f"sum(cost) AS cost FROM {src.table} {src.where} {'AND' if src.where else 'WHERE'} "
                           "started_day IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3", src.params)
 

@@ -25,8 +25,15 @@ import pyarrow as pa
 from warehouse import schema
 from warehouse.batch import RawBatch, arrow_schema, raw_table
 from warehouse.decode_checked import decode_checked
-from warehouse.rejects import (CHECKED_TABLES, ERROR_CHARS, EXCERPT_CHARS, Rejected, first_failure,
-                               prefix_checks, rejects_table)
+from warehouse.rejects import (
+    CHECKED_TABLES,
+    ERROR_CHARS,
+    EXCERPT_CHARS,
+    Rejected,
+    first_failure,
+    prefix_checks,
+    rejects_table,
+)
 
 __all__ = ["RawBatch", "arrow_schema", "decode_buffers", "decode_events", "decode_json", "events_table",
            "raw_table", "warm_up"]

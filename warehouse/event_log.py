@@ -19,8 +19,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from callstream.config import Settings
-from callstream.kafka_clients import consumer_options
+from common.config import Settings
+from common.kafka_clients import consumer_options
 
 # One message can be over 1 MiB (the contract sends those to the DLQ as too_large).
 _FETCH_MAX_BYTES = 64 * 1024 * 1024

@@ -26,7 +26,7 @@ import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
@@ -115,8 +115,8 @@ class ExportError(RuntimeError):
 
 def months(start: datetime, end: datetime) -> set[str]:
     """The ``YYYY-MM`` labels (cdrs base partitions, UTC) that calls started in [start, end) fall in."""
-    labels, year, month = set(), start.astimezone(timezone.utc).year, start.astimezone(timezone.utc).month
-    last = (end - timedelta(microseconds=1)).astimezone(timezone.utc)
+    labels, year, month = set(), start.astimezone(UTC).year, start.astimezone(UTC).month
+    last = (end - timedelta(microseconds=1)).astimezone(UTC)
     while (year, month) <= (last.year, last.month):
         labels.add(f"{year:04d}-{month:02d}")
         year, month = (year + 1, 1) if month == 12 else (year, month + 1)
@@ -166,7 +166,7 @@ def chunk_bounds(reader: Reader, start: datetime, end: datetime, portal: str | N
     bounds, lower, rows = [], start, 0
     for day, count in days:
         rows += count
-        cut = datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc)
+        cut = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC)
         if rows >= chunk_rows and lower < cut < end:
             bounds.append((lower, cut))
             lower, rows = cut, 0

@@ -10,10 +10,11 @@ how many values a list has, never on the values themselves.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Any, Sequence
+from typing import Any
 
 from warehouse.schema import quote
 
@@ -43,7 +44,7 @@ def zone_literal(zone: str) -> str:
     return f"'{zone}'"
 
 
-def local_calls(flt: "CallFilter") -> str:
+def local_calls(flt: CallFilter) -> str:
     """``cdrs`` with ``started_day`` re-computed as the call's day in ``flt.zone`` (or, hourly,
     the start of its hour there, a wall-clock timestamp), so every query that groups by
     ``started_day`` groups by the zone's days or hours."""
@@ -59,8 +60,8 @@ def utc_start(moment: date | datetime) -> datetime:
     if isinstance(moment, datetime):
         if moment.tzinfo is None:
             raise ValueError("naive datetime: pass an aware (UTC) datetime or a date")
-        return moment.astimezone(timezone.utc)
-    return datetime.combine(moment, time(0), tzinfo=timezone.utc)
+        return moment.astimezone(UTC)
+    return datetime.combine(moment, time(0), tzinfo=UTC)
 
 
 def local_start(day: date, zone: str) -> date | datetime:
@@ -69,7 +70,7 @@ def local_start(day: date, zone: str) -> date | datetime:
         return day
     from zoneinfo import ZoneInfo
 
-    return datetime.combine(day, time(0), tzinfo=ZoneInfo(zone)).astimezone(timezone.utc)
+    return datetime.combine(day, time(0), tzinfo=ZoneInfo(zone)).astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class CallFilter:
     zone: str = "UTC"
     hourly: bool = False
 
-    def replace(self, **changes: Any) -> "CallFilter":
+    def replace(self, **changes: Any) -> CallFilter:
         """A copy with some fields changed."""
         from dataclasses import replace
 

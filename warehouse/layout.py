@@ -20,9 +20,10 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 MANIFEST = "manifest.json"
 LOCK = "writer.lock"
@@ -100,7 +101,7 @@ class Manifest:
         """Every file this manifest lists."""
         return [f for files in self.files.values() for f in files]
 
-    def without(self, paths: set[str] | frozenset[str]) -> "Manifest":
+    def without(self, paths: set[str] | frozenset[str]) -> Manifest:
         """A copy listing none of ``paths`` (what a reader can read when those are damaged)."""
         if not paths:
             return self

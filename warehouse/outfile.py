@@ -34,9 +34,10 @@ import re
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 # Bytes of the target's name kept in the temporary directory's name, so that with
 # the pid, the random part and the dots it stays under NAME_MAX (255).

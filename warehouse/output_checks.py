@@ -26,7 +26,7 @@ run only for the rows it refuses, to name the first broken one.
 
 Every rule, and the choices where the contract is silent (the formula-safe
 ``region``, numbers the warehouse cannot hold exactly, alert types to come),
-are listed in warehouse/DESIGN.md, "What the sink refuses".
+are listed in docs/warehouse.md, "What the sink refuses".
 """
 
 from __future__ import annotations

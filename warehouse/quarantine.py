@@ -26,8 +26,8 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Callable, Iterable, Mapping
 
 from warehouse import call_index, rollups
 from warehouse.integrity import stat_problem, thorough_problem

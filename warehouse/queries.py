@@ -13,13 +13,22 @@ stable interface: the dashboard builds its pages on them.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
 
-from warehouse.filters import (ALL_CALLS, CallFilter, local_start, number_needle, order_by, scope_conditions,
-                               utc_start, where, where_clause)
+from warehouse.filters import (
+    ALL_CALLS,
+    CallFilter,
+    local_start,
+    number_needle,
+    order_by,
+    scope_conditions,
+    utc_start,
+    where,
+    where_clause,
+)
 from warehouse.layout import table_of
 from warehouse.lookup import call_by_id
 from warehouse.reader import Reader
@@ -280,7 +289,7 @@ def freshness(reader: Reader, now: datetime | None = None) -> dict[str, Any]:
     """
     reader.refresh()
     manifest = reader.manifest
-    now_us = int((now or datetime.now(timezone.utc)).timestamp() * 1_000_000)
+    now_us = int((now or datetime.now(UTC)).timestamp() * 1_000_000)
     result: dict[str, Any] = {"published_at": None, "age_s": None, "newest": {}, "seq": None,
                               "incomplete": missing_data(reader)}
     if manifest is None or manifest.published_at_us is None:
@@ -294,7 +303,7 @@ def freshness(reader: Reader, now: datetime | None = None) -> dict[str, Any]:
 
 
 def _dt(us: int) -> datetime:
-    return datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=us)
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=us)
 
 
 def kpis(reader: Reader, flt: CallFilter = ALL_CALLS, *, now: datetime | None = None) -> dict[str, Any]:
@@ -303,7 +312,7 @@ def kpis(reader: Reader, flt: CallFilter = ALL_CALLS, *, now: datetime | None = 
     recording_bytes (all time)."""
     from zoneinfo import ZoneInfo
 
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     today = now.astimezone(ZoneInfo(flt.zone)).date()
     src = aggregate_source(flt)
     complete, answered, bypassed = "status <> 'incomplete'", "status = 'answered'", "controller = 'bypassed'"

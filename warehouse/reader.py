@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
-from typing import Callable, Collection, Iterable, TypeVar
+from typing import TypeVar
 
 import duckdb
 
@@ -67,7 +68,7 @@ class Reader:
         self._install(None)
         self.refresh()
 
-    def __enter__(self) -> "Reader":
+    def __enter__(self) -> Reader:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from callstream.config import Settings
+from common.config import Settings
 from warehouse import generations, rerating
 from warehouse.layout import LOCK, MANIFEST
 from warehouse.replay import ReplayConfig

@@ -37,7 +37,7 @@ def _excerpt(value: bytes | None) -> str | None:
     return None if value is None else value[:EXCERPT_CHARS].decode("utf-8", "replace")
 
 
-def rejects_table(raw: "RawBatch", refused: list[Rejected]) -> pa.Table:
+def rejects_table(raw: RawBatch, refused: list[Rejected]) -> pa.Table:
     """``rejects`` rows (not yet cast to the table's schema) for the refused rows of ``raw``."""
     refused = sorted(refused)
     rows = [r.row for r in refused]

@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from callstream.config import Settings
+from common.config import Settings
 from warehouse import compaction, event_log
 from warehouse.layout import fsync_dir, fsync_file
 from warehouse.replay import PartitionOutputs, ReplayConfig, outage_alerts

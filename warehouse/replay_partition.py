@@ -31,7 +31,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from callstream.config import Settings
+from common.config import Settings
 from warehouse import event_log
 from warehouse.decode import RawBatch, decode_json
 from warehouse.events_rows import events_rows

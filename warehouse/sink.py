@@ -31,8 +31,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import closing
 from dataclasses import dataclass, field
 
-from callstream.config import Settings
-from callstream.kafka_clients import consumer_options
+from common.config import Settings
+from common.kafka_clients import consumer_options
 from warehouse.compaction import CompactionPolicy, Compactor
 from warehouse.decode import RawBatch, decode_buffers, warm_up
 from warehouse.writer import Batch, Writer

@@ -22,7 +22,7 @@ quoted, filters.zone_literal).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -46,7 +46,7 @@ USER_SPEND_LISTS = frozenset({"portals", "users"})
 # Longest range whose local days are mapped hour by hour (a join with one row per hour);
 # longer ones convert each rollup row instead.
 MAP_HOURS_UP_TO = timedelta(days=3660)
-_CHECK_FROM, _CHECK_TO = datetime(1900, 1, 1, tzinfo=timezone.utc), datetime(2100, 1, 1, tzinfo=timezone.utc)
+_CHECK_FROM, _CHECK_TO = datetime(1900, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)

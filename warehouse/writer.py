@@ -24,17 +24,30 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Mapping
 
 import duckdb
 
 from warehouse import call_index, duck, rollups, schema
 from warehouse.delta_log import LOG_DIR, DeltaPublisher
 from warehouse.integrity import file_crc32c
-from warehouse.layout import (DATA, LOCK, DataFile, Manifest, Quarantined, Retired, fsync_dir, fsync_file,
-                              load_manifest, new_file_path, publish_manifest, table_of, tmp_path_for)
+from warehouse.layout import (
+    DATA,
+    LOCK,
+    DataFile,
+    Manifest,
+    Quarantined,
+    Retired,
+    fsync_dir,
+    fsync_file,
+    load_manifest,
+    new_file_path,
+    publish_manifest,
+    table_of,
+    tmp_path_for,
+)
 
 DEFAULT_GRACE_S = 60.0
 log = logging.getLogger(__name__)
@@ -111,7 +124,7 @@ class Writer:
         if self._manifest.seq:  # a crash between a manifest and its Delta commit is repaired here
             self._publish_delta(self._manifest)
 
-    def __enter__(self) -> "Writer":
+    def __enter__(self) -> Writer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from callstream.commands.common import add_setting_arg, settings_from_args
-from callstream.config import setting
+from common.config import setting
 
 
 def _nodes(text: str) -> int:

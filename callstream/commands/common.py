@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from callstream.config import Settings
+from common.config import Settings
 
 # argparse dest -> Settings field; only flags the user actually gave override.
 _KAFKA_FLAGS = {

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import sys
 
-    from callstream.errors import CliError
+    from common.errors import CliError
     from dashboards import auth
     from dashboards.app import serve
     from warehouse.reader import WarehouseError

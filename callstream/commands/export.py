@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import re
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta, timezone
 
 from callstream.commands.common import add_setting_arg, settings_from_args
-
 
 _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?([Zz]|[+-]\d{2}:\d{2})")
 
@@ -27,7 +26,7 @@ def moment(text: str) -> date | datetime:
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     try:
         if offset in ("Z", "z"):
-            zone = timezone.utc
+            zone = UTC
         else:
             sign = -1 if offset[0] == "-" else 1
             hours, minutes = int(offset[1:3]), int(offset[4:6])
@@ -38,7 +37,7 @@ def moment(text: str) -> date | datetime:
                          int((fraction or "0").ljust(6, "0")), tzinfo=zone)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a valid time: {text[:60]!r}") from None
-    return local.astimezone(timezone.utc)
+    return local.astimezone(UTC)
 
 
 def zone(text: str) -> str:
@@ -58,7 +57,7 @@ def resolve(bound: date | datetime, tz: str) -> datetime:
         return bound
     from zoneinfo import ZoneInfo
 
-    return datetime.combine(bound, time(0), tzinfo=ZoneInfo(tz)).astimezone(timezone.utc)
+    return datetime.combine(bound, time(0), tzinfo=ZoneInfo(tz)).astimezone(UTC)
 
 
 def out_path(text: str) -> str:
@@ -103,13 +102,11 @@ def run(args: argparse.Namespace) -> int:
     import sys
     from pathlib import Path
 
-    from callstream.errors import CliError, UsageError
-    from warehouse.export import ExportError, describe_missing, export_to_file, missing_billing_data
+    from common.errors import CliError, UsageError
+    from warehouse.export import ExportError, describe_missing, dialect, export_to_file, missing_billing_data
     from warehouse.layout import MANIFEST
     from warehouse.outfile import shown
     from warehouse.reader import Reader, WarehouseError
-
-    from warehouse.export import dialect
 
     args.start, args.end = resolve(args.start, args.tz), resolve(args.end, args.tz)
     if args.start >= args.end:

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from callstream.kafka_clients import require_codecs
+    from common.kafka_clients import require_codecs
     from notify.evaluator import start_evaluator
     from notify.service import Service
     from notify.topics import ensure
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
 
 def load_rules_or_fail(path: str | None):
     """The rules, or a one-line CliError naming the file and line."""
-    from callstream.errors import CliError
+    from common.errors import CliError
     from notify.channels import check_channel
     from notify.rules import RulesError, load_rules
 
@@ -162,7 +162,7 @@ def run_silence(args: argparse.Namespace) -> int:
         key, value = silence_event(args.portal, args.alert_type, parse_duration(args.duration), args.reason,
                                    _who(args.by))
     except ActionError as exc:
-        from callstream.errors import CliError
+        from common.errors import CliError
 
         raise CliError(str(exc), exit_code=2) from None
     publish_action(settings, key, value)
@@ -179,7 +179,7 @@ def run_unsilence(args: argparse.Namespace) -> int:
     try:
         key, value = unsilence_event(args.silence_id, _who(args.by))
     except ActionError as exc:
-        from callstream.errors import CliError
+        from common.errors import CliError
 
         raise CliError(str(exc), exit_code=2) from None
     publish_action(settings, key, value)
@@ -196,7 +196,7 @@ def run_ack(args: argparse.Namespace) -> int:
     try:
         key, value = ack_event(args.alert_id, _who(args.by))
     except ActionError as exc:
-        from callstream.errors import CliError
+        from common.errors import CliError
 
         raise CliError(str(exc), exit_code=2) from None
     publish_action(settings, key, value)

@@ -52,8 +52,8 @@ def run(args: argparse.Namespace) -> int:
     import logging
     import sys
 
-    from callstream.errors import CliError, UsageError
-    from callstream.kafka_clients import require_codecs
+    from common.errors import CliError, UsageError
+    from common.kafka_clients import require_codecs
     from streams.domain.rating import TariffError, load_tariffs
     from warehouse.event_log import LogError
     from warehouse.reader import WarehouseError

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     import sys
     import threading
 
-    from callstream.errors import CliError, UsageError
+    from common.errors import CliError, UsageError
     from streams.domain.rating import TariffError, load_tariffs
     from warehouse import rerating
     from warehouse.reader import WarehouseError

@@ -17,8 +17,8 @@ from callstream.commands.common import (
     probability,
     settings_from_args,
 )
-from callstream.config import CODECS
-from callstream.errors import CliError, UsageError
+from common.config import CODECS
+from common.errors import CliError, UsageError
 
 _KNOB_FLAGS = (
     ("--outage-rate", "outage_rate", "share of time each portal's Controller is unreachable, "

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from callstream.commands.common import (add_kafka_args, add_setting_arg, non_negative_float,
-                                        positive_int, settings_from_args)
+from callstream.commands.common import (
+    add_kafka_args,
+    add_setting_arg,
+    non_negative_float,
+    positive_int,
+    settings_from_args,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -48,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
     import threading
     from pathlib import Path
 
-    from callstream.errors import CliError
-    from callstream.kafka_clients import require_codecs
+    from common.errors import CliError
+    from common.kafka_clients import require_codecs
     from warehouse.compaction import CompactionPolicy
     from warehouse.sink import Sink, SinkError, SinkOptions
     from warehouse.writer import Writer, WriterBusy

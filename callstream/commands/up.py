@@ -15,8 +15,14 @@ import os
 import signal
 import sys
 
-from callstream.commands.common import (add_kafka_args, add_setting_arg, non_negative_float, positive_int,
-                                        probability, settings_from_args)
+from callstream.commands.common import (
+    add_kafka_args,
+    add_setting_arg,
+    non_negative_float,
+    positive_int,
+    probability,
+    settings_from_args,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -56,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     import threading
     from pathlib import Path
 
-    from callstream.errors import CliError
     from callstream.pipeline import Pipeline
+    from common.errors import CliError
     from dashboards import auth
 
     settings = settings_from_args(args)

@@ -50,7 +50,7 @@ def read_password(from_stdin: bool) -> str:
     import getpass
     import sys
 
-    from callstream.errors import UsageError
+    from common.errors import UsageError
 
     if from_stdin:
         line = sys.stdin.readline(4096)
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     """Carry out one action; a refused value is a one-line error (exit 2), nothing half-written."""
     import sys
 
-    from callstream.errors import CliError, UsageError
+    from common.errors import CliError, UsageError
     from dashboards.accounts import AccountError, Store, check_name
 
     settings = settings_from_args(args)
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 def _check_zone(zone: str) -> None:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-    from callstream.errors import UsageError
+    from common.errors import UsageError
 
     try:
         ZoneInfo(zone)

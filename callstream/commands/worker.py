@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from callstream.commands.common import (add_kafka_args, add_setting_arg, positive_float,
-                                        settings_from_args)
+from callstream.commands.common import add_kafka_args, add_setting_arg, positive_float, settings_from_args
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

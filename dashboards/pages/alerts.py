@@ -9,13 +9,16 @@ from typing import Any
 import pandas as pd
 from dash import Input, Output, dcc, html
 
-from dashboards import figures, formatting as fmt, layout as ui, notify_panel
+from dashboards import figures, notify_panel
+from dashboards import formatting as fmt
+from dashboards import layout as ui
 from dashboards.access import current_user
 from dashboards.alert_names import NAMES, alert_name, state_name
 from dashboards.data import Context
 from dashboards.i18n import N_, _
 from dashboards.pages.common import page_filter, register_links, register_portal_picker
-from warehouse import dashboard_queries as dq, queries
+from warehouse import dashboard_queries as dq
+from warehouse import queries
 
 NAME, PATH, TITLE = "alerts", "/alerts", N_("Alerts")
 TYPES = tuple((kind, NAMES[kind]) for kind in (

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import json
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from dash import ALL, Input, Output, State, ctx as dash_ctx, dcc, html, no_update
+from dash import ALL, Input, Output, State, dcc, html, no_update
+from dash import ctx as dash_ctx
 
-from dashboards import controls, formatting as fmt, layout as ui, urlstate, view
+from dashboards import controls, urlstate, view
+from dashboards import formatting as fmt
 from dashboards.access import current_user
 from dashboards.data import Context
 from dashboards.i18n import N_, _
 from dashboards.pages import call_view
-from warehouse import dashboard_queries as dq, queries
+from warehouse import dashboard_queries as dq
+from warehouse import queries
 from warehouse.filters import SORT_COLUMNS
 
 NAME, PATH, TITLE = "calls", "/calls", N_("Call detail")
@@ -93,7 +95,8 @@ def filters_panel(ctx: Context, query: dict[str, Any] | None = None) -> html.Div
         _number("calls-min-cost", _("cost ≥"), q.get("min_cost")),
         _number("calls-max-cost", _("cost ≤"), q.get("max_cost")),
         dcc.Input(id="calls-number", type="search", placeholder=_("Number contains…"), debounce=True,
-                  className="search", maxLength=64, value=q.get("number") if isinstance(q.get("number"), str) else None),
+                  className="search", maxLength=64,
+                  value=q.get("number") if isinstance(q.get("number"), str) else None),
     ], className="filters")
 
 

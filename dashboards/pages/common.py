@@ -42,7 +42,6 @@ def register_links(app: Any, prefix: str, graphs: tuple[str, ...]) -> None:
     """Drill-down and bookmarks of a page with a period bar: a click on a point of one of
     ``graphs`` opens the call table filtered to it; a change of period or portals is written to
     the address."""
-    from dash import State, ctx as dash_ctx, no_update
 
     from dashboards import urlstate
 
@@ -59,7 +58,8 @@ def register_links(app: Any, prefix: str, graphs: tuple[str, ...]) -> None:
 
 
 def _register_drill(app: Any, prefix: str, graphs: tuple[str, ...]) -> None:
-    from dash import State, ctx as dash_ctx, no_update
+    from dash import State, no_update
+    from dash import ctx as dash_ctx
 
     from dashboards import urlstate
 

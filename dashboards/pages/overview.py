@@ -7,12 +7,15 @@ from typing import Any
 import pandas as pd
 from dash import Input, Output, html
 
-from dashboards import figures, formatting as fmt, layout as ui
+from dashboards import figures
+from dashboards import formatting as fmt
+from dashboards import layout as ui
 from dashboards.access import current_user
 from dashboards.data import Context
 from dashboards.i18n import N_, _
 from dashboards.pages.common import page_filter, register_links, register_portal_picker
-from warehouse import dashboard_queries as dq, queries
+from warehouse import dashboard_queries as dq
+from warehouse import queries
 
 NAME, PATH, TITLE = "overview", "/", N_("Overview")
 CARDS = (("calls", N_("Calls"), "/calls"), ("asr", N_("Answered (ASR)"), "/calls?statuses=answered"),

@@ -3,17 +3,20 @@ biggest consumers, and the days left until the recording quota is full."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from dash import Input, Output, html
 
-from dashboards import controls, figures, formatting as fmt, layout as ui, view
+from dashboards import controls, figures, view
+from dashboards import formatting as fmt
+from dashboards import layout as ui
 from dashboards.access import current_user
 from dashboards.data import Context
 from dashboards.i18n import N_, _
 from dashboards.pages.common import page_filter, register_links, register_portal_picker
-from warehouse import dashboard_queries as dq, queries
+from warehouse import dashboard_queries as dq
+from warehouse import queries
 from warehouse.filters import local_start
 
 NAME, PATH, TITLE = "recordings", "/recordings", N_("Recordings")
@@ -40,11 +43,11 @@ def growth_window(daily: Any, now: datetime, days: int = GROWTH_WINDOW_DAYS) -> 
     if that is later (a young warehouse), and ends now, so today's partial day counts as
     the fraction of it that has passed.
     """
-    start = datetime.combine(now.date() - timedelta(days=days), time(0), tzinfo=timezone.utc)
+    start = datetime.combine(now.date() - timedelta(days=days), time(0), tzinfo=UTC)
     recent = [(d, b) for d, b in zip(daily["day"], daily["bytes"]) if d >= start.date()]
     if not recent:
         return 0, 0.0
-    first = datetime.combine(min(d for d, _ in recent), time(0), tzinfo=timezone.utc)
+    first = datetime.combine(min(d for d, _ in recent), time(0), tzinfo=UTC)
     return sum(int(b) for _, b in recent), (now - max(start, first)).total_seconds() / 86400
 
 

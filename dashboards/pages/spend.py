@@ -9,7 +9,9 @@ from typing import Any
 import pandas as pd
 from dash import Input, Output, html
 
-from dashboards import figures, formatting as fmt, layout as ui, view
+from dashboards import figures, view
+from dashboards import formatting as fmt
+from dashboards import layout as ui
 from dashboards.data import Context
 from dashboards.i18n import N_, _
 from dashboards.pages.common import page_filter, register_links, register_portal_picker
@@ -51,7 +53,8 @@ def totals_rows(current: pd.DataFrame, previous: pd.DataFrame) -> list[tuple[str
             continue  # internal and unrated calls: no currency, no money
         cur = row["key"]
         rows.append((cur, fmt.count(row["calls"]), fmt.count((row["billed_s"] or 0) // 60),
-                     fmt.money(row["cost"], cur), fmt.money(before.get(cur), cur), change(row["cost"], before.get(cur))))
+                     fmt.money(row["cost"], cur), fmt.money(before.get(cur), cur),
+                     change(row["cost"], before.get(cur))))
     return rows
 
 

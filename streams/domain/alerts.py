@@ -20,17 +20,17 @@ The per-portal ``controller_outage`` rule lives in :mod:`streams.domain.outages`
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 import orjson
 
 from streams.domain.cdr import Cdr
+from streams.domain.shared import PAID_LINES, RECORDING_CHECKED_KEY
 from streams.domain.state import CallState
 from streams.domain.timefmt import format_ts_ms, seconds_between
-
-from streams.domain.shared import ENDED_SEEN_KEY, PAID_LINES, RECORDING_CHECKED_KEY
 
 _US_PER_S = 1_000_000
 _ONE_SECOND = Decimal(1)

@@ -31,17 +31,23 @@ order, so re-processing after a crash re-emits the same (version, CDR) pairs.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 from streams.domain.alerts import Alert, AlertRules, alert_to_json, call_alerts, digest, lacks_recording
 from streams.domain.cdr import Cdr, cdr_from_state
 from streams.domain.cdr_json import cdr_to_json
 from streams.domain.events import Event
-from streams.domain.shared import (ENDED_SEEN_KEY, EXPIRED_KEY, MAX_CALL_EVENTS, RECORDING_CHECKED_KEY,
-                                   RETRACTED_KEY, SIGNAL_KEY)
 from streams.domain.outages import PortalSignal, signal_of
 from streams.domain.rating import TariffTable
+from streams.domain.shared import (
+    ENDED_SEEN_KEY,
+    EXPIRED_KEY,
+    MAX_CALL_EVENTS,
+    RECORDING_CHECKED_KEY,
+    RETRACTED_KEY,
+    SIGNAL_KEY,
+)
 from streams.domain.state import CallState, fold, is_complete, updated
 
 RETRACTED = RETRACTED_KEY  # what emitted holds for an alert withdrawn

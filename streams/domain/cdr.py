@@ -31,14 +31,26 @@ False (the ``incomplete`` status already flags such a call).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, Iterable, NamedTuple
+from typing import Any, NamedTuple
 
 from streams.domain.events import Event
-from streams.domain.shared import MAX_CALL_EVENTS, MAX_RECORDING_URLS, STATUS_BY_CAUSE
 from streams.domain.rating import NOT_RATED, Rating, TariffTable, rate_call
-from streams.domain.state import (EARLIEST_FIELD, EXACT, INT64_MAX, LATEST_FIELD, NO_SECONDS, CallState,
-                                  First, Replied, is_complete, record_of, staleness)
+from streams.domain.shared import MAX_CALL_EVENTS, MAX_RECORDING_URLS, STATUS_BY_CAUSE
+from streams.domain.state import (
+    EARLIEST_FIELD,
+    EXACT,
+    INT64_MAX,
+    LATEST_FIELD,
+    NO_SECONDS,
+    CallState,
+    First,
+    Replied,
+    is_complete,
+    record_of,
+    staleness,
+)
 from streams.domain.timefmt import seconds_between
 
 _MS = Decimal("0.001")

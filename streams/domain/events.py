@@ -13,13 +13,22 @@ event (the envelope and its payload), and a frozen dataclass's
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, NamedTuple, Union
+from typing import Any, NamedTuple
 
 # The contract's types, sources and enumerated values are declared once for both
 # cores (streams/domain/shared.toml); re-exported here, where the events live.
-from streams.domain.shared import (BYPASS_REASONS, CONTROLLER_RESULTS, DIRECTIONS, END_BY, END_CAUSES,
-                                   FORWARD_REASONS, LINES, OFFER_RULES, RECORDING_FORMATS,
-                                   SOURCE_OF_TYPE)
+from streams.domain.shared import (
+    BYPASS_REASONS,
+    CONTROLLER_RESULTS,
+    DIRECTIONS,
+    END_BY,
+    END_CAUSES,
+    FORWARD_REASONS,
+    LINES,
+    OFFER_RULES,
+    RECORDING_FORMATS,
+    SOURCE_OF_TYPE,
+)
 
 CONTRACT_VERSION = 1
 EVENT_TYPES = frozenset(SOURCE_OF_TYPE)
@@ -92,18 +101,8 @@ class CallEnded(NamedTuple):
     by: str
 
 
-Payload = Union[
-    CallStarted,
-    ControllerRequested,
-    ControllerReplied,
-    ControllerBypassed,
-    CallOffered,
-    CallOfferMissed,
-    CallForwarded,
-    CallAnswered,
-    RecordingStored,
-    CallEnded,
-]
+Payload = (CallStarted | ControllerRequested | ControllerReplied | ControllerBypassed | CallOffered
+           | CallOfferMissed | CallForwarded | CallAnswered | RecordingStored | CallEnded)
 
 
 class Event(NamedTuple):

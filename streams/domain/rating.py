@@ -21,9 +21,10 @@ import math
 import os
 import re
 from bisect import bisect_right
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Context, Decimal
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
 
 from streams.domain.events import DIRECTIONS, LINES
 from streams.domain.timefmt import parse_ts_us

@@ -25,15 +25,15 @@ untouched by ``fold``; set it with ``updated(state, {"version": 2, ...})``.
 from __future__ import annotations
 
 from bisect import bisect_left, insort
+from collections.abc import Callable, Mapping
 from decimal import Context, Decimal
 from types import MappingProxyType
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
 from streams.domain.events import Event
 from streams.domain.shared import MAX_RECORDING_URLS, STATE_FORMAT
-
 
 
 class First(NamedTuple):

@@ -8,10 +8,10 @@ are exact, comparisons are cheap, and nothing depends on the host time zone.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
 
 # Contract: RFC 3339 in UTC, 0-6 fraction digits, "Z" or "+00:00".
@@ -28,7 +28,7 @@ def parse_ts_us(text: str) -> int | None:
     year, month, day, hour, minute, second, fraction = match.groups()
     try:
         moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second),
-                          tzinfo=timezone.utc)
+                          tzinfo=UTC)
     except ValueError:
         return None
     micros = int((fraction or "").ljust(6, "0")) if fraction else 0

@@ -25,27 +25,6 @@ from typing import Any
 
 import orjson
 
-from streams.domain.shared import EARLIEST_TS_US, MAX_AHEAD_US
-from streams.domain.validation_fields import (
-    MISSING,
-    Reject,
-    clip,
-    enum,
-    flag,
-    forward_target,
-    ident,
-    integer,
-    known_ident,
-    nullable_ident,
-    nullable_phone,
-    nullable_text,
-    party,
-    seconds,
-    show,
-    source,
-    timestamp,
-    url,
-)
 from streams.domain.events import (
     BYPASS_REASONS,
     CONTROLLER_RESULTS,
@@ -69,6 +48,27 @@ from streams.domain.events import (
     Event,
     RecordingStored,
     Rejection,
+)
+from streams.domain.shared import EARLIEST_TS_US, MAX_AHEAD_US
+from streams.domain.validation_fields import (
+    MISSING,
+    Reject,
+    clip,
+    enum,
+    flag,
+    forward_target,
+    ident,
+    integer,
+    known_ident,
+    nullable_ident,
+    nullable_phone,
+    nullable_text,
+    party,
+    seconds,
+    show,
+    source,
+    timestamp,
+    url,
 )
 
 MAX_VALUE_BYTES = 1_048_576  # contract: "too_large (over 1 MiB)"

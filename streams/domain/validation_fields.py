@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import re
 import sys
+from collections.abc import Collection
 from decimal import Decimal
-from typing import Any, Collection
+from typing import Any
 
 from streams.domain.events import SOURCES, VOICEMAIL
 from streams.domain.shared import MAX_TEXT_CHARS

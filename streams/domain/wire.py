@@ -9,8 +9,9 @@ makes one: it reads ``seconds`` through ``float``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 

@@ -15,7 +15,8 @@ import io
 import sys
 import threading
 import traceback
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 
 def _frames(awaitable: Any, depth: int = 40) -> Iterator[str]:

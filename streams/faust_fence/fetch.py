@@ -21,7 +21,7 @@ from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
 
-from callstream.kafka_clients import ISOLATION_LEVEL
+from common.kafka_clients import ISOLATION_LEVEL
 
 
 class Fetch(dict):

@@ -29,7 +29,8 @@ cancellation of the fetch loop itself.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 
 async def hand_off(callback: Coroutine, suspend_wait: Coroutine,

@@ -6,7 +6,7 @@ message: on the hot path that cost more than the fold. The outbox builds one
 record batch per topic-partition on the producer Faust already started.
 
 Faust asks aiokafka for an idempotent producer only inside its own transactions
-(``processing_guarantee="exactly_once"``), which the worker does not use (README,
+(``processing_guarantee="exactly_once"``), which the worker does not use (docs/worker.md,
 "Exactly-once effect without Kafka transactions"). Without idempotence a batch
 whose acknowledgement was lost — a leader killed after writing it, a connection
 cut during a broker failover — is sent again and written twice; with it the
@@ -17,7 +17,8 @@ installs it on the app's transport).
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from faust.transport.drivers import aiokafka as driver
 

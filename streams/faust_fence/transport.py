@@ -51,7 +51,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from typing import Any, AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
 
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
@@ -145,7 +146,7 @@ class Consumer(ExactCommits, driver.Consumer):
             # What Faust does with a fetch that lands while the flow is off.
             try:
                 await self.perform_seek()
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # Faust logs and goes on here too (its Consumer._drain_messages)
                 log.warning("exception performing seek when flow not active %r", exc)
             return
         next_offset = self._next_offset

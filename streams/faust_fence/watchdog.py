@@ -7,10 +7,18 @@ event delivered any more (one cause was found and fixed in
 worker never recovers by itself and the events behind it wait for ever. This
 watchdog notices the state — uncommitted events on the worker's own
 ``call-events`` partitions and no event processed for ``stall_after_s`` while
-no rebalance or recovery is under way — logs the diagnostics report, and asks
+no rebalance or recovery is under way and no batch is in hand — logs the
+diagnostics report, and asks
 the group for a rebalance: Faust then recovers the tables and seeks every
 partition to its committed offset, as after any rebalance. Re-processing is
 safe (at-least-once, de-duplicated by event id).
+
+A batch in hand is never a stall, however long it takes: an agent waiting for
+the broker to acknowledge its outputs (a slow or overloaded cluster) makes no
+progress that a rebalance could restore, and a 30-minute soak on a starved
+machine showed what acting on it costs — each rebalance re-read the hot
+table's changelog for minutes while the backlog grew, and the next "stall"
+came before the last recovery had paid off.
 """
 
 from __future__ import annotations
@@ -18,11 +26,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
-from streams.faust_fence import diagnostics
 from streams.app import streams_running
+from streams.faust_fence import diagnostics
 
 log = logging.getLogger("callstream.worker")
 
@@ -59,12 +68,15 @@ def waiting(ends: dict, committed: dict) -> dict:
     return {tp: n for tp, n in behind.items() if n > 0}
 
 
-async def check(app: Any, clock: StallClock, processed: Callable[[], int], events_topic: str) -> bool:
-    """One look at the worker (a Faust timer calls it); True when it asked for a rebalance."""
-    consumer = app.consumer
+async def check(app: Any, clock: StallClock, processed: Callable[[], int], events_topic: str,
+                busy: Callable[[], bool] = lambda: False) -> bool:
+    """One look at the worker (a Faust timer calls it); True when it asked for a rebalance.
+
+    ``busy()`` tells that an agent has a batch in hand (see the module docstring)."""
     now = time.monotonic()
-    if not clock.stalled(processed(), now, unsettled=not streams_running(app)):
+    if not clock.stalled(processed(), now, unsettled=busy() or not streams_running(app)):
         return False
+    consumer = app.consumer
     clock.restart(now)
     tps = [tp for tp in app.assignor.assigned_actives() if tp.topic == events_topic]
     if not tps:

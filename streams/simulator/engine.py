@@ -14,15 +14,16 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 import orjson
 
+from streams.simulator import malformed
 from streams.simulator.arrivals import Arrivals
 from streams.simulator.call import Call
 from streams.simulator.faults import DeliveryQueue, Pending
-from streams.simulator import malformed
 from streams.simulator.knobs import DEFAULT_KNOBS, NO_FAULTS, Faults, Knobs
 from streams.simulator.model import build_world
 from streams.simulator.scenarios import Context, play

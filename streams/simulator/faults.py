@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
 from streams.simulator.knobs import Faults
 

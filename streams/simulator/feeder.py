@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any
 
 from streams.simulator.engine import Simulator, Stats
 from streams.simulator.knobs import Faults, Knobs

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import random
 from bisect import bisect
+from collections.abc import Callable
 from itertools import accumulate
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 

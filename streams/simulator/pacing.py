@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from streams.simulator.engine import SimMessage, Simulator
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from callstream.config import Settings
-from callstream.errors import CliError
-from callstream.kafka_clients import compression_type
+from common.config import Settings
+from common.errors import CliError
+from common.kafka_clients import compression_type
 
 # Room for the simulator's own too_large messages (just over 1 MiB).
 MAX_REQUEST_BYTES = 4 * 1024 * 1024

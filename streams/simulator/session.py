@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import random
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
-from callstream.config import Settings
-from callstream.errors import CliError
+from common.config import Settings
+from common.errors import CliError
 from streams.simulator.engine import Simulator, Stats
 from streams.simulator.feeder import ChildFeed, FeedSpec
 from streams.simulator.malformed import LARGEST_VALUE

@@ -35,8 +35,9 @@ an independent oracle for the pipeline's CDRs.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import orjson
 

@@ -11,6 +11,7 @@ import shutil
 import tempfile
 import threading
 import time
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +172,7 @@ class ServerThread:
         """The root URL of the running server."""
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         self.thread.start()
         return self
 
@@ -194,20 +195,20 @@ def build_warehouse(root: Path, *, calls: int = 600, portals: int = 6, days_ago:
     markup and a ``javascript:`` recording URL, as a producer outside the contract
     might write them. Returns what was written, for the oracles.
     """
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
-    from callstream.config import Settings
+    from common.config import Settings
     from streams.domain.alerts import AlertRules, alert_to_json, call_alerts
+    from streams.domain.cdr import cdr_from_state
     from streams.domain.cdr_json import cdr_to_json
     from streams.domain.dlq import encode_dlq
     from streams.domain.events import Event
     from streams.domain.rating import load_tariffs
-    from streams.domain.cdr import cdr_from_state
     from streams.domain.state import fold, is_complete
     from streams.domain.validation import validate
     from streams.simulator import Faults, Knobs, generate_all
 
-    today = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     start_us = int((today - timedelta(days=days_ago)).timestamp()) * 1_000_000
     knobs = Knobs(outage_rate=0.2, stale_key=0.5, license_errors=0.05, dev_copy=0.05, extranet=0.05)
     messages, _ = generate_all(seed, calls, portals, start_us, Faults(duplicates=0.05, malformed=0.02), knobs)
@@ -278,7 +279,8 @@ def _outages(start_us: int) -> list[tuple[bytes, bytes]]:
         alert_id = f"controller_outage:{portal}:{format_ts_ms(at)}"
         detail = {"state": "open", "opened_at": format_ts_ms(at), "opened_by_call_id": "c-x",
                   "threshold_calls": 5, "window_s": 300, "resolved_at": None, "resolved_by_call_id": None}
-        messages.append((portal.encode(), alert_to_json(Alert(alert_id, "controller_outage", portal, None, at, detail))))
+        alert = Alert(alert_id, "controller_outage", portal, None, at, detail)
+        messages.append((portal.encode(), alert_to_json(alert)))
         if end is not None:
             done = dict(detail, state="resolved", resolved_at=format_ts_ms(end), resolved_by_call_id="c-y")
             messages.append((portal.encode(),

@@ -14,11 +14,11 @@ import base64
 import os
 import shutil
 import subprocess
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
-from callstream.config import CODECS, Settings
+from common.config import CODECS, Settings
 
 __all__ = ["CODECS", "JavaProducer", "kafka_libs", "records", "transactions"]
 
@@ -83,7 +83,7 @@ class JavaProducer:
     classpath: str
 
     @classmethod
-    def compile(cls, settings: Settings, workdir: Path) -> "JavaProducer":
+    def compile(cls, settings: Settings, workdir: Path) -> JavaProducer:
         """``javac`` the producer against the broker's kafka-clients jar into ``workdir``."""
         libs = kafka_libs(settings)
         classes = workdir / "classes"

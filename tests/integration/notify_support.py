@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from callstream.config import Settings
+from common.config import Settings
 from tests.integration.worker_harness import settings_env
 
 ID_LINE = re.compile(r"^(?:Alert: |  )(\S+:\S+) \((open|resolved|retracted)\)", re.M)

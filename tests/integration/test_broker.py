@@ -9,22 +9,9 @@ import sys
 
 import pytest
 
+from tests.integration.ports import free_port_pair
+
 pytestmark = pytest.mark.integration
-
-
-def _free_port_pair() -> int:
-    # The broker needs port and port + 1 (controller); find a free pair.
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        with socket.socket() as second:
-            try:
-                second.bind(("127.0.0.1", port + 1))
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port pair")
 
 
 def _cli(env: dict, *args: str) -> subprocess.CompletedProcess:
@@ -36,7 +23,7 @@ def test_start_is_idempotent_creates_topics_and_stop_leaves_no_process(tmp_path)
     from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource, ConfigResourceType
 
-    port = _free_port_pair()
+    port = free_port_pair()
     env = dict(os.environ, CALLSTREAM_BOOTSTRAP=f"127.0.0.1:{port}",
                CALLSTREAM_KAFKA_DIR=str(tmp_path / "kafka"))
     first = _cli(env, "broker", "start")
@@ -92,11 +79,11 @@ def _zombie(pid: int) -> bool:
 
 
 def test_a_broker_that_does_not_become_ready_is_not_left_running(tmp_path):
-    from callstream.config import Settings
-    from callstream.errors import CliError
+    from common.config import Settings
+    from common.errors import CliError
     from streams import broker
 
-    port = _free_port_pair()
+    port = free_port_pair()
     settings = Settings.from_env({}, bootstrap=f"127.0.0.1:{port}", kafka_dir=str(tmp_path / "kafka"))
     with pytest.raises(CliError, match="did not answer"):
         broker.start(settings, timeout_s=0.5)  # far too short for a JVM to start

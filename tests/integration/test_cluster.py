@@ -30,12 +30,20 @@ from pathlib import Path
 import orjson
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from streams import broker, topics
-from tests.integration.test_rebuild_pipeline import _differences
+from tests.integration.sink_data import table_differences
 from tests.integration.worker_expect import CdrLog, expect, latest_alerts, outage_problems, rules_of
-from tests.integration.worker_harness import (Fleet, Probe, delete_test_topics, read_topic, settings_env,
-                                              split_between, wait_for, wait_until_done)
+from tests.integration.worker_harness import (
+    Fleet,
+    Probe,
+    delete_test_topics,
+    read_topic,
+    settings_env,
+    split_between,
+    wait_for,
+    wait_until_done,
+)
 from warehouse.layout import load_manifest
 
 pytestmark = pytest.mark.integration
@@ -152,7 +160,7 @@ def test_a_broker_killed_mid_run_then_restarted_leaves_what_an_uninterrupted_run
                           timeout=300)
     assert done.returncode == 0, done.stderr
     for table in TABLES:
-        assert _differences(Path(settings.warehouse), rebuilt, table) == (0, 0), table
+        assert table_differences(Path(settings.warehouse), rebuilt, table) == (0, 0), table
     assert outputs > 500
 
 

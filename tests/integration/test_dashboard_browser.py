@@ -13,11 +13,21 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from dashboards.app import create_app
-from tests.integration.dashboard_support import (HOSTILE_CALL, HOSTILE_TEXT, ServerThread, browser_errors,
-                                                 build_warehouse, change_and_wait, chrome, load, quit_chrome,
-                                                 screenshot, wait_for)
+from tests.integration.dashboard_support import (
+    HOSTILE_CALL,
+    HOSTILE_TEXT,
+    ServerThread,
+    browser_errors,
+    build_warehouse,
+    change_and_wait,
+    chrome,
+    load,
+    quit_chrome,
+    screenshot,
+    wait_for,
+)
 from warehouse.reader import Reader
 
 pytestmark = pytest.mark.integration
@@ -80,7 +90,8 @@ def test_call_detail_filters_sort_pages_and_opens_a_call(site, browser) -> None:
     assert json.loads(parse_qs(urlsplit(href).query)["q"][0])["recording"] == "yes"
     with urllib.request.urlopen(href) as response:
         lines = response.read().decode().split("\r\n")
-    assert lines[0].startswith("call_id,portal_id") and int(recorded.split()[0]) == len([l for l in lines[1:] if l])
+    assert lines[0].startswith("call_id,portal_id")
+    assert int(recorded.split()[0]) == len([line for line in lines[1:] if line])
     screenshot(browser, "dashboard-calls")
     change_and_wait(browser, "document.querySelector('#calls-grid tbody tr').click()")
     assert _text(browser, "#call-title").startswith("Call ")
@@ -103,7 +114,8 @@ def test_number_search(site, browser) -> None:
     change_and_wait(browser, lambda d: _search(d, number))
     wait_for(browser, "!document.getElementById('calls-summary').textContent.startsWith('601 ')")
     found = int(_text(browser, "#calls-summary").split()[0])
-    assert found >= 1 and all(number in row.text for row in browser.find_elements("css selector", "#calls-grid tbody tr"))
+    rows = browser.find_elements("css selector", "#calls-grid tbody tr")
+    assert found >= 1 and all(number in row.text for row in rows)
 
 
 @pytest.mark.parametrize("path, name, probe", [("/spend", "spend", "#spend-totals-table"),

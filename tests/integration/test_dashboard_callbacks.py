@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 import pytest
 from dash import html, no_update
 
-from callstream.config import Settings
+from common.config import Settings
 from dashboards.app import create_app, freshness_state, route
 from dashboards.data import Context, Data
 from dashboards.pages import alerts, call_view, calls, overview, quality, recordings, spend
@@ -49,8 +49,10 @@ def _all_cdrs(ctx) -> list[dict]:
 
 
 def test_route_gives_each_page_and_a_not_found(ctx) -> None:
-    for page in (overview, calls, spend, recordings, alerts):
-        assert route(page.PATH, ctx) is not None
+    for page in (overview, calls, spend, quality, recordings, alerts):
+        shown = route(page.PATH, ctx)
+        assert getattr(shown, "id", None) != "not-found", page.PATH
+        assert page.TITLE in _texts(shown), page.PATH  # the page's own heading, not another page's
     assert "Not found" in _texts(route("/nope", ctx))
 
 
@@ -159,7 +161,8 @@ def test_csv_download_route_and_health(ctx) -> None:
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert "attachment" in response.headers["Content-Disposition"]
     lines = response.get_data(as_text=True).split("\r\n")
-    assert lines[0].startswith("call_id,portal_id,started_at") and all(",answered," in l for l in lines[1:] if l)
+    assert lines[0].startswith("call_id,portal_id,started_at")
+    assert all(",answered," in line for line in lines[1:] if line)
     assert client.get("/download/calls.csv?q=" + quote('{"min_cost": "x"}')).status_code == 400
     assert client.get("/download/calls.csv?q=not-json").status_code == 400
     assert client.get("/").status_code == 200

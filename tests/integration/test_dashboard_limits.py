@@ -10,13 +10,13 @@ import json
 import re
 import tempfile
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from dashboards import download
 from dashboards.app import create_app, open_reader
 from dashboards.data import Context, Data
@@ -60,7 +60,7 @@ def _q(values: dict) -> str:
 
 
 def _month() -> dict:
-    today = datetime.now(timezone.utc).date()
+    today = datetime.now(UTC).date()
     return {"start": (today - timedelta(days=29)).isoformat(), "end": today.isoformat()}
 
 
@@ -116,7 +116,7 @@ def test_at_most_two_downloads_at_once(warehouse):
 def test_a_download_is_streamed_in_chunks_byte_for_byte_the_export(tmp_path, monkeypatch):
     root = tmp_path / "warehouse"
     with Writer(root) as writer:
-        start = int(datetime(2026, 11, 1, tzinfo=timezone.utc).timestamp() * 1e6)
+        start = int(datetime(2026, 11, 1, tzinfo=UTC).timestamp() * 1e6)
         Feed(writer).send("cdrs", *(cdr(f"c-{n:05d}", 1, start + n * 3_600_000_000 // 40) for n in range(3000)))
     monkeypatch.setattr(download, "CHUNK_ROWS", 200)  # ~25 chunks of whole days
     scratch = tmp_path / "scratch"
@@ -138,8 +138,8 @@ def test_a_download_is_streamed_in_chunks_byte_for_byte_the_export(tmp_path, mon
         assert client.get(_q({"start": "2026-11-01", "end": "2026-11-02"})).status_code == 200
         response.close()
         expected = tmp_path / "export.csv"
-        export_to_file(reader, expected, datetime(2026, 11, 1, tzinfo=timezone.utc),
-                       datetime(2026, 12, 1, tzinfo=timezone.utc))
+        export_to_file(reader, expected, datetime(2026, 11, 1, tzinfo=UTC),
+                       datetime(2026, 12, 1, tzinfo=UTC))
         assert body == expected.read_bytes() and body.count(b"\r\n") == 3001
     finally:
         reader.close()
@@ -214,7 +214,8 @@ def _callback(client, app, output: str, values: dict, changed: str | None = None
     return client.post("/_dash-update-component", json=body)
 
 
-TABLE = "..calls-table.children...calls-summary.children...calls-download.href...calls-count.data...calls-download-excel.href...url-sync.search@"
+TABLE = ("..calls-table.children...calls-summary.children...calls-download.href...calls-count.data"
+         "...calls-download-excel.href...url-sync.search@")
 
 
 @pytest.mark.parametrize("page", ["abc", -5, 10**30, 2.5, True, {"x": 1}, [1]])

@@ -93,7 +93,8 @@ def test_alert_counts_and_portal_filter(reader) -> None:
     with reader.cursor() as con:
         alerts = con.sql("SELECT type, state, portal_id FROM alerts").fetchall()
     frame = dq.alert_counts(reader)
-    assert {(t, s if isinstance(s, str) else None): n for t, s, n in zip(frame["type"], frame["state"], frame["count"])} \
+    states = (s if isinstance(s, str) else None for s in frame["state"])
+    assert {(t, s): n for t, s, n in zip(frame["type"], states, frame["count"])} \
         == Counter((t, s) for t, s, _ in alerts)
     outage = dq.alert_counts(reader, portals=("p-outage-a",))
     assert list(zip(outage["type"], outage["state"], outage["count"])) == [("controller_outage", "resolved", 1)]
@@ -136,7 +137,8 @@ def test_spend_breakdown_agrees_with_each_single_breakdown(reader) -> None:
 
     def as_dict(rows):
         return {(k if isinstance(k, str) else None, c if isinstance(c, str) else None): (n, b, cost)
-                for k, c, n, b, cost in zip(rows["key"], rows["currency"], rows["calls"], rows["billed_s"], rows["cost"])}
+                for k, c, n, b, cost in zip(rows["key"], rows["currency"], rows["calls"], rows["billed_s"],
+                                            rows["cost"])}
 
     for name in ("region", "line", "direction", "currency"):
         assert as_dict(frame[frame["set"] == name]) == as_dict(dq.spend_by(reader, name, top=1000)), name
@@ -144,4 +146,5 @@ def test_spend_breakdown_agrees_with_each_single_breakdown(reader) -> None:
     from warehouse import queries
 
     daily = queries.spend_by_region_day_line(reader).groupby(["day", "region"], dropna=False)["cost"].sum()
-    assert sum(by_day["cost"]) == sum(daily) and by_day["calls"].sum() == frame[frame["set"] == "currency"]["calls"].sum()
+    assert sum(by_day["cost"]) == sum(daily)
+    assert by_day["calls"].sum() == frame[frame["set"] == "currency"]["calls"].sum()

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from dashboards.accounts import Store
 from dashboards.app import create_app
 from tests.integration.dashboard_support import build_warehouse

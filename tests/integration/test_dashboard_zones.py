@@ -9,7 +9,7 @@ its days come from the calls, the others' from the hourly rollup.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -31,8 +31,8 @@ pytestmark = pytest.mark.integration
 
 LINES = ("rented", "operator", "sip")
 PORTALS = ("p-ny", "p-berlin", "p-msk")
-SPANS = ((datetime(2026, 2, 26, tzinfo=timezone.utc), datetime(2026, 4, 3, tzinfo=timezone.utc)),
-         (datetime(2026, 10, 22, tzinfo=timezone.utc), datetime(2026, 11, 4, tzinfo=timezone.utc)))
+SPANS = ((datetime(2026, 2, 26, tzinfo=UTC), datetime(2026, 4, 3, tzinfo=UTC)),
+         (datetime(2026, 10, 22, tzinfo=UTC), datetime(2026, 11, 4, tzinfo=UTC)))
 # Delivered after the compaction, as deltas: a new version of a stored call, moved across
 # a local midnight (an hour later, the same UTC day) with a new cost, and a call that is only
 # a delta.
@@ -74,7 +74,7 @@ def warehouse(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
         feed.send("cdrs", *[_json(cid, c) for cid, c in calls.items()])
         compaction.compact_all(writer)  # base files with their rollups
         calls[MOVED] = dict(calls[MOVED], start=calls[MOVED]["start"] + timedelta(hours=1), cost=Decimal("100.00"))
-        calls[FRESH] = {"start": datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc), "line": "sip",
+        calls[FRESH] = {"start": datetime(2026, 10, 25, 0, 30, tzinfo=UTC), "line": "sip",
                         "portal": "p-berlin", "status": "answered", "cost": Decimal("7.00")}
         feed.send("cdrs", _json(MOVED, calls[MOVED], 2), _json(FRESH, calls[FRESH]))
     return root, calls

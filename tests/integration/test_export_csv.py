@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import subprocess
 import sys
 from dataclasses import replace
-from datetime import datetime, timezone
-from decimal import Decimal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from streams.domain.cdr_json import cdr_to_json
-from streams.domain.timefmt import parse_ts_us
+from tests.integration.export_samples import CALLS, expected_csv, export_cdr, run_export
 from tests.integration.sink_data import Feed
-from tests.unit.warehouse_samples import CDR
 from warehouse import compaction
 from warehouse.export import CSV_COLUMNS, export_to_file
 from warehouse.layout import load_manifest, publish_manifest
@@ -26,46 +22,8 @@ from warehouse.writer import Writer
 
 pytestmark = pytest.mark.integration
 
-NOV24 = datetime(2026, 11, 24, tzinfo=timezone.utc)
-DEC01 = datetime(2026, 12, 1, tzinfo=timezone.utc)
-
-
-def _cdr(call_id: str, started: str | None, version: int = 1, **changes) -> bytes:
-    start = parse_ts_us(started) if started else None
-    times = {"answered_at_us": start and start + 2_000_000, "ended_at_us": start and start + 9_500_000}
-    return cdr_to_json(CDR._replace(call_id=call_id, started_at_us=start, **{**times, **changes}), version)
-
-
-CALLS = [
-    _cdr("a", "2026-11-24T10:35:30.123Z", 1, cost=Decimal("9.99")),
-    _cdr("b", "2026-11-24T10:35:30.123Z", portal_id="p-2", region='Moscow, "centre"',
-         rate_per_min=Decimal("0.0125"), cost=Decimal("0.00"), talk_s=Decimal("0.000"), status="missed",
-         recording_urls=(), recording_bytes=0, shown_number=None, answered_at_us=None),
-    _cdr("c", "2026-11-30T23:59:59.999Z", region="Москва\nмобильные", user_id=None),
-    _cdr("d", "2026-12-01T00:00:00.000Z"),
-    _cdr("e", None, status="incomplete"),
-    _cdr("f", "2026-11-23T23:59:59.999Z"),
-    _cdr("g", "2026-11-24T00:00:00.000Z", region=None, rate_per_min=None, currency=None,
-         billed_s=0, cost=Decimal("0.00"), controller="bypassed"),
-    _cdr("a", "2026-11-24T10:35:30.123Z", 2, cost=Decimal("12.34")),  # the latest version wins
-]
-
-
-def _expected(values: list[bytes]) -> bytes:
-    """The contract's CSV built independently: the CDR's own JSON text, Python's csv module."""
-    latest: dict[str, dict] = {}
-    for value in values:
-        doc = json.loads(value, parse_float=str, parse_int=str)
-        latest[doc["call_id"]] = doc
-    rows = [d for d in latest.values() if d["started_at"] and "2026-11-24" <= d["started_at"] < "2026-12-01"]
-    rows.sort(key=lambda d: (d["started_at"], d["call_id"]))
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for doc in rows:
-        doc["recording_url"] = doc["recording_urls"][0] if doc["recording_urls"] else None
-        writer.writerow(["" if doc[c] is None else doc[c] for c in CSV_COLUMNS])
-    return out.getvalue().encode()
+NOV24 = datetime(2026, 11, 24, tzinfo=UTC)
+DEC01 = datetime(2026, 12, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -83,7 +41,7 @@ def test_the_csv_is_byte_for_byte_the_contract(warehouse, tmp_path):
     out = tmp_path / "billing.csv"
     with Reader(warehouse) as reader:
         assert export_to_file(reader, out, NOV24, DEC01) == 4
-    assert out.read_bytes() == _expected(CALLS)
+    assert out.read_bytes() == expected_csv(CALLS)
     rows = list(csv.reader(io.StringIO(out.read_text(encoding="utf-8"), newline="")))
     # [from, to): f (a millisecond early), d (on --to) and e (no started_at) are out; ties by call_id.
     assert [r[0] for r in rows[1:]] == ["g", "a", "b", "c"]
@@ -94,7 +52,7 @@ def test_the_csv_is_byte_for_byte_the_contract(warehouse, tmp_path):
 def test_one_portal_and_an_empty_range(warehouse, tmp_path):
     with Reader(warehouse) as reader:
         assert export_to_file(reader, tmp_path / "p2.csv", NOV24, DEC01, "p-2") == 1
-        assert export_to_file(reader, tmp_path / "none.csv", DEC01, datetime(2027, 1, 1, tzinfo=timezone.utc),
+        assert export_to_file(reader, tmp_path / "none.csv", DEC01, datetime(2027, 1, 1, tzinfo=UTC),
                               "p-2") == 0
     lines = (tmp_path / "p2.csv").read_bytes().split(b"\r\n")
     assert lines[1].startswith(b'b,p-2,2026-11-24T10:35:30.123Z,,2026-11-24T10:35:39.623Z,outbound,')
@@ -102,26 +60,22 @@ def test_one_portal_and_an_empty_range(warehouse, tmp_path):
     assert (tmp_path / "none.csv").read_bytes() == (",".join(CSV_COLUMNS) + "\r\n").encode()
 
 
-def export(warehouse: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "callstream.cli", "export", "--warehouse", str(warehouse),
-                           *args], capture_output=True, timeout=120)
-
-
 def test_the_cli_writes_the_same_bytes_to_stdout_and_to_a_file(warehouse, tmp_path):
-    to_stdout = export(warehouse, "--from", "2026-11-24", "--to", "2026-12-01")
+    to_stdout = run_export(warehouse, "--from", "2026-11-24", "--to", "2026-12-01")
     assert to_stdout.returncode == 0, to_stdout.stderr
-    assert to_stdout.stdout == _expected(CALLS)
-    to_file = export(warehouse, "--from", "2026-11-24", "--to", "2026-12-01", "--out", str(tmp_path / "x.csv"))
+    assert to_stdout.stdout == expected_csv(CALLS)
+    to_file = run_export(warehouse, "--from", "2026-11-24", "--to", "2026-12-01", "--out", str(tmp_path / "x.csv"))
     assert to_file.returncode == 0 and to_file.stdout == b""
     assert to_file.stderr.decode().strip() == f"callstream export: 4 calls -> {tmp_path / 'x.csv'}"
     assert (tmp_path / "x.csv").read_bytes() == to_stdout.stdout
-    sub_day = export(warehouse, "--from", "2026-11-24T10:35:30.123Z", "--to", "2026-11-24T10:35:30.124Z")
+    sub_day = run_export(warehouse, "--from", "2026-11-24T10:35:30.123Z", "--to", "2026-11-24T10:35:30.124Z")
     assert sub_day.stdout.count(b"\r\n") == 3  # header, a, b
 
 
 @pytest.mark.parametrize("args, code, message", [
     (("--from", "2026-02-30", "--to", "2026-12-01"), 2,
-     "callstream export: error: argument --from: not a date (YYYY-MM-DD) or an RFC 3339 time (2026-11-01T00:00:00+03:00): '2026-02-30'"),
+     "callstream export: error: argument --from: not a date (YYYY-MM-DD) or an RFC 3339 time "
+     "(2026-11-01T00:00:00+03:00): '2026-02-30'"),
     (("--from", "2026-12-01", "--to", "2026-11-01"), 2,
      "callstream export: error: --from 2026-12-01T00:00:00Z is not before --to 2026-11-01T00:00:00Z: "
      "the range [from, to) is empty"),
@@ -132,16 +86,16 @@ def test_the_cli_writes_the_same_bytes_to_stdout_and_to_a_file(warehouse, tmp_pa
      "callstream export: error: cannot write /nonexistent-dir/b.csv: No such file or directory"),
 ])
 def test_bad_arguments_give_one_line_and_no_file(warehouse, args, code, message):
-    result = export(warehouse, *args)
+    result = run_export(warehouse, *args)
     assert result.returncode == code
     assert result.stderr.decode().strip() == message
     assert result.stdout == b""
 
 
 def test_unwritable_targets_and_a_missing_warehouse(warehouse, tmp_path):
-    result = export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--out", str(tmp_path))
+    result = run_export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--out", str(tmp_path))
     assert result.stderr.decode().strip() == f"callstream export: error: cannot write {tmp_path}: it is a directory"
-    missing = export(tmp_path / "nothing", "--from", "2026-11-01", "--to", "2026-12-01")
+    missing = run_export(tmp_path / "nothing", "--from", "2026-11-01", "--to", "2026-12-01")
     assert missing.returncode == 1
     assert missing.stderr.decode().strip() == (
         f"callstream export: error: no warehouse at {tmp_path / 'nothing'} "
@@ -161,10 +115,11 @@ def test_a_failed_export_never_leaves_a_half_file_under_the_target_name(warehous
         data = bytearray(path.read_bytes())
         data[4:400] = bytes(396)  # metadata intact, first pages garbage: fails mid-query
         path.write_bytes(bytes(data))
-    result = export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--out", str(target))
+    result = run_export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--out", str(target))
     assert result.returncode == 1
     lines = result.stderr.decode().strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"callstream export: error: export failed, {target} left unchanged: ")
+    assert len(lines) == 1
+    assert lines[0].startswith(f"callstream export: error: export failed, {target} left unchanged: ")
     assert b"Traceback" not in result.stderr
     assert target.read_bytes() == b"yesterday's export\r\n"
     assert [p.name for p in out_dir.iterdir()] == ["billing.csv"]
@@ -173,7 +128,7 @@ def test_a_failed_export_never_leaves_a_half_file_under_the_target_name(warehous
 def test_an_unreadable_warehouse_is_one_line_too(warehouse):
     for path in (warehouse / "data" / "cdrs").rglob("*.parquet"):
         path.write_bytes(b"PAR1 not parquet")
-    result = export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01")
+    result = run_export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01")
     assert result.returncode == 1 and result.stdout == b""
     message = result.stderr.decode().strip()
     # Every cdrs file is left out as damaged, and a bill without them is refused.
@@ -186,13 +141,13 @@ def test_cutting_the_range_into_chunks_does_not_change_a_byte(warehouse, tmp_pat
     out = tmp_path / "chunked.csv"
     with Reader(warehouse) as reader:
         assert export_to_file(reader, out, NOV24, DEC01, chunk_rows=chunk_rows) == 4
-    assert out.read_bytes() == _expected(CALLS)
+    assert out.read_bytes() == expected_csv(CALLS)
 
 
 def test_a_closed_pipe_stops_the_export_quietly(tmp_path):
     root = tmp_path / "big"
     with Writer(root) as writer:
-        Feed(writer).send("cdrs", *(_cdr(f"call-{n:05d}", f"2026-11-{1 + n % 28:02d}T10:00:00.000Z")
+        Feed(writer).send("cdrs", *(export_cdr(f"call-{n:05d}", f"2026-11-{1 + n % 28:02d}T10:00:00.000Z")
                                     for n in range(30_000)))  # MBs: far more than a pipe holds
     process = subprocess.Popen([sys.executable, "-m", "callstream.cli", "export", "--warehouse", str(root),
                                 "--from", "2026-11-01", "--to", "2026-12-01"],

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from callstream import cli
+from tests.integration.export_samples import CALLS, expected_csv, export_cdr, run_export
 from tests.integration.sink_data import Feed
-from tests.integration.test_export_csv import CALLS, _cdr, _expected, export
 from warehouse import compaction
 from warehouse.writer import Writer
 
@@ -45,7 +45,7 @@ def big_warehouse(tmp_path_factory) -> Path:
     """60,000 calls: an export long enough (megabytes) to be killed in the middle."""
     root = tmp_path_factory.mktemp("big") / "warehouse"
     with Writer(root) as writer:
-        Feed(writer).send("cdrs", *(_cdr(f"call-{n:05d}", f"2026-11-{1 + n % 28:02d}T10:00:00.000Z")
+        Feed(writer).send("cdrs", *(export_cdr(f"call-{n:05d}", f"2026-11-{1 + n % 28:02d}T10:00:00.000Z")
                                     for n in range(60_000)))
     return root
 
@@ -64,9 +64,9 @@ def test_replacing_a_file_keeps_its_mode(warehouse, tmp_path, mode):
     target = tmp_path / "billing.csv"
     target.write_bytes(OLD)
     target.chmod(mode)
-    result = export(warehouse, *RANGE, "--out", str(target))
+    result = run_export(warehouse, *RANGE, "--out", str(target))
     assert result.returncode == 0, result.stderr
-    assert target.read_bytes() == _expected(CALLS)
+    assert target.read_bytes() == expected_csv(CALLS)
     assert stat.S_IMODE(target.stat().st_mode) == mode
 
 
@@ -87,7 +87,7 @@ def test_replacing_another_users_file_keeps_its_owner_and_group(warehouse, tmp_p
     target.write_bytes(OLD)
     os.chown(target, 4321, 4322)
     target.chmod(0o640)
-    assert export(warehouse, *RANGE, "--out", str(target)).returncode == 0
+    assert run_export(warehouse, *RANGE, "--out", str(target)).returncode == 0
     info = target.stat()
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (4321, 4322, 0o640)
 
@@ -101,7 +101,7 @@ def _partial_leftover(out_dir: Path, target: Path) -> bool:
 
 
 def test_kill_9_mid_export_leaves_the_old_file_and_the_next_export_cleans_up(big_warehouse, tmp_path):
-    whole = export(big_warehouse, "--from", "2026-11-01", "--to", "2026-12-01").stdout
+    whole = run_export(big_warehouse, "--from", "2026-11-01", "--to", "2026-12-01").stdout
     assert whole.count(b"\r\n") == 60_001
     out_dir = tmp_path / "out"
     out_dir.mkdir()
@@ -126,7 +126,7 @@ def test_kill_9_mid_export_leaves_the_old_file_and_the_next_export_cleans_up(big
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
     assert len(list(out_dir.iterdir())) > 1  # what the killed export left
 
-    again = export(big_warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--out", str(target))
+    again = run_export(big_warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--out", str(target))
     assert again.returncode == 0, again.stderr
     assert [p.name for p in out_dir.iterdir()] == ["billing.csv"]
     assert target.read_bytes() == whole and stat.S_IMODE(target.stat().st_mode) == 0o600
@@ -153,7 +153,7 @@ def test_only_the_leftovers_of_dead_exports_are_removed(warehouse, tmp_path):
     lock = os.open(alive, os.O_RDONLY | os.O_DIRECTORY)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        result = export(warehouse, *RANGE, "--out", str(out_dir / "billing.csv"))
+        result = run_export(warehouse, *RANGE, "--out", str(out_dir / "billing.csv"))
     finally:
         os.close(lock)
     assert result.returncode == 0, result.stderr
@@ -167,7 +167,7 @@ def test_a_symlink_target_is_refused_and_nothing_is_touched(warehouse, tmp_path)
     real.write_bytes(OLD)
     link = tmp_path / "billing.csv"
     link.symlink_to(real)
-    line = _one_line_error(export(warehouse, *RANGE, "--out", str(link)))
+    line = _one_line_error(run_export(warehouse, *RANGE, "--out", str(link)))
     assert line == (f"callstream export: error: cannot write {link}: it is a symbolic link "
                     "(give the path of the file itself)")
     assert link.is_symlink() and os.readlink(link) == str(real) and real.read_bytes() == OLD
@@ -176,23 +176,23 @@ def test_a_symlink_target_is_refused_and_nothing_is_touched(warehouse, tmp_path)
 def test_a_target_that_is_not_a_regular_file_is_refused(warehouse, tmp_path):
     fifo = tmp_path / "billing.csv"
     os.mkfifo(fifo)
-    line = _one_line_error(export(warehouse, *RANGE, "--out", str(fifo)))
+    line = _one_line_error(run_export(warehouse, *RANGE, "--out", str(fifo)))
     assert line == f"callstream export: error: cannot write {fifo}: it is not a regular file"
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
 def test_dev_full_is_refused_and_stays_a_device(warehouse):
-    line = _one_line_error(export(warehouse, *RANGE, "--out", "/dev/full"))
+    line = _one_line_error(run_export(warehouse, *RANGE, "--out", "/dev/full"))
     assert line == "callstream export: error: cannot write /dev/full: it is not a regular file"
     assert stat.S_ISCHR(os.lstat("/dev/full").st_mode)
 
 
 def test_a_directory_and_an_unwritable_directory_are_one_line(warehouse, tmp_path):
-    line = _one_line_error(export(warehouse, *RANGE, "--out", str(tmp_path)))
+    line = _one_line_error(run_export(warehouse, *RANGE, "--out", str(tmp_path)))
     assert line == f"callstream export: error: cannot write {tmp_path}: it is a directory"
     # /sys refuses new files even to root, which chmod cannot do.
-    line = _one_line_error(export(warehouse, *RANGE, "--out", "/sys/billing.csv"))
+    line = _one_line_error(run_export(warehouse, *RANGE, "--out", "/sys/billing.csv"))
     assert line.startswith("callstream export: error: cannot write /sys/billing.csv: ")
 
 
@@ -204,7 +204,7 @@ def test_a_nul_or_a_line_break_in_the_path_is_one_line(warehouse, tmp_path, caps
     assert exited.value.code == 2 and captured.out == ""
     assert captured.err.splitlines() == ["callstream export: error: argument --out: the path contains a NUL byte"]
     bad = tmp_path / "no\nsuch" / "b.csv"
-    line = _one_line_error(export(warehouse, *RANGE, "--out", str(bad)))
+    line = _one_line_error(run_export(warehouse, *RANGE, "--out", str(bad)))
     assert line == f"callstream export: error: cannot write {str(bad)!r}: No such file or directory"
 
 
@@ -218,5 +218,5 @@ def test_an_export_to_stdout_sweeps_dead_exports_chunks_too(warehouse, tmp_path)
     result = subprocess.run([sys.executable, "-m", "callstream.cli", "export", "--warehouse", str(warehouse),
                              *RANGE], capture_output=True, timeout=120, env=dict(os.environ, TMPDIR=str(scratch)))
     assert result.returncode == 0, result.stderr
-    assert result.stdout == _expected(CALLS)
+    assert result.stdout == expected_csv(CALLS)
     assert list(scratch.iterdir()) == []

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import csv
 import io
-import subprocess
-import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.integration.test_export_csv import _cdr
+from tests.integration.export_samples import export_cdr, run_export
 from tests.integration.sink_data import Feed
 from warehouse.writer import Writer
 
@@ -36,13 +34,8 @@ STARTS = {f"c{n:02d}": ts for n, ts in enumerate(EDGES)}
 def warehouse(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("export-tz") / "warehouse"
     with Writer(root) as writer:
-        Feed(writer).send("cdrs", *[_cdr(call_id, ts) for call_id, ts in STARTS.items()])
+        Feed(writer).send("cdrs", *[export_cdr(call_id, ts) for call_id, ts in STARTS.items()])
     return root
-
-
-def export(warehouse: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "callstream.cli", "export", "--warehouse", str(warehouse),
-                           *args], capture_output=True, timeout=120)
 
 
 def _ids(out: bytes, delimiter: str = ",") -> list[str]:
@@ -65,25 +58,25 @@ def _independent(zone: str, first: str, last_excl: str) -> list[str]:
     ("America/New_York", "2026-03-01", "2026-04-01"), ("America/New_York", "2026-11-01", "2026-11-02"),
     ("America/New_York", "2026-10-01", "2026-11-01"), ("UTC", "2026-03-01", "2026-04-01")])
 def test_days_of_a_zone_match_each_calls_own_local_day(warehouse, zone, first, last):
-    result = export(warehouse, "--from", first, "--to", last, "--tz", zone)
+    result = run_export(warehouse, "--from", first, "--to", last, "--tz", zone)
     assert result.returncode == 0, result.stderr
     assert _ids(result.stdout) == _independent(zone, first, last)
     assert b"+03:00" not in result.stdout and b"Z," in result.stdout  # timestamps stay UTC
 
 
 def test_rfc3339_bounds_with_offsets_are_the_same_instants(warehouse):
-    moscow = export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--tz", "Europe/Moscow")
-    offsets = export(warehouse, "--from", "2026-11-01T00:00:00+03:00", "--to", "2026-11-30T21:00:00Z")
+    moscow = run_export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--tz", "Europe/Moscow")
+    offsets = run_export(warehouse, "--from", "2026-11-01T00:00:00+03:00", "--to", "2026-11-30T21:00:00Z")
     assert offsets.returncode == 0 and offsets.stdout == moscow.stdout
-    bad = export(warehouse, "--from", "2026-11-01T00:00:00+25:00", "--to", "2026-12-01")
+    bad = run_export(warehouse, "--from", "2026-11-01T00:00:00+25:00", "--to", "2026-12-01")
     assert bad.returncode == 2 and bad.stderr.decode().count("\n") == 1
-    zone = export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--tz", "Mars/Olympus")
+    zone = run_export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--tz", "Mars/Olympus")
     assert zone.returncode == 2 and b"IANA" in zone.stderr
 
 
 def test_excel_dialect_semicolons_bom_and_a_russian_decimal_comma(warehouse):
-    plain = export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01")
-    excel = export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--dialect", "excel", "--locale", "ru")
+    plain = run_export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01")
+    excel = run_export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--dialect", "excel", "--locale", "ru")
     assert excel.returncode == 0, excel.stderr
     assert excel.stdout.startswith(b"\xef\xbb\xbfcall_id;portal_id;started_at;")
     rows = list(csv.reader(io.StringIO(excel.stdout.decode("utf-8-sig"), newline=""), delimiter=";"))
@@ -92,5 +85,6 @@ def test_excel_dialect_semicolons_bom_and_a_russian_decimal_comma(warehouse):
     cost = contract[0].index("cost")
     assert rows[1][cost] == contract[1][cost].replace(".", ",") and "," in rows[1][cost]
     assert rows[1][2] == contract[1][2]  # timestamps unchanged (UTC, with a dot before the milliseconds)
-    english = export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01", "--dialect", "excel", "--locale", "en")
+    english = run_export(warehouse, "--from", "2026-11-01", "--to", "2026-12-01",
+                         "--dialect", "excel", "--locale", "en")
     assert list(csv.reader(io.StringIO(english.stdout.decode("utf-8-sig"), newline=""), delimiter=";")) == contract

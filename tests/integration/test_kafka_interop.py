@@ -22,7 +22,7 @@ from collections import defaultdict
 import orjson
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from streams.domain.timefmt import parse_ts_us
 from streams.simulator import Faults, Knobs, generate_all
 from tests.integration import sink_data

@@ -10,7 +10,8 @@ import time
 
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
+from common.kafka_clients import producer_options
 from notify.ledger import load
 from tests.integration.notify_support import HttpReceiver, NotifyProcess, alert, free_port, pairs_in, wait_for
 from tests.integration.worker_harness import delete_test_topics, produce, settings_env
@@ -129,7 +130,7 @@ def produce_at(settings: Settings, messages, timestamp_ms: int) -> None:
     """Alerts whose Kafka message time is ``timestamp_ms`` (an installation's old history)."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=settings.bootstrap, acks="all")
+    producer = KafkaProducer(**producer_options(settings))
     try:
         for key, value in messages:
             producer.send(settings.topic_alerts, key=key, value=value, timestamp_ms=timestamp_ms).get(30)

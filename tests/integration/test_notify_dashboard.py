@@ -8,7 +8,7 @@ import time
 import orjson
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from dashboards.app import create_app
 from dashboards.notify_board import NotifyBoard
 from notify.topics import notify_topics

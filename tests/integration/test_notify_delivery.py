@@ -10,7 +10,7 @@ from collections import defaultdict
 
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from notify.alerts import parse_alert
 from notify.ledger import load
 from streams.domain.timefmt import parse_ts_us

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from notify.evaluator import evaluate
 from tests.integration.dashboard_support import build_warehouse
 from warehouse import threshold_queries as tq

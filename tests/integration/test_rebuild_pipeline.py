@@ -29,9 +29,17 @@ import pytest
 
 from streams.domain.timefmt import parse_ts_us
 from streams.simulator import Faults, Knobs, generate_all
+from tests.integration.sink_data import POSITIONS, table_differences
 from tests.integration.worker_expect import call_events
-from tests.integration.worker_harness import (Fleet, Probe, produce, settings_env, wait_for,
-                                              wait_until_done, worker_settings)
+from tests.integration.worker_harness import (
+    Fleet,
+    Probe,
+    produce,
+    settings_env,
+    wait_for,
+    wait_until_done,
+    worker_settings,
+)
 from warehouse import duck
 from warehouse.layout import load_manifest
 from warehouse.reader import Reader
@@ -43,10 +51,6 @@ START_US = parse_ts_us("2026-11-24T06:00:00Z")
 FAULTS = Faults(duplicates=0.05, shuffle=0.3, late_recordings=0.3, malformed=0.02)
 KNOBS = Knobs(outage_rate=0.15, stale_key=0.3, license_errors=0.02, dev_copy=0.05, extranet=0.05)
 OLD_RATE, NEW_RATE = "2.20", "2.47"  # Russia mobile from 2025-07-01: 1 s increments, no fee
-# Columns that name a position in the cdrs/alerts/DLQ topics (or the DLQ message's Kafka
-# time): a rebuild reads none of those topics, so they are the only ones allowed to differ.
-POSITIONS = {"cdrs": ("kafka_partition", "kafka_offset"), "alerts": ("kafka_partition", "kafka_offset"),
-             "dlq": ("kafka_partition", "kafka_offset", "ts"), "events": (), "cdrs_daily": ()}
 
 
 def cli(settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
@@ -63,7 +67,7 @@ def test_a_rebuild_reproduces_the_live_warehouse_then_re_rates_it(worker_setting
     assert same.returncode == 0, same.stderr
     assert "cost changed: 0;" in same.stdout and "only in the live warehouse: 0" in same.stdout
     for table in POSITIONS:
-        assert _differences(live, tmp_path / "rebuilt", table) == (0, 0), table
+        assert table_differences(live, tmp_path / "rebuilt", table) == (0, 0), table
     assert _count(tmp_path / "rebuilt", "alerts WHERE state = 'retracted'") == 0
     for what in ("alerts WHERE type = 'controller_outage'", "dlq", "cdrs WHERE status = 'incomplete'"):
         assert _count(live, what) > 0, what  # the traffic exercised every kind of output
@@ -157,24 +161,6 @@ def _count(root: Path, what: str) -> int:
     return _rows(root, f"SELECT count(*) AS n FROM {what}").column("n")[0].as_py()
 
 
-def _differences(a: Path, b: Path, table: str) -> tuple[int, int]:
-    """(rows of A not in B, rows of B not in A) over the columns a rebuild must reproduce."""
-    from tests.integration.sink_data import table_arrow
-
-    con = duck.connect()
-    try:
-        # Outages retracted after a late verdict are not live alerts (and a rebuild has none).
-        live_only = "WHERE state IS DISTINCT FROM 'retracted'" if table == "alerts" else ""
-        for name, root in (("a", a), ("b", b)):
-            con.register(f"{name}_all", table_arrow(root, table).drop_columns(list(POSITIONS[table])))
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM {name}_all {live_only}")
-        assert con.execute("SELECT count(*) FROM a").fetchone()[0] > 0, table
-        return tuple(con.execute(f"SELECT count(*) FROM (SELECT * FROM {x} EXCEPT ALL SELECT * FROM {y})")
-                     .fetchone()[0] for x, y in (("a", "b"), ("b", "a")))
-    finally:
-        con.close()
-
-
 def _a_sink_on_the_rebuild_has_nothing_to_add(settings, rebuilt: Path) -> None:
     before = load_manifest(rebuilt)
     run = cli(settings.replace(warehouse=str(rebuilt), sink_group=settings.sink_group + "-rebuilt"),
@@ -206,7 +192,7 @@ def _check_re_rating(old: Path, new: Path) -> int:
     assert changed > 20
     # Nothing but the rating of those calls moved.
     for table in ("events", "alerts", "dlq"):
-        assert _differences(old, new, table) == (0, 0), table
+        assert table_differences(old, new, table) == (0, 0), table
     return changed
 
 

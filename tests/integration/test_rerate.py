@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from streams.domain.rating import load_tariffs, rate_call
 from tests.integration.sink_data import assert_rollup_exact, build, differences, table_arrow
 from warehouse import compaction

@@ -183,7 +183,7 @@ def test_malformed_needs_room_for_over_size_values(kafka_settings, unique):
 def test_every_codec_sends_the_same_messages(sim_settings, unique):
     """``--compression`` (or CALLSTREAM_COMPRESSION) with each codec Kafka has: the same messages
     back, compressed for real (the topic takes far fewer bytes than with ``none``)."""
-    from callstream.config import CODECS
+    from common.config import CODECS
     from streams import topics
     from tests.integration.worker_harness import log_bytes
 

@@ -10,12 +10,13 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from callstream.kafka_clients import producer_options
+from common.kafka_clients import producer_options
 from tests.integration import sink_data
 from warehouse import compaction
 from warehouse.layout import load_manifest
@@ -219,7 +220,7 @@ def _forged_cdrs() -> list[tuple[bytes, bytes | None, str]]:
 
 def test_forged_cdrs_and_alerts_never_reach_the_warehouse_or_the_billing_csv(pipeline_settings, tmp_path):
     """Issue 12, finding 5, end to end: forged messages on the real topics, the sink, the export."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from kafka import KafkaProducer
 
@@ -261,8 +262,8 @@ def test_forged_cdrs_and_alerts_never_reach_the_warehouse_or_the_billing_csv(pip
 
     out = tmp_path / "billing.csv"
     with Reader(root) as reader:
-        assert export_to_file(reader, out, datetime(2026, 11, 1, tzinfo=timezone.utc),
-                              datetime(2026, 12, 1, tzinfo=timezone.utc)) == 1
+        assert export_to_file(reader, out, datetime(2026, 11, 1, tzinfo=UTC),
+                              datetime(2026, 12, 1, tzinfo=UTC)) == 1
         refused = dashboard_queries.refused_counts(reader)
     text = out.read_text()
     assert text.splitlines()[1].startswith("c-good,") and len(text.splitlines()) == 2

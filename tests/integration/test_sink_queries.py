@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections import defaultdict
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pandas as pd
@@ -21,14 +21,14 @@ from tests.unit.warehouse_samples import CDR, T0
 from warehouse import compaction, dashboard_queries, queries
 from warehouse.decode import RawBatch, decode_events
 from warehouse.filters import CallFilter
-from warehouse.sources import aggregate_source, recordings_source, user_spend_source
 from warehouse.reader import Reader
+from warehouse.sources import aggregate_source, recordings_source, user_spend_source
 from warehouse.writer import Batch, Writer
 
 pytestmark = pytest.mark.integration
 
 HOUR = 3_600_000_000
-NOW = datetime(2026, 11, 26, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 
 
 def _calls() -> list[bytes]:
@@ -99,8 +99,8 @@ def _day(doc) -> date | None:
 
 
 def _match(flt: CallFilter):
-    start = flt.start and datetime.combine(flt.start, datetime.min.time(), timezone.utc)
-    end = flt.end and datetime.combine(flt.end, datetime.min.time(), timezone.utc)
+    start = flt.start and datetime.combine(flt.start, datetime.min.time(), UTC)
+    end = flt.end and datetime.combine(flt.end, datetime.min.time(), UTC)
 
     def ok(doc) -> bool:
         at = doc["started_at"] and datetime.fromisoformat(doc["started_at"])
@@ -225,7 +225,7 @@ def test_alerts_dlq_and_freshness(reader):
     live = [f"license_error:c{n:02d}" for n in (3, 2, 1, 0)]
     assert list(queries.alerts(reader)["alert_id"]) == live + ["extranet_call:c09"]
     assert list(queries.alerts(reader, live_only=True)["alert_id"]) == live
-    assert len(queries.alerts(reader, portals=("p-1",), start=datetime(2026, 11, 24, 11, tzinfo=timezone.utc))) == 2
+    assert len(queries.alerts(reader, portals=("p-1",), start=datetime(2026, 11, 24, 11, tzinfo=UTC))) == 2
     counts = queries.dlq_counts(reader)
     assert dict(zip(counts["reason"], counts["count"])) == {"not_json": 2, "unknown_type": 1}
     assert len(queries.dlq_counts(reader, by_day=True)) == 2

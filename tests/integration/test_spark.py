@@ -21,13 +21,13 @@ from __future__ import annotations
 import csv
 import io
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from streams.domain.events import Event
 from streams.domain.rating import load_tariffs
 from streams.domain.timefmt import parse_ts_us
@@ -44,9 +44,9 @@ from warehouse.writer import Writer
 pytestmark = pytest.mark.integration
 
 STARTS = ("2026-09-30T15:00:00Z", "2026-10-31T15:00:00Z", "2026-11-30T15:00:00Z")
-MONTHS = (datetime(2026, 9, 1, tzinfo=timezone.utc), datetime(2026, 10, 1, tzinfo=timezone.utc),
-          datetime(2026, 11, 1, tzinfo=timezone.utc), datetime(2026, 12, 1, tzinfo=timezone.utc),
-          datetime(2027, 1, 1, tzinfo=timezone.utc))
+MONTHS = (datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 1, tzinfo=UTC),
+          datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC),
+          datetime(2027, 1, 1, tzinfo=UTC))
 ROUNDS = 12  # majors of cdrs: Delta versions 0..12, a checkpoint at 10
 
 
@@ -63,7 +63,7 @@ def _cdr_messages() -> list[bytes]:
             event = validate(message.value, message.key)
             if isinstance(event, Event) and event.event_id not in {e.event_id for e in by_call[event.call_id]}:
                 by_call[event.call_id].append(event)
-        for k, (call_id, events) in enumerate(sorted(by_call.items())):
+        for k, (_call_id, events) in enumerate(sorted(by_call.items())):
             if k % 25 == 0:
                 events = [e for e in events if e.type != "call.started"]
             versions = _cdr_versions(events, tariffs)

@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from tests.integration.dashboard_support import chrome, load, quit_chrome, screenshot
 
 pytestmark = pytest.mark.integration
@@ -91,7 +91,7 @@ def test_up_runs_everything_and_ctrl_c_leaves_nothing(up_env, tmp_path: Path) ->
         line = _wait_line(process, "dashboard at http://", 300, seen)
         url = line.split("dashboard at ")[1].split()[0]
         assert url == f"http://127.0.0.1:{up_env['CALLSTREAM_DASH_PORT']}/"
-        order = [l.split()[2] for l in seen if l.split()[3:4] == ["ready"]]
+        order = [line.split()[2] for line in seen if line.split()[3:4] == ["ready"]]
         assert order == ["topics", "worker", "sink", "notify", "simulate", "dashboard"]
         with urllib.request.urlopen(url, timeout=10) as response:
             assert response.status == 200 and b"callstream" in response.read()

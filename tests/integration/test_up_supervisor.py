@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from callstream.deathsig import tied_to_this_process
 from callstream.supervisor import ChildFailed, ChildSpec, Supervisor, group_alive
+from common.deathsig import tied_to_this_process
 
 pytestmark = pytest.mark.integration
 

@@ -28,7 +28,7 @@ def scanned(reader: Reader, call_id: str) -> dict | None:
     """The same answer the slow way: every call_id of the ``cdrs`` view, the winner rule applied.
 
     (Until the next major compaction the view shows both versions of a call whose start
-    moved to another month — DESIGN.md, known limitations; the lookup shows the newest.)
+    moved to another month — docs/warehouse.md, known limitations; the lookup shows the newest.)
     """
     with reader.cursor() as con:
         rows = con.sql("SELECT * FROM cdrs WHERE call_id = ? ORDER BY version DESC, kafka_offset DESC",

@@ -345,7 +345,7 @@ def test_a_quarantined_file_blocks_the_months_it_holds_only(tmp_path):
 
 
 def test_the_dashboard_says_so_and_its_download_refuses(tmp_path):
-    from callstream.config import Settings
+    from common.config import Settings
     from dashboards.app import create_app, status_state
     from dashboards.data import Context, Data
 

@@ -21,10 +21,9 @@ import orjson
 import pytest
 
 from streams import broker, topics
-from tests.integration.test_broker import _free_port_pair
+from tests.integration.ports import free_port_pair
 from tests.integration.worker_expect import CdrLog, expect, latest_alerts, outage_problems, rules_of
-from tests.integration.worker_harness import (Fleet, Probe, read_topic, settings_env, wait_for,
-                                              wait_until_done)
+from tests.integration.worker_harness import Fleet, Probe, read_topic, settings_env, wait_for, wait_until_done
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +35,7 @@ OUTAGE_S = 10
 @pytest.fixture
 def own_broker(kafka_settings, tmp_path):
     """Settings for a broker of this test's own, started here and always stopped afterwards."""
-    settings = kafka_settings.replace(bootstrap=f"127.0.0.1:{_free_port_pair()}",
+    settings = kafka_settings.replace(bootstrap=f"127.0.0.1:{free_port_pair()}",
                                       kafka_dir=str(tmp_path / "kafka"),
                                       state_dir=str(tmp_path / "worker-state"),
                                       worker_group="outage-worker")

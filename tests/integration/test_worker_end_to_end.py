@@ -14,10 +14,24 @@ import pytest
 
 from streams.domain.timefmt import parse_ts_us
 from streams.simulator import Faults, Knobs, generate_all
-from tests.integration.worker_expect import (OUTAGE, CdrLog, expect, latest_alerts, live_alerts,
-                                             outage_problems, raw_bytes, rules_of)
-from tests.integration.worker_harness import (Fleet, output_settings, produce, read_topic,
-                                              wait_until_done, worker_settings)
+from tests.integration.worker_expect import (
+    OUTAGE,
+    CdrLog,
+    expect,
+    latest_alerts,
+    live_alerts,
+    outage_problems,
+    raw_bytes,
+    rules_of,
+)
+from tests.integration.worker_harness import (
+    Fleet,
+    output_settings,
+    produce,
+    read_topic,
+    wait_until_done,
+    worker_settings,
+)
 
 pytestmark = pytest.mark.integration
 __all__ = ["worker_settings"]  # the fixture, imported for pytest

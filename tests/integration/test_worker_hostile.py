@@ -20,7 +20,7 @@ from streams.domain.timefmt import format_ts_ms, parse_ts_us
 from streams.domain.validation import validate
 from streams.simulator import Faults, generate_all
 from tests.integration.worker_expect import CdrLog, call_events, event, expect
-from tests.integration.worker_harness import (Fleet, produce, read_topic, settings_env, wait_until_done)
+from tests.integration.worker_harness import Fleet, produce, read_topic, settings_env, wait_until_done
 
 pytestmark = pytest.mark.integration
 

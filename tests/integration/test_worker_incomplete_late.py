@@ -13,8 +13,16 @@ import pytest
 
 from streams.domain.timefmt import parse_ts_us
 from tests.integration.worker_expect import CdrLog, call_events, expect, recording
-from tests.integration.worker_harness import (Fleet, Probe, produce, read_topic, split_between,
-                                              wait_for, wait_until_done, worker_settings)
+from tests.integration.worker_harness import (
+    Fleet,
+    Probe,
+    produce,
+    read_topic,
+    split_between,
+    wait_for,
+    wait_until_done,
+    worker_settings,
+)
 
 pytestmark = pytest.mark.integration
 __all__ = ["worker_settings"]  # the fixture, imported for pytest

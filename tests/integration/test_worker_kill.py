@@ -29,12 +29,30 @@ import pytest
 from streams.app import internal_topic_names
 from streams.domain.timefmt import parse_ts_us
 from streams.simulator import Faults, Knobs, generate_all
-from tests.integration.worker_expect import (OUTAGE, CdrLog, Expected, expect, latest_alerts,
-                                             live_alerts, outage_problems, rules_of, set_form_outages,
-                                             signal_differences)
-from tests.integration.worker_harness import (BackgroundProduce, Fleet, Probe, WorkerProcess,
-                                              output_settings, read_topic, split_between, wait_for,
-                                              wait_until_done, worker_settings)
+from tests.integration.worker_expect import (
+    OUTAGE,
+    CdrLog,
+    Expected,
+    expect,
+    latest_alerts,
+    live_alerts,
+    outage_problems,
+    rules_of,
+    set_form_outages,
+    signal_differences,
+)
+from tests.integration.worker_harness import (
+    BackgroundProduce,
+    Fleet,
+    Probe,
+    WorkerProcess,
+    output_settings,
+    read_topic,
+    split_between,
+    wait_for,
+    wait_until_done,
+    worker_settings,
+)
 
 pytestmark = pytest.mark.integration
 __all__ = ["worker_settings"]  # the fixture, imported for pytest

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from callstream.config import Settings
+from common.config import Settings
 from streams.domain.alerts import AlertRules, alert_to_json, call_alerts
 from streams.domain.cdr import build_cdr, state_of_events
 from streams.domain.cdr_json import cdr_to_json
@@ -29,7 +29,6 @@ from streams.domain.state import is_complete
 from streams.domain.timefmt import format_ts_ms
 from streams.domain.validation import validate
 from streams.domain.wire import format_ts_wire
-
 
 # ---------------------------------------------------------------- outputs
 
@@ -53,7 +52,7 @@ class CdrLog:
     problems: list[str] = field(default_factory=list)
 
     @classmethod
-    def of(cls, records: list) -> "CdrLog":
+    def of(cls, records: list) -> CdrLog:
         log = cls()
         for record in records:
             doc = orjson.loads(record.value)

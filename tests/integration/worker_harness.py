@@ -16,12 +16,13 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pytest
 
-from callstream.config import SETTINGS, Settings
+from common.config import SETTINGS, Settings
 
 MAX_REQUEST_BYTES = 4 * 1024 * 1024  # room for the simulator's over-1-MiB messages
 PACED_SLICES = 20
@@ -132,7 +133,7 @@ class Fleet:
         self.workers.append(worker)
         return worker
 
-    def __enter__(self) -> "Fleet":
+    def __enter__(self) -> Fleet:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:

@@ -18,12 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.domain.alerts import PAID_LINES, Alert, AlertRules, alert_to_json, call_alerts, digest
-from streams.domain.cdr import build_cdr, state_of_events
+from streams.domain.cdr import build_cdr, cdr_from_state, state_of_events
 from streams.domain.rating import parse_tariffs
-from streams.domain.cdr import cdr_from_state
 from streams.domain.state import fold, is_complete
 from streams.domain.timefmt import format_ts_ms
-from tests.unit.test_cdr_scenarios import T0, call_scenarios, deliveries, ev
+from tests.unit.call_samples import T0, call_scenarios, deliveries, ev
 
 pytestmark = pytest.mark.unit
 

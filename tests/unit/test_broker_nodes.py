@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from callstream.config import ConfigError, Settings
-from callstream.errors import CliError
+from common.config import ConfigError, Settings
+from common.errors import CliError
 from streams import broker_nodes
 from streams.topics import replication_for
 

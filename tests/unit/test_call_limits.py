@@ -16,9 +16,8 @@ from streams.domain.calls import advance, check_recording, recording_due, settle
 from streams.domain.cdr import build_cdr, state_of_events
 from streams.domain.cdr_json import cdr_to_json
 from streams.domain.shared import CALL_EVENTS_CEILING, MAX_RECORDING_URLS, MAX_STATE_BYTES
-from streams.domain.state import (CallState, First, Started, first_urls, fold, state_from_bytes,
-                                  state_to_bytes)
-from tests.unit.test_calls import TABLE, ev
+from streams.domain.state import CallState, First, first_urls, fold, state_from_bytes, state_to_bytes
+from tests.unit.call_samples import SIMPLE_TARIFFS, ev
 
 pytestmark = pytest.mark.unit
 
@@ -27,7 +26,7 @@ WAIT = 3600.0
 
 
 def step(state, *events, now: float = 1000.0, max_events: int = 10_000):
-    return advance(state, list(events), TABLE, RULES, now, 2, max_events)
+    return advance(state, list(events), SIMPLE_TARIFFS, RULES, now, 2, max_events)
 
 
 def recording(i: int, at: float, url: str | None = None, **fields):
@@ -63,7 +62,7 @@ def test_the_set_form_takes_the_first_events_in_log_order() -> None:
     assert len(state.event_ids) == 100 and state.attempts == tuple(range(1, 100))
     assert state.ended is None
     with pytest.raises(ValueError):
-        build_cdr(events, TABLE, max_events=100)
+        build_cdr(events, SIMPLE_TARIFFS, max_events=100)
 
 
 def test_a_hundred_thousand_offers_keep_the_state_small() -> None:
@@ -95,7 +94,7 @@ def test_any_order_of_recordings_keeps_the_sets_first_urls(draws, rng) -> None:
 
 def test_the_cdr_lists_the_first_100_urls_and_sums_every_recording() -> None:
     recs = [recording(i, 70 + (i % 300), bytes=10, seconds=Decimal("1.5")) for i in range(1000)]
-    cdr = build_cdr([ev("call.started", "s", 0), ev("call.ended", "e", 65), *recs], TABLE)
+    cdr = build_cdr([ev("call.started", "s", 0), ev("call.ended", "e", 65), *recs], SIMPLE_TARIFFS)
     assert len(cdr.recording_urls) == 100
     assert cdr.recording_urls[0] == "https://rec.example/0.mp3"  # ts 70, the earliest
     assert cdr.recording_bytes == 10_000 and cdr.recording_s == Decimal("1500.000")
@@ -106,7 +105,7 @@ def test_recording_bytes_saturate_at_the_largest_bigint() -> None:
     events = [ev("call.started", "s", 0), ev("call.ended", "e", 65), *huge]
     state, out = step(None, *events)
     assert state.rec_bytes == 2**63 - 1 == orjson.loads(out.cdrs[0])["recording_bytes"]
-    assert build_cdr(events, TABLE).recording_bytes == 2**63 - 1
+    assert build_cdr(events, SIMPLE_TARIFFS).recording_bytes == 2**63 - 1
 
 
 def test_first_urls_moves_a_url_to_its_earlier_recording() -> None:
@@ -160,7 +159,7 @@ def test_recording_missing_waits_then_is_raised_then_retracted_by_a_late_recordi
     state, out = step(None, *RECORDED_CALL, now=1000.0)
     assert "recording_missing:call-1" not in _alerts(out)
     assert recording_due(state, WAIT) == 1000.0 + WAIT and not settled(state)
-    state, out = check_recording(state, TABLE, RULES)
+    state, out = check_recording(state, SIMPLE_TARIFFS, RULES)
     alert = _alerts(out)["recording_missing:call-1"]
     assert alert["type"] == "recording_missing" and alert["call_id"] == "call-1"
     assert alert["detail"]["talk_s"] == "60.000" and "state" not in alert["detail"]
@@ -175,7 +174,7 @@ def test_ended_is_seen_once_and_a_recording_in_time_raises_nothing() -> None:
     assert recording_due(state, WAIT) == 1000.0 + WAIT  # the first call.ended seen counts
     state, out = step(state, recording(1, 70), now=3000.0)
     assert recording_due(state, WAIT) is None and settled(state)
-    state, out = check_recording(state, TABLE, RULES)
+    state, out = check_recording(state, SIMPLE_TARIFFS, RULES)
     assert out.alerts == []
 
 
@@ -198,7 +197,7 @@ def test_talk_of_exactly_one_second_after_rounding_needs_a_recording() -> None:
 
 def test_a_late_answer_makes_a_checked_call_raise_at_once() -> None:
     state, _ = step(None, ev("call.started", "s", 0, record=True), ev("call.ended", "e", 65))
-    state, out = check_recording(state, TABLE, RULES)
+    state, out = check_recording(state, SIMPLE_TARIFFS, RULES)
     assert out.alerts == []
     state, out = step(state, ev("call.answered", "a", 5))
     assert "recording_missing:call-1" in _alerts(out)
@@ -208,7 +207,7 @@ def test_the_bookkeeping_survives_the_state_bytes() -> None:
     state, _ = step(None, *RECORDED_CALL, now=1234.5)
     state = state_from_bytes(state_to_bytes(state))
     assert recording_due(state, WAIT) == 1234.5 + WAIT
-    state, _ = check_recording(state, TABLE, RULES)
+    state, _ = check_recording(state, SIMPLE_TARIFFS, RULES)
     assert recording_due(state_from_bytes(state_to_bytes(state)), WAIT) is None
 
 
@@ -227,4 +226,4 @@ def test_random_batchings_of_one_log_order_agree_on_the_final_cdr_and_version() 
             order = order[cut:]
             last = out.cdrs[-1] if out.cdrs else last
         outcomes.add(last)
-    assert outcomes == {cdr_to_json(build_cdr(events, TABLE), state.version)}
+    assert outcomes == {cdr_to_json(build_cdr(events, SIMPLE_TARIFFS), state.version)}

@@ -15,23 +15,19 @@ from streams.domain.calls import RETRACTED, Outputs, advance, expire, expiry_due
 from streams.domain.cdr import build_cdr, state_of_events
 from streams.domain.cdr_json import cdr_to_dict, cdr_to_json
 from streams.domain.outages import PortalSignal, signal_of
-from streams.domain.rating import parse_tariffs
 from streams.domain.state import is_complete, state_from_bytes, state_to_bytes
-from tests.unit.test_cdr_scenarios import T0, call_scenarios, ev
+from tests.unit.call_samples import SIMPLE_TARIFFS, T0, batched, call_scenarios, ev
 
 pytestmark = pytest.mark.unit
 
 HOUR_US = 3_600_000_000
 RULES = AlertRules()
-TABLE = parse_tariffs(
-    "line,direction,prefix,region,rate_per_min,connect_fee,increment_s,min_s,currency,valid_from\n"
-    "operator,outbound,7,Russia,1.50,0.30,60,0,RUB,2026-01-01T00:00:00Z\n")
 AFTER = 4 * 3600.0  # the contract's default incomplete-timeout
 NOW = 1_764_064_800.25
 
 
 def step(state, *events, now: float = NOW, partition: int = 3):
-    return advance(state, list(events), TABLE, RULES, now, partition)
+    return advance(state, list(events), SIMPLE_TARIFFS, RULES, now, partition)
 
 
 def cdrs(outputs: Outputs) -> list[dict[str, Any]]:
@@ -43,7 +39,7 @@ def alert_ids(outputs: Outputs) -> list[str]:
 
 
 def expected_cdr(events, version: int, incomplete: bool = False) -> bytes:
-    return cdr_to_json(build_cdr(events, TABLE, incomplete=incomplete), version)
+    return cdr_to_json(build_cdr(events, SIMPLE_TARIFFS, incomplete=incomplete), version)
 
 
 STARTED = ev("call.started", "s", 0)
@@ -179,7 +175,7 @@ def test_alert_payloads_are_the_alert_rules_json() -> None:
               ev("controller.replied", "r", 2, result="license_error")]
     _, out = step(None, *events)
     state = state_of_events(events)
-    expected = [(a.portal_id, alert_to_json(a)) for a in call_alerts(state, build_cdr(events, TABLE), RULES)]
+    expected = [(a.portal_id, alert_to_json(a)) for a in call_alerts(state, build_cdr(events, SIMPLE_TARIFFS), RULES)]
     assert out.alerts == expected
 
 
@@ -230,7 +226,7 @@ def test_an_incomplete_call_expires_once_after_the_timeout() -> None:
     assert not settled(state) and expiry_due(state, AFTER) == 1000.0 + AFTER
     assert not needs_expiry(state, 1000.0 + AFTER - 0.001, AFTER)
     assert needs_expiry(state, 1000.0 + AFTER, AFTER)
-    expired, out = expire(state, TABLE, RULES)
+    expired, out = expire(state, SIMPLE_TARIFFS, RULES)
     assert out.cdrs == [expected_cdr([STARTED, ANSWERED], 1, incomplete=True)]
     cdr = cdrs(out)[0]
     assert (cdr["status"], cdr["ended_at"], cdr["talk_s"], cdr["duration_s"], cdr["ring_s"]) == (
@@ -249,7 +245,7 @@ def test_expiry_resends_no_alert_and_no_signal_already_sent() -> None:
                       ev("controller.bypassed", "b", 1, portal="p5", key_saved_at_us=T0 - 30 * HOUR_US),
                       now=0.0)
     assert alert_ids(out) == ["controller_bypassed:call-1", "stale_key:call-1"]
-    _, out = expire(state, TABLE, RULES)
+    _, out = expire(state, SIMPLE_TARIFFS, RULES)
     assert out.alerts == [] and out.signal is None
     cdr = cdrs(out)[0]
     assert (cdr["portal_id"], cdr["version"], cdr["started_at"], cdr["status"], cdr["controller"]) == (
@@ -258,13 +254,13 @@ def test_expiry_resends_no_alert_and_no_signal_already_sent() -> None:
 
 def test_a_late_event_after_expiry_emits_the_next_incomplete_version_and_rearms_the_timeout() -> None:
     state, _ = step(None, STARTED, now=1000.0)
-    state, _ = expire(state, TABLE, RULES)
+    state, _ = expire(state, SIMPLE_TARIFFS, RULES)
     state, out = step(state, ANSWERED, now=50_000.0)
     assert out.cdrs == [expected_cdr([STARTED, ANSWERED], 2, incomplete=True)]
     assert not settled(state) and expiry_due(state, AFTER) == 50_000.0 + AFTER
     assert not needs_expiry(state, 50_000.0 + AFTER - 1, AFTER)
     assert needs_expiry(state, 50_000.0 + AFTER, AFTER)
-    state, out = expire(state, TABLE, RULES)
+    state, out = expire(state, SIMPLE_TARIFFS, RULES)
     # A second quiet period re-emits the same incomplete content as the next version.
     assert out.cdrs == [expected_cdr([STARTED, ANSWERED], 3, incomplete=True)]
     assert settled(state) and not needs_expiry(state, 1e12, AFTER)
@@ -272,7 +268,7 @@ def test_a_late_event_after_expiry_emits_the_next_incomplete_version_and_rearms_
 
 def test_the_missing_event_after_expiry_gives_the_real_status() -> None:
     state, _ = step(None, STARTED, ANSWERED, now=1000.0)
-    state, _ = expire(state, TABLE, RULES)
+    state, _ = expire(state, SIMPLE_TARIFFS, RULES)
     state, out = step(state, ENDED, now=90_000.0)
     assert out.cdrs == [expected_cdr([STARTED, ANSWERED, ENDED], 2)]
     assert cdrs(out)[0]["status"] == "answered"
@@ -297,16 +293,6 @@ def test_a_call_with_no_cdr_yet_is_not_settled() -> None:
 
 # --- properties --------------------------------------------------------------------------
 
-@st.composite
-def batched(draw: Any, events: list) -> list[list]:
-    """Any order of ``events`` with redeliveries, cut into 1..n consecutive batches."""
-    extra = draw(st.lists(st.sampled_from(events), max_size=len(events)))
-    delivered = draw(st.permutations(events + extra))
-    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(delivered) - 1)), max_size=len(delivered))))
-    bounds = [0] + [c for c in cuts if c < len(delivered)] + [len(delivered)]
-    return [delivered[a:b] for a, b in zip(bounds, bounds[1:]) if b > a]
-
-
 def _without_version(payload: bytes) -> dict[str, Any]:
     obj = orjson.loads(payload)
     del obj["version"]
@@ -330,7 +316,7 @@ def test_any_batching_and_order_gives_the_set_form(data: Any) -> None:
                 if event.type in known:
                     known[event.type] = True
                 changing_after_completion += all(known.values())
-        new, out = advance(state, batch, TABLE, RULES, 10.0, 0)
+        new, out = advance(state, batch, SIMPLE_TARIFFS, RULES, 10.0, 0)
         if new is not None:
             state = state_from_bytes(state_to_bytes(new)) if through_bytes else new
         else:
@@ -349,7 +335,7 @@ def test_any_batching_and_order_gives_the_set_form(data: Any) -> None:
     assert state.version == changing_after_completion == (versions[-1] if versions else 0)
     reference = state_of_events(events)
     if is_complete(reference):
-        final = build_cdr(events, TABLE)
+        final = build_cdr(events, SIMPLE_TARIFFS)
         assert _without_version(emitted[-1]) == _without_version(cdr_to_json(final, 1))
         assert orjson.loads(emitted[-1]) == orjson.loads(orjson.dumps(cdr_to_dict(final, state.version)))
     else:
@@ -377,22 +363,22 @@ def test_expiry_then_the_rest_of_the_events_converges_to_the_set_form(data: Any)
     events = data.draw(call_scenarios(complete=True))
     order = data.draw(st.permutations(events))
     cut = data.draw(st.integers(1, len(order)))
-    state, out = advance(None, order[:cut], TABLE, RULES, 0.0, 1)
+    state, out = advance(None, order[:cut], SIMPLE_TARIFFS, RULES, 0.0, 1)
     emitted = list(out.cdrs)
     if needs_expiry(state, AFTER, AFTER):
-        state, out = expire(state, TABLE, RULES)
+        state, out = expire(state, SIMPLE_TARIFFS, RULES)
         emitted += out.cdrs
         assert orjson.loads(out.cdrs[0])["status"] == "incomplete"
         assert not needs_expiry(state, 2 * AFTER, AFTER)
     else:
         assert is_complete(state)
     for event in order[cut:]:
-        new, out = advance(state, [event], TABLE, RULES, 2 * AFTER, 1)
+        new, out = advance(state, [event], SIMPLE_TARIFFS, RULES, 2 * AFTER, 1)
         state = new or state
         emitted += out.cdrs
     versions = [orjson.loads(c)["version"] for c in emitted]
     assert versions == sorted(set(versions)) and versions[-1] == state.version
-    assert _without_version(emitted[-1]) == _without_version(cdr_to_json(build_cdr(events, TABLE), 1))
+    assert _without_version(emitted[-1]) == _without_version(cdr_to_json(build_cdr(events, SIMPLE_TARIFFS), 1))
     assert not needs_expiry(state, 1e12, AFTER)
 
 
@@ -408,12 +394,12 @@ def test_every_arrival_order_ends_with_the_alert_ids_of_the_set(events: list) ->
     # An order that first folds the later call.started (extranet) or the later call.ended
     # (talk > 0, no tariff) raises extranet_call/unrated_call, which the set of events does
     # not: the alert is withdrawn (``retracted``) once the winning event arrives.
-    expected = {a.alert_id for a in call_alerts(state_of_events(events), build_cdr(events, TABLE), RULES)}
+    expected = {a.alert_id for a in call_alerts(state_of_events(events), build_cdr(events, SIMPLE_TARIFFS), RULES)}
     assert expected == set()
     for order in itertools.permutations(events):
         state, latest = None, {}
         for event in order:
-            new, out = advance(state, [event], TABLE, RULES, 1.0, 0)
+            new, out = advance(state, [event], SIMPLE_TARIFFS, RULES, 1.0, 0)
             state = new or state
             for _portal, payload in out.alerts:
                 doc = orjson.loads(payload)

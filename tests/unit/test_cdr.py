@@ -8,21 +8,16 @@ import pytest
 
 from streams.domain.cdr import STATUS_BY_CAUSE, build_cdr
 from streams.domain.events import END_CAUSES
-from streams.domain.rating import parse_tariffs
 from streams.domain.state import fold
 from streams.domain.timefmt import parse_ts_us
-from tests.unit.test_cdr_scenarios import T0, ev
+from tests.unit.call_samples import T0, TWO_LINE_TARIFFS, ev
 
 pytestmark = pytest.mark.unit
 
-TABLE = parse_tariffs(
-    "line,direction,prefix,region,rate_per_min,connect_fee,increment_s,min_s,currency,valid_from\n"
-    "operator,outbound,7,Russia,1.50,0.30,60,0,RUB,2026-01-01T00:00:00Z\n"
-    "rented,inbound,7495,Moscow rented,0.50,0.00,1,0,RUB,2026-01-01T00:00:00Z\n")
 
 
 def cdr(*events, incomplete=False):
-    return build_cdr(list(events), TABLE, incomplete=incomplete)
+    return build_cdr(list(events), TWO_LINE_TARIFFS, incomplete=incomplete)
 
 
 def test_answered_outbound_call_every_field() -> None:
@@ -202,14 +197,14 @@ def test_incomplete_flag_forces_the_status_on_a_complete_call() -> None:
 ])
 def test_a_complete_cdr_needs_started_and_ended(events) -> None:
     with pytest.raises(ValueError, match="incomplete"):
-        build_cdr(events, TABLE)
+        build_cdr(events, TWO_LINE_TARIFFS)
 
 
 def test_set_form_refuses_no_events_and_several_calls() -> None:
     with pytest.raises(ValueError, match="at least one"):
-        build_cdr([], TABLE, incomplete=True)
+        build_cdr([], TWO_LINE_TARIFFS, incomplete=True)
     with pytest.raises(ValueError, match="several calls"):
-        build_cdr([ev("call.started", "s", 0), ev("call.ended", "e", 1, call="call-2")], TABLE)
+        build_cdr([ev("call.started", "s", 0), ev("call.ended", "e", 1, call="call-2")], TWO_LINE_TARIFFS)
 
 
 def test_fold_refuses_an_event_of_another_call() -> None:

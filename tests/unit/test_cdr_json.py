@@ -9,8 +9,7 @@ import pytest
 
 from streams.domain.cdr import build_cdr
 from streams.domain.cdr_json import CDR_FIELDS, cdr_to_json
-from tests.unit.test_cdr import TABLE
-from tests.unit.test_cdr_scenarios import T0, ev
+from tests.unit.call_samples import T0, TWO_LINE_TARIFFS, ev
 
 pytestmark = pytest.mark.unit
 
@@ -30,7 +29,7 @@ def test_complete_cdr_exact_bytes() -> None:
         ev("call.answered", "a", 2.5, user_id="u9"),
         ev("call.ended", "e", 75, cause="normal", by="callee"),
         ev("recording.stored", "r", 76, url="https://r/1.mp3", bytes=1234, seconds=Decimal("72.5")),
-    ], TABLE)
+    ], TWO_LINE_TARIFFS)
     assert cdr_to_json(c, 2) == (
         b'{"call_id":"call-1","portal_id":"p1","version":2,"direction":"outbound","line":"operator",'
         b'"from":"user:u1","to":"+74951234567","line_number":null,"shown_number":"+74950000000",'
@@ -43,7 +42,7 @@ def test_complete_cdr_exact_bytes() -> None:
 
 
 def test_field_order_and_types_follow_the_contract() -> None:
-    c = build_cdr([ev("call.started", "s", 0), ev("call.ended", "e", 1)], TABLE)
+    c = build_cdr([ev("call.started", "s", 0), ev("call.ended", "e", 1)], TWO_LINE_TARIFFS)
     decoded = orjson.loads(cdr_to_json(c, 1))
     assert tuple(decoded) == CONTRACT_ORDER == CDR_FIELDS
     assert isinstance(decoded["talk_s"], float) and isinstance(decoded["billed_s"], int)
@@ -52,7 +51,7 @@ def test_field_order_and_types_follow_the_contract() -> None:
 
 def test_incomplete_cdr_has_nulls_where_nothing_is_known() -> None:
     c = build_cdr([ev("call.answered", "a", 1), ev("controller.replied", "r", 0, result="license_error")],
-                  TABLE, incomplete=True)
+                  TWO_LINE_TARIFFS, incomplete=True)
     decoded = orjson.loads(cdr_to_json(c, 1))
     for name in ("direction", "line", "from", "to", "line_number", "shown_number", "extranet", "started_at",
                  "ended_at", "ring_s", "talk_s", "duration_s", "hangup_cause", "region", "rate_per_min",
@@ -66,17 +65,17 @@ def test_incomplete_cdr_has_nulls_where_nothing_is_known() -> None:
 def test_huge_recordings_stay_exact_json() -> None:
     c = build_cdr([ev("call.started", "s", 0), ev("call.ended", "e", 1),
                    ev("recording.stored", "r1", 1, bytes=2**63 - 1, seconds=Decimal("1E+20")),
-                   ev("recording.stored", "r2", 1, bytes=2**63 - 1, seconds=Decimal("0.0005"))], TABLE)
+                   ev("recording.stored", "r2", 1, bytes=2**63 - 1, seconds=Decimal("0.0005"))], TWO_LINE_TARIFFS)
     data = cdr_to_json(c, 1)
     assert b'"recording_bytes":9223372036854775807,"recording_s":100000000000000000000.001,' in data
     assert orjson.loads(data)["recording_bytes"] == 2**63 - 1
     # A sum beyond the warehouse's BIGINT saturates there (contract v1.1 bounds, see state.py).
     beyond_64_bits = build_cdr([ev("call.started", "s", 0), ev("call.ended", "e", 1)] + [
-        ev("recording.stored", f"r{i}", 1, bytes=2**63 - 1) for i in range(3)], TABLE)
+        ev("recording.stored", f"r{i}", 1, bytes=2**63 - 1) for i in range(3)], TWO_LINE_TARIFFS)
     assert b'"recording_bytes":9223372036854775807,' in cdr_to_json(beyond_64_bits, 1)
 
 
 def test_version_starts_at_one() -> None:
-    c = build_cdr([ev("call.started", "s", 0), ev("call.ended", "e", 1)], TABLE)
+    c = build_cdr([ev("call.started", "s", 0), ev("call.ended", "e", 1)], TWO_LINE_TARIFFS)
     with pytest.raises(ValueError):
         cdr_to_json(c, 0)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from flask import Flask, g
 
-from callstream.config import Settings
+from common.config import Settings
 from dashboards import auth
 from dashboards.accounts import AccountError, Store, verify_password
 

@@ -7,8 +7,8 @@ import base64
 import pytest
 from flask import Flask
 
-from callstream.config import Settings
-from callstream.errors import UsageError
+from common.config import Settings
+from common.errors import UsageError
 from dashboards import auth
 
 pytestmark = pytest.mark.unit

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pandas as pd
@@ -15,7 +14,7 @@ from dashboards import figures
 pytestmark = pytest.mark.unit
 
 D1, D2 = date(2026, 11, 24), date(2026, 11, 25)
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 def test_empty_figure_says_why() -> None:
@@ -116,17 +115,18 @@ def test_storage_by_key_one_line_per_key_biggest_first() -> None:
 def _outages() -> pd.DataFrame:
     return pd.DataFrame({
         "alert_id": ["o1", "o2"], "type": ["controller_outage"] * 2, "portal_id": ["p-1", "p-2"],
-        "call_id": [None, None], "ts": [datetime(2026, 11, 25, 10, 10, tzinfo=timezone.utc),
-                                        datetime(2026, 11, 26, 11, 0, tzinfo=timezone.utc)],
+        "call_id": [None, None], "ts": [datetime(2026, 11, 25, 10, 10, tzinfo=UTC),
+                                        datetime(2026, 11, 26, 11, 0, tzinfo=UTC)],
         "state": ["resolved", "open"],
-        "detail": ['{"state":"resolved","opened_at":"2026-11-25T10:00:00.000Z","resolved_at":"2026-11-25T10:10:00.000Z"}',
+        "detail": ['{"state":"resolved","opened_at":"2026-11-25T10:00:00.000Z",'
+                   '"resolved_at":"2026-11-25T10:10:00.000Z"}',
                    '{"state":"open","opened_at":"2026-11-26T11:00:00.000Z","resolved_at":null}']})
 
 
 def test_outage_spans_from_alert_detail() -> None:
     spans = figures.outage_spans(_outages(), NOW)
-    assert spans[0]["opened"] == datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
-    assert spans[0]["resolved"] == datetime(2026, 11, 25, 10, 10, tzinfo=timezone.utc)
+    assert spans[0]["opened"] == datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+    assert spans[0]["resolved"] == datetime(2026, 11, 25, 10, 10, tzinfo=UTC)
     assert spans[1]["resolved"] is None and spans[1]["end"] == NOW and spans[1]["state"] == "open"
 
 

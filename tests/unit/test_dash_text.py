@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
@@ -46,8 +46,8 @@ def test_percent_and_age() -> None:
 
 
 def test_freshness_is_honest_about_both_clocks() -> None:
-    published = datetime(2026, 11, 26, 7, 0, 0, tzinfo=timezone.utc)
-    newest = datetime(2026, 11, 26, 6, 59, 58, tzinfo=timezone.utc)
+    published = datetime(2026, 11, 26, 7, 0, 0, tzinfo=UTC)
+    newest = datetime(2026, 11, 26, 6, 59, 58, tzinfo=UTC)
     text, level = fmt.freshness({"published_at": published, "age_s": 3.0, "newest": {"cdrs": newest}}, 30)
     assert level == "fresh"
     assert text == "Updated 3 s ago (2026-11-26 07:00:00 UTC) · newest call 2026-11-26 06:59:58 UTC"

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from callstream import kafka_clients
-from callstream.config import ConfigError, Settings
-from callstream.errors import CliError
+from common import kafka_clients
+from common.config import ConfigError, Settings
+from common.errors import CliError
 
 pytestmark = pytest.mark.unit
 
@@ -160,7 +160,7 @@ def test_every_producer_of_the_project_waits_for_all_replicas_and_is_idempotent(
     """On a replicated cluster a producer with acks=1 loses what a leader acknowledged and then died
     with; one that is not idempotent writes a retried batch twice. Tests and benchmarks included."""
     found, weak = 0, []
-    for package in ("callstream", "streams", "warehouse", "dashboards", "bench", "tests"):
+    for package in ("common", "callstream", "streams", "warehouse", "dashboards", "notify", "bench", "tests"):
         for path in sorted((ROOT / package).rglob("*.py")):
             for line, call in _producer_calls(path):
                 found += 1

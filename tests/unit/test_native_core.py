@@ -20,10 +20,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callstream.config import ConfigError, Settings
-from callstream.errors import CliError
-from streams.domain.alerts import AlertRules
+from common.config import ConfigError, Settings
+from common.errors import CliError
 from streams.call_store import summary_of_bytes
+from streams.domain.alerts import AlertRules
 from streams.domain.calls import advance, check_recording, expire, expiry_due, recording_due
 from streams.domain.events import Event, Rejection
 from streams.domain.rating import parse_tariffs
@@ -33,8 +33,7 @@ from streams.domain.validation import validate
 from streams.domain.wire import encode_event
 from streams.native import Guard, native_core, native_summarize
 from streams.simulator import Faults, Knobs, generate_all
-from tests.unit.test_calls import batched
-from tests.unit.test_cdr_scenarios import TARIFFS, call_scenarios, ev
+from tests.unit.call_samples import TARIFFS, batched, call_scenarios, ev
 
 pytestmark = pytest.mark.unit
 
@@ -237,7 +236,8 @@ SMALL_CORE = native_core(Settings.from_env({}, native="on", max_call_events=100)
 
 
 def test_both_cores_declare_the_same_limits() -> None:
-    from streams.domain import shared as limits, validation
+    from streams.domain import shared as limits
+    from streams.domain import validation
 
     assert callstream_native.LIMITS == (limits.MAX_CALL_EVENTS, limits.MAX_RECORDING_URLS,
                                         limits.MAX_TEXT_CHARS, validation.MAX_AHEAD_US,

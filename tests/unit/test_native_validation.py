@@ -17,12 +17,12 @@ import string
 from decimal import Decimal
 from typing import Any
 
+import callstream_native  # no importorskip: a missing build is a failure
 import orjson
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-import callstream_native  # no importorskip: a missing build is a failure
 from streams.domain.events import EVENT_TYPES, Event
 from streams.domain.timefmt import parse_ts_us
 from streams.domain.validation import MAX_VALUE_BYTES, validate

@@ -7,7 +7,8 @@ byte form after each signal and checks that the machine goes on identically.
 from __future__ import annotations
 
 import itertools
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import orjson
 import pytest
@@ -15,11 +16,20 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.domain.alerts import Alert, AlertRules, alert_to_json
-from streams.domain.outages import (HORIZON_US, MAX_VERDICTS, OutageState, PortalSignal, apply_signal,
-                                    apply_signals, outage_state_from_bytes, outage_state_to_bytes, signal_of)
+from streams.domain.outages import (
+    HORIZON_US,
+    MAX_VERDICTS,
+    OutageState,
+    PortalSignal,
+    apply_signal,
+    apply_signals,
+    outage_state_from_bytes,
+    outage_state_to_bytes,
+    signal_of,
+)
 from streams.domain.state import fold
 from streams.domain.timefmt import format_ts_ms
-from tests.unit.test_cdr_scenarios import T0, ev
+from tests.unit.call_samples import T0, ev
 
 pytestmark = pytest.mark.unit
 
@@ -214,7 +224,7 @@ def test_history_changed_by_a_late_bypass_retracts_the_outage_it_replaces() -> N
 
 def test_resent_signals_emit_nothing_new() -> None:
     signals = burst(1, [0, 1, 2, 3, 4, 5]) + [checked("k1", 10)]
-    for i, signal in enumerate(signals):
+    for i in range(len(signals)):
         state, _ = run(signals[:i + 1])
         _, alerts = run(signals[:i + 1], state=state)  # everything so far, again
         assert alerts == [], f"after {i + 1} signals"

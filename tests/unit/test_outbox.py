@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from aiokafka.partitioner import DefaultPartitioner, murmur2 as reference_murmur2
+from aiokafka.partitioner import DefaultPartitioner
+from aiokafka.partitioner import murmur2 as reference_murmur2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -36,7 +36,8 @@ def test_a_good_file_loads_with_exact_decimals(tmp_path: Path) -> None:
             'sip,inbound,,"SIP, own carrier",0,0,1,0,RUB,2026-01-01T00:00:00.5+00:00\r\n\r\n')
     table = load_tariffs(write(tmp_path, text))
     first, second = table.rows
-    assert (first.rate_per_min, first.connect_fee, first.increment_s, first.min_s) == (Decimal("1.50"), Decimal("0.30"), 60, 0)
+    assert (first.rate_per_min, first.connect_fee, first.increment_s, first.min_s) == \
+        (Decimal("1.50"), Decimal("0.30"), 60, 0)
     assert str(first.rate_per_min) == "1.50"
     assert (second.prefix, second.region, second.valid_from_us) == (
         "", "SIP, own carrier", parse_ts_us("2026-01-01T00:00:00.500Z"))

@@ -22,7 +22,7 @@ from streams.domain.state import is_complete
 from streams.domain.validation import validate
 from streams.domain.wire import encode_event
 from streams.simulator import Faults, Knobs, generate_all
-from tests.unit.test_cdr_scenarios import T0, call_scenarios, ev
+from tests.unit.call_samples import T0, call_scenarios, ev
 from warehouse.replay import PartitionReplay, ReplayConfig, outage_alerts
 
 pytestmark = pytest.mark.unit
@@ -35,7 +35,7 @@ AFTER = 4 * 3600.0
 
 @pytest.fixture(scope="module")
 def tariffs():
-    from callstream.config import Settings
+    from common.config import Settings
 
     return load_tariffs(Settings.from_env({}).tariffs_path)
 

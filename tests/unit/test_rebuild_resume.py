@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from streams.domain.rating import load_tariffs, parse_tariffs
 from warehouse.replay_load import config_of, fingerprint
 

@@ -17,7 +17,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from streams.domain.rating import load_tariffs, parse_tariffs, rate_call
 from warehouse import duck
 from warehouse.rerate_sql import load_tariff_table, rating_query

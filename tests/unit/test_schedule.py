@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from streams.call_store import Schedule, summary_of
 from streams.domain.state import CallState, fold
-from tests.unit.test_cdr_scenarios import ev
+from tests.unit.call_samples import ev
 
 pytestmark = pytest.mark.unit
 

@@ -257,6 +257,6 @@ def test_truth_lines_are_json_with_the_documented_fields(corpus):
 
 
 def _tariffs_path():
-    from callstream.config import Settings
+    from common.config import Settings
 
     return Settings.from_env({}).tariffs_path

@@ -10,8 +10,7 @@ import pytest
 from streams.domain.events import Event, Rejection
 from streams.domain.timefmt import parse_ts_us
 from streams.domain.validation import validate
-from streams.simulator import Faults, Knobs, generate_all
-from streams.simulator import malformed
+from streams.simulator import Faults, Knobs, generate_all, malformed
 
 pytestmark = pytest.mark.unit
 

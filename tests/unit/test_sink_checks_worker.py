@@ -9,11 +9,13 @@ every message it emits goes through the sink's decoder with its real key.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import orjson
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.domain import events as E
 from streams.domain.alerts import AlertRules
@@ -23,8 +25,8 @@ from streams.domain.state import is_complete
 from streams.domain.validation import validate
 from streams.domain.wire import encode_event
 from streams.simulator import Faults, Knobs, generate_all
+from tests.unit.call_samples import TARIFFS, call_scenarios, deliveries
 from tests.unit.strategies import valid_events
-from tests.unit.test_cdr_scenarios import TARIFFS, call_scenarios, deliveries
 from tests.unit.warehouse_samples import T0
 from warehouse import duck
 from warehouse.decode import RawBatch, decode_json

@@ -8,9 +8,8 @@ from decimal import Decimal
 import orjson
 import pytest
 
-from streams.domain.state import (Bypassed, Replied, Started, fold, is_complete, state_from_bytes,
-                                  state_to_bytes)
-from tests.unit.test_cdr_scenarios import T0, ev
+from streams.domain.state import Bypassed, Replied, Started, fold, is_complete, state_from_bytes, state_to_bytes
+from tests.unit.call_samples import T0, ev
 
 pytestmark = pytest.mark.unit
 

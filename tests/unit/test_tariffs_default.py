@@ -8,7 +8,7 @@ import pytest
 
 from streams.domain.rating import rate_call
 from streams.domain.timefmt import parse_ts_us
-from tests.unit.test_cdr_scenarios import DEFAULT_CSV, TARIFFS
+from tests.unit.call_samples import DEFAULT_CSV, TARIFFS
 
 pytestmark = pytest.mark.unit
 

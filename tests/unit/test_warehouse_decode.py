@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import orjson
@@ -14,8 +14,8 @@ from streams.domain.cdr_json import cdr_to_json
 from streams.domain.dlq import encode_dlq
 from streams.domain.events import Rejection
 from streams.simulator import Faults, generate_all
-from warehouse import duck, schema
 from tests.unit.warehouse_samples import CDR, T0
+from warehouse import duck, schema
 from warehouse.decode import RawBatch, arrow_schema, decode_events, decode_json
 
 pytestmark = pytest.mark.unit
@@ -39,7 +39,7 @@ def test_a_cdr_becomes_one_typed_row_keeping_the_money_text(con):
     assert rejects.num_rows == 0
     row = rows.to_pylist()[0]
     assert row["version"] == 3 and row["from"] == "user:u-1" and row["to"] == "+79161234567"
-    assert row["started_at"] == datetime(2026, 11, 24, 10, 35, 30, 123000, tzinfo=timezone.utc)
+    assert row["started_at"] == datetime(2026, 11, 24, 10, 35, 30, 123000, tzinfo=UTC)
     assert row["started_day"] == date(2026, 11, 24)
     assert row["talk_s"] == Decimal("60.333") and row["ring_s"] == Decimal("5.000")
     assert row["rate_per_min"] == Decimal("1.5") and row["rate_per_min_text"] == "1.50"
@@ -89,7 +89,7 @@ def test_alert_keeps_its_state_and_detail(con):
     row = decode_json(con, "alerts", _batch("alerts", alert_to_json(alert)))[0].to_pylist()[0]
     assert row["alert_id"] == alert.alert_id and row["call_id"] is None and row["state"] == "open"
     assert json.loads(row["detail"]) == {"state": "open", "bypassed_calls": 5}
-    assert row["ts"] == datetime(2026, 11, 24, 10, 35, 30, 123000, tzinfo=timezone.utc)
+    assert row["ts"] == datetime(2026, 11, 24, 10, 35, 30, 123000, tzinfo=UTC)
 
 
 def test_dlq_record_keeps_reason_source_position_and_an_excerpt(con):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
@@ -21,7 +21,7 @@ def test_no_filter_means_no_where_clause():
 def test_dates_are_utc_midnights_and_the_range_is_half_open():
     clause, params = where(CallFilter(start=date(2026, 11, 1), end=date(2026, 12, 1)))
     assert clause == "WHERE started_at >= ? AND started_at < ?"
-    assert params == [datetime(2026, 11, 1, tzinfo=timezone.utc), datetime(2026, 12, 1, tzinfo=timezone.utc)]
+    assert params == [datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)]
 
 
 def test_naive_datetimes_are_refused():
@@ -61,11 +61,11 @@ def test_sort_columns_come_from_the_whitelist_only():
 
 
 def test_whole_hour_offsets_of_zones_over_a_range():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from warehouse.sources import whole_hour_offsets
 
-    year = (datetime(2026, 1, 1, tzinfo=timezone.utc), datetime(2027, 1, 1, tzinfo=timezone.utc))
+    year = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
     for zone in ("UTC", "Europe/Berlin", "America/New_York", "Europe/Moscow", "Asia/Tokyo"):
         assert whole_hour_offsets(zone, *year), zone
     for zone in ("Asia/Kolkata", "Asia/Kathmandu", "America/St_Johns", "Australia/Adelaide", "Australia/Lord_Howe"):
@@ -74,15 +74,15 @@ def test_whole_hour_offsets_of_zones_over_a_range():
 
 
 def test_sources_pick_the_daily_then_the_hourly_rollup_then_the_calls():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from warehouse.sources import aggregate_source, recorded_count_source
 
     utc_days = CallFilter(start=date(2026, 11, 1), end=date(2026, 12, 1))
-    moscow = CallFilter(start=datetime(2026, 10, 31, 21, tzinfo=timezone.utc),
-                        end=datetime(2026, 11, 30, 21, tzinfo=timezone.utc), zone="Europe/Moscow")
-    kolkata = CallFilter(start=datetime(2026, 10, 31, 18, 30, tzinfo=timezone.utc),
-                         end=datetime(2026, 11, 30, 18, 30, tzinfo=timezone.utc), zone="Asia/Kolkata")
+    moscow = CallFilter(start=datetime(2026, 10, 31, 21, tzinfo=UTC),
+                        end=datetime(2026, 11, 30, 21, tzinfo=UTC), zone="Europe/Moscow")
+    kolkata = CallFilter(start=datetime(2026, 10, 31, 18, 30, tzinfo=UTC),
+                         end=datetime(2026, 11, 30, 18, 30, tzinfo=UTC), zone="Asia/Kolkata")
     assert aggregate_source(utc_days, daily=True).table == "cdrs_daily"
     assert aggregate_source(moscow).table == "cdrs_hourly"
     grouped = aggregate_source(moscow, daily=True)

@@ -5,8 +5,17 @@ from __future__ import annotations
 import pytest
 
 from warehouse.compaction import CompactionPolicy, due, tier
-from warehouse.layout import (DataFile, Manifest, Retired, from_json, load_manifest, new_file_path,
-                              publish_manifest, table_of, to_json)
+from warehouse.layout import (
+    DataFile,
+    Manifest,
+    Retired,
+    from_json,
+    load_manifest,
+    new_file_path,
+    publish_manifest,
+    table_of,
+    to_json,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from callstream.config import Settings
+from common.config import Settings
 from streams.app import changelog_topic_names, declare
-from streams.worker import worker_topics
 from streams.domain.rating import load_tariffs
+from streams.worker import worker_topics
 
 pytestmark = pytest.mark.unit
 

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from callstream.config import CODECS, Settings
-from callstream.errors import CliError
+from common.config import CODECS, Settings
+from common.errors import CliError
 
 __all__ = ["CODECS", "ISOLATION_LEVEL", "compression_type", "consumer_options", "missing_codecs",
            "producer_options", "require_codecs"]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 # argv[1]: the pid of the parent that must be alive; argv[2:]: the command to exec.
 _TRAMPOLINE = """
