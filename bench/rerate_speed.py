@@ -40,7 +40,7 @@ from warehouse_generate import generate  # noqa: E402 - after sys.path
 from common.config import Settings  # noqa: E402 - after sys.path
 from streams.domain.rating import load_tariffs  # noqa: E402 - after sys.path
 from warehouse.reader import Reader  # noqa: E402 - after sys.path
-from warehouse.rerate_sql import load_tariff_table, rating_query  # noqa: E402
+from warehouse.rerate_sql import load_tariff_table, rating_query  # noqa: E402 - after sys.path
 
 RESULTS = ROOT / "bench" / "results"
 END = datetime(2026, 12, 1, tzinfo=UTC)
@@ -74,6 +74,7 @@ def rating_runs(root: Path, runs: int) -> tuple[int, list[dict]]:
                                            "currency FROM period")
             out.append({"seconds": seconds, "cpu_s": cpu, "cdrs_per_s": rows / seconds, "copy_seconds": copy_s,
                         "copy_cpu_s": copy_cpu, "copy_cdrs_per_s": rows / copy_s, "load_before": load})
+            print(json.dumps(out[-1]), file=sys.stderr, flush=True)  # a run's figures as soon as known
     return rows, out
 
 
