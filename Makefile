@@ -25,12 +25,15 @@ $(VENV)/.installed: pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcar
 up: setup
 	$(BIN)/callstream up
 
+# The unit half is pure CPU: one process per core (pytest-xdist). The integration half
+# runs in one process: its tests time brokers, workers and browsers of their own.
 test: setup
 	scripts/ensure-chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -m unit -n 2; unit=$$?; $(BIN)/pytest -m integration; integration=$$?; \
+	  exit $$(( unit || integration ))
 
 unit: setup
-	$(BIN)/pytest -m unit
+	$(BIN)/pytest -m unit -n 2
 
 integration: setup
 	scripts/ensure-chromium

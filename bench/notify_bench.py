@@ -1,6 +1,7 @@
 """callstream notify: alert -> notification latency, catch-up speed, RSS.
 
-    python bench/notify_bench.py [--rate 100] [--seconds 60] [--catch-up 1000000] [--portals 50]
+    python bench/notify_bench.py [--rate 100] [--seconds 60] [--catch-up 1000000] [--portals 50] [--runs 1]
+                                 [--no-latency]
 
 1. Latency: notify runs (rules: one json:// route, group_s 0) against a local
    HTTP receiver; alerts are produced at --rate per second for --seconds. For
@@ -11,12 +12,16 @@
    grouping on (group_s 300) and the clock runs from its start until every
    alert is settled (its status: nothing left to read, nothing owed). Alerts/s =
    alerts / that time; the receiver's message count is printed too.
+   With --runs N the catch-up is repeated N times (each run on its own alerts topic) and the median
+   printed. notify's CPU time (user + system, all its threads) is printed beside the wall time, and
+   the load average of the machine (1 min) at the end of each run.
 3. RSS: notify's resident memory sampled every 0.2 s (psutil) in both phases.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -59,6 +64,7 @@ class Notify:
                                                 CALLSTREAM_NOTIFY_THRESHOLD_INTERVAL_S="0"),
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self.peak_rss = 0
+        self.cpu_s = 0.0
         self.started = time.monotonic()
         self._stop = threading.Event()
         threading.Thread(target=self._sample, daemon=True).start()
@@ -68,11 +74,18 @@ class Notify:
         while not self._stop.is_set():
             try:
                 self.peak_rss = max(self.peak_rss, process.memory_info().rss)
+                times = process.cpu_times()
+                self.cpu_s = times.user + times.system
             except psutil.Error:
                 return
             time.sleep(0.2)
 
     def stop(self) -> None:
+        try:
+            times = psutil.Process(self.proc.pid).cpu_times()
+            self.cpu_s = times.user + times.system
+        except psutil.Error:
+            pass
         self._stop.set()
         self.proc.terminate()
         self.proc.wait(60)
@@ -153,7 +166,7 @@ def latency(settings: Settings, rules_dir: Path, rate: float, seconds: float) ->
         receiver.close()
 
 
-def catch_up(settings: Settings, rules_dir: Path, count: int, portals: int) -> tuple[float, int, int]:
+def catch_up(settings: Settings, rules_dir: Path, count: int, portals: int) -> dict:
     receiver = HttpReceiver()
     rules = rules_dir / "catch-up.toml"
     rules.write_text(f'[[route]]\nchannels = ["json://127.0.0.1:{receiver.port}/hook"]\ngroup_s = 300\n')
@@ -170,7 +183,9 @@ def catch_up(settings: Settings, rules_dir: Path, count: int, portals: int) -> t
     try:
         wait_settled(settings, 1800, since)
         elapsed = time.monotonic() - notify.started
-        return count / elapsed, notify.peak_rss, len(receiver.requests)
+        cpu_s = psutil.Process(notify.proc.pid).cpu_times()
+        return {"rate": count / elapsed, "wall_s": elapsed, "cpu_s": cpu_s.user + cpu_s.system,
+                "rss": notify.peak_rss, "messages": len(receiver.requests), "load": os.getloadavg()[0]}
     finally:
         notify.stop()
         receiver.close()
@@ -182,23 +197,60 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--catch-up", type=int, default=1_000_000)
     parser.add_argument("--portals", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=1, help="catch-up runs (the median is printed)")
+    parser.add_argument("--no-latency", action="store_true", help="only the catch-up")
     args = parser.parse_args()
-    unique = uuid.uuid4().hex[:8]
-    settings = Settings.from_env().replace(topic_alerts=f"bench-notify-{unique}-alerts")
+    base = Settings.from_env()
+    if not args.no_latency:
+        with bench_topic(base) as settings:
+            work = Path(tempfile.mkdtemp(prefix="notify-bench-"))
+            delays, rss1 = latency(settings, work, args.rate, args.seconds)
+            q = statistics.quantiles(delays, n=100)
+            print(f"latency at {args.rate:.0f} alerts/s over {args.seconds:.0f} s, {len(delays)} alerts: "
+                  f"p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, max {max(delays):.0f} ms; peak RSS {rss1 / 2**20:.0f} MiB; "
+                  f"load average {os.getloadavg()[0]:.1f}", flush=True)
+    runs = []
+    for _ in range(args.runs):
+        with bench_topic(base) as settings:
+            work = Path(tempfile.mkdtemp(prefix="notify-bench-"))
+            first_start(settings, work)
+            run = catch_up(settings, work, args.catch_up, args.portals)
+            runs.append(run)
+            print(f"catch-up of {args.catch_up} alerts (group_s 300, {args.portals} portals): {run['rate']:,.0f} "
+                  f"alerts/s from notify's start ({run['wall_s']:.1f} s wall, {run['cpu_s']:.1f} s CPU of notify), "
+                  f"{run['messages']} messages sent; peak RSS {run['rss'] / 2**20:.0f} MiB; "
+                  f"load average {run['load']:.1f}", flush=True)
+    if len(runs) > 1:
+        rates = sorted(r["rate"] for r in runs)
+        print(f"catch-up median {statistics.median(rates):,.0f} alerts/s over {len(runs)} runs "
+              f"({', '.join(f'{r:,.0f}' for r in rates)}); median CPU "
+              f"{statistics.median(r['cpu_s'] for r in runs):.1f} s; peak RSS "
+              f"{max(r['rss'] for r in runs) / 2**20:.0f} MiB")
+
+
+@contextlib.contextmanager
+def bench_topic(base: Settings):
+    """A fresh alerts topic (8 partitions) and, afterwards, it and notify's topics deleted."""
+    settings = base.replace(topic_alerts=f"bench-notify-{uuid.uuid4().hex[:8]}-alerts")
     topics.ensure_topics(settings, [topics.TopicSpec(settings.topic_alerts, 8, {})])
-    work = Path(tempfile.mkdtemp(prefix="notify-bench-"))
     try:
-        delays, rss1 = latency(settings, work, args.rate, args.seconds)
-        q = statistics.quantiles(delays, n=100)
-        print(f"load average {os.getloadavg()[0]:.1f}")
-        print(f"latency at {args.rate:.0f} alerts/s over {args.seconds:.0f} s, {len(delays)} alerts: "
-              f"p50 {q[49]:.0f} ms, p95 {q[94]:.0f} ms, max {max(delays):.0f} ms; peak RSS {rss1 / 2**20:.0f} MiB")
-        rate, rss2, messages = catch_up(settings, work, args.catch_up, args.portals)
-        print(f"catch-up of {args.catch_up} alerts (group_s 300, {args.portals} portals): {rate:,.0f} alerts/s "
-              f"from notify's start, {messages} messages sent; peak RSS {rss2 / 2**20:.0f} MiB")
+        yield settings
     finally:
         deliveries, actions, status = settings.notify_topics
         topics.delete_topics(settings, [settings.topic_alerts, deliveries, actions, status])
+
+
+def first_start(settings: Settings, work: Path) -> None:
+    """notify's very first start on the empty topic (as the latency phase does): the catch-up's alerts
+    all arrive after it, so every one is owed a delivery."""
+    since = int(time.time() * 1000)
+    rules = work / "first.toml"
+    rules.write_text("")
+    notify = Notify(settings, rules, work / "notify-first.log")
+    try:
+        wait_ready(settings, since)
+    finally:
+        notify.stop()
 
 
 if __name__ == "__main__":

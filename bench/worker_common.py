@@ -101,10 +101,36 @@ def start_worker(settings: Settings, events_topic: str | None, tag: str,
     return run
 
 
-def join_worker(run: WorkerRun, index: int) -> WorkerRun:
+def start_prepared(unique: str, run_settings: Settings, *extra_env: tuple[str, str]) -> WorkerRun:
+    """A worker on ``run_settings`` from :func:`unique_settings`, its topics already created."""
+    run = _spawn(run_settings, unique, dict(extra_env))
+    run.prefix = unique
+    return run
+
+
+def wait_members(runs: list[WorkerRun], timeout_s: float = 600) -> float:
+    """Seconds until the workers' group is stable with every one of ``runs`` in it."""
+    settings = runs[0].settings
+    lags = Lags(settings)
+    began = time.time()
+    try:
+        while time.time() - began < timeout_s:
+            for one in runs:
+                if one.process.poll() is not None:
+                    raise RuntimeError(f"worker exited {one.process.returncode}; see {one.log}")
+            if lags.stable_members(settings.worker_group) == len(runs):
+                return time.time() - began
+            time.sleep(0.5)
+    finally:
+        lags.close()
+    raise TimeoutError(f"{len(runs)} workers did not form a group within {timeout_s} s; see {runs[0].log}")
+
+
+def join_worker(run: WorkerRun, index: int, *extra_env: tuple[str, str]) -> WorkerRun:
     """One more `callstream worker` in ``run``'s group and topics, with a state dir of its own."""
     unique = f"{Path(run.settings.state_dir).name}-{index}"
-    return _spawn(run.settings.replace(state_dir=str(ROOT / "var" / "bench" / unique)), unique, {})
+    return _spawn(run.settings.replace(state_dir=str(ROOT / "var" / "bench" / unique)), unique,
+                  dict(extra_env))
 
 
 def _spawn(settings: Settings, unique: str, extra_env: dict[str, str]) -> WorkerRun:
@@ -160,6 +186,26 @@ def wait_caught_up(run: WorkerRun | list[WorkerRun], total: int,
             return first, (now, done, cpu)
         time.sleep(0.5)
     raise TimeoutError(f"workers did not catch up within {timeout_s} s; see {runs[0].log}")
+
+
+def wait_quiet(runs: list[WorkerRun], idle_cores: float = 0.05, window_s: float = 2.0,
+               timeout_s: float = 120) -> tuple[float, float]:
+    """(wall time, workers' CPU seconds) once the workers have gone quiet after catching up.
+
+    Work that lags the commits — a standby replaying its peers' changelogs, the
+    last changelog flushes — costs CPU after the group's commits reached the
+    end; it belongs to the events all the same. Quiet: over ``window_s`` the
+    workers together used less than ``idle_cores`` per worker.
+    """
+    samples = [(time.time(), sum(cpu_seconds(one.process.pid) for one in runs))]
+    deadline = samples[0][0] + timeout_s
+    while time.time() < deadline:
+        time.sleep(0.5)
+        samples.append((time.time(), sum(cpu_seconds(one.process.pid) for one in runs)))
+        old = [s for s in samples if s[0] <= samples[-1][0] - window_s]
+        if old and (samples[-1][1] - old[-1][1]) / (samples[-1][0] - old[-1][0]) < idle_cores * len(runs):
+            return old[-1]  # quiet since then
+    return samples[-1]
 
 
 # ---------------------------------------------------------------- memory, lag, topics

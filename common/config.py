@@ -48,6 +48,14 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _session_timeout(text: str) -> float:
+    value = float(text)
+    if not 6 <= value <= 300:
+        # The broker refuses a session outside group.min/max.session.timeout.ms (default 6 s .. 30 min).
+        raise ValueError("must be between 6 and 300 seconds")
+    return value
+
+
 def _call_events(text: str) -> int:
     value = int(text)
     if not MIN_CALL_EVENTS <= value <= CALL_EVENTS_CEILING:
@@ -273,6 +281,11 @@ class Settings:
             "Consumer group (Faust app id) of the workers; workers sharing it share partitions.")
     state_dir: str = declare("CALLSTREAM_STATE_DIR", "var/worker", _text,
             "Local directory for the worker's on-disk table store (one per worker process).")
+    worker_session_timeout_s: float = declare("CALLSTREAM_WORKER_SESSION_TIMEOUT_S", 10.0, _session_timeout,
+            "Seconds without a heartbeat after which the group drops a worker and moves its partitions "
+            "(6-300; failover time: docs/performance.md).")
+    worker_heartbeat_s: float = declare("CALLSTREAM_WORKER_HEARTBEAT_S", 2.0, _positive_float,
+            "Seconds between a worker's heartbeats to its group (at most a third of the session timeout).")
     outage_calls: int = declare("CALLSTREAM_OUTAGE_CALLS", 5, _positive_int,
             "Bypassed calls of one portal within the outage window that open controller_outage.")
     outage_window: float = declare("CALLSTREAM_OUTAGE_WINDOW", 300.0, _positive_float,
@@ -403,6 +416,9 @@ class Settings:
             raise ConfigError("CALLSTREAM_KAFKA_HEAP_MB: the local broker runs with at most 512 MiB")
         if values["notify_backoff_max_s"] < values["notify_backoff_s"]:
             raise ConfigError("CALLSTREAM_NOTIFY_BACKOFF_MAX_S must be >= CALLSTREAM_NOTIFY_BACKOFF_S")
+        if values["worker_heartbeat_s"] * 3 > values["worker_session_timeout_s"]:
+            raise ConfigError("CALLSTREAM_WORKER_HEARTBEAT_S must be at most a third of "
+                              "CALLSTREAM_WORKER_SESSION_TIMEOUT_S")
         if values["refresh_s"] > 5:
             raise ConfigError("CALLSTREAM_REFRESH_S: the dashboard refreshes at least every 5 s")
         return cls(**values)

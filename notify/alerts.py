@@ -21,6 +21,13 @@ _ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 _ALERT_ID = re.compile(r"[A-Za-z0-9._:-]{1,256}")
 _TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _TS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|z|\+00:00)")
+# The five patterns above in one, over the fields joined by NUL (which none of them admits, so a NUL
+# inside a value cannot shift the fields): (alert_id, type, portal_id[, call_id], ts).
+# ASCII digits only (stricter than _TS, whose \d admits any Unicode digit: such a ts takes the checks).
+_FIVE = re.compile("\x00".join(p.pattern for p in (_ALERT_ID, _TYPE, _ID, _ID, _TS)), re.ASCII)
+_FIVE_NO_CALL = re.compile("\x00".join(p.pattern for p in (_ALERT_ID, _TYPE, _ID, _TS)), re.ASCII)
+_STATE_SET = frozenset(STATES)
+_SCALARS = (str, int, float, bool, type(None))
 
 
 class Alert(NamedTuple):
@@ -53,7 +60,48 @@ class Refusal(NamedTuple):
 
 
 def parse_alert(value: bytes | None, partition: int, offset: int, msg_ts_ms: int) -> Alert | Refusal:
-    """The alert in ``value`` or why it is not one; never raises."""
+    """The alert in ``value`` or why it is not one; never raises.
+
+    A well-formed alert takes one combined pattern over its five fields (a catch-up reads hundreds of
+    thousands a minute); anything else goes through the field-by-field checks that name the reason.
+    """
+    if value is not None and len(value) <= MAX_VALUE_BYTES:
+        try:
+            obj = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            obj = None
+        if obj.__class__ is dict:
+            alert = _well_formed(obj, partition, offset, msg_ts_ms)
+            if alert is not None:
+                return alert
+    return _checked(value, partition, offset, msg_ts_ms)
+
+
+def _well_formed(obj: dict[str, Any], partition: int, offset: int, msg_ts_ms: int) -> Alert | None:
+    """The alert when every field is well formed (the common case), else None: the checks say why."""
+    get = obj.get
+    alert_id, kind, portal, call, ts, detail = (get("alert_id"), get("type"), get("portal_id"), get("call_id"),
+                                                get("ts"), get("detail"))
+    if not (alert_id.__class__ is str and kind.__class__ is str and portal.__class__ is str
+            and ts.__class__ is str and alert_id.startswith(kind + ":")):
+        return None
+    if call is None:
+        if _FIVE_NO_CALL.fullmatch(f"{alert_id}\x00{kind}\x00{portal}\x00{ts}") is None:
+            return None
+    elif call.__class__ is not str or _FIVE.fullmatch(f"{alert_id}\x00{kind}\x00{portal}\x00{call}\x00{ts}") is None:
+        return None
+    if detail is None:
+        return Alert(alert_id, kind, portal, call, ts, "open", {}, partition, offset, int(msg_ts_ms))
+    if detail.__class__ is not dict:
+        return None
+    state = detail.get("state", "open")
+    if state.__class__ is not str or state not in _STATE_SET:
+        return None
+    return Alert(alert_id, kind, portal, call, ts, state, _trim(detail), partition, offset, int(msg_ts_ms))
+
+
+def _checked(value: bytes | None, partition: int, offset: int, msg_ts_ms: int) -> Alert | Refusal:
+    """Field by field: the alert, or the first reason it is not one."""
     def refuse(reason: str, error: str) -> Refusal:
         return Refusal(reason, error[:200], partition, offset)
 
@@ -107,6 +155,9 @@ _EXPECTED = {"alert_id": "1-256 id characters", "type": "an alert type (a-z, 0-9
 
 def _trim(detail: dict[str, Any]) -> dict[str, Any]:
     """The detail's first scalar fields, strings cut: enough for a message, bounded in size."""
+    if len(detail) <= DETAIL_KEYS:  # the common case: every field fits, one comprehension
+        return {key: value[:DETAIL_CHARS] if value.__class__ is str else value for key, value in detail.items()
+                if key.__class__ is str and len(key) <= 64 and value.__class__ in _SCALARS}
     kept: dict[str, Any] = {}
     for key, value in detail.items():
         if len(kept) >= DETAIL_KEYS:

@@ -82,6 +82,9 @@ class Planner:
         self._hits: dict[tuple[int, str], deque[int]] = {}
         self._held: dict[tuple[int, str], list[Item]] = {}
         self._groups: dict[tuple[int, str, str, int], list[Item]] = {}
+        # The partitions each group's items came from: a window closes when all their watermarks pass it
+        # (checking these, not every item, keeps a tick's cost to the number of groups).
+        self._group_parts: dict[tuple[int, str, str, int], set[int]] = {}
 
     # ------------------------------------------------------------ input
 
@@ -98,7 +101,9 @@ class Planner:
     def offer(self, item: Item) -> list[Decision]:
         """A new item: its decision now, or none yet (held for min-hits or waiting in a digest)."""
         alert, route = item.alert, item.route
-        if self.first_start is not None and self.first_start.skips(alert):
+        first = self.first_start  # FirstStart.skips, inline: this runs once per alert of a catch-up
+        if (first is not None and alert.offset < first.end_offsets.get(alert.partition, 0)
+                and alert.msg_ts_ms < first.horizon_ms):
             return [Settle(BEFORE_FIRST_START, (item,))]
         if route.min_hits > 1:
             place = (route.index, alert.portal_id)
@@ -116,8 +121,9 @@ class Planner:
         decisions: list[Decision] = []
         for place, group in list(self._groups.items()):
             end = place[3] + group[0].route.group_s * 1000
-            if all(watermarks.get(it.alert.partition, 0) >= end for it in group):
+            if all(watermarks.get(partition, 0) >= end for partition in self._group_parts[place]):
                 del self._groups[place]
+                del self._group_parts[place]
                 decisions += self._flush(group, more=False)
         for place, held in list(self._held.items()):
             keep, expired = [], []
@@ -155,8 +161,13 @@ class Planner:
         place = (route.index, alert.portal_id, item.channel, start)
         group = self._groups.setdefault(place, [])
         group.append(item)
+        parts = self._group_parts.get(place)
+        if parts is None:
+            parts = self._group_parts[place] = set()
+        parts.add(alert.partition)
         if len(group) >= self.digest_max:
             del self._groups[place]
+            del self._group_parts[place]
             return self._flush(group, more=True)
         return []
 

@@ -23,7 +23,7 @@ from notify.alerts import Alert, Refusal, parse_alert
 from notify.backoff import Backoff
 from notify.bypasses import Bypasses
 from notify.channels import display
-from notify.keys import batch_key, delivery_key, key_int
+from notify.keys import batch_key, delivery_key
 from notify.plan import FirstStart, Item, Planner, Send, Settle
 from notify.progress import Progress
 from notify.reading import ActionsReader, AlertReader
@@ -37,6 +37,8 @@ CHECKPOINT_S = 1.0
 # (each owed alert costs a few hundred bytes; a catch-up would otherwise read far ahead of sending).
 MAX_QUEUED_ALERTS = 100_000
 STATUS_S = 2.0
+ROUTES_KEPT = 10_000  # (type, portal, state) whose routes are remembered
+_NONE: list[int] = []
 
 
 class Service:
@@ -60,6 +62,7 @@ class Service:
         self.state = ledger_mod.LedgerState()
         self.status = Status(self)
         self._written: dict[int, tuple[int, int]] = {}
+        self._routes: dict[tuple[str, str, str], tuple] = {}
 
     # ------------------------------------------------------------ start
 
@@ -111,41 +114,63 @@ class Service:
         """Read what arrived, decide, hand outcomes to the ledger; the number of alerts read."""
         self.actions_reader.poll(0)
         self.reader.pause(self._backed_up())
-        read = 0
-        for record in self.reader.poll(timeout_ms=poll_ms):
-            self.take(record.partition, record.offset, record.timestamp, record.value)
-            read += 1
+        records = self.reader.poll(timeout_ms=poll_ms)
+        self.take_batch(records)
         self._handle(self.planner.tick(self.reader.refresh_watermarks(int(self.clock() * 1000))))
         self.drain()
-        return read
+        return len(records)
 
     def take(self, partition: int, offset: int, msg_ts_ms: int, value: bytes | None) -> None:
         """One alerts message: owed deliveries offered to the planner, or nothing."""
-        parsed = parse_alert(value, partition, offset, msg_ts_ms)
-        if isinstance(parsed, Refusal):
-            self.status.refused(parsed)
-            self.progress.read(partition, offset, msg_ts_ms, [])
-            return
-        self.bypasses.see(parsed)
-        routes = self.rules.routes_for(parsed)
-        if offset < self.reader.resume.get(partition, 0):  # warm-up: settled already, counts only
+        self.take_batch([(partition, offset, msg_ts_ms, value)])
+
+    def take_batch(self, records) -> None:
+        """A fetch's messages ((partition, offset, message time, value) each, in log order per partition).
+
+        One loop with its lookups bound once: a catch-up spends most of its time here, per alert.
+        """
+        parse, see, routes_for = parse_alert, self.bypasses.see, self._routes_for
+        hit, offer, handle = self.planner.hit, self.planner.offer, self._handle
+        done, read, already_owed = self.state.done, self.progress.read, self.progress.owed
+        resume = self.reader.resume
+        for partition, offset, msg_ts_ms, value in records:
+            parsed = parse(value, partition, offset, msg_ts_ms)
+            if parsed.__class__ is Refusal:
+                self.status.refused(parsed)
+                read(partition, offset, msg_ts_ms, _NONE)
+                continue
+            see(parsed)
+            routes = routes_for(parsed)
+            if offset < resume.get(partition, 0):  # warm-up: settled already, counts only
+                for route in routes:
+                    hit(parsed, route)
+                continue
+            owed: list[int] = []
+            decisions: list = []
             for route in routes:
-                self.planner.hit(parsed, route)
-            return
-        owed, decisions = [], []
-        for route in routes:
-            self.planner.hit(parsed, route)
-            for channel in route.channels:
-                key = delivery_key(parsed.alert_id, parsed.state, channel)
-                number = key_int(key)
-                if number in self.state.done or number in owed:
-                    continue
-                already = self.progress.owed(number)
-                owed.append(number)
-                if not already:
-                    decisions += self.planner.offer(Item(key, parsed, route, channel))
-        self.progress.read(partition, offset, msg_ts_ms, owed)
-        self._handle(decisions)
+                hit(parsed, route)
+                for channel in route.channels:
+                    key = delivery_key(parsed.alert_id, parsed.state, channel)
+                    number = int(key[:16], 16)  # key_int, inline
+                    if number in done or number in owed:
+                        continue
+                    already = already_owed(number)
+                    owed.append(number)
+                    if not already:
+                        decisions += offer(Item(key, parsed, route, channel))
+            read(partition, offset, msg_ts_ms, owed)
+            if decisions:
+                handle(decisions)
+
+    def _routes_for(self, alert: Alert) -> tuple:
+        """The routes an alert takes, remembered per (type, portal, state) (bounded)."""
+        place = (alert.type, alert.portal_id, alert.state)
+        routes = self._routes.get(place)
+        if routes is None:
+            if len(self._routes) >= ROUTES_KEPT:
+                self._routes.clear()
+            routes = self._routes[place] = tuple(self.rules.routes_for(alert))
+        return routes
 
     def drain(self) -> None:
         """Record the outcomes the senders reported."""
@@ -206,10 +231,11 @@ class Service:
                 self._settle(members)
 
     def _settle(self, members: list[str]) -> None:
+        add, settle = self.state.done.add, self.progress.settle  # a digest settles hundreds at once
         for key in members:
-            number = key_int(key)
-            self.state.done.add(number)
-            self.progress.settle(number)
+            number = int(key[:16], 16)  # key_int, inline
+            add(number)
+            settle(number)
 
     def _backed_up(self) -> bool:
         """True while channels that answer (slowly) have full queues: reading waits for them.

@@ -33,6 +33,9 @@ BATCH_MAX = 32
 OUTAGE_BATCH_MAX = 1024
 BATCH_WITHIN_S = 0.1
 OUTAGE_BATCH_WITHIN_S = 1.0
+# Calls asked again per sweep whose earlier command is not done yet (Schedule.due): first
+# asks are never held back; re-asks are for commands a rebalance lost.
+SWEEP_RETRIES = 500
 
 
 def sweep_interval(worker: Worker) -> float:
@@ -85,7 +88,8 @@ def register(worker: Worker) -> CallBatches:
             log.info("sweep: partitions %s, %d calls in memory, %d stale copies dropped",
                      sorted(actives), len(schedule), purged)
         now = time.time()
-        for due in schedule.due(now) + schedule.evictions(worker.settings.max_hot_calls, now):
+        due_now = schedule.due(now, max_retries=SWEEP_RETRIES)
+        for due in due_now + schedule.evictions(worker.settings.max_hot_calls, now):
             worker.commands.send_soon(
                 key=due.call_id.encode(), partition=due.partition,
                 value=orjson.dumps({"kind": due.kind, "call_id": due.call_id,

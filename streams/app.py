@@ -22,7 +22,9 @@ from common.kafka_clients import compression_type
 from streams.domain.alerts import AlertRules
 from streams.domain.rating import TariffTable
 from streams.domain.shared import MAX_STATE_BYTES
+from streams.faust_fence.assignor import PartitionAssignor
 from streams.faust_fence.producing import IdempotentProducer
+from streams.faust_fence.recovery import TableManager
 from streams.native import native_core
 
 # RocksDB for the archive: small memtables and cache; the archive is written
@@ -147,6 +149,10 @@ def create_app(settings: Settings) -> faust.App:
         # processed. 256 let a starved worker hold a million events (1.2 GB) in a soak.
         stream_buffer_maxsize=STREAM_BUFFER_DELIVERIES,
         broker_commit_interval=1.0,
+        # A killed worker's partitions move once the group has missed its heartbeats this long
+        # (Faust's default: 60 s; failover goal: 30 s to the first CDR of a moved partition).
+        broker_session_timeout=settings.worker_session_timeout_s,
+        broker_heartbeat_interval=settings.worker_heartbeat_s,
         producer_acks=-1,
         producer_compression_type=compression_type(settings.compression),
         producer_linger=0.005,
@@ -155,6 +161,10 @@ def create_app(settings: Settings) -> faust.App:
         # outputs are held below 1 MiB by the core and streams/output_guard.py.
         producer_max_request_size=MAX_STATE_BYTES + 1024 * 1024,
         table_standby_replicas=1,
+        # Faust's assignor minus the standbys the in-memory store cannot use (streams/faust_fence/assignor.py).
+        PartitionAssignor=PartitionAssignor,
+        # Faust's table recovery, its per-record overhead gone (streams/faust_fence/recovery.py).
+        TableManager=TableManager,
         web_enabled=False,
     )
     app.transport.Producer = IdempotentProducer

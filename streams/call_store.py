@@ -184,6 +184,7 @@ class _Due:
     kind: str = field(compare=False)
     touched_at: float = field(compare=False)
     partition: int = field(compare=False)
+    retry: bool = field(default=False, compare=False)  # asked before, not done yet
 
 
 class Schedule:
@@ -231,16 +232,30 @@ class Schedule:
             if summary.partition in partitions:
                 self.track_fields(*summary)
 
-    def due(self, now: float) -> list[_Due]:
-        """Calls whose time has come; each is retried later unless its state changes."""
+    def due(self, now: float, max_retries: int | None = None) -> list[_Due]:
+        """Calls whose time has come; each is retried later unless its state changes.
+
+        At most ``max_retries`` of the calls asked before are asked again (the rest wait
+        another ``retry_after``): a retry is for a command lost in a rebalance, and a
+        worker that falls behind must not be sent each waiting call again every
+        ``retry_after`` — a 30-minute soak on a starved machine grew such re-asks into a
+        flood its producer never finished flushing, and the worker stopped.
+        """
         ready: list[_Due] = []
+        retries = 0
         while self._heap and self._heap[0].at <= now:
             item = heapq.heappop(self._heap)
             if self._current.get(item.call_id) is not item:
                 continue  # superseded by a newer schedule, or forgotten
+            later = _Due(now + self.retry_after, item.call_id, item.kind, item.touched_at, item.partition,
+                         retry=True)
+            if item.retry and max_retries is not None:
+                if retries >= max_retries:
+                    self._set(item.call_id, later)
+                    continue
+                retries += 1
             ready.append(item)
-            self._set(item.call_id, _Due(now + self.retry_after, item.call_id, item.kind,
-                                         item.touched_at, item.partition))
+            self._set(item.call_id, later)
         return ready
 
     def evictions(self, max_calls: int, now: float) -> list[_Due]:

@@ -17,7 +17,9 @@ Modules:
 - ``handoff``: a hand-off a rebalance cancels ends quietly;
 - ``event_context``: the current event around RocksDB operations;
 - ``stores``: direct access to the tables' stores; ``producing``: the aiokafka producer;
-- ``watchdog``: rejoin when consuming stalls; ``diagnostics``: what every task waits on.
+- ``watchdog``: rejoin when consuming stalls; ``diagnostics``: what every task waits on;
+- ``assignor``: no standby replicas of in-memory tables (Faust's memory store cannot use one);
+- ``recovery``: table recovery without Faust's per-record overhead.
 """
 
 from __future__ import annotations
@@ -74,6 +76,23 @@ PRIVATE: tuple[Private, ...] = (
     # Stores and the producer (stores.py, producing.py).
     Private("faust.stores.rocksdb:Store", "_db_for_partition", "method", "stores", "one partition's RocksDB"),
     Private("faust.stores.rocksdb:Store", "_key_index", "attribute", "stores", "key -> partition, for deletes"),
+    # The group's assignment (assignor.py).
+    Private("faust.assignor.partition_assignor:PartitionAssignor", "_protocol_assignments", "method",
+            "assignor", "the members' assignments, last step before they are encoded"),
+    # Table recovery in bunches (recovery.py).
+    Private("faust.tables.recovery:Recovery", "_slurp_changelogs", "method", "recovery",
+            "the changelog loop we replace"),
+    Private("faust.tables.recovery:Recovery", "_set_recovery_ended", "method", "recovery", "recovery ends"),
+    Private("faust.tables.recovery:Recovery", "_active_events_received_at", "attribute", "recovery",
+            "when an active partition last got a record (Faust's stats)"),
+    Private("faust.tables.recovery:Recovery", "_standby_events_received_at", "attribute", "recovery",
+            "the same for standbys"),
+    Private("faust.tables.recovery:Recovery", "_last_flush_at", "attribute", "recovery",
+            "when buffers were last applied (Faust's stats)"),
+    Private("faust.tables.recovery:Recovery", "_standbys_span", "attribute", "recovery",
+            "part of Faust's standbys-ready test"),
+    Private("faust.tables.manager:TableManager", "_recovery", "attribute", "recovery",
+            "the recovery service, made once"),
     Private("faust.transport.drivers.aiokafka:Producer", "_ensure_producer", "method", "producing",
             "the started AIOKafkaProducer"),
     Private("aiokafka.client:AIOKafkaClient", "_wait_on_metadata", "method", "producing", "a topic's metadata"),
@@ -84,6 +103,6 @@ PRIVATE: tuple[Private, ...] = (
 # Private names of the fence's own classes (not the libraries'): allowed, not checked.
 OWN = frozenset({"_next_offset", "_sought", "_holes", "_skipped", "_since", "_refetched", "_seen",
                  "_acknowledge", "_stepped_over", "_on_gap", "_is_suspend_wait", "_fold_gaps",
-                 "_deliveries", "_batch_message", "_ack_batch"})
+                 "_deliveries", "_batch_message", "_ack_batch", "_apply", "_signal_end_if_done"})
 # Private names of the standard library the fence uses (documented CPython APIs).
 STDLIB = frozenset({"_asyncio_future_blocking", "_current_frames"})

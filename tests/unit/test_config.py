@@ -41,6 +41,9 @@ def test_environment_is_read_and_flags_win():
     ({"CALLSTREAM_SECURITY_PROTOCOL": "TLS"}, "SASL_SSL"),
     ({"CALLSTREAM_DASH_PORT": "70000"}, "TCP port"),
     ({"CALLSTREAM_KAFKA_HEAP_MB": "2048"}, "512"),
+    # Below the broker's group.min.session.timeout.ms (6 s) a worker could not join its group.
+    ({"CALLSTREAM_WORKER_SESSION_TIMEOUT_S": "3"}, "CALLSTREAM_WORKER_SESSION_TIMEOUT_S"),
+    ({"CALLSTREAM_WORKER_SESSION_TIMEOUT_S": "12", "CALLSTREAM_WORKER_HEARTBEAT_S": "5"}, "a third"),
 ])
 def test_bad_values_name_the_variable(env, fragment):
     with pytest.raises(ConfigError, match=fragment):

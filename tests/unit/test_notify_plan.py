@@ -72,6 +72,19 @@ def test_a_digest_per_route_portal_and_window_lists_every_alert_once_its_window_
     assert _ids(planner.tick({0: start + 120_000})) == [["controller_bypassed:c-9"]]
 
 
+def test_a_digest_whose_alerts_came_from_two_partitions_waits_for_both_watermarks():
+    # A portal's alerts normally share a partition; a producer that keys them otherwise must not make a
+    # digest close before every partition it drew from has passed the window.
+    route = make_route(group_s=60)
+    planner = Planner(Actions())
+    start = T0 - T0 % 60_000
+    _offer(planner, route, make_alert("stale_key:c-1", portal="a", at_ms=start, partition=0),
+           make_alert("stale_key:c-2", portal="a", at_ms=start + 1000, partition=3))
+    assert planner.tick({0: start + 60_000, 3: start + 59_999}) == []
+    assert _ids(planner.tick({0: start + 60_000, 3: start + 60_000})) == [["stale_key:c-1", "stale_key:c-2"]]
+    assert planner.waiting == 0
+
+
 def test_a_digest_too_big_for_one_message_is_sent_in_parts():
     route = make_route(group_s=3600)
     planner = Planner(Actions(), digest_max=3)

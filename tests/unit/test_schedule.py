@@ -293,3 +293,21 @@ def test_over_the_cap_the_quietest_calls_are_evicted_down_to_ninety_percent() ->
     for n in range(30):
         schedule.forget(f"c{n:03d}")  # archived
     assert schedule.evictions(100, now=600.0) == []
+
+
+def test_re_asks_are_capped_per_sweep_and_first_asks_never_are() -> None:
+    """A worker behind its commands is not sent every waiting call again each retry_after."""
+    schedule = new_schedule()
+    for n in range(10):
+        schedule.track(incomplete(f"old{n}", 0.0))
+    assert len(schedule.due(100.0, max_retries=3)) == 10  # first asks: all of them
+    for n in range(5):
+        schedule.track(incomplete(f"new{n}", 30.0))
+    again = summary(schedule.due(130.0, max_retries=3))
+    assert sorted(c for c, *_ in again if c.startswith("new")) == [f"new{n}" for n in range(5)]
+    assert len([c for c, *_ in again if c.startswith("old")]) == 3  # 3 of the 10 re-asked
+    later = [c for c, *_ in summary(schedule.due(160.0, max_retries=100)) if c.startswith("old")]
+    assert len(later) == 10  # the 7 held back and the 3 re-asked at 130 come round again
+    schedule.track(expired("old0", 0.0))  # a command done: no more expiry re-asks, its forget next
+    assert [(c, kind) for c, kind, *_ in summary(schedule.due(999.0)) if c == "old0"] == []
+    assert ("old0", "forget") in [(c, kind) for c, kind, *_ in summary(schedule.due(1000.0))]

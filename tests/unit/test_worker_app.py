@@ -38,3 +38,16 @@ def test_the_worker_creates_every_table_changelog_itself(tmp_path):
     for name in actual:
         assert specs[name].partitions == settings.events_partitions
         assert dict(specs[name].configs)["cleanup.policy"] == "compact"
+
+
+def test_the_group_forgets_a_killed_worker_within_the_configured_session(tmp_path):
+    # Faust's own default (60 s) alone put failover after kill -9 beyond the 30 s goal (issue 16).
+    settings = Settings.from_env({}, state_dir=str(tmp_path))
+    conf = declare(settings, load_tariffs(settings.tariffs_path)).app.conf
+    assert settings.worker_session_timeout_s <= 10
+    assert conf.broker_session_timeout == settings.worker_session_timeout_s
+    assert conf.broker_heartbeat_interval == settings.worker_heartbeat_s
+    tuned = Settings.from_env({"CALLSTREAM_WORKER_SESSION_TIMEOUT_S": "30",
+                               "CALLSTREAM_WORKER_HEARTBEAT_S": "5"}, state_dir=str(tmp_path))
+    conf = declare(tuned, load_tariffs(tuned.tariffs_path)).app.conf
+    assert (conf.broker_session_timeout, conf.broker_heartbeat_interval) == (30.0, 5.0)
