@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from streams.domain.events import Event
 from streams.domain.validation import validate
 from streams.simulator import Faults, Knobs, generate_all
+from tests.unit.call_samples import T0
 from tests.unit.strategies import valid_wire
-from tests.unit.test_cdr_scenarios import T0
 from warehouse import duck
 from warehouse.decode import events_table
 from warehouse.events_rows import _vectorised, events_rows
