@@ -38,6 +38,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from worker_common import RESULTS, base_settings, cpu_seconds, delete_topics, exit_on_sigterm, join_worker, start_worker
 
 from common.config import Settings
+from common.kafka_clients import consumer_options
 
 SAMPLE_S = 0.05
 
@@ -48,7 +49,8 @@ class GroupProbe:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=15_000)
-        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False,
+                                      **consumer_options(settings))
         self.cdr_parts = [TopicPartition(settings.topic_cdrs, p) for p in range(settings.output_partitions)]
 
     def close(self) -> None:

@@ -39,7 +39,7 @@ class GatedCopy:
     async def _open_and_copy(self) -> int:
         # Long enough for the workers to start on a loaded machine (the broker's maximum: 15 min).
         self.gate = AIOKafkaProducer(bootstrap_servers=self.bootstrap, transactional_id=f"gate-{uuid.uuid4().hex}",
-                                     enable_idempotence=True, transaction_timeout_ms=600_000)
+                                     enable_idempotence=True, acks="all", transaction_timeout_ms=600_000)
         await self.gate.start()
         await self.gate.begin_transaction()
         for partition in range(self.partitions):

@@ -26,6 +26,7 @@ COMMANDS = (
     "sink",
     "export",
     "rebuild",
+    "rerate",
     "dashboard",
     "users",
     "notify",

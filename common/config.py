@@ -273,6 +273,8 @@ class Settings:
             "Seconds a closed call stays in worker memory before it moves to the on-disk archive.")
     native: str = declare("CALLSTREAM_NATIVE", "auto", _native,
             "Worker core: auto (the compiled fast path of native/ when installed), on (require it) or off.")
+    rebuild_workers: int = declare("CALLSTREAM_REBUILD_WORKERS", 2, _positive_int,
+            "Processes of callstream rebuild replaying events partitions at once (each ~0.4 GB).")
     log_level: str = declare("CALLSTREAM_LOG_LEVEL", "warning", _log_level,
             "Log level of the long-running processes: debug, info, warning or error.")
     worker_group: str = declare("CALLSTREAM_WORKER_GROUP", "callstream-worker", _text,

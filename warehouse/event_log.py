@@ -128,3 +128,75 @@ def read_partition(consumer, snapshot: LogSnapshot, partition: int,
         records = [r for r in records if r.offset < end]
         if records:
             yield records
+
+
+def _confluent_options(settings: Settings) -> dict:
+    """librdkafka's spelling of the project's consumer options (security, committed data only)."""
+    options = {"bootstrap.servers": settings.bootstrap, "group.id": "callstream-rebuild",
+               "client.id": "callstream-rebuild", "enable.auto.commit": False,
+               "enable.auto.offset.store": False, "isolation.level": "read_committed",
+               "enable.partition.eof": True, "auto.offset.reset": "earliest",
+               "fetch.max.bytes": _FETCH_MAX_BYTES, "max.partition.fetch.bytes": _PARTITION_FETCH_BYTES,
+               "queued.max.messages.kbytes": 65536, "security.protocol": settings.security_protocol}
+    if settings.sasl_mechanism:
+        options["sasl.mechanism"] = settings.sasl_mechanism
+    if settings.sasl_username is not None:
+        options["sasl.username"] = settings.sasl_username
+    if settings.sasl_password is not None:
+        options["sasl.password"] = settings.sasl_password
+    for name, value in (("ssl.ca.location", settings.ssl_cafile), ("ssl.certificate.location",
+                        settings.ssl_certfile), ("ssl.key.location", settings.ssl_keyfile)):
+        if value and settings.security_protocol in {"SSL", "SASL_SSL"}:
+            options[name] = value
+    return options
+
+
+def read_records(settings: Settings, snapshot: LogSnapshot, partition: int,
+                 timeout_s: float = 60.0) -> Iterator[list[tuple]]:
+    """Batches of (offset, timestamp ms, key, value) of one events partition, from its first
+    offset to the snapshot's end: the replay's bulk reader.
+
+    librdkafka (confluent-kafka) fetches, decompresses and parses the records in its own
+    threads; kafka-python took 16 µs of CPU per record, more than the whole fold. Committed
+    data only, no group (nothing is committed). LogError when no record arrives for
+    ``timeout_s`` (the broker went away).
+    """
+    from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+    end = snapshot.end[partition]
+    if snapshot.begin[partition] >= end:
+        return
+    try:
+        consumer = Consumer(_confluent_options(settings))
+    except KafkaException as exc:
+        raise LogError(f"cannot reach Kafka at {settings.bootstrap}: {exc}") from None
+    try:
+        consumer.assign([TopicPartition(snapshot.topic, partition, snapshot.begin[partition])])
+        last_progress, position = time.monotonic(), snapshot.begin[partition]
+        while position < end:
+            batch, eof = [], False
+            for message in consumer.consume(_POLL_RECORDS, 0.5):
+                error = message.error()
+                if error is not None:
+                    if error.code() == KafkaError._PARTITION_EOF:
+                        eof = True  # the log's end (at or past the snapshot's): nothing more to read
+                        continue
+                    if error.fatal() or not error.retriable():
+                        raise LogError(f"reading {snapshot.topic}[{partition}] failed: {error.str()}")
+                    continue
+                offset = message.offset()
+                if offset >= end:
+                    position = end
+                    break
+                batch.append((offset, message.timestamp()[1], message.key(), message.value()))
+                position = offset + 1
+            if batch:
+                last_progress = time.monotonic()
+                yield batch
+            if eof:
+                return
+            if time.monotonic() - last_progress > timeout_s:
+                raise LogError(f"no progress reading {snapshot.topic}[{partition}] at offset "
+                               f"{position} for {timeout_s:.0f} s")
+    finally:
+        consumer.close()

@@ -75,11 +75,12 @@ def generation_dir(target: Path, stamp: str) -> Path:
     return target.parent / f"{target.name}.gen-{stamp}"
 
 
-def sweep_abandoned(target: Path) -> list[Path]:
-    """Delete the ``.rebuild-`` directories of ``target`` no running rebuild holds; their paths."""
+def sweep_abandoned(target: Path, keep: Path | None = None) -> list[Path]:
+    """Delete the ``.rebuild-`` directories of ``target`` no running rebuild holds (but ``keep``,
+    an interrupted rebuild about to be continued); their paths."""
     swept = []
     for path in sorted(target.parent.glob(f".{target.name}.rebuild-*")):
-        if not path.is_dir() or path.is_symlink():
+        if not path.is_dir() or path.is_symlink() or path == keep:
             continue
         try:
             fd = take_lock(path / LOCK)

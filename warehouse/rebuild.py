@@ -4,8 +4,11 @@
    meanwhile (a running sink makes the rebuild refuse at once; ``--to`` leaves
    the live warehouse alone and takes no lock).
 2. Replay the log into a hidden directory next to the target
-   (replay_load.py); anything that goes wrong deletes it, and the live
-   warehouse is as it was.
+   (replay_load.py); an error or Ctrl-C deletes it, and the live warehouse is
+   as it was. After ``kill -9`` (or a crash) the directory stays: the next
+   rebuild with the same settings and tariffs continues it (the partitions it
+   had finished are kept, up to its snapshot) unless ``fresh``; any other
+   rebuild deletes it.
 3. Swap the complete generation in atomically (generations.py), or move it to
    ``--to``. A log whose oldest events were deleted by retention is never
    swapped in (the result would lack those calls); ``--to`` still writes it.
@@ -28,7 +31,7 @@ from common.config import Settings
 from warehouse import generations, rerating
 from warehouse.layout import LOCK, MANIFEST
 from warehouse.replay import ReplayConfig
-from warehouse.replay_load import LoadOptions, Progress, RebuildStats, load
+from warehouse.replay_load import LoadOptions, Progress, RebuildStats, load, resumable
 from warehouse.writer import WriterBusy, release_lock, take_lock
 
 
@@ -43,6 +46,7 @@ class RebuildOptions:
     to: Path | None = None  # write the rebuilt warehouse there instead of swapping it in
     report_dir: Path | None = None  # default: the directory holding the warehouse
     load: LoadOptions = field(default_factory=LoadOptions)
+    fresh: bool = False  # start over even when an interrupted rebuild could be continued
 
 
 @dataclass
@@ -66,12 +70,13 @@ def rebuild(settings: Settings, config: ReplayConfig, options: RebuildOptions = 
     progress = progress or Progress()
     if options.to is not None and (options.to.exists() or options.to.is_symlink()):
         raise RebuildError(f"--to {options.to} already exists; give a new path")
-    lock = None if options.to is not None else _lock(live)
+    lock = None if options.to is not None else lock_live(live)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        generations.sweep_abandoned(target)
-        stamp = generations.new_stamp()
-        building = generations.building_dir(target, stamp)
+        building = None if options.fresh else _interrupted(target, settings, config)
+        generations.sweep_abandoned(target, keep=building)
+        stamp = generations.new_stamp() if building is None else building.name.split(".rebuild-", 1)[1]
+        building = building or generations.building_dir(target, stamp)
         result = _build_and_place(settings, config, options, building, live, stamp, progress)
     finally:
         if lock is not None:
@@ -83,7 +88,22 @@ def rebuild(settings: Settings, config: ReplayConfig, options: RebuildOptions = 
     return result
 
 
-def _lock(live: Path) -> int | None:
+def _interrupted(target: Path, settings: Settings, config: ReplayConfig) -> Path | None:
+    """The newest building directory of ``target`` that an interrupted rebuild of these
+    settings and tariffs left (no process holds it), or None."""
+    for path in sorted(target.parent.glob(f".{target.name}.rebuild-*"), reverse=True):
+        if path.is_dir() and not path.is_symlink() and resumable(path, settings, config):
+            try:
+                release_lock(take_lock(path / LOCK))
+            except (WriterBusy, OSError):
+                continue  # another rebuild is writing it
+            return path
+    return None
+
+
+def lock_live(live: Path) -> int | None:
+    """The writer's lock of the live warehouse (None: no warehouse yet); RebuildError when a
+    sink (or another rebuild or rerate) holds it."""
     if not live.is_dir():
         return None  # no warehouse yet
     try:
@@ -108,7 +128,7 @@ def _build_and_place(settings: Settings, config: ReplayConfig, options: RebuildO
                 "it is not swapped in; use --to PATH to write it elsewhere")
         swap = generations.swap_in(building, live, stamp)
     except BaseException:
-        generations.discard(building)
+        generations.discard(building)  # after kill -9 nothing runs here: the directory stays
         raise
     return RebuildResult(stats, live, swap.current, swap.previous)
 

@@ -43,26 +43,28 @@ verdict afterwards.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import orjson
+from typing import Any
 
 from streams.domain.alerts import AlertRules
-from streams.domain.calls import Outputs, advance, check_recording, expire, expiry_due, needs_expiry, recording_due
+from streams.domain.calls import advance, check_recording
 from streams.domain.dlq import CALL_TOO_LARGE, encode_dlq
 from streams.domain.events import Event, Rejection
-from streams.domain.outages import HORIZON_US, MAX_VERDICTS, OutageState, PortalSignal, apply_signals, signal_of
+from streams.domain.outages import HORIZON_US, MAX_VERDICTS, OutageState, PortalSignal, apply_signals
 from streams.domain.rating import TariffTable
 from streams.domain.shared import MAX_CALL_EVENTS
-from streams.domain.state import CallState, is_complete, state_from_bytes, state_to_bytes
 from streams.domain.validation import validate
+from warehouse.replay_calls import Call
 
-EVICT_EVERY = 4096  # messages between two looks for calls to move to disk
+log = logging.getLogger("callstream.rebuild")
+CHUNK_MESSAGES = 4096  # offsets [k*N, (k+1)*N) of a partition are folded together
+INCOMPLETE = b'"status":"incomplete"'
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,8 @@ class ReplayConfig:
     max_events: int = MAX_CALL_EVENTS  # CALLSTREAM_MAX_CALL_EVENTS
     forget_after: float = 3600.0  # CALLSTREAM_FORGET_AFTER: quiet settled calls go to disk
     max_hot: int = 50_000  # calls of a partition held in memory at most
+    native: str = "auto"  # CALLSTREAM_NATIVE: the compiled core when installed (auto), required (on), never (off)
+    chunk: int = CHUNK_MESSAGES  # messages (an aligned offset range) folded together
 
 
 @dataclass
@@ -113,68 +117,113 @@ class CallSpill:
         shutil.rmtree(self.path if self._own else self.path / "calls", ignore_errors=True)
 
 
-class _Call:
-    """A call in memory: its state and what it produced since its outputs were last handed over."""
+class NativeCore:
+    """The compiled core (``callstream_native``) for one replay; a panic there gives None,
+    and the Python core takes that input (as the worker's ``streams.native.Guard`` does)."""
 
-    __slots__ = ("state", "cdr", "alerts", "counted")
+    def __init__(self, config: ReplayConfig) -> None:
+        import callstream_native
 
-    def __init__(self, state: CallState | None) -> None:
-        self.state = state
-        self.cdr: bytes | None = None
-        self.alerts: dict[str, bytes] = {}
-        self.counted = state is not None and state.version > 0  # its first CDR was handed over
+        rows = [(row.line, row.direction, row.prefix, row.region, format(row.rate_per_min, "f"),
+                 format(row.connect_fee, "f"), row.increment_s, row.min_s, row.currency,
+                 row.valid_from_us) for row in config.tariffs.rows]
+        self._core = callstream_native.Core(rows, config.rules.stale_key_after_us, config.max_events)
+        self._validate = callstream_native.validate
+        self._panic = callstream_native.PanicException
+
+    @classmethod
+    def of(cls, config: ReplayConfig) -> NativeCore | None:
+        """The compiled core, or None for the Python core (``native`` off, or not installed)."""
+        if config.native == "off":
+            return None
+        try:
+            return cls(config)
+        except ImportError:
+            if config.native == "on":
+                raise
+            return None
+
+    def validate(self, value: Any, key: Any, timestamp_ms: int | None) -> Any:
+        return self._guarded(self._validate, value, key, timestamp_ms)
+
+    def advance(self, blob: bytes | None, events: list, now: float, partition: int) -> Any:
+        return self._guarded(self._core.advance, blob, events, now, partition)
+
+    def _guarded(self, function: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return function(*args)
+        except self._panic:
+            log.error("the compiled core panicked; the Python core takes this input", exc_info=True)
+            return None
 
 
 class PartitionReplay:
-    """Feeds one partition's messages, in offset order, through the worker's step."""
+    """Feeds one partition's messages, in offset order, through the worker's step.
+
+    Messages are folded a chunk at a time (the aligned offset range
+    ``[k * config.chunk, (k + 1) * config.chunk)``, so two replays of a log fold alike):
+    see "The fast path" in warehouse/DESIGN.md.
+    """
 
     def __init__(self, config: ReplayConfig, partition: int, spill: CallSpill | None = None) -> None:
         self.config = config
         self.partition = partition
-        self.hot: OrderedDict[str, _Call] = OrderedDict()  # least recently touched first
+        self.hot: OrderedDict[str, Call] = OrderedDict()  # least recently touched first
         self.spill = spill
         self.unsettled: set[str] = set()  # calls on disk with a timer still pending
         self.outputs = PartitionOutputs()  # handed over by take_outputs
-        self.valid: list[tuple[int, int, Event]] = []  # (partition, offset, event) for ``events``
-        self.dlq: list[tuple[int, bytes]] = []  # (broker timestamp ms, DLQ record) of rejections
-        self.messages = 0
-        self.rejected = 0
-        self.rekeyed = 0
+        # (partition, offset, event) for ``events``: an Event, or the compiled core's NativeEvent
+        self.valid: list[tuple[int, int, Any]] = []
+        self.dlq: list[tuple[int, int, bytes]] = []  # (offset, broker timestamp ms, DLQ record)
+        self._counts = [0, 0, 0]  # messages, rejected, rekeyed (of the chunks folded)
+        self.native = NativeCore.of(config)
+        self._min_timer = min(config.incomplete_after, config.recording_wait)
         self._clock = 0.0  # the worker's clock: broker timestamps, never going back
+        self._pending: list[tuple] = []  # messages of the chunk being read
+        self._chunk_index: int | None = None
 
     def feed(self, offset: int, timestamp_ms: int, key: bytes | None, value: bytes | None) -> None:
-        """One message of the partition (offsets ascending)."""
-        self.messages += 1
-        if timestamp_ms is not None and timestamp_ms >= 0:
-            self._clock = max(self._clock, timestamp_ms / 1000)
-        result = validate(value, key, timestamp_ms)
-        if isinstance(result, Rejection):
-            self._reject(result, offset, timestamp_ms, value)
-            return
-        self.valid.append((self.partition, offset, result))
-        if key is None:
-            self.rekeyed += 1  # its keyed copy is in the log; that one is folded
-            return
-        config = self.config
-        call = self._call(result.call_id)
-        if call.state is not None:
-            self._run_timers(call, self._clock)
-        new_state, outputs = advance(call.state, [result], config.tariffs, config.rules, self._clock,
-                                     self.partition, config.max_events)
-        self._take(call, outputs)
-        if outputs.refused:
-            self._reject(CALL_TOO_LARGE, offset, timestamp_ms, value)
-        if new_state is not None:
-            call.state = new_state
-        self.hot.move_to_end(result.call_id)
-        if self.messages % EVICT_EVERY == 0:
-            self._evict()
+        """One message of the partition (offsets ascending); folded once its chunk is complete."""
+        index = offset // self.config.chunk
+        if index != self._chunk_index and self._pending:
+            self._fold_chunk()
+        self._chunk_index = index
+        self._pending.append((offset, timestamp_ms, key, value))
 
-    def take_rows(self) -> tuple[list[tuple[int, int, Event]], list[tuple[int, bytes]]]:
-        """The valid events and DLQ records fed since the last call (handed over, then dropped)."""
+    @property
+    def messages(self) -> int:
+        """Messages fed (reading a count folds the chunk read so far)."""
+        self.flush()
+        return self._counts[0]
+
+    @property
+    def rejected(self) -> int:
+        """Messages sent to the DLQ (refused, or beyond a call's room)."""
+        self.flush()
+        return self._counts[1]
+
+    @property
+    def rekeyed(self) -> int:
+        """Valid events without a key (folded through the copy the worker re-published)."""
+        self.flush()
+        return self._counts[2]
+
+    def flush(self) -> None:
+        """Fold the messages of the chunk read so far (the end of the partition's range)."""
+        if self._pending:
+            self._fold_chunk()
+
+    def take_rows(self) -> tuple[list[tuple[int, int, Any]], list[tuple[int, bytes]]]:
+        """The valid events and DLQ records fed so far (handed over, then dropped)."""
+        self.flush()
+        return self.take_folded_rows()
+
+    def take_folded_rows(self) -> tuple[list[tuple[int, int, Any]], list[tuple[int, bytes]]]:
+        """The valid events and DLQ records of the chunks folded so far."""
         valid, dlq = self.valid, self.dlq
         self.valid, self.dlq = [], []
-        return valid, dlq
+        dlq.sort(key=lambda item: item[0])  # source offset order
+        return valid, [(timestamp_ms, record) for _, timestamp_ms, record in dlq]
 
     def take_outputs(self) -> PartitionOutputs:
         """The outputs of calls that left memory since the last call (handed over, then dropped)."""
@@ -184,37 +233,99 @@ class PartitionReplay:
     def finish(self, now: float) -> PartitionOutputs:
         """Run the timers the worker's sweep would have run by ``now`` and the set form of
         ``recording_missing``; hand over the outputs of every call still held."""
+        self.flush()
         for call_id in sorted(self.unsettled):
             self._call(call_id)
         self.unsettled.clear()
+        config = self.config
         for call_id, call in list(self.hot.items()):
-            state = call.state
-            if needs_expiry(state, now, self.config.incomplete_after):
-                state = self._expire(call)
-            if recording_due(state, 0.0) is not None:
-                call.state, outputs = check_recording(state, self.config.tariffs, self.config.rules)
-                self._take(call, outputs)
-            self._hand_over(call)
+            call.run_timers(now, config)
+            if call.recording_since is not None:
+                state, outputs = check_recording(call.python_state(), config.tariffs, config.rules)
+                call.set_state(state)
+                call.take_outputs(outputs)
+            self._hand_over(call_id, call)
         self.hot.clear()
         return self.take_outputs()
 
-    def _call(self, call_id: str) -> _Call:
+    def _fold_chunk(self) -> None:
+        records, self._pending = self._pending, []
+        native, counts = self.native, self._counts
+        groups: dict[str, list[tuple]] = {}
+        for record in records:
+            offset, timestamp_ms, key, value = record
+            counts[0] += 1
+            if timestamp_ms is not None and timestamp_ms >= 0:
+                self._clock = max(self._clock, timestamp_ms / 1000)
+            event = native.validate(value, key, timestamp_ms) if native is not None else None
+            if event is None:
+                event = validate(value, key, timestamp_ms)
+                if isinstance(event, Rejection):
+                    self._reject(event, record)
+                    continue
+            self.valid.append((self.partition, offset, event))
+            if key is None:
+                counts[2] += 1  # its keyed copy is in the log; that one is folded
+                continue
+            group = groups.get(event.call_id)
+            if group is None:
+                group = groups[event.call_id] = []
+            group.append((event, self._clock, record))
+        for call_id, group in groups.items():
+            self._fold_call(call_id, group)
+        self._evict()
+
+    def _fold_call(self, call_id: str, group: list[tuple]) -> None:
+        """One call's events of the chunk: in one step of the compiled core when that is what
+        folding them one by one at their own clocks gives, else one by one."""
+        config, native = self.config, self.native
+        call = self._call(call_id)
+        first, last = group[0][1], group[-1][1]
+        if (native is not None and last - first < self._min_timer
+                and not call.fires_between(first, last, config.incomplete_after, config.recording_wait)
+                and all(type(item[0]) is not Event for item in group)):
+            call.run_timers(first, config)
+            step = native.advance(call.state_bytes(), [item[0] for item in group], last, self.partition)
+            if step is not None:
+                self._apply_step(call, step, group)
+                self.hot.move_to_end(call_id)
+                return
+        for item in group:
+            call.run_timers(item[1], config)
+            self._advance_one(call, item)
+        self.hot.move_to_end(call_id)
+
+    def _advance_one(self, call: Call, item: tuple) -> None:
+        event, clock, record = item
+        config = self.config
+        if self.native is not None and type(event) is not Event:
+            step = self.native.advance(call.state_bytes(), [event], clock, self.partition)
+            if step is not None:
+                self._apply_step(call, step, [item])
+                return
+            event = _python_event(record)
+        state, outputs = advance(call.python_state(), [event], config.tariffs, config.rules, clock,
+                                 self.partition, config.max_events)
+        call.take_outputs(outputs)
+        if outputs.refused:
+            self._reject(CALL_TOO_LARGE, record)
+        if state is not None:
+            call.set_state(state)
+
+    def _apply_step(self, call: Call, step: Any, group: list[tuple]) -> None:
+        call.take(step.cdrs, step.alerts, step.signal)
+        for position in step.refused:
+            self._reject(CALL_TOO_LARGE, group[position][2])
+        if step.state is not None:
+            call.set_step(step)
+
+    def _call(self, call_id: str) -> Call:
         call = self.hot.get(call_id)
         if call is None:
             blob = self.spill.get(call_id) if self.spill is not None else None
-            call = self.hot[call_id] = _Call(None if blob is None else state_from_bytes(blob))
+            call = self.hot[call_id] = Call(blob)
             self.unsettled.discard(call_id)
         return call
-
-    def _run_timers(self, call: _Call, now: float) -> None:
-        """What the worker's sweep did for this call by ``now``: its expiry, its recording check."""
-        state = call.state
-        if needs_expiry(state, now, self.config.incomplete_after):
-            state = self._expire(call)
-        due = recording_due(state, self.config.recording_wait)
-        if due is not None and due <= now:
-            call.state, outputs = check_recording(state, self.config.tariffs, self.config.rules)
-            self._take(call, outputs)
 
     def _evict(self) -> None:
         """Move quiet settled calls, and the quietest beyond ``max_hot``, to disk."""
@@ -224,53 +335,50 @@ class PartitionReplay:
         over = len(self.hot) - config.max_hot
         for call_id in list(self.hot):  # least recently touched first
             call = self.hot[call_id]
-            if over <= 0 and now - call.state.touched_at < config.forget_after:
+            if over <= 0 and now - call.touched_at < config.forget_after:
                 break
-            self._run_timers(call, now)
-            pending = expiry_due(call.state, 0.0) is not None or recording_due(call.state, 0.0) is not None
-            if pending:
+            call.run_timers(now, config)
+            if not call.done or call.recording_since is not None:
                 if over <= 0:
                     continue  # quiet, but a timer is still to run: it stays until then
                 self.unsettled.add(call_id)
-            self._hand_over(call)
-            self.spill.put(call_id, state_to_bytes(call.state))
+            self._hand_over(call_id, call)
+            blob = call.state_bytes()
+            if blob is not None:
+                self.spill.put(call_id, blob)
             del self.hot[call_id]
             over -= 1
 
-    def _hand_over(self, call: _Call) -> None:
+    def _hand_over(self, call_id: str, call: Call) -> None:
         """The call's last CDR and alerts since the last hand-over, and its verdict, to ``outputs``."""
         out = self.outputs
         if call.cdr is not None:
-            out.cdrs[call.state.call_id] = call.cdr
-            if not is_complete(call.state):
+            out.cdrs[call_id] = call.cdr
+            if INCOMPLETE in call.cdr:
                 out.incomplete += 1
             if not call.counted:
                 out.calls += 1
                 call.counted = True
         out.alerts.update(call.alerts)
-        signal = signal_of(call.state)
+        signal = call.verdict()
         if signal is not None:
             out.signals.append(signal)  # a call handed over twice: its last verdict counts
         call.cdr, call.alerts = None, {}
 
-    def _reject(self, rejection: Rejection, offset: int, timestamp_ms: int, value: bytes | None) -> None:
-        self.rejected += 1
-        self.dlq.append((timestamp_ms, encode_dlq(rejection, self.config.topic, self.partition, offset,
-                                                  value)))
+    def _reject(self, rejection: Rejection, record: tuple) -> None:
+        offset, timestamp_ms, _key, value = record
+        self._counts[1] += 1
+        self.dlq.append((offset, timestamp_ms, encode_dlq(rejection, self.config.topic, self.partition,
+                                                          offset, value)))
 
-    def _expire(self, call: _Call) -> CallState:
-        call.state, outputs = expire(call.state, self.config.tariffs, self.config.rules)
-        self._take(call, outputs)
-        return call.state
 
-    @staticmethod
-    def _take(call: _Call, outputs: Outputs) -> None:
-        # Exact-size copies: the bytes orjson returns keep its over-allocated buffer (16 KiB
-        # for a CDR, measured), which held for every call of a partition was 20x their size.
-        if outputs.cdrs:
-            call.cdr = memoryview(outputs.cdrs[-1]).tobytes()
-        for _portal, payload in outputs.alerts:
-            call.alerts[orjson.loads(payload)["alert_id"]] = memoryview(payload).tobytes()
+def _python_event(record: tuple) -> Event:
+    """The Python core's event for a message the compiled validator accepted."""
+    _offset, timestamp_ms, key, value = record
+    event = validate(value, key, timestamp_ms)
+    if not isinstance(event, Event):
+        raise RuntimeError(f"validators disagree on a message at offset {_offset}: {event}")
+    return event
 
 
 def outage_alerts(signals: Iterable[PortalSignal], rules: AlertRules) -> dict[str, bytes]:

@@ -1,61 +1,65 @@
 """Replay ``call-events`` into a new warehouse directory (the body of ``callstream rebuild``).
 
 1. Take the log snapshot (event_log.py): the end offsets of the output topics,
-   then of ``call-events``.
-2. Replay each events partition alone (replay.py: the worker's own step, so
-   versions, alerts, DLQ records and incomplete calls are the live
-   pipeline's), writing valid events as the sink writes them and, at the end
-   of the partition, each call's last CDR and alert messages, decoded by the
-   sink's own decoder — all through the warehouse's one write path
-   (:class:`~warehouse.writer.Writer`).
-3. Run the per-portal outage rule over every call's verdict; publish a
-   manifest carrying the snapshot's offsets of all four topics (a sink started
-   on the result continues exactly where the snapshot ends); compact.
-
-Rows that did not come from an output topic carry ``kafka_partition`` = -1
-and, for CDRs and alerts, a negative ``kafka_offset`` that grows with each
-row written (``SEQUENCE_BASE`` + n): a call whose outputs were handed over
-twice (it left memory and came back) has its later row win the winner rule's
-tie, and a message the sink reads later for the same call or alert (offset
->= 0) is newer than all of them. DLQ rows carry -1. A DLQ row's ``ts`` (the
-Kafka time of the DLQ message) is the rejected event's own broker
-timestamp, the moment the worker would have rejected it.
-
-Memory stays bounded (issue 12): the replay hands over the outputs of calls
-that leave memory for its on-disk store as it goes, and the calls' verdicts
-are staged in Parquet files until the outage rule reads them back in order.
+   then of ``call-events``; saved with a fingerprint of the replay's settings
+   and tariffs as ``replay/checkpoint.json`` in the building directory.
+2. Replay each events partition alone into a directory of its own
+   (replay_partition.py: the worker's own step, so versions, alerts, DLQ
+   records and incomplete calls are the live pipeline's), several partitions
+   at once in processes of their own (``workers``). A partition finished is
+   checkpointed (its ``done.json``): a rebuild killed at any moment and started
+   again with the same settings continues with the partitions not finished,
+   up to the same snapshot.
+3. Move every partition's files into the new warehouse (one manifest per
+   partition), run the per-portal outage rule over every call's verdict,
+   publish a manifest carrying the snapshot's offsets of all four topics (a
+   sink started on the result continues exactly where the snapshot ends), and
+   compact.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
+import logging
+import os
 import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
-import pyarrow.parquet as pq
-
 from common.config import Settings
 from warehouse import compaction, event_log
-from warehouse.decode import RawBatch, decode_json, events_table
-from warehouse.replay import CallSpill, PartitionOutputs, PartitionReplay, ReplayConfig, outage_alerts
-from warehouse.writer import Batch, Writer
+from warehouse.layout import fsync_dir, fsync_file
+from warehouse.replay import PartitionOutputs, ReplayConfig, outage_alerts
+from warehouse.replay_partition import (
+    NO_POSITION,
+    OUTAGE_SEQUENCE,
+    SEQUENCE_BASE,
+    PartitionJob,
+    PartitionStats,
+    finished,
+    write_outputs,
+)
+from warehouse.replay_pool import run_jobs
+from warehouse.writer import Writer
 
-NO_POSITION = -1  # kafka_partition / kafka_offset of rows not read from an output topic
-SEQUENCE_BASE = -(2**62)  # kafka_offset of the rebuild's CDR and alert rows: SEQUENCE_BASE + n
-REPLAY_DIR = "replay"  # inside the building directory: the call store and staged verdicts
-_SIGNAL_SCHEMA = pa.schema([("portal_id", pa.string()), ("call_id", pa.string()),
-                            ("verdict", pa.string()), ("ts_us", pa.int64()), ("seq", pa.int64())])
+__all__ = ["NO_POSITION", "SEQUENCE_BASE", "LoadOptions", "Progress", "RebuildStats", "config_of", "load",
+           "resumable"]
+log = logging.getLogger("callstream.rebuild")
+REPLAY_DIR = "replay"  # inside the building directory: checkpoint, partitions, staged verdicts
+CHECKPOINT = "checkpoint.json"
 
 
 @dataclass(frozen=True)
 class LoadOptions:
-    """How much to hold in memory at once."""
+    """How much to hold in memory at once, and how many partitions to replay at once."""
 
     chunk_events: int = 50_000  # valid events written per delta file
     memory_limit: str = "256MB"
+    workers: int = 1  # processes replaying partitions at once (CALLSTREAM_REBUILD_WORKERS)
 
 
 @dataclass
@@ -71,6 +75,7 @@ class RebuildStats:
     partitions: int = 0
     truncated: list[int] = field(default_factory=list)
     seconds: float = 0.0
+    resumed: int = 0  # partitions a previous, interrupted run had finished
 
 
 class Progress:
@@ -92,6 +97,9 @@ class Progress:
     def phase(self, name: str) -> None:
         """Reading is done; now ``name`` (outages, compaction, report)."""
 
+    def partition_done(self, partition: int, messages: int) -> None:
+        """Partition ``partition`` is replayed to the end (``messages`` read) and checkpointed."""
+
     def check(self) -> None:
         """Raise KeyboardInterrupt when a stop was asked for."""
         if self.stop.is_set():
@@ -107,7 +115,26 @@ def config_of(settings: Settings, tariffs) -> ReplayConfig:
                        stale_key_after_us=int(settings.stale_key_after * 1_000_000))
     return ReplayConfig(tariffs, rules, settings.incomplete_after, settings.topic_events,
                         recording_wait=settings.recording_wait, max_events=settings.max_call_events,
-                        forget_after=settings.forget_after)
+                        forget_after=settings.forget_after, native=settings.native)
+
+
+def fingerprint(settings: Settings, config: ReplayConfig) -> str:
+    """What must not change for an interrupted rebuild to be continued: the replay's settings,
+    its tariffs, the topics and the broker."""
+    # The table by its rows: a TariffTable's repr names its address, new in every process.
+    parts = (repr(dataclasses.replace(config, tariffs=None)), repr(config.tariffs.rows), settings.bootstrap,
+             settings.topic_events, settings.topic_cdrs,
+             settings.topic_alerts, settings.topic_dlq)
+    return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+def resumable(building: Path, settings: Settings, config: ReplayConfig) -> bool:
+    """``building`` holds an interrupted rebuild of these settings and tariffs."""
+    try:
+        saved = json.loads((building / REPLAY_DIR / CHECKPOINT).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and saved.get("fingerprint") == fingerprint(settings, config)
 
 
 def load(settings: Settings, config: ReplayConfig, building: Path, options: LoadOptions = LoadOptions(),
@@ -116,149 +143,104 @@ def load(settings: Settings, config: ReplayConfig, building: Path, options: Load
     began = time.monotonic()
     progress = progress or Progress()
     stats = RebuildStats()
-    consumer = event_log.open_consumer(settings)
-    try:
-        snapshot = event_log.take_snapshot(consumer, settings)
-        stats.partitions, stats.truncated = len(snapshot.end), snapshot.truncated
-        progress.start(snapshot.total)
-        with Writer(building, grace_s=0.0, memory_limit=options.memory_limit) as writer:
-            staging = _Staging(building / REPLAY_DIR)
-            try:
-                for p in sorted(snapshot.end):
-                    _replay_partition(consumer, snapshot, p, writer, config, options, stats, progress,
-                                      staging)
-                progress.check()
-                progress.phase("outages")
-                _write_outages(writer, staging, config, stats)
-            finally:
-                staging.close()
-            writer.publish(offsets={snapshot.topic: snapshot.end, **snapshot.outputs})
-            progress.check()
-            progress.phase("compaction")
-            compaction.compact_all(writer)
-            writer.collect_garbage()
-            writer.publish()  # a manifest that no longer lists the deleted deltas as retired
-    finally:
-        consumer.close()
+    replay_dir = building / REPLAY_DIR
+    snapshot = _snapshot(settings, config, replay_dir)
+    stats.partitions, stats.truncated = len(snapshot.end), snapshot.truncated
+    with Writer(building, grace_s=0.0, memory_limit=options.memory_limit) as writer:
+        jobs, done = [], {}
+        for p in sorted(snapshot.end):
+            directory = replay_dir / f"part-{p}"
+            counts = finished(directory)
+            if counts is None:
+                jobs.append(PartitionJob(settings, config, snapshot, p, directory, options.chunk_events,
+                                         options.memory_limit, 1 if options.workers > 1 else None))
+            else:
+                done[p] = counts
+        stats.resumed = len(done)
+        progress.start(sum(snapshot.end[j.partition] - snapshot.begin[j.partition] for j in jobs))
+        done.update(run_jobs(jobs, options.workers, progress))
+        progress.check()
+        for p in sorted(done):
+            _add(stats, done[p])
+            _adopt(writer, replay_dir / f"part-{p}")
+        progress.phase("outages")
+        _write_outages(writer, replay_dir, config, stats)
+        writer.publish(offsets={snapshot.topic: snapshot.end, **snapshot.outputs})
+        progress.check()
+        progress.phase("compaction")
+        compaction.compact_all(writer)
+        writer.collect_garbage()
+        writer.publish()  # a manifest that no longer lists the deleted deltas as retired
+    shutil.rmtree(replay_dir, ignore_errors=True)
     stats.seconds = time.monotonic() - began
     return stats
 
 
-class _Staging:
-    """The rebuild's scratch space: the call store of the partition being replayed, the
-    verdicts of every call (Parquet files, read back sorted), and the row sequence."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        directory.mkdir(parents=True, exist_ok=True)
-        self.files = 0
-        self.sequence = SEQUENCE_BASE
-
-    def spill(self, partition: int) -> CallSpill:
-        path = self.directory / f"calls-{partition}"
-        path.mkdir()
-        return CallSpill(path)
-
-    def add_signals(self, signals: list) -> None:
-        if not signals:
-            return
-        table = pa.table({"portal_id": [s.portal_id for s in signals],
-                          "call_id": [s.call_id for s in signals],
-                          "verdict": [s.verdict for s in signals],
-                          "ts_us": [s.ts_us for s in signals],
-                          "seq": list(range(self.sequence, self.sequence + len(signals)))},
-                         schema=_SIGNAL_SCHEMA)
-        self.sequence += len(signals)
-        pq.write_table(table, self.directory / f"signals-{self.files:06d}.parquet")
-        self.files += 1
-
-    def next_offsets(self, count: int) -> range:
-        offsets = range(self.sequence, self.sequence + count)
-        self.sequence += count
-        return offsets
-
-    def close(self) -> None:
-        shutil.rmtree(self.directory, ignore_errors=True)
-
-
-def _replay_partition(consumer, snapshot, partition: int, writer: Writer, config: ReplayConfig,
-                      options: LoadOptions, stats: RebuildStats, progress: Progress,
-                      staging: _Staging) -> None:
-    """Replay one partition into ``writer``; its calls' verdicts go to ``staging``."""
-    spill = staging.spill(partition)
+def _snapshot(settings: Settings, config: ReplayConfig, replay_dir: Path) -> event_log.LogSnapshot:
+    """The snapshot of an interrupted run of the same settings, or a new one (saved)."""
+    path = replay_dir / CHECKPOINT
+    if resumable(replay_dir.parent, settings, config):
+        saved = json.loads(path.read_text())["snapshot"]
+        return event_log.LogSnapshot(
+            saved["topic"], {int(p): o for p, o in saved["begin"].items()},
+            {int(p): o for p, o in saved["end"].items()},
+            {t: {int(p): o for p, o in parts.items()} for t, parts in saved["outputs"].items()},
+            saved["taken_at"])
+    shutil.rmtree(replay_dir, ignore_errors=True)
+    consumer = event_log.open_consumer(settings)
     try:
-        replay = PartitionReplay(config, partition, spill)
-        for records in event_log.read_partition(consumer, snapshot, partition):
-            for r in records:
-                replay.feed(r.offset, r.timestamp, r.key, r.value)
-            if len(replay.valid) >= options.chunk_events:
-                _write_rows(writer, replay)
-                _write_outputs(writer, replay.take_outputs(), stats, staging)
-            progress.update(len(records))
-            progress.check()
-        _write_rows(writer, replay)
-        _write_outputs(writer, replay.take_outputs(), stats, staging)
-        _write_outputs(writer, replay.finish(snapshot.taken_at), stats, staging)
+        snapshot = event_log.take_snapshot(consumer, settings)
     finally:
-        spill.close()
-    stats.messages += replay.messages
-    stats.rejected += replay.rejected
+        consumer.close()
+    replay_dir.mkdir(parents=True)
+    saved = {"fingerprint": fingerprint(settings, config),
+             "snapshot": {"topic": snapshot.topic, "begin": snapshot.begin, "end": snapshot.end,
+                          "outputs": snapshot.outputs, "taken_at": snapshot.taken_at}}
+    tmp = replay_dir / f".{CHECKPOINT}.tmp"
+    tmp.write_text(json.dumps(saved))
+    fsync_file(tmp)
+    os.replace(tmp, path)
+    fsync_dir(replay_dir)
+    return snapshot
 
 
-def _write_rows(writer: Writer, replay: PartitionReplay) -> None:
-    """The valid events (as the sink writes them) and DLQ records fed so far."""
-    valid, dlq = replay.take_rows()
-    tables: dict[str, object] = {}
-    if valid:
-        tables["events"] = events_table(valid)
-    if dlq:
-        raw = RawBatch("dlq")
-        for timestamp_ms, value in dlq:
-            raw.add(NO_POSITION, NO_POSITION, timestamp_ms, None, value)
-        tables.update(_decoded(writer, "dlq", raw))
-    if tables:
-        writer.write(Batch(tables))
+def _add(stats: RebuildStats, counts: PartitionStats) -> None:
+    for name in ("messages", "rejected", "calls", "incomplete", "alerts", "undecodable"):
+        setattr(stats, name, getattr(stats, name) + getattr(counts, name))
 
 
-def _write_outputs(writer: Writer, outputs: PartitionOutputs, stats: RebuildStats,
-                   staging: _Staging) -> None:
-    stats.calls += outputs.calls
-    stats.incomplete += outputs.incomplete
-    staging.add_signals(outputs.signals)
-    tables: dict[str, object] = {}
-    for table, messages in (("cdrs", outputs.cdrs), ("alerts", outputs.alerts)):
-        raw = RawBatch(table)
-        for offset, value in zip(staging.next_offsets(len(messages)), messages.values()):
-            raw.add(NO_POSITION, offset, 0, None, value)
-        if len(raw):
-            decoded = _decoded(writer, table, raw)
-            if "rejects" in decoded and "rejects" in tables:
-                decoded["rejects"] = pa.concat_tables([tables["rejects"], decoded["rejects"]])
-            tables.update(decoded)
-    stats.alerts += len(outputs.alerts)
-    if "rejects" in tables:
-        stats.undecodable += tables["rejects"].num_rows
-    if tables:
-        writer.write(Batch(tables))
+def _adopt(writer: Writer, directory: Path) -> None:
+    """Move a finished partition's files into the warehouse and publish them (idempotent:
+    an adoption interrupted half-way is completed by the next run)."""
+    from warehouse.layout import load_manifest
+
+    manifest = load_manifest(directory)
+    if manifest is None:
+        return
+    listed = writer.manifest.referenced()
+    added = []
+    for files in manifest.files.values():
+        for data_file in files:
+            if data_file.path in listed:
+                continue
+            source, target = directory / data_file.path, writer.root / data_file.path
+            if source.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(source, target)
+            added.append(data_file)
+    if added:
+        for parent in {(writer.root / f.path).parent for f in added}:
+            fsync_dir(parent)
+        writer.publish(add=added)
 
 
-def _decoded(writer: Writer, table: str, raw: RawBatch) -> dict[str, object]:
-    """Rows of ``table`` decoded by the sink's own decoder (so they are what it would store)."""
-    con = writer.cursor()
-    try:
-        good, bad = decode_json(con, table, raw)
-    finally:
-        con.close()
-    return {table: good, "rejects": bad} if bad.num_rows else {table: good}
-
-
-def _write_outages(writer: Writer, staging: _Staging, config: ReplayConfig, stats: RebuildStats) -> None:
+def _write_outages(writer: Writer, replay_dir: Path, config: ReplayConfig, stats: RebuildStats) -> None:
     """The outage rule over every call's last verdict, per portal in event-time order."""
     from streams.domain.outages import PortalSignal
 
-    if not staging.files:
+    if not any(replay_dir.glob("part-*/signals-*.parquet")):
         return
-    pattern = str(staging.directory / "signals-*.parquet").replace("'", "''")
+    pattern = str(replay_dir / "part-*" / "signals-*.parquet").replace("'", "''")
     con = writer.cursor()
     try:
         cursor = con.execute(
@@ -274,4 +256,22 @@ def _write_outages(writer: Writer, staging: _Staging, config: ReplayConfig, stat
         alerts = outage_alerts(rows(), config.rules)
     finally:
         con.close()
-    _write_outputs(writer, PartitionOutputs(alerts=alerts), stats, staging)
+    counts = PartitionStats()
+    write_outputs(writer, PartitionOutputs(alerts=alerts), counts, _OutageSequence())
+    stats.alerts += counts.alerts
+    stats.undecodable += counts.undecodable
+
+
+class _OutageSequence:
+    """Row positions of the outage alerts (a range after every partition's)."""
+
+    def __init__(self) -> None:
+        self.sequence = OUTAGE_SEQUENCE
+
+    def add_signals(self, signals: list) -> None:
+        pass
+
+    def next_offsets(self, count: int) -> range:
+        offsets = range(self.sequence, self.sequence + count)
+        self.sequence += count
+        return offsets

@@ -29,8 +29,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                              "swapping it in; the live warehouse is left alone")
     parser.add_argument("--report", type=Path, default=None, metavar="DIR",
                         help="save rerating-report-<time>.{txt,csv} here (default: next to the warehouse)")
+    add_setting_arg(parser, "--workers", "rebuild_workers", metavar="N", type_=_workers,
+                    help_="processes replaying partitions at once (default: CALLSTREAM_REBUILD_WORKERS or 2)")
+    parser.add_argument("--fresh", action="store_true",
+                        help="start over, even when an interrupted rebuild with the same settings and "
+                             "tariffs could be continued")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     parser.set_defaults(run=run)
+
+
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from warehouse.event_log import LogError
     from warehouse.reader import WarehouseError
     from warehouse.rebuild import RebuildError, RebuildOptions, rebuild
-    from warehouse.replay_load import config_of
+    from warehouse.replay_load import LoadOptions, config_of
 
     if args.to is not None and (args.to.exists() or args.to.is_symlink()):
         raise UsageError(f"--to {args.to} already exists; give a new path")
@@ -55,12 +70,13 @@ def run(args: argparse.Namespace) -> int:
         tariffs = load_tariffs(settings.tariffs_path)
     except TariffError as exc:
         raise UsageError(f"bad tariff file: {exc}") from None
-    progress = _bar(args.no_progress or not sys.stderr.isatty())
+    progress = _bar(args.no_progress, sys.stderr.isatty())
     _stop_on_signals(progress.stop)
     header = (f"tariffs: {settings.tariffs_path}", f"events: {settings.topic_events} on {settings.bootstrap}")
     try:
-        result = rebuild(settings, config_of(settings, tariffs), RebuildOptions(args.to, args.report),
-                         progress, report_header=header)
+        options = RebuildOptions(args.to, args.report, LoadOptions(workers=settings.rebuild_workers),
+                                 fresh=args.fresh)
+        result = rebuild(settings, config_of(settings, tariffs), options, progress, report_header=header)
     except (RebuildError, LogError, WarehouseError) as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
@@ -85,27 +101,46 @@ def _stop_on_signals(stop) -> None:
         signal.signal(signum, handler)
 
 
-def _bar(quiet: bool):
-    """A tqdm progress bar on stderr (messages, messages/s, ETA); silent when ``quiet``."""
+def _bar(quiet: bool, terminal: bool):
+    """A tqdm progress bar on stderr (messages, messages/s, ETA) on a terminal, else a line per
+    partition finished (a log, a pipe); silent when ``quiet``."""
+    import sys
+    import time
+
     from warehouse.replay_load import Progress
 
     class Bar(Progress):
         def __init__(self) -> None:
             super().__init__()
             self.bar = None
+            self.total = self.read = 0
+            self.began = time.monotonic()
 
         def start(self, total: int) -> None:
-            if not quiet:
+            self.total, self.began = total, time.monotonic()
+            if not quiet and terminal:
                 from tqdm import tqdm
 
                 self.bar = tqdm(total=total, unit="ev", unit_scale=True, dynamic_ncols=True,
                                 desc="call-events")
 
         def update(self, messages: int) -> None:
+            self.read += messages
             if self.bar is not None:
                 self.bar.update(messages)
 
+        def partition_done(self, partition: int, messages: int) -> None:
+            if quiet or self.bar is not None:
+                return
+            seconds = time.monotonic() - self.began
+            rate = self.read / seconds if seconds > 0 else 0.0
+            print(f"callstream rebuild: partition {partition} done ({messages:,} events); "
+                  f"{self.read:,} of {self.total:,} events read, {rate:,.0f} events/s",
+                  file=sys.stderr, flush=True)
+
         def phase(self, name: str) -> None:
+            if not quiet and self.bar is None:
+                print(f"callstream rebuild: {name}", file=sys.stderr, flush=True)
             if self.bar is not None:
                 self.bar.set_postfix_str(name)
 
@@ -130,11 +165,13 @@ def _print(result) -> None:
     where = (f"swapped in at {result.location} -> {result.generation.name}"
              + (f" (previous generation kept at {result.previous})" if result.previous else "")
              if result.generation else f"written to {result.location}")
+    resumed = (f" (continued an interrupted rebuild: {stats.resumed} of {stats.partitions} partitions "
+               "were done)" if stats.resumed else "")
     warning = (f"; WARNING: partitions {stats.truncated} do not start at offset 0 (retention)"
                if stats.truncated else "")
     if stats.undecodable:
         warning += f"; WARNING: {stats.undecodable} rebuilt rows could not be decoded (table rejects)"
     print(f"callstream rebuild: {stats.messages:,} events ({stats.rejected:,} rejected) from "
           f"{stats.partitions} partitions -> {stats.calls:,} calls ({stats.incomplete:,} incomplete), "
-          f"{stats.alerts:,} alerts in {stats.seconds:.1f} s ({rate:,.0f} events/s); {where}{warning}",
+          f"{stats.alerts:,} alerts in {stats.seconds:.1f} s ({rate:,.0f} events/s){resumed}; {where}{warning}",
           file=sys.stderr)
