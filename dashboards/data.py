@@ -32,14 +32,16 @@ class SteadyReader(Reader):
     from the manifest in use) reports honestly.
     """
 
-    def __init__(self, root: Any, *, min_interval_s: float = 1.0, **options: Any) -> None:
+    def __init__(self, root: Any, *, min_interval_s: float = 1.0,
+                 clock: Callable[[], float] = time.monotonic, **options: Any) -> None:
         self.min_interval_s = min_interval_s
+        self._clock = clock
         self._checked = float("-inf")
         super().__init__(root, **options)
 
     def refresh(self) -> bool:
         """Re-point the views to a newer manifest, if one was published and the interval has passed."""
-        now = time.monotonic()
+        now = self._clock()
         if now - self._checked < self.min_interval_s:
             return False
         self._checked = now

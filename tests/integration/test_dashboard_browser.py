@@ -157,11 +157,13 @@ def test_hostile_text_is_only_text(site, browser) -> None:
     assert browser.execute_script("return window.pwned === undefined && document.title === 'callstream'")
 
 
-def test_token_protects_the_dashboard_in_a_browser(warehouse, browser) -> None:
-    settings = Settings.from_env({"CALLSTREAM_WAREHOUSE": str(warehouse), "CALLSTREAM_DASH_TOKEN": "s3cret-token"})
+def test_token_protects_the_dashboard_in_a_browser(warehouse, browser, tmp_path) -> None:
+    settings = Settings.from_env({"CALLSTREAM_WAREHOUSE": str(warehouse), "CALLSTREAM_DASH_TOKEN": "s3cret-token",
+                                  "CALLSTREAM_ACCOUNTS": str(tmp_path / "accounts.sqlite")})
     with Reader(warehouse) as reader, ServerThread(create_app(settings, reader)) as server:
-        browser.get(server.url + "/")
-        assert "authentication required" in browser.page_source
+        browser.get(server.url + "/")  # a browser without the token is sent to the login form
+        assert browser.current_url.startswith(server.url + "/login")
+        assert browser.find_elements("id", "login-name") and "calls-grid" not in browser.page_source
         load(browser, server.url + "/spend?token=s3cret-token")
         assert browser.current_url == server.url + "/spend" and not browser_errors(browser)
         load(browser, server.url + "/calls")  # the cookie carries the token from now on

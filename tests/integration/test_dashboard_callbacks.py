@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from datetime import timedelta
 from urllib.parse import parse_qs, quote, urlsplit
 
@@ -189,13 +188,15 @@ def test_steady_reader_moves_to_new_data_at_most_once_per_interval(tmp_path) -> 
 
     root = tmp_path / "warehouse"
     build_warehouse(root, calls=50)
-    with SteadyReader(root, min_interval_s=0.5) as reader:
+    now = [1000.0]  # the reader's clock, moved by hand: a slow machine cannot stretch the interval
+    with SteadyReader(root, min_interval_s=0.5, clock=lambda: now[0]) as reader:
         data = Data(reader)
         first = data.seq()
         assert data.get(queries.call_count) == data.get(queries.call_count) and data.hits == 1
         build_warehouse(root, calls=80, seed="more")  # a second publish: the writer adds a batch
+        now[0] += 0.4
         assert data.seq() == first  # within the interval: still the snapshot in use
-        time.sleep(0.6)
+        now[0] += 0.2
         assert data.seq() > first and data.get(queries.call_count) > 50
 
 

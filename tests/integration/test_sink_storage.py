@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
@@ -152,41 +153,50 @@ def test_retired_files_outlive_the_grace_period_and_orphans_are_swept(tmp_path):
     assert not load_manifest(tmp_path).retired
 
 
+# Reads until the writer is done (argv[3] exists) and at least 11 times; argv[2] exists once it read.
 _READER = """
-import json, sys, time
+import json, os, sys
 from warehouse.reader import Reader, WarehouseError
 from warehouse import queries
 reader = Reader(sys.argv[1])
-counts, errors, deadline = [], [], time.monotonic() + float(sys.argv[2])
-while time.monotonic() < deadline:
+counts, errors = [], []
+while not os.path.exists(sys.argv[3]) or len(counts) <= 10:
     try:
         counts.append(queries.call_count(reader))
         queries.spend_by_region_day_line(reader)
     except Exception as exc:
         errors.append(repr(exc))
+    open(sys.argv[2], "a").close()
 print(json.dumps({"counts": counts, "errors": errors}))
 """
+WRITES = 20
 
 
 def test_readers_in_other_processes_query_without_errors_while_the_writer_works(tmp_path):
-    with Writer(tmp_path, grace_s=1.0) as writer:
+    root = tmp_path / "warehouse"
+    with Writer(root, grace_s=1.0) as writer:
         feed = Feed(writer)
         feed.send("cdrs", cdr("seed", 1))
-        readers = [subprocess.Popen([sys.executable, "-c", _READER, str(tmp_path), "6"],
-                                    stdout=subprocess.PIPE, text=True) for _ in range(2)]
+        ready = [tmp_path / f"reader-{i}.ready" for i in range(2)]
+        done = tmp_path / "writer.done"
+        readers = [subprocess.Popen([sys.executable, "-c", _READER, str(root), str(flag), str(done)],
+                                    stdout=subprocess.PIPE, text=True) for flag in ready]
+        deadline = time.monotonic() + 120
+        while not all(flag.exists() for flag in ready):  # every write below meets both readers
+            assert time.monotonic() < deadline and all(r.poll() is None for r in readers), "readers did not start"
+            time.sleep(0.05)
         policy = compaction.CompactionPolicy(minor_files=3, major_rows=40, major_age_s=0.5, major_interval_s=0)
-        n = 0
-        while any(r.poll() is None for r in readers):
+        for n in range(WRITES):
             feed.send("cdrs", *(cdr(f"c{n}-{k}", 1) for k in range(10)))
             compaction.compact_due(writer, policy)
             writer.collect_garbage()
-            n += 1
-        results = [json.loads(r.stdout.read()) for r in readers]
+        done.touch()
+        results = [json.loads(r.communicate(timeout=120)[0]) for r in readers]
     for result in results:
         assert result["errors"] == []
         assert len(result["counts"]) > 10
         assert result["counts"] == sorted(result["counts"]), "a reader never sees rows disappear"
-    assert results[0]["counts"][-1] > 1 and n > 10
+    assert results[0]["counts"][-1] > 1
 
 
 def test_a_reader_refuses_a_warehouse_written_by_another_duckdb(tmp_path):
