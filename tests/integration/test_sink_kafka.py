@@ -189,9 +189,19 @@ def _allow_big_messages(settings, topic: str, limit: int) -> None:
     from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 
     admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    deadline = time.monotonic() + 60
     try:
-        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
-                                            configs={"max.message.bytes": str(limit)})])
+        while True:
+            try:
+                admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic,
+                                                    configs={"max.message.bytes": str(limit)})])
+                return
+            except ValueError as exc:
+                # kafka-python checks the names against the topic's configs as the broker
+                # describes them; just after the topic's creation that list can still be empty.
+                if "Unrecognized configs" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
     finally:
         admin.close()
 
