@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import sys
+from collections.abc import Callable
 
 from callstream.commands.common import add_kafka_args, add_setting_arg, settings_from_args
 
@@ -152,53 +153,45 @@ def _who(given: str | None) -> str:
         return "shell"
 
 
-def run_silence(args: argparse.Namespace) -> int:
-    """Publish a silence."""
-    from notify.actions import ActionError, parse_duration, silence_event
+def _publish(args: argparse.Namespace, build: Callable[[], tuple[bytes, bytes]]) -> bytes:
+    """Publish the action event ``build()`` makes on the actions topic; its key. A refused action
+    (notify.actions.ActionError) is a one-line usage error."""
+    from common.errors import CliError
+    from notify.actions import ActionError
     from notify.publish import publish_action
 
     settings = settings_from_args(args)
     try:
-        key, value = silence_event(args.portal, args.alert_type, parse_duration(args.duration), args.reason,
-                                   _who(args.by))
+        key, value = build()
     except ActionError as exc:
-        from common.errors import CliError
-
         raise CliError(str(exc), exit_code=2) from None
     publish_action(settings, key, value)
+    return key
+
+
+def run_silence(args: argparse.Namespace) -> int:
+    """Publish a silence."""
+    from notify.actions import parse_duration, silence_event
+
+    key = _publish(args, lambda: silence_event(args.portal, args.alert_type, parse_duration(args.duration),
+                                               args.reason, _who(args.by)))
     print(f"silenced: {key.decode()} (lift it with: callstream notify unsilence {key.decode()})")
     return 0
 
 
 def run_unsilence(args: argparse.Namespace) -> int:
     """Publish the lifting of a silence."""
-    from notify.actions import ActionError, unsilence_event
-    from notify.publish import publish_action
+    from notify.actions import unsilence_event
 
-    settings = settings_from_args(args)
-    try:
-        key, value = unsilence_event(args.silence_id, _who(args.by))
-    except ActionError as exc:
-        from common.errors import CliError
-
-        raise CliError(str(exc), exit_code=2) from None
-    publish_action(settings, key, value)
+    _publish(args, lambda: unsilence_event(args.silence_id, _who(args.by)))
     print(f"lifted: {args.silence_id}")
     return 0
 
 
 def run_ack(args: argparse.Namespace) -> int:
     """Publish an acknowledgement."""
-    from notify.actions import ActionError, ack_event
-    from notify.publish import publish_action
+    from notify.actions import ack_event
 
-    settings = settings_from_args(args)
-    try:
-        key, value = ack_event(args.alert_id, _who(args.by))
-    except ActionError as exc:
-        from common.errors import CliError
-
-        raise CliError(str(exc), exit_code=2) from None
-    publish_action(settings, key, value)
+    _publish(args, lambda: ack_event(args.alert_id, _who(args.by)))
     print(f"acknowledged: {args.alert_id}")
     return 0
