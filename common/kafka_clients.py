@@ -25,7 +25,7 @@ from typing import Any
 from common.config import CODECS, Settings
 from common.errors import CliError
 
-__all__ = ["CODECS", "ISOLATION_LEVEL", "compression_type", "consumer_options", "missing_codecs",
+__all__ = ["CODECS", "ISOLATION_LEVEL", "compression_type", "consumer_options", "librdkafka_options", "missing_codecs",
            "producer_options", "require_codecs"]
 
 ISOLATION_LEVEL = "read_committed"
@@ -62,6 +62,22 @@ def require_codecs(process: str) -> None:
 def consumer_options(settings: Settings) -> dict[str, Any]:
     """Options of every kafka-python consumer of the project: security, committed data only."""
     return {"isolation_level": ISOLATION_LEVEL, **settings.kafka_client_options()}
+
+
+def librdkafka_options(settings: Settings) -> dict[str, Any]:
+    """The project's client options (security, committed data only) in librdkafka's spelling."""
+    options: dict[str, Any] = {"bootstrap.servers": settings.bootstrap, "isolation.level": ISOLATION_LEVEL}
+    for ours, theirs in _LIBRDKAFKA_NAMES.items():
+        value = settings.kafka_client_options().get(ours)
+        if value is not None:
+            options[theirs] = value
+    return options
+
+
+_LIBRDKAFKA_NAMES = {"security_protocol": "security.protocol", "sasl_mechanism": "sasl.mechanism",
+                     "sasl_plain_username": "sasl.username", "sasl_plain_password": "sasl.password",
+                     "ssl_cafile": "ssl.ca.location", "ssl_certfile": "ssl.certificate.location",
+                     "ssl_keyfile": "ssl.key.location"}
 
 
 def producer_options(settings: Settings) -> dict[str, Any]:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from common.config import Settings
-from common.kafka_clients import ISOLATION_LEVEL, consumer_options
+from common.kafka_clients import consumer_options, librdkafka_options
 from notify.actions import Actions
 
 _LOG = logging.getLogger("callstream.notify")
@@ -28,22 +28,6 @@ class AlertRecord(NamedTuple):
     offset: int
     timestamp: int
     value: bytes | None
-
-
-def librdkafka_options(settings: Settings) -> dict[str, Any]:
-    """The project's client options (security, committed data only) in librdkafka's spelling."""
-    options: dict[str, Any] = {"bootstrap.servers": settings.bootstrap, "isolation.level": ISOLATION_LEVEL}
-    for ours, theirs in _LIBRDKAFKA_NAMES.items():
-        value = settings.kafka_client_options().get(ours)
-        if value is not None:
-            options[theirs] = value
-    return options
-
-
-_LIBRDKAFKA_NAMES = {"security_protocol": "security.protocol", "sasl_mechanism": "sasl.mechanism",
-                     "sasl_plain_username": "sasl.username", "sasl_plain_password": "sasl.password",
-                     "ssl_cafile": "ssl.ca.location", "ssl_certfile": "ssl.certificate.location",
-                     "ssl_keyfile": "ssl.key.location"}
 
 
 class AlertReader:

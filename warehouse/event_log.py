@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from common.config import Settings
-from common.kafka_clients import consumer_options
+from common.kafka_clients import consumer_options, librdkafka_options
 
 # One message can be over 1 MiB (the contract sends those to the DLQ as too_large).
 _FETCH_MAX_BYTES = 64 * 1024 * 1024
@@ -131,24 +131,12 @@ def read_partition(consumer, snapshot: LogSnapshot, partition: int,
 
 
 def _confluent_options(settings: Settings) -> dict:
-    """librdkafka's spelling of the project's consumer options (security, committed data only)."""
-    options = {"bootstrap.servers": settings.bootstrap, "group.id": "callstream-rebuild",
-               "client.id": "callstream-rebuild", "enable.auto.commit": False,
-               "enable.auto.offset.store": False, "isolation.level": "read_committed",
-               "enable.partition.eof": True, "auto.offset.reset": "earliest",
-               "fetch.max.bytes": _FETCH_MAX_BYTES, "max.partition.fetch.bytes": _PARTITION_FETCH_BYTES,
-               "queued.max.messages.kbytes": 65536, "security.protocol": settings.security_protocol}
-    if settings.sasl_mechanism:
-        options["sasl.mechanism"] = settings.sasl_mechanism
-    if settings.sasl_username is not None:
-        options["sasl.username"] = settings.sasl_username
-    if settings.sasl_password is not None:
-        options["sasl.password"] = settings.sasl_password
-    for name, value in (("ssl.ca.location", settings.ssl_cafile), ("ssl.certificate.location",
-                        settings.ssl_certfile), ("ssl.key.location", settings.ssl_keyfile)):
-        if value and settings.security_protocol in {"SSL", "SASL_SSL"}:
-            options[name] = value
-    return options
+    """The rebuild's librdkafka consumer: the project's options, no commits, every offset from the first."""
+    return {**librdkafka_options(settings), "group.id": "callstream-rebuild",
+            "client.id": "callstream-rebuild", "enable.auto.commit": False,
+            "enable.auto.offset.store": False, "enable.partition.eof": True, "auto.offset.reset": "earliest",
+            "fetch.max.bytes": _FETCH_MAX_BYTES, "max.partition.fetch.bytes": _PARTITION_FETCH_BYTES,
+            "queued.max.messages.kbytes": 65536}
 
 
 def read_records(settings: Settings, snapshot: LogSnapshot, partition: int,

@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.config import Settings
+from common.kafka_clients import librdkafka_options
 from notify import alerts
 from notify.bypasses import _ms
-from notify.reading import librdkafka_options
 from streams.domain.timefmt import parse_ts_us
 
 pytestmark = pytest.mark.unit
