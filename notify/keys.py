@@ -19,22 +19,23 @@ def delivery_key(alert_id: str, state: str, channel: str) -> str:
     return hashlib.blake2b(data, digest_size=16, person=b"callstream-dlv").hexdigest()
 
 
-def digest_key(channel: str, members: Iterable[str]) -> str:
-    """The idempotency key of a digest: its channel and its members' keys (in any order)."""
-    h = hashlib.blake2b(digest_size=16, person=b"callstream-dig")
-    h.update(channel.encode())
+def _set_key(person: bytes, head: str, members: Iterable[str]) -> str:
+    """A hash of ``head`` and the set ``members`` (order does not matter), personalised by ``person``."""
+    h = hashlib.blake2b(digest_size=16, person=person)
+    h.update(head.encode())
     for key in sorted(members):
         h.update(b"\x00" + key.encode())
     return h.hexdigest()
+
+
+def digest_key(channel: str, members: Iterable[str]) -> str:
+    """The idempotency key of a digest: its channel and its members' keys (in any order)."""
+    return _set_key(b"callstream-dig", channel, members)
 
 
 def batch_key(kind: str, members: Iterable[str]) -> str:
     """The ledger key of a record that settles several deliveries without sending them."""
-    h = hashlib.blake2b(digest_size=16, person=b"callstream-bat")
-    h.update(kind.encode())
-    for key in sorted(members):
-        h.update(b"\x00" + key.encode())
-    return h.hexdigest()
+    return _set_key(b"callstream-bat", kind, members)
 
 
 def key_int(key: str) -> int:
