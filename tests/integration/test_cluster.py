@@ -258,15 +258,17 @@ def _lead_events_partition_zero_from_the_controller(settings: Settings) -> int:
                          if p["partition_index"] == 0), None)
 
         def led_by_controller() -> bool:
-            if partition()["leader_id"] == controller:
+            if (partition() or {}).get("leader_id") == controller:
                 return True
             admin.elect_leaders(ElectionType.PREFERRED, {tp.topic: [0]}, raise_errors=False)
             return False
-        wait_for(partition, f"{tp.topic} in the metadata", timeout=60)  # created a moment ago
-        if partition()["leader_id"] != controller:
+        first = wait_for(partition, f"{tp.topic} in the metadata", timeout=60)  # created a moment ago
+        if first["leader_id"] != controller:
             others = [n for n in range(1, NODES + 1) if n != controller]
             assert admin.alter_partition_reassignments({tp: [controller, *others]}).get(tp) is None
-            wait_for(lambda: partition()["replica_nodes"][0] == controller, "the reassignment", timeout=60)
+            # A node whose metadata lags may describe the topic without partition 0 for a moment.
+            wait_for(lambda: ((partition() or {}).get("replica_nodes") or [None])[0] == controller,
+                     "the reassignment", timeout=60)
             wait_for(led_by_controller, "the controller leading partition 0", timeout=60, every=1.0)
         print(f"node {controller}: active controller and leader of {tp.topic}/0")
         return controller
