@@ -221,6 +221,10 @@ class Schedule:
         partition = partition if partition is not None else -1
         self._set(call_id, None if due is None else _Due(due, call_id, kind, touched_at, partition))
 
+    def heap_size(self) -> int:
+        """Entries in the heap, superseded ones included (the memory census)."""
+        return len(self._heap)
+
     def forget(self, call_id: str) -> None:
         self._current.pop(call_id, None)
 

@@ -10,7 +10,7 @@ import signal
 from common.config import Settings
 from common.errors import CliError
 from common.kafka_clients import require_codecs
-from streams import logthrottle, topics
+from streams import census, logthrottle, topics
 from streams.app import changelog_topic_names, declare, internal_topic_names
 from streams.domain.rating import TariffError, TariffTable, load_tariffs
 from streams.faust_fence import diagnostics
@@ -62,7 +62,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     internal = set(changelog_topic_names(settings)) | {commands, signals}
     topics.raise_message_limits(settings, [spec for spec in specs if spec.name in internal])
     worker = declare(settings, tariffs)
-    register(worker)
+    batches = register(worker)
     level = logging.getLevelName(loglevel.upper())
 
     @worker.app.task
@@ -96,5 +96,9 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
         asyncio.get_running_loop().add_signal_handler(
             signal.SIGUSR1, lambda: logging.getLogger("callstream.worker").warning(
                 "asyncio tasks:\n%s", diagnostics.report(worker.app)))
+        # `kill -USR2 <pid>` logs what the worker's memory holds (streams/census.py).
+        asyncio.get_running_loop().add_signal_handler(
+            signal.SIGUSR2, lambda: logging.getLogger("callstream.worker").warning(
+                "%s", census.report(worker, batches.store.schedule)))
 
     FaustWorker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()

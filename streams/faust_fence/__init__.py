@@ -76,6 +76,7 @@ PRIVATE: tuple[Private, ...] = (
     # Stores and the producer (stores.py, producing.py).
     Private("faust.stores.rocksdb:Store", "_db_for_partition", "method", "stores", "one partition's RocksDB"),
     Private("faust.stores.rocksdb:Store", "_key_index", "attribute", "stores", "key -> partition, for deletes"),
+    Private("faust.stores.rocksdb:Store", "_dbs", "attribute", "stores", "the open databases (memory census)"),
     # The group's assignment (assignor.py).
     Private("faust.assignor.partition_assignor:PartitionAssignor", "_protocol_assignments", "method",
             "assignor", "the members' assignments, last step before they are encoded"),

@@ -26,3 +26,8 @@ def rocksdb_get(table, partition: int, key: bytes) -> bytes | None:
     if blob is not None:
         store._key_index[key] = partition
     return blob
+
+
+def rocksdb_databases(table) -> dict:
+    """The open RocksDB databases of a ``rocksdb:`` Faust table, by partition (for the memory census)."""
+    return dict(table.data._dbs)

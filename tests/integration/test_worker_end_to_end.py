@@ -7,6 +7,8 @@ keys, licence errors and extranet calls all happen in a few thousand calls.
 
 from __future__ import annotations
 
+import re
+import signal
 from collections import Counter, defaultdict
 
 import orjson
@@ -29,6 +31,7 @@ from tests.integration.worker_harness import (
     output_settings,
     produce,
     read_topic,
+    wait_for,
     wait_until_done,
     worker_settings,
 )
@@ -58,12 +61,20 @@ def test_worker_end_to_end(worker_settings, simulated, tmp_path):
     with Fleet(tmp_path) as fleet:
         worker = fleet.start(settings, "worker")
         wait_until_done(settings, [worker], timeout=240)
+        worker.kill(signal.SIGUSR2)  # `kill -USR2`: the worker logs what its memory holds
+        census = wait_for(lambda: _census(worker.log_path), "the worker's memory census", timeout=30)
         events = read_topic(settings, settings.topic_events)
         cdrs = read_topic(settings, settings.topic_cdrs)
         alerts = read_topic(settings, settings.topic_alerts)
         dlq = read_topic(settings, settings.topic_dlq)
         assert worker.alive
     assert len(events) == len(messages)
+    for holder in (r"calls in memory \(calls_by_id\): [\d,]+ keys, [\d,]+ value bytes",
+                   r"schedule: [\d,]+ calls, [\d,]+ heap entries",
+                   r"outage states \(outages_by_portal\): [1-9][\d,]* keys",
+                   r"archive RocksDB: [1-9]\d* databases, memtables [\d,]+ B",
+                   r"glibc heap: [\d,]+ MiB from the system"):
+        assert re.search(holder, census), (holder, census)
     expected = expect(events, settings)
     assert not expected.incomplete  # every simulated call ends
 
@@ -178,3 +189,13 @@ def test_two_runs_over_the_same_events_agree(worker_settings, simulated, tmp_pat
                                     f"controller_outage ids differ between two runs, e.g. "
                                     f"{sorted(outages_1 - outages_2)[:2]} vs {sorted(outages_2 - outages_1)[:2]}")
     assert live_1 == live_2  # and each alert's latest content
+
+
+def _census(log_path) -> str | None:
+    """The memory census the worker logged on SIGUSR2, once it is whole (None before)."""
+    text = log_path.read_text(errors="replace")
+    at = text.find("memory census:")
+    if at < 0:
+        return None
+    block = text[at:]
+    return block if re.search(r"\n  [\d,]+ \w+", block) else None

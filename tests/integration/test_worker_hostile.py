@@ -68,7 +68,11 @@ def test_hostile_traffic_leaves_the_worker_and_the_sink_up_and_every_call_right(
     normal = [(m.key, m.value) for m in messages]
     hostile, reasons, refused_big = _hostile(now_us)
     # Keyless copies of some normal calls' events: spread over partitions by the producer.
-    keyless_calls = sorted({m.key for m in messages if m.key})[:20]
+    # Twenty calls, and two whose events include a malformed message (which of the calls get
+    # one depends on the generated data): a malformed keyless message must reach the DLQ too.
+    calls = sorted({m.key for m in messages if m.key})
+    with_malformed = sorted({m.key for m in messages if m.key and not isinstance(validate(m.value), Event)})
+    keyless_calls = set(calls[:20]) | set(with_malformed[:2])
     keyless = [(None, value) for key, value in normal if key in keyless_calls]
     normal = [(key, value) for key, value in normal if key not in keyless_calls]
     produce(settings, normal + hostile + keyless)
