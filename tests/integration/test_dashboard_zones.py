@@ -143,6 +143,10 @@ def _check(reader: Reader, calls: dict, flt) -> None:
     spend = dq.spend_daily_by(reader, "line", flt)
     assert {(_plain(d), k): c for d, k, c in zip(spend["day"], spend["key"], spend["cost"]) if c} == \
         {k: v for k, v in cost.items() if v}
+    both = dq.spend_breakdown(reader, flt)
+    by_line = both[(both["set"] == "day_line") & both["day"].notna()]
+    assert {(_plain(d), k): c for d, k, c in zip(by_line["day"], by_line["key"], by_line["cost"]) if c} == \
+        {k: v for k, v in cost.items() if v}
     _check_employees(reader, calls, flt)
 
 
