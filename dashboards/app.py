@@ -14,7 +14,7 @@ from typing import Any
 from dash import Dash, Input, Output, State, html, no_update
 
 from common.config import Settings
-from dashboards import auth, download, guard, layout
+from dashboards import auth, download, guard, layout, live
 from dashboards import formatting as fmt
 from dashboards.access import current_user
 from dashboards.data import Context, Data, SteadyReader
@@ -76,11 +76,16 @@ def create_app(settings: Settings, reader: Reader, *, context: Context | None = 
     def _route(pathname: str | None, search: str | None) -> Any:
         return route(pathname, ctx, search)
 
-    @app.callback(Output("freshness", "children"), Output("freshness", "className"), Output("seq", "data"),
+    # The newest stamp goes to "seq-next"; live.py moves it to the pages' "seq" between renders.
+    # The tick pauses while the badge is computed: a tick during it would drop its answer.
+    @app.callback(Output("freshness", "children"), Output("freshness", "className"), Output("seq-next", "data"),
                   Output("integrity", "children"), Output("integrity", "className"),
-                  Input("tick", "n_intervals"), Input("seq", "data"), prevent_initial_call=True)
+                  Input("tick", "n_intervals"), State("seq-next", "data"), prevent_initial_call=True,
+                  running=[(Output("tick", "disabled"), True, False)])
     def _freshness(_n: Any, last_seq: Any) -> tuple[str, str, Any, str, str]:
         return status_state(ctx, last_seq)
+
+    live.install(app)
 
     for page in PAGES:
         page.register(app, ctx)

@@ -37,8 +37,8 @@ def callback_problem(body: Any, callback_map: Mapping[str, Any]) -> str | None:
     if not isinstance(body, dict):
         return "expected a JSON object"
     output = body.get("output")
-    if not isinstance(output, str) or output not in callback_map:
-        return "no callback has this output"
+    if not isinstance(output, str) or "callback" not in callback_map.get(output, {}):
+        return "no callback has this output"  # a clientside callback's has no server function either
     spec = callback_map[output]
     for key in ("inputs", "state"):
         items, expected = body.get(key, []), spec.get(key, [])

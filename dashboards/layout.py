@@ -56,7 +56,8 @@ def shell(pages: Sequence[Any], refresh_s: float, seq: int | None = None,
         dcc.Location(id="url-sync", refresh=False),  # filters written to the address (bookmarks)
         dcc.Location(id="go", refresh=True),  # drill-down: a click on a chart opens the calls
         dcc.Interval(id="tick", interval=int(refresh_s * 1000)),
-        dcc.Store(id="seq", data=seq),
+        dcc.Store(id="seq", data=seq),  # the stamp the page renders from
+        dcc.Store(id="seq-next", data=seq),  # the newest stamp (dashboards/live.py)
         nav(pages),
         html.Div(id="freshness", className=badge[1], children=badge[0]),
         html.Div(id="integrity", className=warning_class(warning), children=warning),

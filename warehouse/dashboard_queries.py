@@ -68,21 +68,24 @@ def spend_by(reader: Reader, dimension: str, flt: CallFilter = ALL_CALLS, *, top
 
 
 # Breakdowns of spend_breakdown: name -> the dimensions it groups by (besides currency).
-SPEND_SETS = {"day_region": ("started_day", "region"), "region": ("region",), "line": ("line",),
+SPEND_SETS = {"day_region": ("started_day", "region"), "day_line": ("started_day", "line"),
+              "day_direction": ("started_day", "direction"), "region": ("region",), "line": ("line",),
               "direction": ("direction",), "currency": ()}
 
 
 def spend_breakdown(reader: Reader, flt: CallFilter = ALL_CALLS) -> pd.DataFrame:
     """Spend of the calls grouped several ways in one scan: set, day, key, currency, calls, billed_s, cost.
 
-    ``set`` names the grouping (``SPEND_SETS``): ``day_region`` (day and key = region),
-    ``region``, ``line``, ``direction`` (key = that dimension) and ``currency`` (key =
-    currency). Within a set, the biggest cost comes first. Days are of ``flt.zone`` (hours
-    if ``flt.hourly``).
+    ``set`` names the grouping (``SPEND_SETS``): ``day_region``, ``day_line``,
+    ``day_direction`` (day and key = that dimension; the day-grouped sets have a row of
+    no day for calls that never started), ``region``, ``line``, ``direction`` (key = that
+    dimension) and ``currency`` (key = currency). Within a set, the biggest cost comes first.
+    Days are of ``flt.zone`` (hours if ``flt.hourly``).
     """
     src = aggregate_source(flt, daily=True)
     sets = ", ".join("(" + ", ".join([*dims, "currency"]) + ")" for dims in SPEND_SETS.values())
-    name = ("CASE WHEN grouping(started_day) = 0 THEN 'day_region' WHEN grouping(region) = 0 THEN 'region' "
+    name = ("CASE WHEN grouping(started_day) = 0 THEN 'day_' || CASE WHEN grouping(region) = 0 THEN 'region' "
+            "WHEN grouping(line) = 0 THEN 'line' ELSE 'direction' END WHEN grouping(region) = 0 THEN 'region' "
             "WHEN grouping(line) = 0 THEN 'line' WHEN grouping(direction) = 0 THEN 'direction' ELSE 'currency' END")
     key = ("CASE WHEN grouping(region) = 0 THEN region WHEN grouping(line) = 0 THEN line "
            "WHEN grouping(direction) = 0 THEN direction ELSE currency END")

@@ -20,6 +20,9 @@ negative: queries sum rollup rows and never filter on a measure).
   (sources.py): the dashboard's days in Moscow or New York without reading the calls.
   About twice the rows of ``cdrs_daily`` (4.8 M against 2.1 M for 10 M calls of 50
   portals over a year), still half the calls and a few narrow columns.
+- ``user_spend_hourly``: ``user_spend_daily`` per UTC hour, for the same reason: the
+  employees' spend in the days of Moscow or New York. 1.9 M rows against 1.1 M daily for
+  the same 10 M calls (2.4 M of them paid calls of an employee).
 
 Dimensions are columns of ``cdrs``, or derived from them (``DERIVED``: the UTC hour);
 the session time zone of every warehouse connection is UTC (duck.py), which is what
@@ -107,7 +110,13 @@ HOURLY = _rollup(
     ("started_day", "started_hour", *DAILY.dimensions[1:], "hangup_cause"),
     tuple((name, dict(DAILY.spec.columns)[name], sql) for name, sql in DAILY.measures),
 )
-ROLLUPS: tuple[Rollup, ...] = (DAILY, RECORDINGS, USER_SPEND, HOURLY)
+USER_SPEND_HOURLY = _rollup(
+    "user_spend_hourly",
+    ("started_day", "started_hour", *USER_SPEND.dimensions[1:]),
+    tuple((name, dict(USER_SPEND.spec.columns)[name], sql) for name, sql in USER_SPEND.measures),
+    where=USER_SPEND.where,
+)
+ROLLUPS: tuple[Rollup, ...] = (DAILY, RECORDINGS, USER_SPEND, HOURLY, USER_SPEND_HOURLY)
 _BY_NAME = {r.name: r for r in ROLLUPS}
 
 

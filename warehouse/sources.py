@@ -4,7 +4,7 @@ Three grains, the cheapest that can answer first (rollups.py):
 
 - the daily rollups (``cdrs_daily``, ``recordings_daily``, ``user_spend_daily``) know whole
   UTC days: a filter whose bounds are UTC midnights, grouped (if at all) by UTC day;
-- the hourly rollup (``cdrs_hourly``) knows whole UTC hours. Every local day or hour of a
+- the hourly rollups (``cdrs_hourly``, ``user_spend_hourly``) know whole UTC hours. Every local day or hour of a
   zone whose offset from UTC is a whole number of hours is a set of whole UTC hours, so
   its hours add up to the days of Moscow, Berlin or New York, DST changes included:
   a filter whose bounds are whole UTC hours, grouped by the days or hours of such a zone;
@@ -212,11 +212,13 @@ def causes_source(flt: CallFilter) -> Source:
 
 
 def user_spend_source(flt: CallFilter, *, daily: bool = False) -> Source:
-    """Where per-employee spend reads: the ``user_spend_daily`` rollup when it can answer
-    ``flt`` exactly (whole days, portals, users), else the paid calls of employees."""
-    rolled = _rolled(flt, "user_spend_daily", "sum(calls)", "0", USER_SPEND_LISTS, daily=daily)
-    if rolled is not None:
-        return rolled
+    """Where per-employee spend reads: the ``user_spend_daily`` rollup, else ``user_spend_hourly``,
+    when one can answer ``flt`` exactly (whole UTC days, or whole hours and the days of a
+    whole-hour zone; portals, users), else the paid calls of employees."""
+    for table, hourly in (("user_spend_daily", False), ("user_spend_hourly", True)):
+        rolled = _rolled(flt, table, "sum(calls)", "0", USER_SPEND_LISTS, daily=daily, hourly=hourly)
+        if rolled is not None:
+            return rolled
     clause, params = where(flt, "user_id IS NOT NULL", "cost > 0")
     return Source(local_calls(flt) if daily else "cdrs", clause, params, "count(*)", "0")
 

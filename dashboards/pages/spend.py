@@ -61,7 +61,8 @@ def totals_rows(current: pd.DataFrame, previous: pd.DataFrame) -> list[tuple[str
 def render(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
     """(totals table, then one figure per id of ``GRAPHS``) for the period and portals.
 
-    One grouped query gives every breakdown of the period; one more, the previous period's totals.
+    One grouped query gives every breakdown of the period (over time too); one more, the previous
+    period's totals.
     """
     flt = page_filter(ctx, period, portals)
     before = view.previous(flt)
@@ -73,8 +74,7 @@ def render(ctx: Context, period: str | None, portals: Any) -> tuple[Any, ...]:
     totals = ui.text_table((_("currency"), _("calls"), _("billed minutes"), _("cost"), _("previous period"),
                             _("change")), totals_rows(current, previous), "spend-totals-table",
                            empty=_("No spend in this period"))
-    lines = ctx.data.get(dq.spend_daily_by, "line", flt)
-    directions = ctx.data.get(dq.spend_daily_by, "direction", flt)
+    lines, directions = (part[name][part[name]["day"].notna()] for name in ("day_line", "day_direction"))
     return (totals,
             figures.spend_by_region_over_time(part["day_region"].rename(columns={"key": "region"})),
             figures.spend_by_dimension(part["line"], _("Spend by line"), "lines"),

@@ -267,6 +267,14 @@ def test_forged_page_filters_fall_back(client, app, period, portals):
         assert response.status_code == 200, response.get_data(as_text=True)[:300]
 
 
+def test_a_request_for_a_callback_that_runs_in_the_browser_is_a_400(client, app):
+    """The data stamp's hold (dashboards/live.py) is a clientside callback: the server has no function
+    for it, and a forged request for its output is refused, not a KeyError (HTTP 500)."""
+    response = _callback(client, app, "seq.data", {"seq-next.data": 3, "tick.n_intervals": 1},
+                         changed="tick.n_intervals", state={"seq.data": 1})
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+
+
 @pytest.mark.parametrize("body", [b"{}", b"[]", b'{"output": "nope.children"}',
                                   b'{"output": "calls-page.data", "inputs": "x"}',
                                   b'{"output": "calls-page.data", "inputs": [], "state": []}', b"\xff"])

@@ -148,3 +148,17 @@ def test_spend_breakdown_agrees_with_each_single_breakdown(reader) -> None:
     daily = queries.spend_by_region_day_line(reader).groupby(["day", "region"], dropna=False)["cost"].sum()
     assert sum(by_day["cost"]) == sum(daily)
     assert by_day["calls"].sum() == frame[frame["set"] == "currency"]["calls"].sum()
+    # The Spend page's lines and directions over time come from the same scan (issue 15).
+    for name in ("line", "direction"):
+        rows = frame[(frame["set"] == f"day_{name}") & frame["day"].notna()]
+        single = dq.spend_daily_by(reader, name)
+        assert len(single) > 0
+        assert by_day_key(rows) == by_day_key(single), name
+
+
+def by_day_key(rows) -> dict:
+    """(day, key, currency) -> (calls, cost); a missing key or currency as None."""
+    def text(value):
+        return value if isinstance(value, str) else None
+    return {(d, text(k), text(c)): (n, cost)
+            for d, k, c, n, cost in zip(rows["day"], rows["key"], rows["currency"], rows["calls"], rows["cost"])}

@@ -24,7 +24,7 @@ from warehouse import compaction, queries
 from warehouse import dashboard_queries as dq
 from warehouse.filters import utc_start
 from warehouse.reader import Reader
-from warehouse.sources import aggregate_source
+from warehouse.sources import aggregate_source, user_spend_source
 from warehouse.writer import Writer
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,8 @@ def _calls() -> dict[str, dict]:
         while at < last:
             calls[f"c-{n:05d}"] = {"start": at, "line": LINES[n % 3], "portal": PORTALS[n % 3],
                                    "status": "answered" if n % 4 else "missed",
-                                   "cost": Decimal(n % 23) + Decimal("0.25")}
+                                   "cost": Decimal("0.00") if n % 13 == 0 else Decimal(n % 23) + Decimal("0.25"),
+                                   "user": None if n % 11 == 0 else f"u-{n % 5}"}
             at += timedelta(minutes=37)
             n += 1
     return calls
@@ -59,6 +60,7 @@ def _json(call_id: str, call: dict, version: int = 1) -> bytes:
     answered = call["status"] == "answered"
     return cdr_to_json(CDR._replace(
         call_id=call_id, portal_id=call["portal"], line=call["line"], status=call["status"], cost=call["cost"],
+        user_id=call.get("user", "u-1"),
         started_at_us=start, answered_at_us=start + 5_000_000 if answered else None,
         talk_s=Decimal("60.333") if answered else Decimal("0.000"), ended_at_us=start + 65_333_000), version)
 
@@ -75,7 +77,7 @@ def warehouse(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
         compaction.compact_all(writer)  # base files with their rollups
         calls[MOVED] = dict(calls[MOVED], start=calls[MOVED]["start"] + timedelta(hours=1), cost=Decimal("100.00"))
         calls[FRESH] = {"start": datetime(2026, 10, 25, 0, 30, tzinfo=UTC), "line": "sip",
-                        "portal": "p-berlin", "status": "answered", "cost": Decimal("7.00")}
+                        "portal": "p-berlin", "status": "answered", "cost": Decimal("7.00"), "user": "u-1"}
         feed.send("cdrs", _json(MOVED, calls[MOVED], 2), _json(FRESH, calls[FRESH]))
     return root, calls
 
@@ -85,16 +87,43 @@ def _local(call: dict, zone: str, hourly: bool = False) -> date | datetime:
     return moment.replace(minute=0, second=0, microsecond=0, tzinfo=None) if hourly else moment.date()
 
 
+def _in(call: dict, flt) -> bool:
+    in_range = utc_start(flt.start) <= call["start"] < utc_start(flt.end)
+    return in_range and (not flt.portals or call["portal"] in flt.portals)
+
+
 def _expected(calls: dict, flt) -> tuple[Counter, dict]:
     """(calls per local day or hour, cost per (day, line)) of the calls in ``flt``'s range, by zoneinfo."""
     counts, cost = Counter(), defaultdict(Decimal)
-    start, end = utc_start(flt.start), utc_start(flt.end)
     for call in calls.values():
-        if start <= call["start"] < end and (not flt.portals or call["portal"] in flt.portals):
+        if _in(call, flt):
             key = _local(call, flt.zone, flt.hourly)
             counts[key] += 1
             cost[(key, call["line"])] += call["cost"]
     return counts, dict(cost)
+
+
+def _employees(calls: dict, flt) -> tuple[dict, dict]:
+    """Paid calls of employees in ``flt``: (user, portal) -> (calls, cost), and
+    (day or hour, "user · portal") -> cost."""
+    totals, daily = defaultdict(lambda: (0, Decimal(0))), defaultdict(Decimal)
+    for call in calls.values():
+        if _in(call, flt) and call["user"] is not None and call["cost"] > 0:
+            n, cost = totals[(call["user"], call["portal"])]
+            totals[(call["user"], call["portal"])] = (n + 1, cost + call["cost"])
+            daily[(_local(call, flt.zone, flt.hourly), f"{call['user']} · {call['portal']}")] += call["cost"]
+    return dict(totals), dict(daily)
+
+
+def _check_employees(reader: Reader, calls: dict, flt) -> None:
+    """The Spend page's employees (top list and their days) against each call's own local day."""
+    totals, daily = _employees(calls, flt)
+    top = dq.top_users_by_cost(reader, flt, top=100)
+    assert {(u, p): (int(n), c) for u, p, n, c in zip(top["user_id"], top["portal_id"], top["calls"], top["cost"])} \
+        == totals
+    assert all(isinstance(c, Decimal) for c in top["cost"])
+    days = dq.employee_spend_daily(reader, flt, top=100)
+    assert {(_plain(d), k): c for d, k, c in zip(days["day"], days["key"], days["cost"]) if c} == daily
 
 
 def _series(frame, column: str = "calls") -> Counter:
@@ -114,8 +143,14 @@ def _check(reader: Reader, calls: dict, flt) -> None:
     spend = dq.spend_daily_by(reader, "line", flt)
     assert {(_plain(d), k): c for d, k, c in zip(spend["day"], spend["key"], spend["cost"]) if c} == \
         {k: v for k, v in cost.items() if v}
+    both = dq.spend_breakdown(reader, flt)
+    by_line = both[(both["set"] == "day_line") & both["day"].notna()]
+    assert {(_plain(d), k): c for d, k, c in zip(by_line["day"], by_line["key"], by_line["cost"]) if c} == \
+        {k: v for k, v in cost.items() if v}
+    _check_employees(reader, calls, flt)
 
 
+HOURLY = ("cdrs_hourly", "user_spend_hourly")
 ZONES = ("Europe/Berlin", "America/New_York", "Europe/Moscow", "Asia/Kolkata", "UTC")
 
 
@@ -129,12 +164,14 @@ def test_periods_count_each_calls_own_local_day(warehouse, zone):
             flt = controls.call_filter({"period": period}, today, zone)
             _check(reader, calls, flt)
             table = aggregate_source(flt, daily=True).table
+            employees = user_spend_source(flt, daily=True).table
             if zone == "UTC":
-                assert table == "cdrs_daily"
+                assert (table, employees) == ("cdrs_daily", "user_spend_daily")
             elif zone == "Asia/Kolkata":  # midnight at hh:30 UTC: only the calls know
                 assert "FROM cdrs" in table and "cdrs_hourly" not in table
+                assert "FROM cdrs" in employees and "user_spend" not in employees
             else:
-                assert "cdrs_hourly" in table
+                assert "cdrs_hourly" in table and "user_spend_hourly" in employees
 
 
 @pytest.mark.parametrize("zone, day", [("Europe/Berlin", date(2026, 3, 29)), ("Europe/Berlin", date(2026, 10, 25)),
@@ -152,6 +189,7 @@ def test_a_day_of_dst_change_or_month_end_by_the_hour(warehouse, zone, day):
         scoped = flt.replace(portals=("p-berlin",), scope=("p-berlin", "p-ny"))
         _check(reader, calls, scoped)
     assert "cdrs_hourly" in aggregate_source(flt, daily=True).table
+    assert "user_spend_hourly" in user_spend_source(flt, daily=True).table
 
 
 def test_the_moved_call_is_counted_once_on_its_new_local_day(warehouse):
@@ -168,9 +206,9 @@ def test_the_moved_call_is_counted_once_on_its_new_local_day(warehouse):
         assert by_day[day] == sum(c["cost"] for c in calls.values() if _local(c, "Europe/Berlin") == day)
 
 
-def test_a_warehouse_written_before_the_hourly_rollup_gets_it_from_the_compactor(tmp_path):
+def test_a_warehouse_written_before_the_hourly_rollups_gets_them_from_the_compactor(tmp_path):
     """Its partitions are read from the calls meanwhile (same figures); the sink's compactor
-    writes the missing files once at start."""
+    writes the missing files (``cdrs_hourly``, ``user_spend_hourly``) once at start."""
     import time
 
     from warehouse import quarantine
@@ -182,9 +220,9 @@ def test_a_warehouse_written_before_the_hourly_rollup_gets_it_from_the_compactor
     with Writer(root) as writer:
         Feed(writer).send("cdrs", *[_json(cid, c) for cid, c in calls.items()])
         compaction.compact_all(writer)
-        hourly = [f.path for f in writer.manifest.table_files("cdrs_hourly")]
+        hourly = [f.path for t in HOURLY for f in writer.manifest.table_files(t)]
         writer.publish(remove=hourly)  # as an older version left it
-        assert {t for t, _ in quarantine.missing_derived(writer.manifest)} == {"cdrs_hourly"}
+        assert {t for t, _ in quarantine.missing_derived(writer.manifest)} == set(HOURLY)
         with Reader(root) as reader:
             _check(reader, calls, flt)
         compactor = Compactor(writer, CompactionPolicy(interval_s=0.05))
@@ -197,6 +235,6 @@ def test_a_warehouse_written_before_the_hourly_rollup_gets_it_from_the_compactor
         finally:
             compactor.stop()
             compactor.join(timeout=30)
-        assert len(writer.manifest.table_files("cdrs_hourly")) == len(hourly)
+        assert sum(len(writer.manifest.table_files(t)) for t in HOURLY) == len(hourly)
     with Reader(root) as reader:
         _check(reader, calls, flt)

@@ -257,15 +257,25 @@ def test_recordings_per_user_come_from_their_rollup_when_the_filter_allows(reade
                                   queries.recording_bytes_by(reader, "user", flt.replace(min_cost=0)))
 
 
+NEW_YORK = CallFilter(start=datetime(2026, 10, 22, 4, tzinfo=UTC), end=datetime(2026, 11, 26, 5, tzinfo=UTC),
+                      zone="America/New_York")
+
+
 @pytest.mark.parametrize("flt", [CallFilter(), CallFilter(start=date(2026, 10, 22), end=date(2026, 11, 26)),
-                                 CallFilter(portals=("p-1", "p-2")), CallFilter(users=("u-1", "u-2"))])
+                                 CallFilter(portals=("p-1", "p-2")), CallFilter(users=("u-1", "u-2")),
+                                 NEW_YORK, NEW_YORK.replace(portals=("p-1",), hourly=True)])
 def test_spend_per_employee_comes_from_its_rollup_exactly(reader, flt):
     raw = flt.replace(min_cost=0)
-    assert user_spend_source(flt).table == "user_spend_daily" and user_spend_source(raw).table == "cdrs"
+    rollup = "user_spend_daily" if flt.zone == "UTC" else "user_spend_hourly"
+    assert user_spend_source(flt).table == rollup and user_spend_source(raw).table == "cdrs"
+    assert rollup in user_spend_source(flt, daily=True).table
     assert user_spend_source(flt.replace(lines=("sip",))).table == "cdrs"
     pd.testing.assert_frame_equal(dashboard_queries.top_users_by_cost(reader, flt, top=1000),
                                   dashboard_queries.top_users_by_cost(reader, raw, top=1000))
     assert len(dashboard_queries.top_users_by_cost(reader, flt, top=1000)) > 0
+    daily = dashboard_queries.employee_spend_daily(reader, flt, top=1000)
+    pd.testing.assert_frame_equal(daily, dashboard_queries.employee_spend_daily(reader, raw, top=1000))
+    assert len(daily) > 0 and all(isinstance(c, Decimal) for c in daily["cost"])
 
 
 @pytest.mark.parametrize("recorded", [True, False])

@@ -95,3 +95,27 @@ def test_sources_pick_the_daily_then_the_hourly_rollup_then_the_calls():
     # A forged range of thousands of years is not mapped hour by hour.
     huge = moscow.replace(start=date(1970, 1, 1), end=date(9998, 1, 1))
     assert "range(" not in aggregate_source(huge, daily=True).table
+
+
+def test_employee_spend_reads_the_daily_then_the_hourly_rollup_then_the_calls():
+    """Per-employee spend in Moscow's or New York's days sums UTC hours of its own rollup
+    (issue 15: it read the calls, and the Spend page never rendered for zoned users)."""
+    from warehouse.sources import user_spend_source
+
+    utc_days = CallFilter(start=date(2026, 11, 1), end=date(2026, 12, 1))
+    new_york = CallFilter(start=datetime(2026, 11, 1, 4, tzinfo=UTC),  # EDT until 1 Nov, EST after
+                          end=datetime(2026, 12, 1, 5, tzinfo=UTC), zone="America/New_York")
+    kolkata = CallFilter(start=datetime(2026, 10, 31, 18, 30, tzinfo=UTC),
+                         end=datetime(2026, 11, 30, 18, 30, tzinfo=UTC), zone="Asia/Kolkata")
+    assert user_spend_source(utc_days).table == "user_spend_daily"
+    assert user_spend_source(utc_days, daily=True).table == "user_spend_daily"
+    assert user_spend_source(new_york).table == "user_spend_hourly"
+    grouped = user_spend_source(new_york.replace(portals=("p-1",), users=("u-1",)), daily=True)
+    assert "user_spend_hourly" in grouped.table and "'America/New_York'" in grouped.table
+    assert grouped.params == [new_york.start, new_york.end, new_york.start, new_york.end, "p-1", "u-1"]
+    assert "user_spend_hourly" in user_spend_source(new_york.replace(hourly=True), daily=True).table
+    # What no rollup of employees knows: lines, bounds on cost, half-hour midnights.
+    assert "user_spend" not in user_spend_source(new_york.replace(lines=("sip",)), daily=True).table
+    assert "user_spend" not in user_spend_source(new_york.replace(min_cost=1), daily=True).table
+    assert "user_spend" not in user_spend_source(kolkata, daily=True).table
+    assert user_spend_source(kolkata).table == "cdrs"
