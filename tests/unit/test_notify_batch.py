@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from common.config import Settings
 from notify import bypasses as bypasses_mod
+from notify.actions import Actions, Silence
 from notify.alerts import parse_alert
 from notify.bypasses import Bypasses, _ms, newest_ms
-from notify.keys import batch_key, delivery_key, delivery_tail, digest_key, key_int
-from notify.plan import FirstStart, Planner, Send, Settle
+from notify.keys import batch_key, delivery_key, delivery_tail, digest_key
+from notify.plan import FirstStart, Item, Planner, Send, Settle
 from notify.progress import Progress
 from notify.rules import Rules
 from notify.service import Service
@@ -148,7 +149,22 @@ def test_a_fetch_warms_up_below_the_resume_offset_and_settles_what_the_first_sta
 
 def test_the_inline_parse_reads_what_the_planner_gets():
     alert = parse_alert(_record(2, 9, "stale_key:x", state="retracted")[3], 2, 9, T0)
-    assert alert == make_alert("stale_key:x", portal="p-1", state="retracted", at_ms=T0, partition=2, offset=9,
-                               state_detail=None)._replace(detail={"state": "retracted"})
-    assert key_int(delivery_key(alert.alert_id, alert.state, HOOK)) > 0
-    assert isinstance(Settle("x", ()), Settle)
+    made = make_alert("stale_key:x", portal="p-1", state="retracted", at_ms=T0, partition=2, offset=9)
+    assert alert == made._replace(detail={"state": "retracted"})
+    long = orjson.loads(_record(2, 9, "stale_key:x")[3])
+    long["detail"] = {"note": "n" * 500, "list": [1], "k" * 65: 1, **{f"f{n}": n for n in range(30)}}
+    kept = parse_alert(orjson.dumps(long), 2, 9, T0).detail
+    assert kept == {"note": "n" * 200, **{f"f{n}": n for n in range(23)}}  # 24 scalar fields kept, cut to 200
+
+
+def test_a_digest_of_one_goes_out_at_once_and_a_silence_still_holds_in_a_window():
+    route = make_route(1, channels=(HOOK,), group_s=300)
+    alert = make_alert("stale_key:s1", portal="quiet", at_ms=T0)
+    item = Item(delivery_key(alert.alert_id, "open", HOOK), alert, route, HOOK)
+    out = Planner(Actions(), digest_max=1).offer(item)
+    assert [d.__class__ for d in out] == [Send] and out[0].items == (item,)
+    actions = Actions()
+    actions.silences["s-1"] = Silence("s-1", "quiet", None, T0 - 1, T0 + 10, "planned work", "ops", "now")
+    planner = Planner(actions)
+    assert planner.offer(item) == ()
+    assert [(d.__class__, d.outcome) for d in planner.tick({0: T0 + 600_000})] == [(Settle, "silenced")]
