@@ -26,18 +26,23 @@ up: setup
 	$(BIN)/callstream up
 
 # The unit half is pure CPU: one process per core (pytest-xdist). The integration half
-# runs in one process: its tests time brokers, workers and browsers of their own.
+# mostly waits on brokers, browsers and subprocesses: two processes share it, a test file
+# each (its module fixtures stay in one process), except the tests marked `alone` (kills,
+# failovers, signals: timed against the machine), which run afterwards, one at a time.
+INTEGRATION = $(BIN)/pytest -m "integration and not alone" -n 2 --dist loadfile; shared=$$?; \
+	  $(BIN)/pytest -m "integration and alone"; alone=$$?
+
 test: setup
 	scripts/ensure-chromium
-	$(BIN)/pytest -m unit -n 2; unit=$$?; $(BIN)/pytest -m integration; integration=$$?; \
-	  exit $$(( unit || integration ))
+	$(BIN)/pytest -m unit -n 2; unit=$$?; $(INTEGRATION); \
+	  exit $$(( unit || shared || alone ))
 
 unit: setup
 	$(BIN)/pytest -m unit -n 2
 
 integration: setup
 	scripts/ensure-chromium
-	$(BIN)/pytest -m integration
+	$(INTEGRATION); exit $$(( shared || alone ))
 
 clean:
 	rm -rf $(VENV) var test-artifacts

@@ -16,11 +16,16 @@ average. The samples go to bench/results/worker_soak-<time>.csv; the summary
 half: MiB per hour for RSS, messages per hour for lag) is printed and written
 to bench/results/worker_soak.json.
 
-A settled call leaves the worker's memory after CALLSTREAM_FORGET_AFTER
-(default 1 h); the soak sets it to --forget-after (default 300 s) so that the
-hot table reaches its steady size in the first half and a leak would show as
-a slope in the second. Portals' outage states keep 6 h of event time and
-grow through any shorter soak.
+A call leaves the worker's memory CALLSTREAM_FORGET_AFTER (1 h) after it
+settles, CALLSTREAM_RECORDING_WAIT (1 h) after it ended with a recording
+still to come, or CALLSTREAM_INCOMPLETE_AFTER (4 h) after its last event when
+it never ends (the simulator's faults make all three); the hot table's steady
+size is reached only after the longest of them. The soak shortens them
+(--forget-after 300, --recording-wait 300, --incomplete-after 600 s) so that it
+is reached in the first half and a leak shows as a slope in the second.
+Portals' outage states keep at most 4,096 verdicts each (6 h of event time)
+and grow until their cap; the archive's RocksDB memtables fill to their cap
+(write buffers per partition) before their first flush.
 """
 
 from __future__ import annotations
@@ -184,7 +189,9 @@ def drain_s(procs: dict, lags: Lags, settings, sink_topics, limit_s: float = 300
 def run_soak(settings, args, out_csv: Path) -> dict:
     """Worker, sink and simulator for --minutes, sampled; the samples, the drain, exit codes, the
     simulator's summary."""
-    worker = start_worker(settings, None, "bench-soak", ("CALLSTREAM_FORGET_AFTER", str(args.forget_after)))
+    worker = start_worker(settings, None, "bench-soak", ("CALLSTREAM_FORGET_AFTER", str(args.forget_after)),
+                          ("CALLSTREAM_RECORDING_WAIT", str(args.recording_wait)),
+                          ("CALLSTREAM_INCOMPLETE_AFTER", str(args.incomplete_after)))
     s, logs = worker.settings, ROOT / "var" / "bench"
     sink_topics = list(topic_tables(s))
     lags, procs, outcome = Lags(s), {"worker": worker.process}, {"rows": [], "exit_codes": {}}
@@ -235,6 +242,10 @@ def main() -> None:
     parser.add_argument("--every", type=float, default=10, help="seconds between samples (default 10)")
     parser.add_argument("--forget-after", type=float, default=300,
                         help="the worker's CALLSTREAM_FORGET_AFTER, seconds (default 300)")
+    parser.add_argument("--recording-wait", type=float, default=300,
+                        help="the worker's CALLSTREAM_RECORDING_WAIT, seconds (default 300)")
+    parser.add_argument("--incomplete-after", type=float, default=600,
+                        help="the worker's CALLSTREAM_INCOMPLETE_AFTER, seconds (default 600)")
     parser.add_argument("--seed", type=int, default=12)
     parser.add_argument("--keep", action="store_true", help="keep the topics, state and warehouse")
     args = parser.parse_args()
@@ -247,7 +258,8 @@ def main() -> None:
     outcome = run_soak(settings, args, out_csv)
     rows = outcome.pop("rows")
     result = {"minutes": args.minutes, "rate": args.rate, "malformed": args.malformed,
-              "forget_after": args.forget_after, "every_s": args.every, "samples": len(rows),
+              "forget_after": args.forget_after, "recording_wait": args.recording_wait,
+              "incomplete_after": args.incomplete_after, "every_s": args.every, "samples": len(rows),
               **summary(rows, args.minutes), **outcome, "csv": str(out_csv),
               "load_before": load_before, "load_after": [round(x, 2) for x in os.getloadavg()],
               "started_at": stamp}

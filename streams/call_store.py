@@ -177,7 +177,7 @@ class CallStore:
         return kept, dropped
 
 
-@dataclass(order=True)
+@dataclass(order=True, slots=True)  # one per call in memory: no __dict__ each
 class _Due:
     at: float
     call_id: str = field(compare=False)

@@ -46,7 +46,7 @@ from tests.integration.worker_harness import (
 )
 from warehouse.layout import load_manifest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # kills or times processes: nothing beside it
 
 NODES = 3
 SIMULATE = ("--rate", "40", "--calls", "800", "--seed", "29", "--portals", "8", "--duplicates", "0.05",

@@ -17,7 +17,7 @@ import pytest
 from common.config import Settings
 from tests.integration.dashboard_support import chrome, load, quit_chrome, screenshot
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # kills or times processes: nothing beside it
 
 
 def _free_port() -> int:

@@ -21,7 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # kills or times processes: nothing beside it
 
 HARNESS = [sys.executable, "-m", "tests.integration.up_dummies"]
 READY = b"Ctrl-C stops everything"

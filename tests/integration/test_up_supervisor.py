@@ -16,7 +16,7 @@ import pytest
 from callstream.supervisor import ChildFailed, ChildSpec, Supervisor, group_alive
 from common.deathsig import tied_to_this_process
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # kills or times processes: nothing beside it
 
 # A child that starts a grandchild in its own process group, writes a marker and sleeps;
 # with "stubborn" it ignores SIGTERM (and so does its grandchild).

@@ -25,7 +25,7 @@ from tests.integration.ports import free_port_pair
 from tests.integration.worker_expect import CdrLog, expect, latest_alerts, outage_problems, rules_of
 from tests.integration.worker_harness import Fleet, Probe, read_topic, settings_env, wait_for, wait_until_done
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # kills or times processes: nothing beside it
 
 SIMULATE = ("--rate", "50", "--calls", "1500", "--seed", "17", "--portals", "10",
             "--duplicates", "0.05", "--shuffle", "0.3", "--malformed", "0.01", "--outage-rate", "0.15")

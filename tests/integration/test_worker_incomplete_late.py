@@ -24,7 +24,7 @@ from tests.integration.worker_harness import (
     worker_settings,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # kills or times processes: nothing beside it
 __all__ = ["worker_settings"]  # the fixture, imported for pytest
 
 START_US = parse_ts_us("2026-11-24T09:00:00Z")

@@ -47,7 +47,7 @@ from tests.integration.worker_harness import (
     worker_settings,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # kills or times processes: nothing beside it
 __all__ = ["rng", "simulated", "worker_settings"]  # fixtures, imported for pytest
 
 def test_kill_9_mid_run_and_restart_ends_like_an_uninterrupted_run(worker_settings, simulated, rng,

@@ -39,7 +39,7 @@ from tests.integration.worker_harness import (
     worker_settings,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.alone]  # kills or times processes: nothing beside it
 __all__ = ["rng", "simulated", "worker_settings"]  # fixtures, imported for pytest
 
 
