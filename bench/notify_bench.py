@@ -143,9 +143,9 @@ def latency(settings: Settings, rules_dir: Path, rate: float, seconds: float) ->
         start = time.monotonic()
         n = 0
         while time.monotonic() - start < seconds:
-            due = start + n / rate
-            if due > time.monotonic():
-                time.sleep(due - time.monotonic())
+            wait = start + n / rate - time.monotonic()
+            if wait > 0:  # one reading of the clock: two could give a negative sleep (seen on a loaded machine)
+                time.sleep(wait)
             key, value = alert_value(10_000_000 + n, 50)
             stamp = int(time.time() * 1000)
             send.send(settings.topic_alerts, key=key, value=value, timestamp_ms=stamp)

@@ -12,11 +12,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
+DELIVERY_PERSON = b"callstream-dlv"
+
+
+def delivery_tail(state: str, channel: str) -> bytes:
+    """What follows the alert id in a delivery key's hashed bytes (a catch-up hashes one per alert)."""
+    return b"\x00" + state.encode() + b"\x00" + channel.encode()
+
 
 def delivery_key(alert_id: str, state: str, channel: str) -> str:
     """The idempotency key of one (alert_id, state) on one channel: 32 hex digits."""
-    data = b"\x00".join((alert_id.encode(), state.encode(), channel.encode()))
-    return hashlib.blake2b(data, digest_size=16, person=b"callstream-dlv").hexdigest()
+    return hashlib.blake2b(alert_id.encode() + delivery_tail(state, channel), digest_size=16,
+                           person=DELIVERY_PERSON).hexdigest()
 
 
 def _set_key(person: bytes, head: str, members: Iterable[str]) -> str:

@@ -72,6 +72,12 @@ class DoneSet:
         if len(self._recent) >= self.MERGE_AT:
             self._merge()
 
+    def add_many(self, keys: list[int]) -> None:
+        """Remember several keys (a digest's members)."""
+        self._recent.update(keys)
+        if len(self._recent) >= self.MERGE_AT:
+            self._merge()
+
     def __contains__(self, key: int) -> bool:
         if key in self._recent:
             return True

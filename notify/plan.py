@@ -55,6 +55,7 @@ class Settle(NamedTuple):
 
 
 Decision = Send | Settle
+_NOTHING: tuple[()] = ()  # "no decision yet": one shared object, not a new list per alert
 
 
 @dataclass(frozen=True)
@@ -98,19 +99,25 @@ class Planner:
         while hits and hits[0] < oldest:
             hits.popleft()
 
-    def offer(self, item: Item) -> list[Decision]:
-        """A new item: its decision now, or none yet (held for min-hits or waiting in a digest)."""
+    def offer(self, item: Item) -> list[Decision] | tuple[()]:
+        """A new item: its decisions now, or none yet (held for min-hits or waiting in a digest).
+
+        Runs once per alert of a catch-up: the common case (a grouping route, no min-hits) goes straight
+        to its window, and "nothing yet" is one shared empty tuple.
+        """
         alert, route = item.alert, item.route
-        first = self.first_start  # FirstStart.skips, inline: this runs once per alert of a catch-up
-        if (first is not None and alert.offset < first.end_offsets.get(alert.partition, 0)
-                and alert.msg_ts_ms < first.horizon_ms):
+        first = self.first_start  # FirstStart.skips, inline
+        if (first is not None and alert.msg_ts_ms < first.horizon_ms
+                and alert.offset < first.end_offsets.get(alert.partition, 0)):
             return [Settle(BEFORE_FIRST_START, (item,))]
+        if route.group_s > 0 and route.min_hits <= 1:  # the common case, one call less
+            return self._group(item)
         if route.min_hits > 1:
             place = (route.index, alert.portal_id)
             held = self._held.setdefault(place, [])
             if self._count(place, alert.msg_ts_ms, route.window_s) < route.min_hits:
                 held.append(item)
-                return []
+                return _NOTHING
             released = [*held, item]
             del self._held[place]
             return [d for it in released for d in self._route_out(it)]
@@ -151,35 +158,42 @@ class Planner:
         hits = self._hits.get(place, ())
         return sum(1 for ts in hits if at_ms - window_s * 1000 <= ts <= at_ms)
 
-    def _route_out(self, item: Item) -> list[Decision]:
-        route, alert = item.route, item.alert
-        if route.group_s <= 0:
+    def _route_out(self, item: Item) -> list[Decision] | tuple[()]:
+        if item.route.group_s <= 0:
             blocked = self._blocked(item)
             return [blocked] if blocked else [self._single(item)]
-        width = route.group_s * 1000
-        start = alert.msg_ts_ms - alert.msg_ts_ms % width
-        place = (route.index, alert.portal_id, item.channel, start)
-        group = self._groups.setdefault(place, [])
+        return self._group(item)
+
+    def _group(self, item: Item) -> list[Decision] | tuple[()]:
+        """Into its digest window; the digest goes out once it holds ``digest_max`` items."""
+        alert, route = item.alert, item.route
+        ts = alert.msg_ts_ms
+        place = (route.index, alert.portal_id, item.channel, ts - ts % (route.group_s * 1000))
+        group = self._groups.get(place)
+        if group is None:
+            group = self._groups[place] = []
+            self._group_parts[place] = {alert.partition}
+        else:
+            self._group_parts[place].add(alert.partition)
         group.append(item)
-        parts = self._group_parts.get(place)
-        if parts is None:
-            parts = self._group_parts[place] = set()
-        parts.add(alert.partition)
-        if len(group) >= self.digest_max:
-            del self._groups[place]
-            del self._group_parts[place]
-            return self._flush(group, more=True)
-        return []
+        if len(group) < self.digest_max:
+            return _NOTHING
+        del self._groups[place]
+        del self._group_parts[place]
+        return self._flush(group, more=True)
 
     def _flush(self, group: list[Item], *, more: bool) -> list[Decision]:
         decisions: list[Decision] = []
         sendable: list[Item] = []
-        for it in group:
-            blocked = self._blocked(it)
-            if blocked:
-                decisions.append(blocked)
-            else:
-                sendable.append(it)
+        if not self.actions.silences and not self.actions.acks:  # nothing can block: no check per item
+            sendable = group
+        else:
+            for it in group:
+                blocked = self._blocked(it)
+                if blocked:
+                    decisions.append(blocked)
+                else:
+                    sendable.append(it)
         if len(sendable) == 1 and not more:
             decisions.append(self._single(sendable[0]))
         elif sendable:

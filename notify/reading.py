@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import NamedTuple
+from itertools import groupby
+from operator import itemgetter
 
 from common.config import Settings
 from common.kafka_clients import consumer_options, librdkafka_options
@@ -21,13 +22,7 @@ def _consumer(settings: Settings, **options):
                          fetch_max_wait_ms=50, **options, **consumer_options(settings))
 
 
-class AlertRecord(NamedTuple):
-    """One message of the alerts topic: where it is, its message time (ms) and its bytes."""
-
-    partition: int
-    offset: int
-    timestamp: int
-    value: bytes | None
+_PARTITION, _TIMESTAMP = itemgetter(0), itemgetter(2)  # of a record (partition, offset, message time, value)
 
 
 class AlertReader:
@@ -107,8 +102,9 @@ class AlertReader:
         """The current end offset of every partition."""
         return {tp.partition: self._query(tp)[1] for tp in self.tps}
 
-    def poll(self, timeout_ms: int, max_records: int = 10_000) -> list[AlertRecord]:
-        """A fetch's records: each partition's in log order (partitions one after another)."""
+    def poll(self, timeout_ms: int, max_records: int = 10_000) -> list[tuple[int, int, int, bytes | None]]:
+        """A fetch's records, (partition, offset, message time, value) each: each partition's in log order
+        (partitions one after another)."""
         # What is already prefetched, at once; else wait for the first message only (consume() with a
         # timeout waits to fill the whole batch: 100 ms more latency for each alert at a trickle).
         messages = self._consumer.consume(max_records, 0)
@@ -117,22 +113,22 @@ class AlertReader:
             if first is None:
                 return []
             messages = [first, *self._consumer.consume(max_records - 1, 0)]
-        records = []
-        newest: dict[int, int] = {}
-        for message in messages:
-            if message.error() is not None:  # a transport error, reported by librdkafka, which retries itself
-                _LOG.warning("notify: reading %s: %s", self.topic, message.error())
-                continue
-            partition, offset = message.partition(), message.offset()
-            ts = message.timestamp()[1]
-            records.append(AlertRecord(partition, offset, ts, message.value()))
-            self._next[partition] = offset + 1
-            if ts > newest.get(partition, -1):
-                newest[partition] = ts
-        for partition, ts in newest.items():
-            if ts > self.watermarks[partition]:
-                self.watermarks[partition] = ts
-        records.sort(key=_partition_of)  # stable: each partition's records stay in log order
+        if any(message.error() is not None for message in messages):  # a transport error, rare
+            for message in messages:
+                if message.error() is not None:  # reported by librdkafka, which retries itself
+                    _LOG.warning("notify: reading %s: %s", self.topic, message.error())
+            messages = [message for message in messages if message.error() is None]
+        # Plain tuples in one comprehension (a catch-up takes tens of thousands a second), then sorted:
+        # stable, so each partition's records stay in log order.
+        records = sorted([(m.partition(), m.offset(), m.timestamp()[1], m.value()) for m in messages],
+                         key=_PARTITION)
+        watermarks, next_ = self.watermarks, self._next
+        for partition, run in groupby(records, _PARTITION):
+            run = list(run)
+            next_[partition] = run[-1][1] + 1
+            newest = max(map(_TIMESTAMP, run))
+            if newest > watermarks[partition]:
+                watermarks[partition] = newest
         return records
 
     def _end(self, tp) -> int | None:
@@ -188,10 +184,6 @@ class AlertReader:
 
     def close(self) -> None:
         self._consumer.close()
-
-
-def _partition_of(record: AlertRecord) -> int:
-    return record.partition
 
 
 class ActionsReader:
