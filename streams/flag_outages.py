@@ -35,7 +35,11 @@ from streams.faust_fence.stores import memory_dict
 from streams.outbox import Outbox, partition_of
 
 log = logging.getLogger("callstream.worker")
-DELIVERED_CACHE = 1024  # parsed portal states kept beside the table
+DELIVERED_CACHE = 1024  # parsed portal states kept beside the table, at most
+# ... and at most this many verdicts in them all: a parsed state costs ~270 bytes per
+# verdict (a full portal, 4,096 verdicts, ~1.1 MB), so 1,024 busy portals would have
+# held over 1 GiB. 262,144 is ~70 MB: 64 portals at the cap, each parsed once.
+DELIVERED_VERDICTS = 262_144
 
 
 def _signals(record) -> list | None:
@@ -55,6 +59,45 @@ def _signals(record) -> list | None:
     return None
 
 
+def _weight(state: OutageState) -> int:
+    """What a parsed state costs the cache, in verdicts (its window's and its open ones)."""
+    return len(state.verdicts) + len(state.window) + len(state.base.window) + 1
+
+
+class ParsedStates:
+    """Parsed portal states beside the table, least recently used first, bounded in
+    portals and in verdicts (a cache: losing an entry costs one parse)."""
+
+    def __init__(self, max_portals: int = DELIVERED_CACHE, max_verdicts: int = DELIVERED_VERDICTS):
+        self.max_portals, self.max_verdicts = max_portals, max_verdicts
+        self._entries: OrderedDict[bytes, tuple[bytes, OutageState]] = OrderedDict()
+        self.verdicts = 0  # in the states held
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: bytes, blob: bytes) -> OutageState | None:
+        """The parsed state of ``blob`` if it is the one put under ``key``, else None."""
+        entry = self._entries.get(key)
+        if entry is None or not (entry[0] is blob or entry[0] == blob):
+            return None
+        self._entries.move_to_end(key)
+        return entry[1]
+
+    def put(self, key: bytes, blob: bytes, state: OutageState) -> None:
+        self.forget(key)
+        self._entries[key] = (blob, state)
+        self.verdicts += _weight(state)
+        while len(self._entries) > 1 and (len(self._entries) > self.max_portals
+                                          or self.verdicts > self.max_verdicts):
+            self.forget(next(iter(self._entries)))
+
+    def forget(self, key: bytes) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self.verdicts -= _weight(entry[1])
+
+
 class OutageBatches:
     """Per-portal outage machines over batches of signal messages."""
 
@@ -64,7 +107,7 @@ class OutageBatches:
         # parsed state): a busy portal's state is thousands of verdicts, parsed once
         # rather than once per batch. Only the most recently used portals are kept:
         # the table holds every portal's bytes already, this is a cache beside it.
-        self._delivered: OrderedDict[bytes, tuple[bytes, OutageState]] = OrderedDict()
+        self._delivered = ParsedStates()
         # portal key -> its partition, least recently used first (for the eviction below)
         self._used: OrderedDict[bytes, int] = OrderedDict()
 
@@ -104,13 +147,11 @@ class OutageBatches:
                 outbox.add(self.worker.settings.topic_alerts, key, payload)
         await changelog.flush(self.worker.app.producer)
         await outbox.flush(self.worker.app.producer)
-        self._delivered.update(written)
+        for key, (blob, state) in written.items():
+            self._delivered.put(key, blob, state)
         for key, (anchor, _state) in states.items():
-            self._delivered.move_to_end(key)
             self._used[key] = anchor.message.partition
             self._used.move_to_end(key)
-        while len(self._delivered) > DELIVERED_CACHE:
-            self._delivered.popitem(last=False)
         if len(self._table()) > self.worker.settings.max_portals:
             await self._evict_idle(changelog_topic)
 
@@ -143,7 +184,7 @@ class OutageBatches:
                 continue
             del table[key]
             self._used.pop(key, None)
-            self._delivered.pop(key, None)
+            self._delivered.forget(key)
             tombstones.add(changelog_topic, key, None, partition)
             excess -= 1
         if tombstones.messages:
@@ -155,10 +196,9 @@ class OutageBatches:
         blob = self._table().get(key)
         if not blob:
             return OutageState(portal_id)
-        delivered = self._delivered.get(key)
-        if delivered is not None and (delivered[0] is blob or delivered[0] == blob):
-            self._delivered.move_to_end(key)
-            return delivered[1]  # what this process stored and sent, not replaced since
+        delivered = self._delivered.get(key, blob)
+        if delivered is not None:
+            return delivered  # what this process stored and sent, not replaced since
         try:
             state = outage_state_from_bytes(blob)
         except ValueError as exc:

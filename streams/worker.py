@@ -10,7 +10,7 @@ import signal
 from common.config import Settings
 from common.errors import CliError
 from common.kafka_clients import require_codecs
-from streams import census, logthrottle, topics
+from streams import census, heap, logthrottle, topics
 from streams.app import changelog_topic_names, declare, internal_topic_names
 from streams.domain.rating import TariffError, TariffTable, load_tariffs
 from streams.faust_fence import diagnostics
@@ -54,6 +54,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
     from streams.agents import register
 
     require_codecs("worker")
+    heap.fix_mmap_threshold()
     tariffs = load_tariffs_or_fail(settings)
     specs = worker_topics(settings)
     topics.ensure_topics(settings, specs)
@@ -100,5 +101,11 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
         asyncio.get_running_loop().add_signal_handler(
             signal.SIGUSR2, lambda: logging.getLogger("callstream.worker").warning(
                 "%s", census.report(worker, batches.store.schedule)))
+
+    trim = heap.trimmer()
+    if trim is not None:
+        @worker.app.timer(heap.TRIM_INTERVAL_S, name="trim_heap")
+        async def trim_heap() -> None:
+            trim()
 
     FaustWorker(worker.app, loglevel=loglevel, quiet=True).execute_from_commandline()
