@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import statistics
 import time
@@ -28,6 +27,7 @@ import uuid
 from aiokafka import AIOKafkaConsumer
 from worker_common import RESULTS, base_settings, end_offsets, prefilled_events
 
+from common import collector
 from common.config import Settings
 from common.kafka_clients import ISOLATION_LEVEL
 from streams.app import alert_rules
@@ -119,8 +119,7 @@ def main() -> None:
     total = sum(end_offsets(settings, topic).values())
     fetches = asyncio.run(_fetches(settings.bootstrap, topic, total))
     tariffs, rules = load_tariffs(settings.tariffs_path), alert_rules(settings)
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
+    collector.quiet(*GC_THRESHOLDS)
     cores = ("python", "native") if args.core == "both" else (args.core,)
     result = {"topic": topic, "events": total, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     for core in cores:

@@ -10,7 +10,6 @@ re-reads from the cursors and skips what the ledger says is settled.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import queue
@@ -18,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from common import collector
 from common.config import Settings
 from notify import ledger as ledger_mod
 from notify.actions import Actions
@@ -39,7 +39,7 @@ CHECKPOINT_S = 1.0
 # (each owed alert costs a few hundred bytes; a catch-up would otherwise read far ahead of sending).
 MAX_QUEUED_ALERTS = 100_000
 STATUS_S = 2.0
-GC_YOUNG, GC_FULL = 20_000, 50  # cycle-collector thresholds (Python's: 700, 10, 10)
+GC_THRESHOLDS = (20_000, 20, 50)  # cycle collector (common/collector.py; Python's: 700, 10, 10)
 ROUTES_KEPT = 10_000  # (type, portal, state) whose routes are remembered
 
 
@@ -92,7 +92,9 @@ class Service:
         for partition, offset in self.reader.resume.items():
             if offset == 0:
                 self.bypasses.from_beginning(partition)
-        quiet_gc()
+        # A catch-up keeps tens of thousands of alerts in digest windows: each full
+        # collection over them cost a quarter of its CPU.
+        collector.quiet(*GC_THRESHOLDS)
 
 
     # ------------------------------------------------------------ loop
@@ -271,19 +273,6 @@ class Service:
         live = [s for s in self.senders.values() if not s.failing]
         return (any(s.waiting >= self.settings.notify_backlog for s in live)
                 or sum(s.items for s in live) >= MAX_QUEUED_ALERTS)
-
-
-def quiet_gc() -> None:
-    """Keep the cycle collector off the whole heap while alerts stream through.
-
-    What is alive after the start (modules, Apprise's plugins, the ledger's keys) is frozen out of
-    the collector's sight, and full collections wait for more young survivors: a catch-up keeps tens
-    of thousands of alerts in digest windows, and each full pass over them cost a quarter of its CPU.
-    Cycles are still collected (the generations only run less often).
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG, 20, GC_FULL)
 
 
 def alerts_of(items) -> list[Alert]:

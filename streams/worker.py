@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import signal
 
+from common import collector
 from common.config import Settings
 from common.errors import CliError
 from common.kafka_clients import require_codecs
@@ -90,8 +90,7 @@ def run_worker(settings: Settings, *, loglevel: str = "warning") -> None:
         # an interleaved A/B against 200k; the peak RSS with 100,000 open calls
         # did not grow). The old generation is collected rarely, and what
         # start-up created is moved out of the collector's way.
-        gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
+        collector.quiet(*GC_THRESHOLDS)
         # `kill -USR1 <pid>` logs what every asyncio task is waiting on: the way
         # to see inside a worker that looks idle.
         asyncio.get_running_loop().add_signal_handler(
