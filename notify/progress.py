@@ -29,7 +29,7 @@ class Progress:
         """An alert was read with ``keys`` owed for it (those not yet owed elsewhere are new)."""
         if keys:
             self.owe(partition, offset, msg_ts_ms, keys)
-        self._next[partition] = (offset + 1, msg_ts_ms)
+        self.passed(partition, offset, msg_ts_ms)
 
     def owe(self, partition: int, offset: int, msg_ts_ms: int, keys: list[int]) -> None:
         """The keys an alert waits for (``read`` without moving the next offset: see :meth:`passed`)."""
