@@ -309,6 +309,9 @@ class Settings:
             "Warehouse location (a directory: Parquet files plus a DuckDB catalog).")
     sink_group: str = declare("CALLSTREAM_SINK_GROUP", "callstream-sink", _text,
             "Consumer group of the warehouse sink.")
+    sink_memory_mb: int = declare("CALLSTREAM_SINK_MEMORY_MB", 1024, _positive_int,
+            "Memory limit of the sink's DuckDB, MiB: its compactions, its largest use, spill to "
+            "the warehouse's .spill directory beyond it.")
     # Dashboard
     dash_host: str = declare("CALLSTREAM_DASH_HOST", "127.0.0.1", _text,
             "Address the dashboard binds to; anything but loopback requires credentials.")

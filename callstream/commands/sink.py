@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                           from_beginning=args.from_beginning, until_caught_up=args.until_caught_up,
                           policy=policy)
     try:
-        writer = Writer(Path(settings.warehouse))
+        writer = Writer(Path(settings.warehouse), memory_limit=f"{settings.sink_memory_mb}MB")
     except WriterBusy as exc:
         raise CliError(str(exc)) from None
     except OSError as exc:
