@@ -93,7 +93,8 @@ keys AS (
 ),
 found AS (
     SELECT k.line, k.direction, k.head, k.epoch,
-           arg_max({{'region': t.region, 'rate_text': t.rate_text, 'rate_units': t.rate_units,
+           arg_max({{'region': t.region, 'rate_text': t.rate_text,
+                    'rate': TRY_CAST(t.rate_text AS DECIMAL(18,6)), 'rate_units': t.rate_units,
                     'fee_units': t.fee_units, 'increment_s': t.increment_s, 'min_s': t.min_s,
                     'currency': t.currency}}, (t.prefix_len, t.valid_from_us)) AS r
     FROM keys k JOIN ({epochs}) e ON e.epoch = k.epoch
@@ -116,16 +117,22 @@ priced AS (
                    ELSE (100 * (r.rate_units * billed_s + 60 * r.fee_units) + 30 * {unit}) // (60 * {unit})
                    END AS cents
     FROM billed
+),
+costed AS (
+    -- cents * 0.01 is exact in DECIMAL; a sum past DECIMAL(18,2) is NULL, as the CDR's
+    -- own cost would be, and keeps its spelled-out text
+    SELECT *, CAST(TRY_CAST(cents AS DECIMAL(18,0)) * CAST(0.01 AS DECIMAL(3,2)) AS DECIMAL(18,2)) AS cost
+    FROM priced
 )
 SELECT call_id,
        CASE WHEN started_at IS NULL THEN NULL WHEN {internal} THEN 'internal' ELSE r.region END AS region,
-       TRY_CAST(CASE WHEN found THEN r.rate_text END AS DECIMAL(18,6)) AS rate_per_min,
+       CASE WHEN found THEN r.rate END AS rate_per_min,
        CASE WHEN found THEN r.rate_text END AS rate_per_min_text,
        billed_s,
-       TRY_CAST({cost_text("cents")} AS DECIMAL(18,2)) AS cost,
-       {cost_text("cents")} AS cost_text,
+       cost,
+       CASE WHEN cost IS NOT NULL THEN CAST(cost AS VARCHAR) ELSE {cost_text("cents")} END AS cost_text,
        CASE WHEN found THEN r.currency END AS currency
-FROM priced
+FROM costed
 """
 
 
