@@ -115,7 +115,8 @@ def main() -> None:
               "rating_cdrs_per_s_median": statistics.median(r["cdrs_per_s"] for r in rating),
               "rating_cpu_s_median": statistics.median(r["cpu_s"] for r in rating),
               "copy_cdrs_per_s_median": statistics.median(r["copy_cdrs_per_s"] for r in rating),
-              "command_cdrs_per_s_median": statistics.median(r["cdrs_per_s"] for r in commands),
+              "command_cdrs_per_s_median": (statistics.median(r["cdrs_per_s"] for r in commands)
+                                            if commands else None),  # --command-runs 0
               "measured_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"rerate_speed-{args.rows}.json").write_text(json.dumps(result, indent=2) + "\n")
