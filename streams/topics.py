@@ -13,6 +13,7 @@ on two brokers at least, and the cluster goes on taking writes with one down.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from common.config import Settings
 from common.errors import CliError
 from streams.domain.shared import MAX_STATE_BYTES
+
+_log = logging.getLogger("callstream.topics")
 
 UNLIMITED = "-1"
 # Room for a message just over 1 MiB: the pipeline, not the broker, decides too_large.
@@ -117,27 +120,60 @@ def ensure_topics(settings: Settings, specs: list[TopicSpec]) -> dict[str, str]:
         admin.close()
 
 
-def raise_message_limits(settings: Settings, specs: list[TopicSpec]) -> None:
+def _topic_configs(described: Mapping) -> Mapping:
+    """The topics' part of kafka-python's ``describe_configs`` answer (keyed ``topic``;
+    reading it as ``TOPIC`` found nothing, and every topic was "raised", a larger limit
+    an operator had set lowered with them)."""
+    for key, value in described.items():
+        if str(key).lower() == "topic":
+            return value
+    return {}
+
+
+def raise_message_limits(settings: Settings, specs: list[TopicSpec], timeout_s: float = 30.0) -> None:
     """Give existing topics of ``specs`` the ``max.message.bytes`` their spec asks for when
-    theirs is smaller (a topic created by an older version, or by Faust itself)."""
+    theirs is smaller (a topic created by an older version, or by Faust itself).
+
+    On a cluster, the broker that answers may not know a topic created a moment ago
+    (a node just restarted, metadata still spreading): such a topic is described again
+    until ``timeout_s``, and never "raised" on a guess — kafka-python's check that a key
+    is a known dynamic config then failed on the empty description, and the worker
+    exited at start (seen in CI with a broker killed and restarted). A topic still not
+    described by then was created with its spec's limit by ``ensure_topics`` just before,
+    or will be checked at the next start; it is logged, not a reason to stop.
+    """
     from kafka.admin import ConfigResource, ConfigResourceType
+    from kafka.errors import KafkaError
 
     wanted = {spec.name: int(spec.configs["max.message.bytes"]) for spec in specs
               if "max.message.bytes" in spec.configs}
     if not wanted:
         return
+    deadline = time.monotonic() + timeout_s
     admin = _admin(settings)
     try:
-        resources = [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None})
-                     for name in wanted]
-        described = admin.describe_configs(resources, config_filter="all")
-        current = {name: int(configs["max.message.bytes"]["value"])
-                   for name, configs in described.get("TOPIC", {}).items()
-                   if "max.message.bytes" in configs}
-        raise_ = [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": str(limit)})
-                  for name, limit in wanted.items() if current.get(name, 0) < limit]
-        if raise_:
-            admin.alter_configs(raise_)
+        pending = dict(wanted)
+        while pending:
+            try:
+                resources = [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None})
+                             for name in pending]
+                described = admin.describe_configs(resources, config_filter="all")
+                current = {name: int(configs["max.message.bytes"]["value"])
+                           for name, configs in _topic_configs(described).items()
+                           if name in pending and (configs.get("max.message.bytes") or {}).get("value")}
+                raise_ = [ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": str(limit)})
+                          for name, limit in pending.items() if name in current and current[name] < limit]
+                if raise_:
+                    admin.alter_configs(raise_, raise_on_unknown=False)
+                pending = {name: limit for name, limit in pending.items() if name not in current}
+            except (KafkaError, ValueError, OSError) as exc:
+                _log.warning("checking the topics' max.message.bytes: %s; trying again", exc)
+            if pending:
+                if time.monotonic() > deadline:
+                    _log.warning("max.message.bytes of %s not described after %.0f s; left as created",
+                                 ", ".join(sorted(pending)), timeout_s)
+                    return
+                time.sleep(0.5)
     finally:
         admin.close()
 
