@@ -13,7 +13,10 @@ read). Offsets without a record — transaction markers, aborted transactions
   so a transaction marker right after the last commit held the commit for good;
 - a gap after the last acknowledged offset was folded in only once a later
   record was acknowledged: a partition that ends with a transaction marker
-  showed a lag of one until more data came.
+  showed a lag of one until more data came;
+- a partition with no record acknowledged since it was assigned is not
+  considered for a commit at all, so offsets without a record there (a
+  partition whose tail is an aborted transaction) were never committed past.
 
 Batches (see ``streams/faust_fence/transport.py``) acknowledge every offset they cover.
 """
@@ -62,6 +65,11 @@ class ExactCommits:
         if committed is not None:
             offset_from = max(offset_from, committed)
         if offset_from <= offset_to:
+            # Faust commits only partitions listed in ``_acked``, and a revocation drops a
+            # partition from it: one whose only offsets since a rebalance hold no record (an
+            # aborted transaction and its marker at its end) was never committed past them,
+            # its lag stayed, and the stall watchdog rebalanced it again and again (seen in CI).
+            self._acked[tp]  # noqa: B018 - the defaultdict lists the partition
             gap = self._gap[tp]
             gap.addi(offset_from, offset_to + 1)  # intervals exclude their end
             await asyncio.sleep(0)
@@ -80,8 +88,9 @@ class ExactCommits:
 
     def _new_offset(self, tp: TP) -> Any:
         committed = self._committed_offset[tp]
-        if committed is not None and self._gap[tp]:
-            self._fold_gaps(tp, committed)
+        if self._gap[tp]:
+            # Never committed: reading began at the log's start (auto.offset.reset earliest).
+            self._fold_gaps(tp, committed if committed is not None else 0)
         acked = self._acked[tp]
         if acked and committed and min(acked) > committed:
             lowest = min(acked)

@@ -491,3 +491,20 @@ def test_a_partition_that_ends_with_offsets_without_a_record_is_committed_to_its
     consumer, tp = _consumer_with(40, [])
     asyncio.run(consumer._add_gap(tp, 42, 43))
     assert consumer._new_offset(tp) is None
+
+
+def test_a_partition_with_no_record_since_its_assignment_is_committed_past_offsets_without_one():
+    # Assigned again after a rebalance at 242 (Faust dropped it from its acknowledgements),
+    # and the rest of the partition is an aborted transaction and its marker (242..247).
+    consumer, tp = _consumer_with(242, [])
+    del consumer._acked[tp], consumer._acked_index[tp]
+    assert tp not in set(consumer._filter_tps_with_pending_acks())
+    asyncio.run(consumer._add_gap(tp, 242, 247))
+    assert tp in set(consumer._filter_tps_with_pending_acks())
+    assert consumer._filter_committable_offsets([tp]) == {tp: 248}
+
+
+def test_a_partition_never_committed_whose_start_holds_no_record_is_committed_past_it():
+    consumer, tp = _consumer_with(None, [])
+    asyncio.run(consumer._add_gap(tp, 0, 5))
+    assert consumer._new_offset(tp) == 6
