@@ -311,3 +311,54 @@ def test_re_asks_are_capped_per_sweep_and_first_asks_never_are() -> None:
     schedule.track(expired("old0", 0.0))  # a command done: no more expiry re-asks, its forget next
     assert [(c, kind) for c, kind, *_ in summary(schedule.due(999.0)) if c == "old0"] == []
     assert ("old0", "forget") in [(c, kind) for c, kind, *_ in summary(schedule.due(1000.0))]
+
+
+def test_over_the_settled_cap_the_longest_settled_calls_are_archived_and_open_ones_stay() -> None:
+    schedule = new_schedule()
+    for n in range(50):
+        schedule.track(incomplete(f"open{n:02d}", touched=float(n)))  # quieter than any settled one
+    for n in range(120):
+        schedule.track(complete(f"done{n:03d}", touched=100.0 + n))
+    assert schedule.settled_count() == 120
+    assert schedule.evictions(10_000, now=500.0, max_settled=200) == []
+    evicted = schedule.evictions(10_000, now=500.0, max_settled=100)
+    assert [d.call_id for d in evicted] == [f"done{n:03d}" for n in range(30)]  # down to 90 of 100
+    assert schedule.settled_count() == 90
+    assert schedule.evictions(10_000, now=505.0, max_settled=100) == []  # asked: not picked again
+    for n in range(30):
+        schedule.forget(f"done{n:03d}")  # archived
+    assert schedule.settled_count() == 90 and len(schedule) == 140
+
+
+def test_both_caps_at_once_count_the_settled_evictions_against_the_total() -> None:
+    schedule = new_schedule()
+    for n in range(60):
+        schedule.track(incomplete(f"open{n:02d}", touched=float(n)))
+    for n in range(60):
+        schedule.track(complete(f"done{n:02d}", touched=100.0 + n))
+    # 120 calls over a cap of 100 (down to 90: 30 to go), 60 settled over a cap of 40
+    # (down to 36: 24 to go); the settled ones count first, then the quietest open 6.
+    evicted = [d.call_id for d in schedule.evictions(100, now=500.0, max_settled=40)]
+    assert evicted == [f"done{n:02d}" for n in range(24)] + [f"open{n:02d}" for n in range(6)]
+    assert schedule.evictions(100, now=501.0, max_settled=40) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["track-open", "track-done", "forget", "due", "evict"]),
+                          st.integers(0, 15), st.floats(0, 5000)), max_size=60))
+def test_the_settled_count_is_the_number_of_calls_waiting_only_to_be_forgotten(steps) -> None:
+    schedule = new_schedule()
+    for step, n, at in steps:
+        call = f"c{n}"
+        if step == "track-open":
+            schedule.track(incomplete(call, at))
+        elif step == "track-done":
+            schedule.track(complete(call, at))
+        elif step == "forget":
+            schedule.forget(call)
+        elif step == "due":
+            schedule.due(at, max_retries=2)
+        else:
+            schedule.evictions(8, at, max_settled=3)
+        forgetting = [e for e in schedule._current.values() if e is not None and e.kind == "forget"]
+        assert schedule.settled_count() == len(forgetting)
