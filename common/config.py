@@ -301,10 +301,6 @@ class Settings:
     max_hot_calls: int = declare("CALLSTREAM_MAX_HOT_CALLS", 500_000, _hot_calls,
             "Calls one worker keeps in memory at most; beyond it the quietest move to the on-disk "
             "archive early (open ones emitted as incomplete first).")
-    max_settled_calls: int = declare("CALLSTREAM_MAX_SETTLED_CALLS", 20_000, _non_negative_int,
-            "Settled calls one worker keeps in memory at most, for their late and duplicate events; "
-            "beyond it the longest settled move to the on-disk archive before CALLSTREAM_FORGET_AFTER "
-            "(no output changes: a late event revives a call from the archive).")
     max_portals: int = declare("CALLSTREAM_MAX_PORTALS", 100_000, _positive_int,
             "Portals' outage states one worker keeps in memory at most; beyond it the least recently "
             "used idle ones (no open outage) are forgotten.")

@@ -89,8 +89,7 @@ def register(worker: Worker) -> CallBatches:
                      sorted(actives), len(schedule), purged)
         now = time.time()
         due_now = schedule.due(now, max_retries=SWEEP_RETRIES)
-        evictions = schedule.evictions(worker.settings.max_hot_calls, now, worker.settings.max_settled_calls)
-        for due in due_now + evictions:
+        for due in due_now + schedule.evictions(worker.settings.max_hot_calls, now):
             worker.commands.send_soon(
                 key=due.call_id.encode(), partition=due.partition,
                 value=orjson.dumps({"kind": due.kind, "call_id": due.call_id,

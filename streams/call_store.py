@@ -199,7 +199,6 @@ class Schedule:
         self.recording_wait = recording_wait
         self._heap: list[_Due] = []
         self._current: dict[str, _Due | None] = {}  # call -> its live heap entry (None: nothing due)
-        self._settled = 0  # entries of kind "forget": settled calls only a late event can change
 
     def __len__(self) -> int:
         return len(self._current)
@@ -226,20 +225,13 @@ class Schedule:
         """Entries in the heap, superseded ones included (the memory census)."""
         return len(self._heap)
 
-    def settled_count(self) -> int:
-        """Settled calls tracked (waiting only to be forgotten)."""
-        return self._settled
-
     def forget(self, call_id: str) -> None:
-        old = self._current.pop(call_id, None)
-        if old is not None and old.kind == "forget":
-            self._settled -= 1
+        self._current.pop(call_id, None)
 
     def rebuild(self, summaries: Iterable[Summary], partitions: set[int]) -> None:
         """Start over from the table after a rebalance: only this worker's active partitions."""
         self._heap.clear()
         self._current.clear()
-        self._settled = 0
         for summary in summaries:
             if summary.partition in partitions:
                 self.track_fields(*summary)
@@ -270,28 +262,15 @@ class Schedule:
             self._set(item.call_id, later)
         return ready
 
-    def evictions(self, max_calls: int, now: float, max_settled: int | None = None) -> list[_Due]:
-        """Calls to move to the archive early, each asked once per ``retry_after``.
-
-        Over ``max_settled`` settled calls: the longest settled down to 90 % of it
-        (archiving one changes no output: a late event revives it from the archive).
-        Over ``max_calls`` calls in all: the quietest (oldest ``touched_at``) of any
-        kind down to 90 % of it (an open one gets its incomplete CDR first).
-        """
-        chosen: list[_Due] = []
-        if max_settled is not None and self._settled > max_settled:
-            settled = [e for e in self._current.values() if e is not None and e.kind == "forget"]
-            chosen = heapq.nsmallest(self._settled - max_settled + max_settled // 10, settled,
-                                     key=lambda e: e.touched_at)
+    def evictions(self, max_calls: int, now: float) -> list[_Due]:
+        """Over ``max_calls`` tracked calls: the quietest (oldest ``touched_at``) down to 90 %
+        of it, to be settled and archived early. Each is asked once per ``retry_after``."""
         excess = len(self._current) - max_calls
-        if excess > 0:
-            picked = {e.call_id for e in chosen}
-            entries = [e for e in self._current.values()
-                       if e is not None and e.kind != "evict" and e.call_id not in picked]
-            asked = sum(1 for e in self._current.values() if e is not None and e.kind == "evict")
-            wanted = excess + max_calls // 10 - asked - len(chosen)
-            if wanted > 0:
-                chosen += heapq.nsmallest(wanted, entries, key=lambda e: e.touched_at)
+        if excess <= 0:
+            return []
+        entries = [e for e in self._current.values() if e is not None and e.kind != "evict"]
+        asked = len(self._current) - len(entries)  # evictions asked for and not yet done
+        chosen = heapq.nsmallest(excess + max_calls // 10 - asked, entries, key=lambda e: e.touched_at)
         evicting = []
         for entry in chosen:
             item = _Due(now + self.retry_after, entry.call_id, "evict", entry.touched_at, entry.partition)
@@ -300,9 +279,6 @@ class Schedule:
         return evicting
 
     def _set(self, call_id: str, entry: _Due | None) -> None:
-        old = self._current.get(call_id)
-        self._settled += ((entry is not None and entry.kind == "forget")
-                          - (old is not None and old.kind == "forget"))
         self._current[call_id] = entry
         if entry is None:
             return

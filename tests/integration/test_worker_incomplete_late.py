@@ -232,49 +232,6 @@ def test_over_the_hot_calls_cap_the_quietest_calls_are_settled_and_archived_earl
         assert _cdrs(settings).latest()[revived]["status"] == "answered"
 
 
-def test_over_the_settled_calls_cap_the_longest_settled_move_to_the_archive_with_no_output_changed(
-        worker_settings, tmp_path):
-    """CALLSTREAM_MAX_SETTLED_CALLS: settled calls beyond it leave memory before
-    CALLSTREAM_FORGET_AFTER (1 h here); their CDRs are untouched, open calls stay, and a
-    late event or a redelivered one finds an archived call as it finds a hot one."""
-    settings = worker_settings.replace(max_settled_calls=100)
-    calls = {f"settled-{n:04d}": call_events(f"settled-{n:04d}", START_US + n * 1_000_000) for n in range(600)}
-    open_calls = {f"open-{n:02d}": call_events(f"open-{n:02d}", START_US - 3_600_000_000 + n * 1_000_000)
-                  for n in range(20)}
-    for events in open_calls.values():
-        del events["call.ended"]  # open, and quieter (older) than every settled call
-    produce(settings, [m for events in (*open_calls.values(), *calls.values()) for m in events.values()])
-    with Fleet(tmp_path) as fleet:
-        worker = fleet.start(settings, "worker", CALLSTREAM_INCOMPLETE_AFTER="3600",
-                             CALLSTREAM_FORGET_AFTER="3600")
-        wait_for(lambda: len(_cdrs(settings).versions) >= 600 or None, "the settled calls' CDRs",
-                 timeout=120, workers=[worker])
-        moved = wait_for(lambda: (lambda n: n if n >= 500 else None)(
-            sum(1 for c, present in _stored(settings, "archived_calls_by_id").items() if present)),
-            "settled calls archived", timeout=120, workers=[worker])
-        wait_until_done(settings, [worker])
-        assert 500 <= moved <= 600  # down to 90 % of the cap: at least 510 of the 600 once settled
-        archive = _stored(settings, "archived_calls_by_id")
-        assert not any(archive.get(c) for c in open_calls)  # open calls are never archived for it
-        log = _cdrs(settings)
-        assert set(log.versions) == set(calls)  # no incomplete CDR of an open call either
-        assert all(log.top_version(c) == 1 for c in calls)
-        assert log.latest() == _settled_expected(settings, calls)
-        archived = sorted(c for c in calls if archive.get(c))
-        first, second = archived[0], archived[1]
-        produce(settings, [calls[first]["call.answered"],  # redelivered: no new version
-                           recording(second, START_US + 200 * 1_000_000, 500_000)])  # late: version 2
-        _wait_versions(settings, {second: 2})
-        wait_until_done(settings, [worker])
-        log = _cdrs(settings)
-        assert log.top_version(first) == 1 and log.top_version(second) == 2
-        assert log.latest() == _settled_expected(settings, calls)
-
-
-def _settled_expected(settings, calls) -> dict[str, dict]:
-    return {c: cdr for c, cdr in _expected(settings).items() if c in calls}
-
-
 def test_over_the_portals_cap_idle_portal_states_are_forgotten(worker_settings, tmp_path):
     """A flood of made-up portal ids cannot grow the worker's portal table without bound:
     over CALLSTREAM_MAX_PORTALS, idle portals (no open outage) are dropped from it."""
