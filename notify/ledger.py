@@ -51,13 +51,13 @@ class DoneSet:
     8 bytes per key in the array (a Python set of ints costs ~60): a million
     settled deliveries cost ~8 MiB. A lookup is a set probe, then a C bisection of
     the array (a numpy call per lookup cost 60 µs, most of notify's time per alert).
-    The recent set is merged in past 100,000.
+    The recent set is merged in past 100,000 (a sort-merge: linear in the array).
     """
 
     MERGE_AT = 100_000
 
     def __init__(self, keys: Iterable[int] = ()) -> None:
-        self._base = self._array(np.unique(np.fromiter(keys, dtype=np.uint64)))
+        self._base = self._array(_sorted_unique(np.fromiter(keys, dtype=np.uint64)))
         self._recent: set[int] = set()
 
     @staticmethod
@@ -90,9 +90,26 @@ class DoneSet:
 
     def _merge(self) -> None:
         base = np.frombuffer(self._base, dtype=np.uint64) if len(self._base) else np.empty(0, dtype=np.uint64)
-        recent = np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent))
-        self._base = self._array(np.union1d(base, recent))
+        recent = np.sort(np.fromiter(self._recent, dtype=np.uint64, count=len(self._recent)))
+        # Two sorted runs: a stable sort (timsort) merges them in one linear pass.
+        self._base = self._array(_sorted_unique(np.concatenate((base, recent)), kind="stable"))
         self._recent = set()
+
+
+def _sorted_unique(keys: np.ndarray, kind: str = "quicksort") -> np.ndarray:
+    """The distinct keys, sorted.
+
+    Not ``np.unique``/``np.union1d``: numpy 2.4 answers them with a hash table, then sorts, and
+    that took 0.8 s for a million uint64 keys (a sort and a neighbour comparison: 0.01-0.09 s). A
+    catch-up of a million deliveries merged ten times: 3.8 s, a sixth of its main thread.
+    """
+    keys = np.sort(keys, kind=kind)
+    if len(keys) > 1:
+        keep = np.empty(len(keys), dtype=bool)
+        keep[0] = True
+        np.not_equal(keys[1:], keys[:-1], out=keep[1:])
+        keys = keys[keep]
+    return keys
 
 
 @dataclass

@@ -30,12 +30,20 @@ class AlertReader:
 
     librdkafka (confluent-kafka) rather than kafka-python: it decodes record batches in C and
     prefetches while notify decides, which made the decoding a fraction of what it cost in Python
-    (a quarter of a catch-up's time). The prefetch is bounded per partition
-    (``PREFETCH_KBYTES``, ``PREFETCH_MESSAGES``), so RSS does not grow with the backlog.
+    (a quarter of a catch-up's time). The prefetch is bounded, so RSS does not grow with the backlog:
+    librdkafka stops fetching while its queue (all partitions: the queues of assigned partitions
+    feed one) holds ``PREFETCH_MESSAGES`` messages or ``PREFETCH_KBYTES``, and a fetch in flight
+    brings at most ``FETCH_BYTES`` (``PARTITION_FETCH_BYTES`` of each partition). A fetched response
+    stays whole in memory until its last message is taken, so the most it holds is about the queue's
+    bound plus one response: ~12 MiB (it was ~24 MiB: 8 partitions × 2 MiB in flight, librdkafka's own
+    ``fetch.max.bytes`` being 50 MB). A poll takes at most 10,000 messages, so the queue still holds
+    more than the next poll wants.
     """
 
-    PREFETCH_KBYTES = 8 * 1024
-    PREFETCH_MESSAGES = 20_000
+    PREFETCH_KBYTES = 8 * 1024  # queued.max.messages.kbytes (librdkafka's default: 64 MiB)
+    PREFETCH_MESSAGES = 20_000  # queued.min.messages (default 100,000)
+    FETCH_BYTES = 4 * 1024 * 1024  # fetch.max.bytes, one fetch response (default 50 MB)
+    PARTITION_FETCH_BYTES = 1024 * 1024  # max.partition.fetch.bytes, per partition in it (default 1 MiB)
 
     def __init__(self, settings: Settings, cursors: dict[int, tuple[int, int]], warm_up_s: float,
                  *, wait_s: float = 60.0) -> None:
@@ -46,7 +54,8 @@ class AlertReader:
             # assign() only: the group is never joined and nothing is committed (the ledger keeps the cursors).
             **librdkafka_options(settings), "group.id": "callstream-notify",
             "enable.auto.commit": False, "enable.auto.offset.store": False, "auto.offset.reset": "earliest",
-            "fetch.wait.max.ms": 50, "max.partition.fetch.bytes": 2 * 1024 * 1024,
+            "fetch.wait.max.ms": 50, "fetch.max.bytes": self.FETCH_BYTES,
+            "max.partition.fetch.bytes": self.PARTITION_FETCH_BYTES,
             "queued.max.messages.kbytes": self.PREFETCH_KBYTES, "queued.min.messages": self.PREFETCH_MESSAGES,
             "logger": _LOG,
         })

@@ -1,4 +1,5 @@
-"""Notify's status: a summary published every two seconds, read by the dashboard and the CLI.
+"""Notify's status: a summary published every two seconds (and at once when all it read is settled),
+read by the dashboard and the CLI.
 
 The summary holds the ledger's counts (per channel and outcome), the recent
 failed deliveries, each channel's queue and whether it is failing, the alerts
@@ -33,6 +34,7 @@ class Status:
         self.refused_count = 0
         self.refused_last: deque = deque(maxlen=REFUSED_KEPT)
         self.live: Counter = Counter()
+        self.last_unsettled: int | None = None  # what the last published status said (None: unknown or none yet)
 
     def refused(self, refusal) -> None:
         """A message of the alerts topic that is not an alert."""
@@ -81,7 +83,9 @@ class Status:
 
     def publish(self) -> None:
         """Send the summary to the status topic (the newest one wins)."""
-        self.service.writer.status(self.service.status_topic, orjson.dumps(self.summary()))
+        summary = self.summary()
+        self.last_unsettled = summary["unsettled"]
+        self.service.writer.status(self.service.status_topic, orjson.dumps(summary))
 
 
 def read_status(settings: Settings, timeout_s: float = 10.0) -> dict[str, Any] | None:

@@ -147,3 +147,37 @@ def test_a_broken_rules_file_stops_notify_with_one_line_naming_file_and_line(not
     assert done.stderr.strip().count("\n") == 0
     assert done.stderr.startswith(f"callstream notify: error: bad rules file: {rules}:6: route 2: channel 1:")
     pairs_in("")  # the receivers' parser takes empty text
+
+
+def test_a_status_saying_all_is_settled_comes_after_the_cursors_that_say_so(notify_settings, tmp_path):
+    """Notify publishes a status at once when all it read is settled, after recording the cursors."""
+    from notify.reading import AlertReader
+    from notify.status import read_status
+
+    settings = notify_settings
+    http = HttpReceiver()
+    rules = tmp_path / "rules.toml"
+    rules.write_text(f'[[route]]\nchannels = ["json://127.0.0.1:{http.port}/hook"]\ngroup_s = 0\n')
+    notify = NotifyProcess(settings, tmp_path / "notify.log", CALLSTREAM_NOTIFY_RULES=str(rules), **FAST)
+    try:
+        wait_for(lambda: read_status(settings) is not None, 60, "notify's first status")
+        portals = [f"p{n}" for n in range(12)]  # over several partitions of the alerts topic
+        produce(settings, [alert(f"stale_key:s-{n}", "stale_key", portals[n % 12], call_id=f"s-{n}")
+                           for n in range(60)], topic=settings.topic_alerts)
+        since_ms = int(time.time() * 1000)
+        wait_for(lambda: len(http.accepted()) == 60, 60, "the 60 alerts")
+        wait_for(lambda: (s := read_status(settings)) is not None and s["at_ms"] > since_ms
+                 and s["unsettled"] == 0 and s["totals"].get("delivered") == 60, 30, "a settled status")
+        # The status said settled: the ledger already holds every partition's cursor at its end.
+        cursors = load(settings, settings.notify_topics[0]).cursors
+        reader = AlertReader(settings, {}, 0)
+        try:
+            ends = reader.end_offsets()
+        finally:
+            reader.close()
+        assert {p: end for p, end in ends.items() if end} == {p: cursors[p][0] for p, end in ends.items() if end}
+        assert len(http.pairs()) == 60
+    finally:
+        notify.close()
+        print(notify.tail(20))
+        http.close()

@@ -50,6 +50,22 @@ def test_the_done_set_remembers_keys_across_merges():
     assert len(done) == 200
 
 
+def test_the_done_set_merges_into_one_sorted_array_of_distinct_keys():
+    rng = random.Random(11)
+    extremes = [0, 1, 2**63 - 1, 2**63, 2**64 - 1]  # both halves of uint64: no sign trouble in the sort
+    loaded = [rng.getrandbits(64) for _ in range(500)] + extremes
+    done = DoneSet(loaded + loaded[:50])  # duplicates in what the ledger gave
+    done.MERGE_AT = 40
+    added = [rng.getrandbits(64) for _ in range(300)]
+    for start in range(0, 300, 7):
+        done.add_many(added[start:start + 7])
+    done.add_many(added[-40:])  # keys the array already has: merged once
+    expected = sorted(set(loaded) | set(added))
+    done._merge()
+    assert list(done._base) == expected and len(done) == len(expected)
+    assert all(k in done for k in extremes) and (2**64 - 2) not in done and 3 not in done
+
+
 def test_the_ledger_state_folds_outcomes_cursors_and_the_first_start():
     state = LedgerState()
     members = [delivery_key("a:1", "open", "c"), delivery_key("a:2", "open", "c")]
