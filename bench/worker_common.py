@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from common.config import Settings
 from common.kafka_clients import ISOLATION_LEVEL
@@ -265,8 +266,14 @@ class Lags:
         return behind
 
     def stable_members(self, group: str) -> int:
-        """Members of the group once it is stable (0 while it forms or rebalances)."""
-        described = self.admin.describe_groups([group])[group]
+        """Members of the group once it is stable (0 while it forms or rebalances, or while a
+        fresh cluster is still electing the group's coordinator: a retriable error)."""
+        try:
+            described = self.admin.describe_groups([group])[group]
+        except KafkaError as exc:
+            if getattr(exc, "retriable", False):
+                return 0
+            raise
         return len(described.get("members") or []) if described.get("group_state") == "Stable" else 0
 
 
