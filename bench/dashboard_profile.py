@@ -2,14 +2,15 @@
 
     python bench/dashboard_profile.py --warehouse var/bench-warehouse [--user ops] [--loads 3]
 
-Serves a scratch copy of the warehouse (no sink: the manifest does not change, so the
-dashboard's result cache is warm after the first load — run ``bench/dashboard_renders.py``
-for cold server renders) with ``callstream dashboard`` in its own process, logs in as one of
-``bench/dashboard_browser.py``'s users and loads every page in headless Chromium. Per page
-and load: the time to the fully rendered page, the sum and the span of the Dash callback
-requests (Resource Timing of ``_dash-update-component``), and the time plotly spent in
-``Plotly.react``/``newPlot`` per graph (wrapped before the page's scripts run) — the rest
-is the browser's other work (Dash's renderer, layout, waiting).
+Serves a scratch copy of the warehouse with ``callstream dashboard`` in its own process
+(without ``--live`` no sink: the manifest does not change, so the dashboard's result cache is
+warm after the first load; with ``--live N`` a sink fed N CDRs/s publishes all along, as in
+``bench/dashboard_browser.py``), logs in as one of ``bench/dashboard_browser.py``'s users and
+loads every page in headless Chromium. Per page and load: the time to the fully rendered page,
+the sum and the span of the Dash callback requests (Resource Timing of
+``_dash-update-component``), and the time plotly spent in ``Plotly.react``/``newPlot`` per
+graph (wrapped before the page's scripts run) — the rest is the browser's other work (Dash's
+renderer, layout, waiting).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from dashboard_browser import PAGES, _free_port, add_users, log_in, start_dashboard  # noqa: E402 (the repository root is put on sys.path above)
-from warehouse_common import copy_warehouse  # noqa: E402 (as above)
+from warehouse_common import bench_settings, copy_warehouse, drop_topics, feed, start_sink, stop  # noqa: E402 (as above)
 
 from tests.integration.dashboard_support import chrome, load, quit_chrome  # noqa: E402 (as above)
 
@@ -122,9 +123,20 @@ def main() -> None:
     parser.add_argument("--scratch", type=Path, default=Path("var/bench-profile-warehouse"))
     parser.add_argument("--user", default="ops")
     parser.add_argument("--loads", type=int, default=3)
+    parser.add_argument("--live", type=float, default=0.0,
+                        help="CDRs per second fed to a sink writing the scratch copy (0: none)")
     args = parser.parse_args()
     root = copy_warehouse(args.warehouse, args.scratch)
     portals = add_users(root)
+    feeder = sink = None
+    if args.live:
+        import multiprocessing
+
+        settings = bench_settings("profile")
+        feeder = multiprocessing.Process(target=feed, args=(settings, args.live, 24 * 3600, 7), daemon=True)
+        feeder.start()
+        sink = start_sink(settings, root)
+        time.sleep(5)
     port = _free_port()
     dashboard = start_dashboard(root, port, portals)
     url = f"http://127.0.0.1:{port}"
@@ -139,6 +151,10 @@ def main() -> None:
         quit_chrome(driver)
         dashboard.terminate()
         dashboard.wait(timeout=30)
+        if sink is not None:
+            stop(sink)
+            feeder.terminate()
+            drop_topics(settings)
         shutil.rmtree(root, ignore_errors=True)
         portals.unlink(missing_ok=True)
 
