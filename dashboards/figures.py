@@ -172,9 +172,22 @@ def spend_over_time(rows: pd.DataFrame, key: str = "region", title: str | None =
                              customdata=[drill(start=day_of(d), end=None if long else day_of(d),
                                                **({drill_key: target} if target else {})) for d in part["day"]],
                              offsetgroup=currency, legendgroup=currency))
+    # Margins set from the labels rather than found by plotly (automargin draws a figure twice:
+    # a third of the Spend page's drawing): the legend's longest name, rotated day labels.
+    names = [k if len(currencies) == 1 else f"{k} ({c})" for c, k in order]
     fig.update_layout(barmode="relative", yaxis_title=" / ".join(currencies),
-                      legend=dict(orientation="v", x=1.02, y=1))
+                      legend=dict(orientation="v", x=1.02, y=1),
+                      margin=dict(l=72, r=legend_width(names), t=40, b=64))
+    fig.update_xaxes(automargin=False)
+    fig.update_yaxes(automargin=False)
     return time_axis(fig, parts["day"])
+
+
+def legend_width(names: Iterable[str], char_px: float = 7.0) -> int:
+    """Pixels a vertical legend of ``names`` takes at the right of a plot (font 12: ~7 px a
+    character, plus the swatch and padding), within 80-320."""
+    longest = max((len(str(n)) for n in names), default=0)
+    return int(min(320, max(80, 56 + char_px * longest)))
 
 
 def spend_by_region_over_time(rows: pd.DataFrame) -> go.Figure:
