@@ -25,7 +25,23 @@ PALETTE = ("#2563eb", "#16a34a", "#f59e0b", "#dc2626", "#7c3aed", "#0891b2", "#d
            "#ea580c", "#4b5563", "#0d9488", "#9333ea")
 TOP_REGIONS = 10  # the rest is stacked as "other regions"
 WEEKLY_AFTER_DAYS = 92
-_LAYOUT = dict(template="plotly_white", margin=dict(l=48, r=16, t=40, b=40), height=320,
+# plotly_white's look for the only traces and axes drawn here (bars and lines on x/y axes), without
+# the rest of it (polar, ternary, 3-D and map axes, colour scales, 14 trace types): the template
+# travels inside every figure (7 KB of JSON each, half the Spend page's answer), and plotly builds
+# and validates it in Python and merges it in the browser for each of them.
+LIGHT_TEMPLATE = {
+    "layout": {
+        "autotypenumbers": "strict", "font": {"color": "#2a3f5f"}, "hovermode": "closest",
+        "hoverlabel": {"align": "left"}, "paper_bgcolor": "white", "plot_bgcolor": "white",
+        "colorway": list(PALETTE), "title": {"x": 0.05},
+        **{axis: {"gridcolor": "#EBF0F8", "linecolor": "#EBF0F8", "ticks": "", "title": {"standoff": 15},
+                  "zerolinecolor": "#EBF0F8", "automargin": True, "zerolinewidth": 2} for axis in ("xaxis", "yaxis")},
+        "annotationdefaults": {"arrowcolor": "#2a3f5f", "arrowhead": 0, "arrowwidth": 1},
+        "shapedefaults": {"line": {"color": "#2a3f5f"}},
+    },
+    "data": {"bar": [{"marker": {"line": {"color": "white", "width": 0.5}}, "type": "bar"}]},
+}
+_LAYOUT = dict(template=LIGHT_TEMPLATE, margin=dict(l=48, r=16, t=40, b=40), height=320,
                legend=dict(orientation="h", y=-0.2), font=dict(size=12))
 
 
@@ -156,9 +172,22 @@ def spend_over_time(rows: pd.DataFrame, key: str = "region", title: str | None =
                              customdata=[drill(start=day_of(d), end=None if long else day_of(d),
                                                **({drill_key: target} if target else {})) for d in part["day"]],
                              offsetgroup=currency, legendgroup=currency))
+    # Margins set from the labels rather than found by plotly (automargin draws a figure twice:
+    # a third of the Spend page's drawing): the legend's longest name, rotated day labels.
+    names = [k if len(currencies) == 1 else f"{k} ({c})" for c, k in order]
     fig.update_layout(barmode="relative", yaxis_title=" / ".join(currencies),
-                      legend=dict(orientation="v", x=1.02, y=1))
+                      legend=dict(orientation="v", x=1.02, y=1),
+                      margin=dict(l=72, r=legend_width(names), t=40, b=64))
+    fig.update_xaxes(automargin=False)
+    fig.update_yaxes(automargin=False)
     return time_axis(fig, parts["day"])
+
+
+def legend_width(names: Iterable[str], char_px: float = 7.0) -> int:
+    """Pixels a vertical legend of ``names`` takes at the right of a plot (font 12: ~7 px a
+    character, plus the swatch and padding), within 80-320."""
+    longest = max((len(str(n)) for n in names), default=0)
+    return int(min(320, max(80, 56 + char_px * longest)))
 
 
 def spend_by_region_over_time(rows: pd.DataFrame) -> go.Figure:

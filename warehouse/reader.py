@@ -138,10 +138,20 @@ class Reader:
 
     def _create_views(self, location: Path, manifest: Manifest | None, bad: dict[str, str]) -> None:
         usable = manifest.without(frozenset(bad)) if manifest is not None else None
+        try:
+            self._run_views(views.all_views(location, usable))
+        except duckdb.Error:
+            if not views.materialized(usable):
+                raise
+            # Materializing the deltas reads them whole: a damaged one fails here, not only its
+            # footer. The plain views leave finding it to the first query (read()), as before.
+            self._run_views(views.all_views(location, usable, materialize=False))
+
+    def _run_views(self, statements: list[str]) -> None:
         con = self._db.cursor()
         try:
             con.execute("BEGIN")
-            for statement in views.all_views(location, usable):
+            for statement in statements:
                 con.execute(statement)  # binds: reads each listed file's Parquet footer
             con.execute("COMMIT")
         except duckdb.Error:

@@ -4,9 +4,10 @@ Three grains, the cheapest that can answer first (rollups.py):
 
 - the daily rollups (``cdrs_daily``, ``recordings_daily``, ``user_spend_daily``) know whole
   UTC days: a filter whose bounds are UTC midnights, grouped (if at all) by UTC day;
-- the hourly rollups (``cdrs_hourly``, ``user_spend_hourly``) know whole UTC hours. Every local day or hour of a
-  zone whose offset from UTC is a whole number of hours is a set of whole UTC hours, so
-  its hours add up to the days of Moscow, Berlin or New York, DST changes included:
+- the hourly rollups (``cdrs_hourly``, ``user_spend_hourly``, ``recordings_hourly``) know
+  whole UTC hours. Every local day or hour of a zone whose offset from UTC is a whole
+  number of hours is a set of whole UTC hours, so its hours add up to the days of Moscow,
+  Berlin or New York, DST changes included:
   a filter whose bounds are whole UTC hours, grouped by the days or hours of such a zone;
 - the calls themselves for the rest: talk or cost bounds, a number search, and the days
   of the few zones with a fractional offset (India +05:30, Nepal +05:45, Newfoundland
@@ -224,12 +225,14 @@ def user_spend_source(flt: CallFilter, *, daily: bool = False) -> Source:
 
 
 def recordings_source(flt: CallFilter, *, daily: bool = False) -> Source:
-    """Where per-user recording queries read: the ``recordings_daily`` rollup when it can
-    answer ``flt`` exactly, else the calls with a recording."""
-    rolled = _rolled(flt, "recordings_daily", "sum(recordings)", "sum(recordings)", RECORDING_LISTS,
-                     recorded_only=True, daily=daily)
-    if rolled is not None:
-        return rolled
+    """Where per-user recording queries read: the ``recordings_daily`` rollup, else
+    ``recordings_hourly``, when one can answer ``flt`` exactly (whole UTC days, or whole hours
+    and the days of a whole-hour zone), else the calls with a recording."""
+    for table, hourly in (("recordings_daily", False), ("recordings_hourly", True)):
+        rolled = _rolled(flt, table, "sum(recordings)", "sum(recordings)", RECORDING_LISTS,
+                         recorded_only=True, daily=daily, hourly=hourly)
+        if rolled is not None:
+            return rolled
     clause, params = where(flt, "recording_bytes > 0")
     return Source(local_calls(flt) if daily else "cdrs", clause, params, "count(*)", "count(*)")
 

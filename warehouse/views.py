@@ -13,6 +13,13 @@ A rollup (rollups.py) adds up the compactor's rollup files, the negated
 rollup of the base rows the deltas shadow, and the rollup of the deltas:
 exact at any moment, and cheap (see :func:`rollup_view`).
 
+While the deltas are few (``MATERIALIZE_DELTA_ROWS``, the case of a live sink between
+two major compactions), the winners of the ``cdrs`` deltas and the base rows they shadow
+are computed once per manifest into two small in-memory tables (``cdrs__delta_rows``,
+``cdrs__shadowed_rows``) that every view reads, instead of in every query: a dashboard
+page runs a dozen aggregates on one manifest, and each paid for the deltas' deduplication
+and a semi-join over the hot month (half of a 30-day Spend render on a live warehouse).
+
 File lists are SQL string literals built from the manifest (paths the writer
 generated, quoted here); no value from a user ever reaches these statements.
 """
@@ -23,6 +30,11 @@ from pathlib import Path
 
 from warehouse import call_index, rollups, schema
 from warehouse.layout import DataFile, Manifest
+
+# Largest number of rows in the cdrs delta files whose winners (and the base rows they shadow)
+# are materialized per manifest; beyond (a catch-up), the views compute them in each query.
+MATERIALIZE_DELTA_ROWS = 200_000
+DELTA_ROWS, SHADOWED_ROWS = "cdrs__delta_rows", "cdrs__shadowed_rows"
 
 
 def literal(text: str) -> str:
@@ -51,7 +63,34 @@ def hot_labels(manifest: Manifest | None, table: str) -> set[str]:
     return {label for f in deltas for label in f.labels} | {"none"} if deltas else set()
 
 
-def table_view(root: Path, spec: schema.TableSpec, manifest: Manifest | None) -> list[str]:
+def materialized(manifest: Manifest | None, limit: int | None = None) -> bool:
+    """True when the cdrs deltas of ``manifest`` are few enough to be materialized per manifest."""
+    deltas = manifest.table_files("cdrs", "delta") if manifest else ()
+    return bool(deltas) and sum(f.rows for f in deltas) <= (MATERIALIZE_DELTA_ROWS if limit is None else limit)
+
+
+def _hot_base(manifest: Manifest) -> list[DataFile]:
+    hot = hot_labels(manifest, "cdrs")
+    return [f for f in manifest.table_files("cdrs", "base") if f.partition in hot]
+
+
+def live_tables(root: Path, manifest: Manifest | None, materialize: bool) -> list[str]:
+    """CREATE TABLE statements of the cdrs deltas' winners and the base rows they shadow (empty
+    tables dropped when not ``materialize``d); run before the views, which read them."""
+    if not materialize or manifest is None:
+        return [f"DROP TABLE IF EXISTS {DELTA_ROWS}", f"DROP TABLE IF EXISTS {SHADOWED_ROWS}"]
+    spec = schema.TABLES["cdrs"]
+    statements = [f"CREATE OR REPLACE TABLE {DELTA_ROWS} AS "
+                  f"{_dedup(spec, _scan(root, list(manifest.table_files('cdrs', 'delta')), spec))}"]
+    base = _hot_base(manifest)
+    rows = (f"SELECT b.* FROM {_scan(root, base)} b SEMI JOIN {DELTA_ROWS} d USING (call_id)" if base else
+            f"SELECT * FROM ({schema.empty_select(spec)}) WHERE false")
+    statements.append(f"CREATE OR REPLACE TABLE {SHADOWED_ROWS} AS {rows}")
+    return statements
+
+
+def table_view(root: Path, spec: schema.TableSpec, manifest: Manifest | None,
+               materialize: bool = False) -> list[str]:
     """CREATE VIEW statements of one table: ``T__delta``, ``T__cold``, ``T__hot``, ``T``."""
     deltas = list(manifest.table_files(spec.name, "delta")) if manifest else []
     base = list(manifest.table_files(spec.name, "base")) if manifest else []
@@ -63,7 +102,9 @@ def table_view(root: Path, spec: schema.TableSpec, manifest: Manifest | None) ->
     statements, hot_parts = [], []
     if deltas:
         delta_view = schema.quote(f"{name}__delta")
-        statements.append(f"CREATE OR REPLACE VIEW {delta_view} AS {_dedup(spec, _scan(root, deltas, spec))}")
+        winners = f"SELECT {cols} FROM {DELTA_ROWS}" if materialize and name == "cdrs" else \
+            _dedup(spec, _scan(root, deltas, spec))
+        statements.append(f"CREATE OR REPLACE VIEW {delta_view} AS {winners}")
         if not warm:
             hot_parts.append(f"SELECT {cols} FROM {delta_view}")
         elif spec.newest_wins:
@@ -84,7 +125,7 @@ def table_view(root: Path, spec: schema.TableSpec, manifest: Manifest | None) ->
     return statements
 
 
-def rollup_view(root: Path, manifest: Manifest | None, rollup: rollups.Rollup) -> str:
+def rollup_view(root: Path, manifest: Manifest | None, rollup: rollups.Rollup, materialize: bool = False) -> str:
     """CREATE VIEW of one rollup, exact at any moment, from additive pieces.
 
     Every measure is a count or a sum, so the stored rollup of every base partition,
@@ -110,7 +151,10 @@ def rollup_view(root: Path, manifest: Manifest | None, rollup: rollups.Rollup) -
         if shadowed:
             dims = ", ".join(schema.quote(n) for n in rollup.dimensions)
             negated = ", ".join(f"-{schema.quote(n)} AS {schema.quote(n)}" for n in rollup.measure_names)
-            rows = f"(SELECT b.* FROM {_scan(root, shadowed)} b SEMI JOIN cdrs__delta d USING (call_id))"
+            if materialize and len(shadowed) == len(_hot_base(manifest)):  # every hot partition rolled up
+                rows = SHADOWED_ROWS
+            else:
+                rows = f"(SELECT b.* FROM {_scan(root, shadowed)} b SEMI JOIN cdrs__delta d USING (call_id))"
             parts.append(f"SELECT {dims}, {negated} FROM ({rollup.select(rows)})")
         parts.append(rollup.select("cdrs__delta"))
     return _view(rollup.name, parts, rollup.spec)
@@ -133,8 +177,11 @@ def index_view(root: Path, manifest: Manifest | None) -> str:
     return _view(call_index.NAME, parts, call_index.SPEC)
 
 
-def all_views(root: Path, manifest: Manifest | None) -> list[str]:
-    """CREATE VIEW statements for every table of the warehouse, then the rollups and the index."""
-    statements = [stmt for spec in schema.TABLES.values() for stmt in table_view(root, spec, manifest)]
-    return statements + [rollup_view(root, manifest, rollup) for rollup in rollups.ROLLUPS] + \
+def all_views(root: Path, manifest: Manifest | None, materialize: bool | None = None) -> list[str]:
+    """CREATE VIEW statements for every table of the warehouse, then the rollups and the index,
+    after the tables of the live deltas when they are ``materialize``d (None: when few, materialized())."""
+    live = materialized(manifest) if materialize is None else materialize and materialized(manifest, limit=2**62)
+    statements = live_tables(root, manifest, live)
+    statements += [stmt for spec in schema.TABLES.values() for stmt in table_view(root, spec, manifest, live)]
+    return statements + [rollup_view(root, manifest, rollup, live) for rollup in rollups.ROLLUPS] + \
         [index_view(root, manifest)]

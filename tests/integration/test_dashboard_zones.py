@@ -14,6 +14,7 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pandas as pd
 import pytest
 
 from dashboards import controls
@@ -24,7 +25,7 @@ from warehouse import compaction, queries
 from warehouse import dashboard_queries as dq
 from warehouse.filters import utc_start
 from warehouse.reader import Reader
-from warehouse.sources import aggregate_source, user_spend_source
+from warehouse.sources import aggregate_source, recordings_source, user_spend_source
 from warehouse.writer import Writer
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,8 @@ def _calls() -> dict[str, dict]:
             calls[f"c-{n:05d}"] = {"start": at, "line": LINES[n % 3], "portal": PORTALS[n % 3],
                                    "status": "answered" if n % 4 else "missed",
                                    "cost": Decimal("0.00") if n % 13 == 0 else Decimal(n % 23) + Decimal("0.25"),
-                                   "user": None if n % 11 == 0 else f"u-{n % 5}"}
+                                   "user": None if n % 11 == 0 else f"u-{n % 5}",
+                                   "rec": 0 if n % 5 == 0 else 1000 + 100 * (n % 17)}
             at += timedelta(minutes=37)
             n += 1
     return calls
@@ -58,9 +60,12 @@ def _calls() -> dict[str, dict]:
 def _json(call_id: str, call: dict, version: int = 1) -> bytes:
     start = int(call["start"].timestamp() * 1_000_000)
     answered = call["status"] == "answered"
+    rec = call.get("rec", 1000)
     return cdr_to_json(CDR._replace(
         call_id=call_id, portal_id=call["portal"], line=call["line"], status=call["status"], cost=call["cost"],
-        user_id=call.get("user", "u-1"),
+        user_id=call.get("user", "u-1"), recording_bytes=rec,
+        recording_urls=(f"https://r.example/{call_id}.mp3",) if rec else (),
+        recording_s=Decimal("60.333") if rec else Decimal("0.000"),
         started_at_us=start, answered_at_us=start + 5_000_000 if answered else None,
         talk_s=Decimal("60.333") if answered else Decimal("0.000"), ended_at_us=start + 65_333_000), version)
 
@@ -77,7 +82,8 @@ def warehouse(tmp_path_factory) -> tuple[Path, dict[str, dict]]:
         compaction.compact_all(writer)  # base files with their rollups
         calls[MOVED] = dict(calls[MOVED], start=calls[MOVED]["start"] + timedelta(hours=1), cost=Decimal("100.00"))
         calls[FRESH] = {"start": datetime(2026, 10, 25, 0, 30, tzinfo=UTC), "line": "sip",
-                        "portal": "p-berlin", "status": "answered", "cost": Decimal("7.00"), "user": "u-1"}
+                        "portal": "p-berlin", "status": "answered", "cost": Decimal("7.00"), "user": "u-1",
+                        "rec": 4321}
         feed.send("cdrs", _json(MOVED, calls[MOVED], 2), _json(FRESH, calls[FRESH]))
     return root, calls
 
@@ -126,6 +132,40 @@ def _check_employees(reader: Reader, calls: dict, flt) -> None:
     assert {(_plain(d), k): c for d, k, c in zip(days["day"], days["key"], days["cost"]) if c} == daily
 
 
+def _key(value):
+    return None if pd.isna(value) else value
+
+
+def _recordings(calls: dict, flt) -> tuple[dict, dict]:
+    """Recorded calls per user (None: of no user) in ``flt``: user -> (recordings, bytes); and (day or
+    hour, user) -> (bytes, cumulative bytes: every recording of the user up to that day's end, before
+    the range too)."""
+    totals, daily = defaultdict(lambda: (0, 0)), defaultdict(int)
+    for call in calls.values():
+        if _in(call, flt) and call["rec"] > 0:
+            n, size = totals[call["user"]]
+            totals[call["user"]] = (n + 1, size + call["rec"])
+            daily[(_local(call, flt.zone, flt.hourly), call["user"])] += call["rec"]
+    portals = lambda c: not flt.portals or c["portal"] in flt.portals  # noqa: E731 (a one-line predicate)
+    cumulative = {(day, user): (size, sum(c["rec"] for c in calls.values() if c["user"] == user and portals(c)
+                                          and _local(c, flt.zone, flt.hourly) <= day))
+                  for (day, user), size in daily.items()}
+    return dict(totals), cumulative
+
+
+def _check_recordings(reader: Reader, calls: dict, flt) -> None:
+    """The Recordings page's employees (totals, and bytes per day with the storage at each day's
+    end) against each call's own local day."""
+    totals, _ = _recordings(calls, flt)
+    top = dq.recording_totals_by(reader, "user", flt, top=100)
+    assert {_key(u): (int(n), int(b)) for u, n, b in zip(top["key"], top["recordings"], top["bytes"])} == totals
+    by_day = flt.replace(hourly=False)  # as the page asks: days, even for "today"
+    days = queries.recording_bytes_by(reader, "user", by_day, top=100)
+    assert {(_plain(d), _key(k)): (int(b), int(c)) for d, k, b, c in
+            zip(days["day"], days["key"], days["bytes"], days["cumulative_bytes"])} == \
+        {k: v for k, v in _recordings(calls, by_day)[1].items() if k[1] is not None}  # a series per employee
+
+
 def _series(frame, column: str = "calls") -> Counter:
     return Counter({_plain(day): int(n) for day, n in zip(frame["day"], frame[column]) if n})
 
@@ -148,9 +188,10 @@ def _check(reader: Reader, calls: dict, flt) -> None:
     assert {(_plain(d), k): c for d, k, c in zip(by_line["day"], by_line["key"], by_line["cost"]) if c} == \
         {k: v for k, v in cost.items() if v}
     _check_employees(reader, calls, flt)
+    _check_recordings(reader, calls, flt)
 
 
-HOURLY = ("cdrs_hourly", "user_spend_hourly")
+HOURLY = ("cdrs_hourly", "user_spend_hourly", "recordings_hourly")
 ZONES = ("Europe/Berlin", "America/New_York", "Europe/Moscow", "Asia/Kolkata", "UTC")
 
 
@@ -165,13 +206,16 @@ def test_periods_count_each_calls_own_local_day(warehouse, zone):
             _check(reader, calls, flt)
             table = aggregate_source(flt, daily=True).table
             employees = user_spend_source(flt, daily=True).table
+            recorded = recordings_source(flt, daily=True).table
             if zone == "UTC":
-                assert (table, employees) == ("cdrs_daily", "user_spend_daily")
+                assert (table, employees, recorded) == ("cdrs_daily", "user_spend_daily", "recordings_daily")
             elif zone == "Asia/Kolkata":  # midnight at hh:30 UTC: only the calls know
                 assert "FROM cdrs" in table and "cdrs_hourly" not in table
                 assert "FROM cdrs" in employees and "user_spend" not in employees
+                assert "FROM cdrs" in recorded and "recordings_" not in recorded
             else:
                 assert "cdrs_hourly" in table and "user_spend_hourly" in employees
+                assert "recordings_hourly" in recorded
 
 
 @pytest.mark.parametrize("zone, day", [("Europe/Berlin", date(2026, 3, 29)), ("Europe/Berlin", date(2026, 10, 25)),
@@ -190,6 +234,7 @@ def test_a_day_of_dst_change_or_month_end_by_the_hour(warehouse, zone, day):
         _check(reader, calls, scoped)
     assert "cdrs_hourly" in aggregate_source(flt, daily=True).table
     assert "user_spend_hourly" in user_spend_source(flt, daily=True).table
+    assert "recordings_hourly" in recordings_source(flt, daily=True).table
 
 
 def test_the_moved_call_is_counted_once_on_its_new_local_day(warehouse):
@@ -208,7 +253,8 @@ def test_the_moved_call_is_counted_once_on_its_new_local_day(warehouse):
 
 def test_a_warehouse_written_before_the_hourly_rollups_gets_them_from_the_compactor(tmp_path):
     """Its partitions are read from the calls meanwhile (same figures); the sink's compactor
-    writes the missing files (``cdrs_hourly``, ``user_spend_hourly``) once at start."""
+    writes the missing files (``cdrs_hourly``, ``user_spend_hourly``, ``recordings_hourly``) once
+    at start."""
     import time
 
     from warehouse import quarantine

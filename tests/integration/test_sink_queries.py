@@ -133,6 +133,30 @@ def test_call_count_and_detail_pages(reader, flt):
         expected, key=lambda d: (d["talk_s"] is None, d["talk_s"] or 0, d["call_id"]))]
 
 
+@pytest.mark.parametrize("flt", FILTERS[:3])
+@pytest.mark.parametrize("sort", ["cost", "talk_s", "region", "ended_at"])
+@pytest.mark.parametrize("descending", [True, False])
+def test_detail_pages_in_any_sort_order(reader, flt, sort, descending):
+    """Every page of a sort other than newest-first (its rows bounded first by the page's last
+    value: queries._threshold) is the slice of the calls sorted in Python: ties by call_id in
+    the same direction, calls without a value last either way."""
+    expected = _match(flt)
+
+    def key(doc):
+        value = doc[sort]
+        if sort == "ended_at" and value is not None:
+            value = datetime.fromisoformat(value)
+        return value
+
+    valued = sorted((d for d in expected if key(d) is not None), key=lambda d: (key(d), d["call_id"]),
+                    reverse=descending)
+    unvalued = sorted((d for d in expected if key(d) is None), key=lambda d: d["call_id"], reverse=descending)
+    want = [d["call_id"] for d in valued + unvalued]
+    got = [c for p in range(len(want) // 6 + 2)
+           for c in queries.call_detail(reader, flt, sort=sort, descending=descending, page=p, page_size=6)["call_id"]]
+    assert got == want and len(want) > 6
+
+
 def test_detail_columns_are_typed(reader):
     row = queries.call_detail(reader, page_size=1).iloc[0]
     assert isinstance(row["cost"], Decimal) and isinstance(row["talk_s"], Decimal)

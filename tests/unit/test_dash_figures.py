@@ -174,3 +174,20 @@ def test_spend_over_a_long_period_is_weekly() -> None:
     assert sum(fig.data[0].y) == pytest.approx(120.0)
     short = figures.spend_by_region_over_time(rows.head(30))
     assert short.layout.title.text == "Spend by region per day" and len(short.data[0].x) == 30
+
+
+def test_spend_over_time_sets_its_margins_instead_of_plotly_finding_them():
+    """Plotly's automargin draws a figure twice; the legend's room comes from its longest name."""
+    from datetime import date
+    from decimal import Decimal
+
+    import pandas as pd
+
+    from dashboards import figures
+
+    rows = pd.DataFrame({"day": [date(2026, 11, 1), date(2026, 11, 2)], "region": ["Moscow", "A" * 30],
+                         "currency": ["RUB", "RUB"], "cost": [Decimal("1.50"), Decimal("2.00")]})
+    fig = figures.spend_over_time(rows)
+    assert fig.layout.xaxis.automargin is False and fig.layout.yaxis.automargin is False
+    assert fig.layout.margin.r == figures.legend_width(["A" * 30, "Moscow"]) == 56 + 7 * 30
+    assert figures.legend_width([]) == 80 and figures.legend_width(["x" * 100]) == 320

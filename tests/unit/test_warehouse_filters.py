@@ -119,3 +119,34 @@ def test_employee_spend_reads_the_daily_then_the_hourly_rollup_then_the_calls():
     assert "user_spend" not in user_spend_source(new_york.replace(min_cost=1), daily=True).table
     assert "user_spend" not in user_spend_source(kolkata, daily=True).table
     assert user_spend_source(kolkata).table == "cdrs"
+
+
+def test_recordings_per_employee_read_the_daily_then_the_hourly_rollup_then_the_calls():
+    """Recording storage per employee in Moscow's or New York's days sums UTC hours of
+    ``recordings_hourly`` (issue 15: the Recordings page of a zoned user read the calls)."""
+    from warehouse.sources import recordings_source
+
+    utc_days = CallFilter(start=date(2026, 11, 1), end=date(2026, 12, 1))
+    new_york = CallFilter(start=datetime(2026, 11, 1, 4, tzinfo=UTC),
+                          end=datetime(2026, 12, 1, 5, tzinfo=UTC), zone="America/New_York")
+    kolkata = CallFilter(start=datetime(2026, 10, 31, 18, 30, tzinfo=UTC),
+                         end=datetime(2026, 11, 30, 18, 30, tzinfo=UTC), zone="Asia/Kolkata")
+    assert recordings_source(utc_days).table == "recordings_daily"
+    assert recordings_source(utc_days, daily=True).table == "recordings_daily"
+    assert recordings_source(new_york).table == "recordings_hourly"
+    # The cumulative storage before a range: an open start, a whole-hour end.
+    assert recordings_source(new_york.replace(start=None, end=new_york.start)).table == "recordings_hourly"
+    grouped = recordings_source(new_york.replace(portals=("p-1",), lines=("sip",), scope=("p-1", "p-2")),
+                                daily=True)
+    assert "recordings_hourly" in grouped.table and "'America/New_York'" in grouped.table
+    assert grouped.params == [new_york.start, new_york.end, "p-1", "p-2", new_york.start, new_york.end,
+                              "p-1", "sip"]
+    assert "started_hour >= ?" in grouped.where and '"portal_id" IN (?, ?)' in grouped.where
+    # What no recordings rollup knows: regions, bounds on talk, calls without a recording,
+    # half-hour midnights.
+    assert "recordings_" not in recordings_source(new_york.replace(regions=("Moscow",)), daily=True).table
+    assert "recordings_" not in recordings_source(new_york.replace(min_talk_s=5), daily=True).table
+    assert "recordings_" not in recordings_source(new_york.replace(has_recording=False)).table
+    assert recordings_source(new_york.replace(has_recording=True)).table == "recordings_hourly"
+    assert "recordings_" not in recordings_source(kolkata, daily=True).table
+    assert recordings_source(kolkata).table == "cdrs"
