@@ -42,6 +42,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -225,6 +227,39 @@ def _summary(values: list[float]) -> str:
             f"max {ms(max(values))}  (n={len(values)})")
 
 
+@contextmanager
+def served(warehouse: Path, scratch: Path, rate: float, tag: str) -> Iterator[str]:
+    """A copy of ``warehouse`` with the bench's users, served by ``callstream dashboard``; the
+    dashboard's URL. With ``rate`` > 0 a sink writes ``rate`` live CDRs/s into the copy (topics
+    of their own, ``tag``), so that every flush publishes a new manifest. All removed after."""
+    root = copy_warehouse(warehouse, scratch)
+    portals = add_users(root)
+    settings = feeder = sink = dashboard = None
+    try:
+        if rate > 0:
+            settings = bench_settings(tag)  # creates the topics: only with a sink
+            feeder = multiprocessing.Process(target=feed, args=(settings, rate, 24 * 3600, 7), daemon=True)
+            feeder.start()
+            sink = start_sink(settings, root)
+        port = _free_port()
+        dashboard = start_dashboard(root, port, portals)
+        if sink is not None:
+            time.sleep(5)  # the sink's first flushes: the warehouse is live from here on
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        if dashboard is not None:
+            dashboard.terminate()
+            dashboard.wait(timeout=30)
+        if sink is not None:
+            stop(sink)
+        if feeder is not None:
+            feeder.terminate()
+        if settings is not None:
+            drop_topics(settings)
+        shutil.rmtree(root, ignore_errors=True)
+        portals.unlink(missing_ok=True)
+
+
 def _load() -> str:
     return " ".join(f"{v:.1f}" for v in os.getloadavg())
 
@@ -244,17 +279,7 @@ def main() -> None:
     TIMEOUT_MS = int(args.timeout * 1000)
     if not (args.warehouse / "manifest.json").exists():
         raise SystemExit(f"no warehouse at {args.warehouse}: run bench/warehouse_generate.py first")
-    settings = bench_settings("dashboard")
-    root = copy_warehouse(args.warehouse, args.scratch)
-    portals = add_users(root)
-    feeder = multiprocessing.Process(target=feed, args=(settings, args.rate, 24 * 3600, 7), daemon=True)
-    feeder.start()
-    sink = start_sink(settings, root)
-    port = _free_port()
-    dashboard = start_dashboard(root, port, portals)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        time.sleep(5)  # the sink's first flushes: the warehouse is live from here on
+    with served(args.warehouse, args.scratch, args.rate, "dashboard") as url:
         for user in [u for u in args.users.split(",") if u]:
             role, scope, tz, _pw = USERS[user]
             print(f"--- as {user}: {role}, portals {list(scope) or 'all'}, zone "
@@ -266,14 +291,6 @@ def main() -> None:
             all_changes = [v for _, changes in results.values() for v in changes]
             print(f"all pages    load  {_summary(all_loads)}\n{'':12s} change {_summary(all_changes)}", flush=True)
         print(f"load average after: {_load()}; not rendered within {args.timeout:.0f} s: {len(MISSED)}")
-    finally:
-        dashboard.terminate()
-        dashboard.wait(timeout=30)
-        stop(sink)
-        feeder.terminate()
-        drop_topics(settings)
-        shutil.rmtree(root, ignore_errors=True)
-        portals.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ renderer, layout, waiting).
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import sys
 import time
@@ -24,8 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from dashboard_browser import PAGES, _free_port, add_users, log_in, start_dashboard  # noqa: E402 (the repository root is put on sys.path above)
-from warehouse_common import bench_settings, copy_warehouse, drop_topics, feed, start_sink, stop  # noqa: E402 (as above)
+from dashboard_browser import PAGES, log_in, served  # noqa: E402 (the repository root is put on sys.path above)
 
 from tests.integration.dashboard_support import chrome, load, quit_chrome  # noqa: E402 (as above)
 
@@ -126,37 +124,16 @@ def main() -> None:
     parser.add_argument("--live", type=float, default=0.0,
                         help="CDRs per second fed to a sink writing the scratch copy (0: none)")
     args = parser.parse_args()
-    root = copy_warehouse(args.warehouse, args.scratch)
-    portals = add_users(root)
-    feeder = sink = None
-    if args.live:
-        import multiprocessing
-
-        settings = bench_settings("profile")
-        feeder = multiprocessing.Process(target=feed, args=(settings, args.live, 24 * 3600, 7), daemon=True)
-        feeder.start()
-        sink = start_sink(settings, root)
-        time.sleep(5)
-    port = _free_port()
-    dashboard = start_dashboard(root, port, portals)
-    url = f"http://127.0.0.1:{port}"
-    driver = chrome()
-    try:
-        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WRAP_PLOTLY})
-        log_in(driver, url, args.user)
-        started = time.perf_counter()
-        profile(driver, url, args.loads)
-        print(f"({time.perf_counter() - started:.0f} s)")
-    finally:
-        quit_chrome(driver)
-        dashboard.terminate()
-        dashboard.wait(timeout=30)
-        if sink is not None:
-            stop(sink)
-            feeder.terminate()
-            drop_topics(settings)
-        shutil.rmtree(root, ignore_errors=True)
-        portals.unlink(missing_ok=True)
+    with served(args.warehouse, args.scratch, args.live, "profile") as url:
+        driver = chrome()
+        try:
+            driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": WRAP_PLOTLY})
+            log_in(driver, url, args.user)
+            started = time.perf_counter()
+            profile(driver, url, args.loads)
+            print(f"({time.perf_counter() - started:.0f} s)")
+        finally:
+            quit_chrome(driver)
 
 
 if __name__ == "__main__":
