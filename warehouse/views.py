@@ -63,15 +63,10 @@ def hot_labels(manifest: Manifest | None, table: str) -> set[str]:
     return {label for f in deltas for label in f.labels} | {"none"} if deltas else set()
 
 
-def materialized(manifest: Manifest | None, limit: int | None = None) -> bool:
+def materialized(manifest: Manifest | None) -> bool:
     """True when the cdrs deltas of ``manifest`` are few enough to be materialized per manifest."""
     deltas = manifest.table_files("cdrs", "delta") if manifest else ()
-    return bool(deltas) and sum(f.rows for f in deltas) <= (MATERIALIZE_DELTA_ROWS if limit is None else limit)
-
-
-def _hot_base(manifest: Manifest) -> list[DataFile]:
-    hot = hot_labels(manifest, "cdrs")
-    return [f for f in manifest.table_files("cdrs", "base") if f.partition in hot]
+    return bool(deltas) and sum(f.rows for f in deltas) <= MATERIALIZE_DELTA_ROWS
 
 
 def live_tables(root: Path, manifest: Manifest | None, materialize: bool) -> list[str]:
@@ -82,7 +77,8 @@ def live_tables(root: Path, manifest: Manifest | None, materialize: bool) -> lis
     spec = schema.TABLES["cdrs"]
     statements = [f"CREATE OR REPLACE TABLE {DELTA_ROWS} AS "
                   f"{_dedup(spec, _scan(root, list(manifest.table_files('cdrs', 'delta')), spec))}"]
-    base = _hot_base(manifest)
+    hot = hot_labels(manifest, "cdrs")
+    base = [f for f in manifest.table_files("cdrs", "base") if f.partition in hot]
     rows = (f"SELECT b.* FROM {_scan(root, base)} b SEMI JOIN {DELTA_ROWS} d USING (call_id)" if base else
             f"SELECT * FROM ({schema.empty_select(spec)}) WHERE false")
     statements.append(f"CREATE OR REPLACE TABLE {SHADOWED_ROWS} AS {rows}")
@@ -147,11 +143,12 @@ def rollup_view(root: Path, manifest: Manifest | None, rollup: rollups.Rollup, m
             rows = f"(SELECT r.* FROM {rows} r ANTI JOIN cdrs__delta d USING (call_id))"
         parts.append(rollup.select(rows))
     if hot:
-        shadowed = [f for f in files if f.partition in hot and f.partition in rolled]
+        hot_files = [f for f in files if f.partition in hot]
+        shadowed = [f for f in hot_files if f.partition in rolled]
         if shadowed:
             dims = ", ".join(schema.quote(n) for n in rollup.dimensions)
             negated = ", ".join(f"-{schema.quote(n)} AS {schema.quote(n)}" for n in rollup.measure_names)
-            if materialize and len(shadowed) == len(_hot_base(manifest)):  # every hot partition rolled up
+            if materialize and len(shadowed) == len(hot_files):  # every hot partition rolled up
                 rows = SHADOWED_ROWS
             else:
                 rows = f"(SELECT b.* FROM {_scan(root, shadowed)} b SEMI JOIN cdrs__delta d USING (call_id))"
@@ -177,10 +174,10 @@ def index_view(root: Path, manifest: Manifest | None) -> str:
     return _view(call_index.NAME, parts, call_index.SPEC)
 
 
-def all_views(root: Path, manifest: Manifest | None, materialize: bool | None = None) -> list[str]:
+def all_views(root: Path, manifest: Manifest | None, materialize: bool = True) -> list[str]:
     """CREATE VIEW statements for every table of the warehouse, then the rollups and the index,
-    after the tables of the live deltas when they are ``materialize``d (None: when few, materialized())."""
-    live = materialized(manifest) if materialize is None else materialize and materialized(manifest, limit=2**62)
+    after the tables of the live deltas when they are few (materialized()) and ``materialize``."""
+    live = materialize and materialized(manifest)
     statements = live_tables(root, manifest, live)
     statements += [stmt for spec in schema.TABLES.values() for stmt in table_view(root, spec, manifest, live)]
     return statements + [rollup_view(root, manifest, rollup, live) for rollup in rollups.ROLLUPS] + \
