@@ -97,16 +97,21 @@ def test_sources_pick_the_daily_then_the_hourly_rollup_then_the_calls():
     assert "range(" not in aggregate_source(huge, daily=True).table
 
 
+# November 2026 as whole UTC days, as New York's days (whole UTC hours; EDT until 1 Nov, EST
+# after) and as Kolkata's (half-hour midnights: no hourly rollup knows them).
+NOVEMBER_UTC = CallFilter(start=date(2026, 11, 1), end=date(2026, 12, 1))
+NOVEMBER_NEW_YORK = CallFilter(start=datetime(2026, 11, 1, 4, tzinfo=UTC), end=datetime(2026, 12, 1, 5, tzinfo=UTC),
+                               zone="America/New_York")
+NOVEMBER_KOLKATA = CallFilter(start=datetime(2026, 10, 31, 18, 30, tzinfo=UTC),
+                              end=datetime(2026, 11, 30, 18, 30, tzinfo=UTC), zone="Asia/Kolkata")
+
+
 def test_employee_spend_reads_the_daily_then_the_hourly_rollup_then_the_calls():
     """Per-employee spend in Moscow's or New York's days sums UTC hours of its own rollup
     (issue 15: it read the calls, and the Spend page never rendered for zoned users)."""
     from warehouse.sources import user_spend_source
 
-    utc_days = CallFilter(start=date(2026, 11, 1), end=date(2026, 12, 1))
-    new_york = CallFilter(start=datetime(2026, 11, 1, 4, tzinfo=UTC),  # EDT until 1 Nov, EST after
-                          end=datetime(2026, 12, 1, 5, tzinfo=UTC), zone="America/New_York")
-    kolkata = CallFilter(start=datetime(2026, 10, 31, 18, 30, tzinfo=UTC),
-                         end=datetime(2026, 11, 30, 18, 30, tzinfo=UTC), zone="Asia/Kolkata")
+    utc_days, new_york, kolkata = NOVEMBER_UTC, NOVEMBER_NEW_YORK, NOVEMBER_KOLKATA
     assert user_spend_source(utc_days).table == "user_spend_daily"
     assert user_spend_source(utc_days, daily=True).table == "user_spend_daily"
     assert user_spend_source(new_york).table == "user_spend_hourly"
@@ -126,11 +131,7 @@ def test_recordings_per_employee_read_the_daily_then_the_hourly_rollup_then_the_
     ``recordings_hourly`` (issue 15: the Recordings page of a zoned user read the calls)."""
     from warehouse.sources import recordings_source
 
-    utc_days = CallFilter(start=date(2026, 11, 1), end=date(2026, 12, 1))
-    new_york = CallFilter(start=datetime(2026, 11, 1, 4, tzinfo=UTC),
-                          end=datetime(2026, 12, 1, 5, tzinfo=UTC), zone="America/New_York")
-    kolkata = CallFilter(start=datetime(2026, 10, 31, 18, 30, tzinfo=UTC),
-                         end=datetime(2026, 11, 30, 18, 30, tzinfo=UTC), zone="Asia/Kolkata")
+    utc_days, new_york, kolkata = NOVEMBER_UTC, NOVEMBER_NEW_YORK, NOVEMBER_KOLKATA
     assert recordings_source(utc_days).table == "recordings_daily"
     assert recordings_source(utc_days, daily=True).table == "recordings_daily"
     assert recordings_source(new_york).table == "recordings_hourly"
