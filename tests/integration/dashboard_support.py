@@ -137,6 +137,16 @@ def wait_for(driver: Any, condition_js: str, timeout_s: float = 30.0) -> None:
         time.sleep(0.05)
 
 
+def text_of(driver: Any, selector: str) -> str:
+    """The rendered text of the element ``selector`` (empty when absent), read in one script.
+
+    A panel the refresh tick re-renders can replace an element between a find_element and
+    its .text (a stale element reference); one script call reads it atomically.
+    """
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]); return e ? e.innerText : '';", selector)
+
+
 def browser_errors(driver: Any) -> list[str]:
     """Dash error messages shown on the page (callback errors surface in the error container)."""
     return [e.text for e in driver.find_elements("css selector", "._dash-error, .dash-fe-error__title")]

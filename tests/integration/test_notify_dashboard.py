@@ -22,6 +22,7 @@ from tests.integration.dashboard_support import (
     load,
     quit_chrome,
     screenshot,
+    text_of,
     wait_for,
 )
 from tests.integration.worker_harness import delete_test_topics, read_topic
@@ -60,15 +61,15 @@ def test_acknowledge_and_silence_on_the_alerts_page(notify_site):
     try:
         load(driver, server.url + "/alerts")
         wait_for(driver, "document.querySelector('#nt-open-table button') !== null", 30)
-        first = driver.find_element("css selector", "#nt-open-table tbody tr")
-        alert_id = first.find_elements("css selector", "td")[3].text
+        alert_id = driver.execute_script(
+            "return document.querySelectorAll('#nt-open-table tbody tr')[0].querySelectorAll('td')[3].innerText;")
         _type(driver, "#nt-who", "Irina (support)")
         change_and_wait(driver, "document.querySelector('#nt-open-table tbody tr button').click()")
         wait_for(driver, "document.getElementById('nt-result').innerText.startsWith('Acknowledged')", 30)
-        assert driver.find_element("css selector", "#nt-result").text == f"Acknowledged {alert_id} as Irina (support)."
+        assert text_of(driver, "#nt-result") == f"Acknowledged {alert_id} as Irina (support)."
         wait_for(driver, "document.querySelector('#nt-acks-table') !== null", 30)
-        assert alert_id in driver.find_element("css selector", "#nt-acks-table").text
-        assert alert_id not in driver.find_element("css selector", "#nt-open").text
+        assert alert_id in text_of(driver, "#nt-acks-table")
+        assert alert_id not in text_of(driver, "#nt-open")
 
         portal = open_alerts["portal_id"].iloc[0]
         _type(driver, "#nt-sil-portal", portal)
@@ -77,8 +78,10 @@ def test_acknowledge_and_silence_on_the_alerts_page(notify_site):
         _type(driver, "#nt-sil-reason", "Controller maintenance")
         change_and_wait(driver, "document.getElementById('nt-silence').click()")
         wait_for(driver, "document.getElementById('nt-result').innerText.startsWith('Silenced')", 30)
-        wait_for(driver, "document.querySelector('#nt-silences-table') !== null", 30)
-        silences = driver.find_element("css selector", "#nt-silences-table").text
+        # The tick re-renders the tables: wait for the silence to be in one, then read it whole.
+        wait_for(driver, "(document.querySelector('#nt-silences-table') || {innerText: ''})"
+                         ".innerText.includes('Controller maintenance')", 30)
+        silences = text_of(driver, "#nt-silences-table")
         assert portal in silences and "Controller maintenance" in silences and "Irina (support)" in silences
         screenshot(driver, "notify-alerts-page")
 
@@ -87,7 +90,7 @@ def test_acknowledge_and_silence_on_the_alerts_page(notify_site):
         _type(driver, "#nt-sil-custom", "a fortnight")
         change_and_wait(driver, "document.getElementById('nt-silence').click()")
         wait_for(driver, "document.getElementById('nt-result').innerText.startsWith('Not done')", 30)
-        assert "not a duration" in driver.find_element("css selector", "#nt-result").text
+        assert "not a duration" in text_of(driver, "#nt-result")
         assert not browser_errors(driver)
     finally:
         quit_chrome(driver)
