@@ -12,6 +12,7 @@ import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -45,8 +46,9 @@ def missing(value: Any) -> bool:
 
 
 def count(value: Any) -> str:
-    """``1 234 567`` (thin spaces would confuse copy-paste: plain spaces)."""
-    return "—" if missing(value) else number(int(value), "#,##0")
+    """``1 234 567`` (thin spaces would confuse copy-paste: plain spaces); as Babel's ``#,##0`` in
+    either locale (both group by three with a space here), without its pattern machinery."""
+    return "—" if missing(value) else f"{int(value):,}".replace(",", " ")
 
 
 def percent(value: Any, digits: int = 1) -> str:
@@ -86,8 +88,19 @@ def money(amount: Any, currency: Any = None) -> str:
     if missing(amount):
         return "—"
     value = Decimal(amount).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
-    text = ("-" if value < 0 else "") + number(abs(value), "#,##0.00")
+    text = ("-" if value < 0 else "") + grouped_cents(abs(value))
     return f"{text} {currency}" if not missing(currency) else text
+
+
+def grouped_cents(value: Decimal) -> str:
+    """A non-negative amount already rounded to cents as ``number(value, "#,##0.00")`` prints it:
+    digits grouped by three with a space, ``.`` (Russian: ``,``) before the cents.
+
+    Python's own formatting of the Decimal, without Babel's pattern machinery: a chart's hover
+    labels print hundreds of amounts per render (a unit test holds it to Babel's text).
+    """
+    text = f"{value:,.2f}".replace(",", " ")
+    return text.replace(".", ",") if _ru() else text
 
 
 def money_by_currency(amounts: Mapping[str, Decimal]) -> str:
@@ -122,7 +135,13 @@ def day(value: Any) -> str:
 
 def short_day(value: date) -> str:
     """A day for a chart's axis: ``26 Nov`` / ``26 нояб.``."""
-    return format_date(value, "d MMM", locale=current_locale())
+    return _short_day(value, current_locale())
+
+
+@lru_cache(maxsize=4096)
+def _short_day(value: date, locale: str) -> str:
+    # A page's charts label the same few hundred days again and again: Babel once per day and locale.
+    return format_date(value, "d MMM", locale=locale)
 
 
 def hour(value: datetime) -> str:

@@ -83,3 +83,39 @@ def test_the_missing_data_warning_counts_files_and_rows() -> None:
                              {"state": "quarantined", "table": "cdrs", "rows": 1}])
     assert "2 warehouse files quarantined and 1 warehouse file unreadable" in text
     assert "(1 235 rows of cdrs, 5 rows of events)" in text and "callstream rebuild" in text
+
+
+@pytest.mark.parametrize("locale", ["en", "ru"])
+def test_money_and_counts_print_what_babel_prints_without_it(locale) -> None:
+    """money() and count() format with Python's own grouping (a chart prints hundreds of amounts):
+    the text is Babel's ``#,##0.00`` / ``#,##0`` in both locales, digit for digit."""
+    import random
+
+    from dashboards.i18n import speaking
+
+    rng = random.Random(15)
+    amounts = [Decimal(rng.randrange(10 ** rng.randint(1, 14))) / 100 for _ in range(3000)]
+    amounts += [Decimal("0"), Decimal("999.995"), Decimal("1E+5"), Decimal("1234.5"), Decimal("-1234.565")]
+    with speaking(locale):
+        for amount in amounts:
+            cents = amount.quantize(Decimal("0.01"), rounding="ROUND_HALF_UP")
+            sign = "-" if cents < 0 else ""
+            assert fmt.money(amount, "RUB") == f"{sign}{fmt.number(abs(cents), '#,##0.00')} RUB", amount
+        for n in [rng.randint(-10 ** 9, 10 ** 13) for _ in range(3000)] + [0, 999, 1000, -1000]:
+            assert fmt.count(n) == fmt.number(n, "#,##0"), n
+    with speaking("ru"):
+        assert fmt.money(Decimal("1234567.891"), "RUB") == "1 234 567,89 RUB"
+
+
+def test_chart_days_are_formatted_once_per_day_and_locale() -> None:
+    from datetime import date
+
+    from dashboards.i18n import speaking
+
+    day = date(2026, 11, 26)
+    with speaking("en"):
+        assert fmt.short_day(day) == "26 Nov"
+    with speaking("ru"):
+        assert fmt.short_day(day) == "26 нояб."
+    with speaking("en"):
+        assert fmt.short_day(day) == "26 Nov"  # the cache is per locale
