@@ -104,5 +104,5 @@ def test_the_quality_page_of_a_portal_admin_shows_only_the_admins_portal(setup, 
         ctx = Context(Settings.from_env({"CALLSTREAM_WAREHOUSE": str(root)}), Data(reader))
         with acting_as(User("ann", "portal_admin", (mine,))):
             figures = [*quality.render(ctx, "365d", [other])[2:], *quality.render(ctx, "365d", None)[2:]]
-    texts = json.dumps([f.to_plotly_json() for f in figures])
+    texts = json.dumps(figures, default=str)  # plotly.js JSON: every label, hover text and drill-down
     assert other not in texts and mine in texts
