@@ -220,15 +220,16 @@ def legend_width(names: Iterable[str], char_px: float = CHAR_PX) -> int:
 LABEL_MAX_CHARS = 40  # longer bar labels: plotly finds the margin (automargin), whatever it costs
 
 
-def label_width(labels: Iterable[str], char_px: float = CHAR_PX) -> int | None:
-    """Pixels the category labels of a horizontal bar chart take at the left (font 12, plus the
-    gap to the axis), within 48-300; None when a label is longer than ``LABEL_MAX_CHARS``
-    (entities such as ``&lt;`` count as one character, as drawn)."""
-    lengths = [len(_drawn(str(label))) for label in labels]
-    longest = max(lengths, default=0)
-    if longest > LABEL_MAX_CHARS:
+def label_width(labels: Iterable[str], char_px: float = CHAR_PX, wide_px: float = 8.5) -> int | None:
+    """Pixels the category labels of a horizontal bar chart take at the left (font 12: ~7 px an
+    ASCII character, ``wide_px`` any other, such as Cyrillic; plus the gap to the axis), within
+    48-300; None when a label is longer than ``LABEL_MAX_CHARS`` (entities such as ``&lt;``
+    count as the one character drawn)."""
+    drawn = [_drawn(str(label)) for label in labels]
+    if any(len(text) > LABEL_MAX_CHARS for text in drawn):
         return None
-    return int(min(300, max(48, 16 + char_px * longest)))
+    widest = max((sum(char_px if ord(c) < 128 else wide_px for c in text) for text in drawn), default=0.0)
+    return int(min(300, max(48, 16 + widest)))
 
 
 def _drawn(text: str) -> str:

@@ -203,8 +203,9 @@ def test_horizontal_bars_get_their_left_margin_from_the_labels() -> None:
     layout = fig["layout"]
     assert layout["yaxis"]["automargin"] is False and layout["xaxis"]["automargin"] is False
     # "&" reaches plotly as "&amp;" but is drawn as one character.
-    assert layout["margin"]["l"] == figures.label_width(["u-1 · p-00 &amp;"]) == int(16 + 7 * 12)
+    assert layout["margin"]["l"] == figures.label_width(["u-1 · p-00 &amp;"]) == int(16 + 7 * 11 + 8.5)
     assert figures.label_width(["x"]) == 48 and figures.label_width(["x" * 40]) == 296
+    assert figures.label_width(["Москва"]) == 16 + 6 * 8.5  # wider letters than ASCII
     long = figures.bars(pd.DataFrame({"key": ["y" * 41], "bytes": [1]}), "key", "bytes", "t")
     # Too long to guess: plotly finds the margin.
     assert long["layout"]["yaxis"]["automargin"] is True and long["layout"]["margin"]["l"] == 48
