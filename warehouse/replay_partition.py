@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.config import Settings
-from warehouse import event_log
+from warehouse import event_log, output_rows
 from warehouse.decode import RawBatch, decode_json
 from warehouse.events_rows import events_rows
 from warehouse.layout import fsync_dir, fsync_file
@@ -159,11 +159,7 @@ def _write_rows(writer: Writer, rows: tuple[list, list]) -> None:
     valid, dlq = rows
     tables: dict[str, object] = {}
     if valid:
-        con = writer.cursor()
-        try:
-            tables["events"] = events_rows(con, valid)
-        finally:
-            con.close()
+        tables["events"] = events_rows(valid)
     if dlq:
         raw = RawBatch("dlq")
         for timestamp_ms, value in dlq:
@@ -174,20 +170,36 @@ def _write_rows(writer: Writer, rows: tuple[list, list]) -> None:
 
 
 def write_outputs(writer: Writer, outputs: PartitionOutputs, stats: PartitionStats, staging) -> None:
-    """Handed-over CDRs and alerts (decoded by the sink's decoder), and verdicts to ``staging``."""
+    """Handed-over CDRs (plain ones by output_rows.py, the others and the alerts by the sink's
+    decoder), and verdicts to ``staging``."""
     stats.calls += outputs.calls
     stats.incomplete += outputs.incomplete
     staging.add_signals(outputs.signals)
     tables: dict[str, object] = {}
     for table, messages in (("cdrs", outputs.cdrs), ("alerts", outputs.alerts)):
         raw = RawBatch(table)
+        fast_values, fast_offsets = [], []
         for offset, value in zip(staging.next_offsets(len(messages)), messages.values()):
-            raw.add(NO_POSITION, offset, 0, None, value)
+            if table == "cdrs" and output_rows.plain(value):
+                fast_values.append(value)
+                fast_offsets.append(offset)
+            else:
+                raw.add(NO_POSITION, offset, 0, None, value)
+        parts = []
+        if fast_values:
+            con = writer.cursor()
+            try:
+                parts.append(output_rows.cdrs_table(con, fast_values, fast_offsets, NO_POSITION))
+            finally:
+                con.close()
         if len(raw):
             decoded = _decoded(writer, table, raw)
+            parts.append(decoded.pop(table))
             if "rejects" in decoded and "rejects" in tables:
                 decoded["rejects"] = pa.concat_tables([tables["rejects"], decoded["rejects"]])
             tables.update(decoded)
+        if parts:
+            tables[table] = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
     stats.alerts += len(outputs.alerts)
     if "rejects" in tables:
         stats.undecodable += tables["rejects"].num_rows

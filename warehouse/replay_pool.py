@@ -1,8 +1,10 @@
 """Partitions replayed by several processes at once (``CALLSTREAM_REBUILD_WORKERS``).
 
-Each partition job (replay_partition.py) runs in a process of its own,
-started with ``spawn`` (a fresh interpreter: nothing of the parent's DuckDB,
-Kafka client or threads is inherited). A child asks the kernel to kill it
+``workers`` processes are started with ``spawn`` (a fresh interpreter:
+nothing of the parent's DuckDB, Kafka client or threads is inherited); each
+takes the next partition job (replay_partition.py) from a queue until none is
+left, so the interpreter's start and its imports (pyarrow, pandas, DuckDB:
+~1 s of CPU) are paid once per process, not once per partition. A child asks the kernel to kill it
 when the rebuild dies (``PR_SET_PDEATHSIG``), so ``kill -9`` of the rebuild
 leaves no replay running; Ctrl-C reaches the parent only (children ignore
 SIGINT), which asks every child to stop at its next batch. Children report
@@ -34,28 +36,41 @@ def run_jobs(jobs: list[PartitionJob], workers: int, progress: Any) -> dict[int,
             progress.partition_done(job.partition, done[job.partition].messages)
         return done
     context = multiprocessing.get_context("spawn")
-    messages = context.Queue()
+    messages, tasks = context.Queue(), context.Queue()
     stop = context.Event()
-    pending, running, done = list(jobs), {}, {}
+    for job in jobs:
+        tasks.put(job)
+    processes = []
+    for n in range(min(workers, len(jobs))):
+        tasks.put(None)  # one end mark per process
+        processes.append(context.Process(target=_child, args=(tasks, messages, stop, os.getpid()),
+                                         name=f"callstream-rebuild-{n}", daemon=True))
+    done: dict[int, PartitionStats] = {}
+    running: dict[int, int] = {}  # partition -> the process replaying it
     try:
-        while pending or running:
-            while pending and len(running) < workers:
-                job = pending.pop(0)
-                process = context.Process(target=_child, args=(job, messages, stop, os.getpid()),
-                                          name=f"callstream-rebuild-p{job.partition}", daemon=True)
-                process.start()
-                running[job.partition] = process
+        for process in processes:
+            process.start()
+        while len(done) < len(jobs):
             _drain(messages, progress, done, running)
-            for partition, process in list(running.items()):
-                if partition not in done and process.exitcode is not None:
+            for n, process in enumerate(processes):
+                if process.exitcode is not None and n in running.values():
                     _drain(messages, progress, done, running)  # its last words may still be queued
-                    if partition not in done:
-                        raise RuntimeError(f"the replay of partition {partition} died "
+                    dead = [p for p, owner in running.items() if owner == n]
+                    if dead:
+                        raise RuntimeError(f"the replay of partition {dead[0]} died "
                                            f"(exit code {process.exitcode})")
+            if len(done) < len(jobs) and all(p.exitcode is not None for p in processes):
+                _drain(messages, progress, done, running)
+                if len(done) < len(jobs):
+                    raise RuntimeError("the replay processes ended before every partition was replayed")
             progress.check()
+        for process in processes:
+            process.join()
     except BaseException:
         stop.set()
-        for process in running.values():
+        for process in processes:
+            if process.pid is None:
+                continue
             process.join(30)
             if process.is_alive():
                 process.kill()
@@ -70,11 +85,13 @@ def _drain(messages, progress: Any, done: dict, running: dict) -> None:
         return
     while True:
         kind, partition, payload = item
-        if kind == "read":
+        if kind == "start":
+            running[partition] = payload
+        elif kind == "read":
             progress.update(payload)
         elif kind == "done":
             done[partition] = PartitionStats(**payload)
-            running.pop(partition).join()
+            running.pop(partition, None)
             progress.partition_done(partition, done[partition].messages)
         elif kind == "error":
             name, text = payload
@@ -86,8 +103,9 @@ def _drain(messages, progress: Any, done: dict, running: dict) -> None:
             return
 
 
-def _child(job: PartitionJob, messages, stop, parent: int) -> None:
-    """One partition in a child process: it dies with the parent, stops when asked."""
+def _child(tasks, messages, stop, parent: int) -> None:
+    """Partitions from ``tasks`` in a child process until the end mark: it dies with the
+    parent, stops when asked."""
     import ctypes
 
     try:
@@ -102,11 +120,14 @@ def _child(job: PartitionJob, messages, stop, parent: int) -> None:
         if stop.is_set():
             raise KeyboardInterrupt
 
-    try:
-        stats = replay_partition(job, lambda n: messages.put(("read", job.partition, n)), check)
-    except KeyboardInterrupt:
-        return
-    except Exception as exc:  # reported to the parent, which stops the rebuild with it
-        messages.put(("error", job.partition, (type(exc).__name__, str(exc)[:2000])))
-        return
-    messages.put(("done", job.partition, vars(stats)))
+    worker = int(multiprocessing.current_process().name.rsplit("-", 1)[1])
+    while (job := tasks.get()) is not None:
+        messages.put(("start", job.partition, worker))
+        try:
+            stats = replay_partition(job, lambda n, p=job.partition: messages.put(("read", p, n)), check)
+        except KeyboardInterrupt:
+            return
+        except Exception as exc:  # reported to the parent, which stops the rebuild with it
+            messages.put(("error", job.partition, (type(exc).__name__, str(exc)[:2000])))
+            return
+        messages.put(("done", job.partition, vars(stats)))
