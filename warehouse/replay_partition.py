@@ -95,7 +95,8 @@ def replay_partition(job: PartitionJob, report: Callable[[int], None],
     job.directory.mkdir(parents=True)
     stats = PartitionStats()
     staging = _Staging(job.directory, sequence_base(job.partition))
-    with Writer(job.directory, grace_s=0.0, memory_limit=job.memory_limit, threads=job.threads) as writer:
+    with Writer(job.directory, grace_s=0.0, memory_limit=job.memory_limit, threads=job.threads,
+                delta_compression="snappy") as writer:
         (job.directory / "spill").mkdir()
         spill = CallSpill(job.directory / "spill")
         try:
@@ -178,20 +179,19 @@ def write_outputs(writer: Writer, outputs: PartitionOutputs, stats: PartitionSta
     tables: dict[str, object] = {}
     for table, messages in (("cdrs", outputs.cdrs), ("alerts", outputs.alerts)):
         raw = RawBatch(table)
-        fast_values, fast_offsets = [], []
-        for offset, value in zip(staging.next_offsets(len(messages)), messages.values()):
-            if table == "cdrs" and output_rows.plain(value):
-                fast_values.append(value)
-                fast_offsets.append(offset)
-            else:
-                raw.add(NO_POSITION, offset, 0, None, value)
+        offsets = staging.next_offsets(len(messages))
+        pairs: list[tuple[int, bytes]] | zip = zip(offsets, messages.values())
         parts = []
-        if fast_values:
+        if table == "cdrs" and messages:
             con = writer.cursor()
             try:
-                parts.append(output_rows.cdrs_table(con, fast_values, fast_offsets, NO_POSITION))
+                fast, pairs = output_rows.split_cdrs(con, messages.values(), offsets, NO_POSITION)
             finally:
                 con.close()
+            if fast is not None:
+                parts.append(fast)
+        for offset, value in pairs:
+            raw.add(NO_POSITION, offset, 0, None, value)
         if len(raw):
             decoded = _decoded(writer, table, raw)
             parts.append(decoded.pop(table))

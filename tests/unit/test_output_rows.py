@@ -13,7 +13,7 @@ from tests.unit.call_samples import T0
 from warehouse import duck
 from warehouse.batch import RawBatch
 from warehouse.decode import decode_json
-from warehouse.output_rows import cdrs_table, plain
+from warehouse.output_rows import plain, split_cdrs
 from warehouse.replay import PartitionReplay, ReplayConfig
 from warehouse.replay_partition import NO_POSITION
 
@@ -91,16 +91,13 @@ def _sink(con, values: list[bytes]) -> pa.Table:
 
 
 def _rebuild(con, values: list[bytes]) -> pa.Table:
-    """As write_outputs does: plain CDRs here, the others through the sink's decoder."""
-    offsets = _offsets(values)
-    fast = [(o, v) for o, v in zip(offsets, values) if plain(v)]
-    parts = [cdrs_table(con, [v for _, v in fast], [o for o, _ in fast], NO_POSITION)] if fast else []
-    slow = [v for v in values if not plain(v)]
-    if slow:
+    """As write_outputs does: plain CDRs read here, the others by the sink's decoder."""
+    fast, others = split_cdrs(con, values, _offsets(values), NO_POSITION)
+    parts = [fast] if fast is not None else []
+    if others:
         raw = RawBatch("cdrs")
-        for offset, value in zip(offsets, values):
-            if not plain(value):
-                raw.add(NO_POSITION, offset, 0, None, value)
+        for offset, value in others:
+            raw.add(NO_POSITION, offset, 0, None, value)
         parts.append(decode_json(con, "cdrs", raw)[0])
     return pa.concat_tables(parts)
 
@@ -133,4 +130,14 @@ def test_hostile_forms_give_the_sinks_rows(con, replayed_cdrs):
     values = [hostile for sample in samples for hostile in _hostile(sample)]
     assert any(not plain(v) for v in values) and sum(map(plain, values)) > len(values) // 2
     mixed = values + replayed_cdrs[:200]
+    _same_query_results(con, _rebuild(con, mixed), _sink(con, mixed))
+
+
+def test_a_batch_the_reader_refuses_goes_whole_to_the_sinks_decoder(con, replayed_cdrs):
+    # An extra field is no error for the sink (it reads the contract's fields), but the
+    # reader here takes only the CDR's own fields: the whole batch falls back, rows unchanged.
+    odd = orjson.dumps({**orjson.loads(replayed_cdrs[0]), "extra": [1, {"x": 2}]})
+    mixed = replayed_cdrs[1:300] + [odd]
+    fast, others = split_cdrs(con, mixed, _offsets(mixed), NO_POSITION)
+    assert fast is None and len(others) == len(mixed)
     _same_query_results(con, _rebuild(con, mixed), _sink(con, mixed))
