@@ -145,7 +145,11 @@ class NativeCore:
             return None
 
     def validate(self, value: Any, key: Any, timestamp_ms: int | None) -> Any:
-        return self._guarded(self._validate, value, key, timestamp_ms)
+        try:
+            return self._validate(value, key, timestamp_ms)
+        except self._panic:
+            log.error("the compiled core panicked; the Python core takes this input", exc_info=True)
+            return None
 
     def advance(self, blob: bytes | None, events: list, now: float, partition: int) -> Any:
         return self._guarded(self._core.advance, blob, events, now, partition)
@@ -190,6 +194,18 @@ class PartitionReplay:
             self._fold_chunk()
         self._chunk_index = index
         self._pending.append((offset, timestamp_ms, key, value))
+
+    def feed_many(self, records: list[tuple]) -> None:
+        """``feed`` of each (offset, timestamp ms, key, value) of ``records``, in order."""
+        chunk, pending = self.config.chunk, self._pending
+        for record in records:
+            index = record[0] // chunk
+            if index != self._chunk_index:
+                if pending:
+                    self._fold_chunk()
+                    pending = self._pending
+                self._chunk_index = index
+            pending.append(record)
 
     @property
     def messages(self) -> int:
@@ -251,27 +267,29 @@ class PartitionReplay:
 
     def _fold_chunk(self) -> None:
         records, self._pending = self._pending, []
-        native, counts = self.native, self._counts
+        native, counts, partition, valid = self.native, self._counts, self.partition, self.valid
         groups: dict[str, list[tuple]] = {}
+        clock = self._clock
         for record in records:
             offset, timestamp_ms, key, value = record
-            counts[0] += 1
-            if timestamp_ms is not None and timestamp_ms >= 0:
-                self._clock = max(self._clock, timestamp_ms / 1000)
+            if timestamp_ms is not None and timestamp_ms >= 0 and timestamp_ms / 1000 > clock:
+                clock = self._clock = timestamp_ms / 1000
             event = native.validate(value, key, timestamp_ms) if native is not None else None
             if event is None:
                 event = validate(value, key, timestamp_ms)
                 if isinstance(event, Rejection):
                     self._reject(event, record)
                     continue
-            self.valid.append((self.partition, offset, event))
+            valid.append((partition, offset, event))
             if key is None:
                 counts[2] += 1  # its keyed copy is in the log; that one is folded
                 continue
             group = groups.get(event.call_id)
             if group is None:
-                group = groups[event.call_id] = []
-            group.append((event, self._clock, record))
+                groups[event.call_id] = [(event, clock, record)]
+            else:
+                group.append((event, clock, record))
+        counts[0] += len(records)
         for call_id, group in groups.items():
             self._fold_call(call_id, group)
         self._evict()

@@ -102,8 +102,7 @@ def replay_partition(job: PartitionJob, report: Callable[[int], None],
         try:
             replay = PartitionReplay(job.config, job.partition, spill)
             for records in event_log.read_records(job.settings, job.snapshot, job.partition):
-                for record in records:
-                    replay.feed(*record)
+                replay.feed_many(records)
                 if len(replay.valid) >= job.chunk_events:
                     _write_rows(writer, replay.take_folded_rows())
                     write_outputs(writer, replay.take_outputs(), stats, staging)
