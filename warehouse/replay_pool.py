@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import queue as queue_module
 import signal
+import time
 from typing import Any
 
 from warehouse.event_log import LogError
@@ -88,14 +89,28 @@ def run_jobs(jobs: list[PartitionJob], workers: int, progress: Any) -> dict[int,
             process.join()
     except BaseException:
         stop.set()
+        # Jobs no process took stay queued: they must not hold this process at its exit.
+        tasks.cancel_join_thread()
+        messages.cancel_join_thread()
+        deadline = time.monotonic() + 30
         for process in processes:
             if process.pid is None:
                 continue
-            process.join(30)
+            while process.is_alive() and time.monotonic() < deadline:
+                _discard(messages)  # a child blocked on a full pipe could not stop
+                process.join(0.1)
             if process.is_alive():
                 process.kill()
         raise
     return done
+
+
+def _discard(messages) -> None:
+    try:
+        while True:
+            messages.get_nowait()
+    except (queue_module.Empty, OSError, ValueError):
+        return
 
 
 def release_memory() -> None:
@@ -163,6 +178,7 @@ def _child(tasks, messages, stop, parent: int) -> None:
         try:
             stats = replay_partition(job, lambda n, p=job.partition: messages.put(("read", p, n)), check)
         except KeyboardInterrupt:
+            messages.cancel_join_thread()  # the parent may have stopped reading
             return
         except Exception as exc:  # reported to the parent, which stops the rebuild with it
             messages.put(("error", job.partition, (type(exc).__name__, str(exc)[:2000])))
