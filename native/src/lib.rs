@@ -357,6 +357,11 @@ fn shared_declaration(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>
         sources.set_item(kind.wire_name(), kind.source())?;
     }
     d.set_item("sources", sources)?;
+    let data_fields = PyDict::new(py);
+    for (kind, fields) in shared::DATA_FIELDS_TABLE {
+        data_fields.set_item(kind, fields.to_vec())?;
+    }
+    d.set_item("data_fields", data_fields)?;
     let enums = PyDict::new(py);
     for (name, values) in shared::ENUMS_TABLE {
         enums.set_item(name, values.to_vec())?;

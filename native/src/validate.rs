@@ -31,7 +31,7 @@ use regex::bytes::Regex;
 use crate::dec::Dec;
 use crate::event::{Data, Event, Kind};
 use crate::shared::{
-    BYPASS_REASONS, CONTROLLER_RESULTS, DIRECTIONS, EARLIEST_TS_US, END_BY, END_CAUSES, FORWARD_REASONS, LINES,
+    data_fields_of, BYPASS_REASONS, CONTROLLER_RESULTS, DIRECTIONS, EARLIEST_TS_US, END_BY, END_CAUSES, FORWARD_REASONS, LINES,
     MAX_AHEAD_US, MAX_TEXT_CHARS, OFFER_RULES, RECORDING_FORMATS,
 };
 use crate::state::write_str;
@@ -742,31 +742,14 @@ pub fn validate_row(value: &[u8], key: Option<&[u8]>, timestamp_ms: Option<i64>)
     Some((event, row))
 }
 
-/// Each type's data fields in contract order (`streams/domain/wire.py`'s writers), with the
-/// slot each is read from.
-fn data_order(kind: Kind) -> &'static [(&'static str, usize)] {
-    match kind {
-        Kind::Started => &[("direction", D_DIRECTION), ("line", D_LINE), ("from", D_FROM), ("to", D_TO),
-                           ("line_number", D_LINE_NUMBER), ("shown_number", D_SHOWN_NUMBER),
-                           ("user_id", D_USER_ID), ("extranet", D_EXTRANET), ("record", D_RECORD)],
-        Kind::Requested => &[],
-        Kind::Replied => &[("result", D_RESULT), ("config_id", D_CONFIG_ID)],
-        Kind::Bypassed => &[("reason", D_REASON), ("key_saved_at", D_KEY_SAVED_AT)],
-        Kind::Offered => &[("user_id", D_USER_ID), ("attempt", D_ATTEMPT), ("rule", D_RULE), ("rings", D_RINGS)],
-        Kind::OfferMissed => &[("user_id", D_USER_ID), ("attempt", D_ATTEMPT)],
-        Kind::Forwarded => &[("to", D_TO), ("reason", D_REASON)],
-        Kind::Answered => &[("user_id", D_USER_ID)],
-        Kind::Recording => &[("url", D_URL), ("bytes", D_BYTES), ("seconds", D_SECONDS), ("format", D_FORMAT)],
-        Kind::Ended => &[("cause", D_CAUSE), ("by", D_BY)],
-    }
-}
-
 /// The canonical `data` JSON of a message `parse_data` accepted (so every slot read here
 /// holds what its rule allows: strings without escapes, plain integers).
 fn data_json(kind: Kind, d: &[V<'_>; DATA]) -> Option<String> {
     let mut out: Vec<u8> = Vec::with_capacity(160);
     out.push(b'{');
-    for (i, &(name, slot)) in data_order(kind).iter().enumerate() {
+    // The declared order (streams/domain/shared.toml), as the Python core's wire.py writes it.
+    for (i, &name) in data_fields_of(kind.wire_name())?.iter().enumerate() {
+        let slot = data_slot(name)?;
         if i > 0 {
             out.push(b',');
         }
