@@ -128,8 +128,9 @@ class NativeCore:
                  format(row.connect_fee, "f"), row.increment_s, row.min_s, row.currency,
                  row.valid_from_us) for row in config.tariffs.rows]
         self._core = callstream_native.Core(rows, config.rules.stale_key_after_us, config.max_events)
-        # validate_row keeps the message's events row too (events_rows.py): no second parse
-        self._validate = callstream_native.validate_row
+        # validate_row keeps the message's events row too (events_rows.py): no second parse. A
+        # build older than it gives events without rows: the Python core writes those rows.
+        self._validate = getattr(callstream_native, "validate_row", callstream_native.validate)
         self._panic = callstream_native.PanicException
 
     @classmethod
