@@ -78,7 +78,7 @@ class ReplayConfig:
     recording_wait: float = 3600.0  # CALLSTREAM_RECORDING_WAIT
     max_events: int = MAX_CALL_EVENTS  # CALLSTREAM_MAX_CALL_EVENTS
     forget_after: float = 3600.0  # CALLSTREAM_FORGET_AFTER: quiet settled calls go to disk
-    max_hot: int = 50_000  # calls of a partition held in memory at most
+    max_hot: int = 20_000  # calls of a partition held in memory at most (~3 KiB each)
     native: str = "auto"  # CALLSTREAM_NATIVE: the compiled core when installed (auto), required (on), never (off)
     chunk: int = CHUNK_MESSAGES  # messages (an aligned offset range) folded together
 
@@ -103,6 +103,10 @@ class CallSpill:
         self._own = directory is None
         self.path = Path(tempfile.mkdtemp(prefix="callstream-replay-")) if directory is None else directory
         self._options = rocksdict.Options(raw_mode=True)
+        # Two 16 MiB memtables at most (RocksDB's default is 64 MiB each): at 10M events a
+        # replay process spilled enough calls for the default to show in its peak RSS.
+        self._options.set_write_buffer_size(16 * 2**20)
+        self._options.set_max_write_buffer_number(2)
         self._db = rocksdict.Rdict(str(self.path / "calls"), options=self._options)
 
     def get(self, call_id: str) -> bytes | None:
