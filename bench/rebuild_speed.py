@@ -14,8 +14,9 @@ the same run:
   by ``--workers`` processes, compaction, the move into place) into a fresh
   directory, ``--runs`` times. Wall time, CPU time (user + system of the
   command and its replay processes, from ``wait4``), peak RSS of the process
-  tree (the sum over the command and its children, sampled every 50 ms) and
-  of its largest process.
+  tree (the sum over the command and its children, sampled every 50 ms), of
+  its largest process, and the tree's peak PSS (sampled every 0.5 s: shared
+  library pages counted once, not once per process).
 
 Prints one JSON document (medians, every run, the load average before and
 after each run: the machine is shared) and saves it in bench/results.
@@ -61,15 +62,19 @@ def ceiling(settings, topic: str) -> dict:
     return {"events": count, "seconds": seconds, "cpu_s": cpu_s, "events_per_s": count / seconds}
 
 
-def _tree_rss(root: psutil.Process) -> tuple[int, int]:
-    """(sum, max) RSS in bytes of ``root`` and its descendants."""
+def _tree_rss(root: psutil.Process, pss: bool = False) -> tuple[int, int]:
+    """(sum, max) RSS in bytes of ``root`` and its descendants; with ``pss``, (sum of PSS, 0).
+
+    A sum of RSS counts the pages the processes share (the same libraries: ~150 MiB per
+    replay process) once per process; the sum of PSS counts each page once.
+    """
     sizes = []
     for process in [root, *root.children(recursive=True)]:
         try:
-            sizes.append(process.memory_info().rss)
+            sizes.append(process.memory_full_info().pss if pss else process.memory_info().rss)
         except psutil.Error:
             continue
-    return sum(sizes), max(sizes, default=0)
+    return sum(sizes), 0 if pss else max(sizes, default=0)
 
 
 def run_once(topic: str, target: Path, workers: int) -> dict:
@@ -83,12 +88,15 @@ def run_once(topic: str, target: Path, workers: int) -> dict:
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
                                env=dict(os.environ, PYTHONPATH=str(ROOT)))
-    watched, peak_sum, peak_max = psutil.Process(process.pid), 0, 0
+    watched, peak_sum, peak_max, peak_pss, tick = psutil.Process(process.pid), 0, 0, 0, 0
     while True:
         try:
             total, largest = _tree_rss(watched)
+            if tick % 10 == 0:  # reading smaps costs more: every 0.5 s
+                peak_pss = max(peak_pss, _tree_rss(watched, pss=True)[0])
         except psutil.Error:
             total = largest = 0
+        tick += 1
         peak_sum, peak_max = max(peak_sum, total), max(peak_max, largest)
         try:
             # wait4 reaps it and gives the CPU of it and its (waited-for) children.
@@ -105,7 +113,8 @@ def run_once(topic: str, target: Path, workers: int) -> dict:
         raise SystemExit(f"callstream rebuild failed: {err}")
     print(err.strip(), file=sys.stderr)
     return {"seconds": elapsed, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mib": peak_sum / 2**20,
-            "peak_rss_largest_process_mib": peak_max / 2**20, "load_before": load_before,
+            "peak_rss_largest_process_mib": peak_max / 2**20, "peak_pss_mib": peak_pss / 2**20,
+            "load_before": load_before,
             "load_after": os.getloadavg()[0], "summary": err.strip().splitlines()[-1]}
 
 
@@ -134,6 +143,7 @@ def main() -> None:
               "seconds_median": statistics.median(r["seconds"] for r in runs),
               "cpu_s_median": statistics.median(r["cpu_s"] for r in runs),
               "peak_rss_mib_max": max(r["peak_rss_mib"] for r in runs),
+              "peak_pss_mib_max": max(r["peak_pss_mib"] for r in runs),
               "measured_at": f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"}
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"rebuild_speed-c{args.calls}-w{args.workers}.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -35,6 +35,8 @@ def python_source(shared: dict) -> str:
         lines.append(f"{name.upper()} = {value:_}")
     lines += ["", "SOURCE_OF_TYPE: dict[str, str] = {"]
     lines += [f"    {kind!r}: {source!r}," for kind, source in shared["sources"].items()]
+    lines += ["}", "", "DATA_FIELDS: dict[str, tuple[str, ...]] = {"]
+    lines += [f"    {kind!r}: {tuple(fields)!r}," for kind, fields in shared["data_fields"].items()]
     lines += ["}", ""]
     for name, values in shared["enums"].items():
         lines.append(f"{name.upper()} = frozenset({tuple(values)!r})")
@@ -58,7 +60,10 @@ def rust_source(shared: dict) -> str:
         lines.append(f"pub const {name.upper()}: {kind} = {value:_};")
     lines += ["", "/// The contract's `source` of an event type.",
               "pub fn source_of(kind: &str) -> Option<&'static str> {",
-              "    SOURCES_TABLE.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s)", "}", ""]
+              "    SOURCES_TABLE.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s)", "}", "",
+              "/// An event type's data fields in the contract's order (the canonical `data`).",
+              "pub fn data_fields_of(kind: &str) -> Option<&'static [&'static str]> {",
+              "    DATA_FIELDS_TABLE.iter().find(|(k, _)| *k == kind).map(|(_, f)| *f)", "}", ""]
     for name, values in shared["enums"].items():
         lines.append(f"pub const {name.upper()}: &[&str] = {_str_list(values)};")
     lines += ["", "/// A CDR's status when nobody answered, by call.ended's cause.",
@@ -72,6 +77,8 @@ def rust_source(shared: dict) -> str:
               for name in shared["limits"]]
     lines += ["];", "pub const SOURCES_TABLE: &[(&str, &str)] = &["]
     lines += [f'    ("{kind}", "{source}"),' for kind, source in shared["sources"].items()]
+    lines += ["];", "pub const DATA_FIELDS_TABLE: &[(&str, &[&str])] = &["]
+    lines += [f'    ("{kind}", {_str_list(fields)}),' for kind, fields in shared["data_fields"].items()]
     lines += ["];", "pub const ENUMS_TABLE: &[(&str, &[&str])] = &["]
     lines += [f'    ("{name}", {name.upper()}),' for name in shared["enums"]]
     lines += ["];", "pub const STATUS_TABLE: &[(&str, &str)] = &["]

@@ -124,15 +124,16 @@ def major(writer: Writer, table: str) -> bool:
         con.execute(f"CREATE OR REPLACE TEMP TABLE c_delta AS "
                     f"{_dedup_sql(spec, schema.scan(spec, _paths(writer, deltas)))}")
         affected = _affected_base(writer, con, spec, base, deltas)
-        source = "SELECT * FROM c_delta"
+        rows = "c_delta"  # already one row per key: merged again only with base rows
         if affected:
-            source += (f" UNION ALL SELECT {schema.select_list(spec)} "
-                       f"FROM {schema.scan(spec, _paths(writer, affected))}")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE c_rows AS {_dedup_sql(spec, f'({source})')}")
+            source = (f"SELECT * FROM c_delta UNION ALL SELECT {schema.select_list(spec)} "
+                      f"FROM {schema.scan(spec, _paths(writer, affected))}")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE c_rows AS {_dedup_sql(spec, f'({source})')}")
+            rows = "c_rows"
         labels = [r[0] for r in con.execute(
-            f"SELECT DISTINCT {spec.partition} FROM c_rows ORDER BY 1").fetchall()]
-        written = writer.write_partitions(con, table, "c_rows", labels)
-        con.execute("DROP TABLE c_rows")
+            f"SELECT DISTINCT {spec.partition} FROM {rows} ORDER BY 1").fetchall()]
+        written = writer.write_partitions(con, table, rows, labels)
+        con.execute("DROP TABLE IF EXISTS c_rows")
         con.execute("DROP TABLE c_delta")
     finally:
         con.close()

@@ -78,7 +78,7 @@ class ReplayConfig:
     recording_wait: float = 3600.0  # CALLSTREAM_RECORDING_WAIT
     max_events: int = MAX_CALL_EVENTS  # CALLSTREAM_MAX_CALL_EVENTS
     forget_after: float = 3600.0  # CALLSTREAM_FORGET_AFTER: quiet settled calls go to disk
-    max_hot: int = 50_000  # calls of a partition held in memory at most
+    max_hot: int = 20_000  # calls of a partition held in memory at most (~3 KiB each)
     native: str = "auto"  # CALLSTREAM_NATIVE: the compiled core when installed (auto), required (on), never (off)
     chunk: int = CHUNK_MESSAGES  # messages (an aligned offset range) folded together
 
@@ -103,6 +103,10 @@ class CallSpill:
         self._own = directory is None
         self.path = Path(tempfile.mkdtemp(prefix="callstream-replay-")) if directory is None else directory
         self._options = rocksdict.Options(raw_mode=True)
+        # Two 16 MiB memtables at most (RocksDB's default is 64 MiB each): at 10M events a
+        # replay process spilled enough calls for the default to show in its peak RSS.
+        self._options.set_write_buffer_size(16 * 2**20)
+        self._options.set_max_write_buffer_number(2)
         self._db = rocksdict.Rdict(str(self.path / "calls"), options=self._options)
 
     def get(self, call_id: str) -> bytes | None:
@@ -128,7 +132,9 @@ class NativeCore:
                  format(row.connect_fee, "f"), row.increment_s, row.min_s, row.currency,
                  row.valid_from_us) for row in config.tariffs.rows]
         self._core = callstream_native.Core(rows, config.rules.stale_key_after_us, config.max_events)
-        self._validate = callstream_native.validate
+        # validate_row keeps the message's events row too (events_rows.py): no second parse. A
+        # build older than it gives events without rows: the Python core writes those rows.
+        self._validate = getattr(callstream_native, "validate_row", callstream_native.validate)
         self._panic = callstream_native.PanicException
 
     @classmethod
@@ -144,7 +150,11 @@ class NativeCore:
             return None
 
     def validate(self, value: Any, key: Any, timestamp_ms: int | None) -> Any:
-        return self._guarded(self._validate, value, key, timestamp_ms)
+        try:
+            return self._validate(value, key, timestamp_ms)
+        except self._panic:
+            log.error("the compiled core panicked; the Python core takes this input", exc_info=True)
+            return None
 
     def advance(self, blob: bytes | None, events: list, now: float, partition: int) -> Any:
         return self._guarded(self._core.advance, blob, events, now, partition)
@@ -189,6 +199,18 @@ class PartitionReplay:
             self._fold_chunk()
         self._chunk_index = index
         self._pending.append((offset, timestamp_ms, key, value))
+
+    def feed_many(self, records: list[tuple]) -> None:
+        """``feed`` of each (offset, timestamp ms, key, value) of ``records``, in order."""
+        chunk, pending = self.config.chunk, self._pending
+        for record in records:
+            index = record[0] // chunk
+            if index != self._chunk_index:
+                if pending:
+                    self._fold_chunk()
+                    pending = self._pending
+                self._chunk_index = index
+            pending.append(record)
 
     @property
     def messages(self) -> int:
@@ -250,27 +272,29 @@ class PartitionReplay:
 
     def _fold_chunk(self) -> None:
         records, self._pending = self._pending, []
-        native, counts = self.native, self._counts
+        native, counts, partition, valid = self.native, self._counts, self.partition, self.valid
         groups: dict[str, list[tuple]] = {}
+        clock = self._clock
         for record in records:
             offset, timestamp_ms, key, value = record
-            counts[0] += 1
-            if timestamp_ms is not None and timestamp_ms >= 0:
-                self._clock = max(self._clock, timestamp_ms / 1000)
+            if timestamp_ms is not None and timestamp_ms >= 0 and timestamp_ms / 1000 > clock:
+                clock = self._clock = timestamp_ms / 1000
             event = native.validate(value, key, timestamp_ms) if native is not None else None
             if event is None:
                 event = validate(value, key, timestamp_ms)
                 if isinstance(event, Rejection):
                     self._reject(event, record)
                     continue
-            self.valid.append((self.partition, offset, event))
+            valid.append((partition, offset, event))
             if key is None:
                 counts[2] += 1  # its keyed copy is in the log; that one is folded
                 continue
             group = groups.get(event.call_id)
             if group is None:
-                group = groups[event.call_id] = []
-            group.append((event, self._clock, record))
+                groups[event.call_id] = [(event, clock, record)]
+            else:
+                group.append((event, clock, record))
+        counts[0] += len(records)
         for call_id, group in groups.items():
             self._fold_call(call_id, group)
         self._evict()

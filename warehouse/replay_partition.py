@@ -32,7 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from common.config import Settings
-from warehouse import event_log
+from warehouse import event_log, output_rows
 from warehouse.decode import RawBatch, decode_json
 from warehouse.events_rows import events_rows
 from warehouse.layout import fsync_dir, fsync_file
@@ -95,14 +95,14 @@ def replay_partition(job: PartitionJob, report: Callable[[int], None],
     job.directory.mkdir(parents=True)
     stats = PartitionStats()
     staging = _Staging(job.directory, sequence_base(job.partition))
-    with Writer(job.directory, grace_s=0.0, memory_limit=job.memory_limit, threads=job.threads) as writer:
+    with Writer(job.directory, grace_s=0.0, memory_limit=job.memory_limit, threads=job.threads,
+                delta_compression="snappy") as writer:
         (job.directory / "spill").mkdir()
         spill = CallSpill(job.directory / "spill")
         try:
             replay = PartitionReplay(job.config, job.partition, spill)
             for records in event_log.read_records(job.settings, job.snapshot, job.partition):
-                for record in records:
-                    replay.feed(*record)
+                replay.feed_many(records)
                 if len(replay.valid) >= job.chunk_events:
                     _write_rows(writer, replay.take_folded_rows())
                     write_outputs(writer, replay.take_outputs(), stats, staging)
@@ -159,11 +159,7 @@ def _write_rows(writer: Writer, rows: tuple[list, list]) -> None:
     valid, dlq = rows
     tables: dict[str, object] = {}
     if valid:
-        con = writer.cursor()
-        try:
-            tables["events"] = events_rows(con, valid)
-        finally:
-            con.close()
+        tables["events"] = events_rows(valid)
     if dlq:
         raw = RawBatch("dlq")
         for timestamp_ms, value in dlq:
@@ -174,20 +170,35 @@ def _write_rows(writer: Writer, rows: tuple[list, list]) -> None:
 
 
 def write_outputs(writer: Writer, outputs: PartitionOutputs, stats: PartitionStats, staging) -> None:
-    """Handed-over CDRs and alerts (decoded by the sink's decoder), and verdicts to ``staging``."""
+    """Handed-over CDRs (plain ones by output_rows.py, the others and the alerts by the sink's
+    decoder), and verdicts to ``staging``."""
     stats.calls += outputs.calls
     stats.incomplete += outputs.incomplete
     staging.add_signals(outputs.signals)
     tables: dict[str, object] = {}
     for table, messages in (("cdrs", outputs.cdrs), ("alerts", outputs.alerts)):
         raw = RawBatch(table)
-        for offset, value in zip(staging.next_offsets(len(messages)), messages.values()):
+        offsets = staging.next_offsets(len(messages))
+        pairs: list[tuple[int, bytes]] | zip = zip(offsets, messages.values())
+        parts = []
+        if table == "cdrs" and messages:
+            con = writer.cursor()
+            try:
+                fast, pairs = output_rows.split_cdrs(con, messages.values(), offsets, NO_POSITION)
+            finally:
+                con.close()
+            if fast is not None:
+                parts.append(fast)
+        for offset, value in pairs:
             raw.add(NO_POSITION, offset, 0, None, value)
         if len(raw):
             decoded = _decoded(writer, table, raw)
+            parts.append(decoded.pop(table))
             if "rejects" in decoded and "rejects" in tables:
                 decoded["rejects"] = pa.concat_tables([tables["rejects"], decoded["rejects"]])
             tables.update(decoded)
+        if parts:
+            tables[table] = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
     stats.alerts += len(outputs.alerts)
     if "rejects" in tables:
         stats.undecodable += tables["rejects"].num_rows

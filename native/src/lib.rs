@@ -38,6 +38,17 @@ struct NativeEvent {
     value: Py<PyBytes>,
     #[pyo3(get)]
     key: Option<Py<PyBytes>>,
+    /// the `events` row's fields beyond the event's (only from `validate_row`)
+    row: Option<validate::EventRow>,
+}
+
+#[pymethods]
+impl NativeEvent {
+    /// The compiled core can write this event's `events` row (`event_columns`).
+    #[getter]
+    fn has_row(&self) -> bool {
+        self.row.is_some()
+    }
 }
 
 /// The event of a `call-events` message if it is valid and plainly so; None leaves
@@ -55,7 +66,83 @@ fn validate_message(py: Python<'_>, value: &Bound<'_, PyAny>, key: &Bound<'_, Py
         value: value.clone().unbind(),
         key: key.map(|k| k.clone().unbind()),
         event,
+        row: None,
     })
+}
+
+/// `validate`, keeping what the event's `events` row needs besides the event (the node and
+/// the canonical `data` text), for `event_columns`: the rebuild's path.
+#[pyfunction]
+#[pyo3(signature = (value, key, timestamp_ms=None))]
+fn validate_row(py: Python<'_>, value: &Bound<'_, PyAny>, key: &Bound<'_, PyAny>,
+                timestamp_ms: Option<i64>) -> Option<NativeEvent> {
+    let value = value.cast::<PyBytes>().ok()?;
+    let key = if key.is_none() { None } else { Some(key.cast::<PyBytes>().ok()?) };
+    let (event, row) = validate::validate_row(value.as_bytes(), key.map(|k| k.as_bytes()), timestamp_ms)?;
+    Some(NativeEvent {
+        call_id: PyString::new(py, &event.call_id).unbind(),
+        value: value.clone().unbind(),
+        key: key.map(|k| k.clone().unbind()),
+        event,
+        row,
+    })
+}
+
+/// One string column as Arrow's buffers: (int32 offsets, UTF-8 data).
+struct TextColumn {
+    offsets: Vec<i32>,
+    data: Vec<u8>,
+}
+
+impl TextColumn {
+    fn new(rows: usize, bytes: usize) -> TextColumn {
+        let mut offsets = Vec::with_capacity(rows + 1);
+        offsets.push(0);
+        TextColumn { offsets, data: Vec::with_capacity(bytes) }
+    }
+
+    fn push(&mut self, text: &str) -> PyResult<()> {
+        self.data.extend_from_slice(text.as_bytes());
+        let end = i32::try_from(self.data.len())
+            .map_err(|_| PyValueError::new_err("a column of over 2 GiB: write fewer events at once"))?;
+        self.offsets.push(end);
+        Ok(())
+    }
+
+    fn into_py<'py>(self, py: Python<'py>) -> Bound<'py, PyTuple> {
+        let offsets: Vec<u8> = self.offsets.iter().flat_map(|o| o.to_le_bytes()).collect();
+        PyTuple::new(py, [PyBytes::new(py, &offsets), PyBytes::new(py, &self.data)]).expect("two bytes")
+    }
+}
+
+/// The `events` rows of events from `validate_row`, as Arrow buffers (what
+/// `warehouse.decode.events_table` makes of the same messages, `tests/unit/test_event_columns.py`):
+/// `(rows, skipped, columns, ts)` where `columns` holds (offsets, data) for event_id, call_id,
+/// portal_id, type, source, node and data, `ts` the int64 microseconds, and `skipped` the
+/// positions of the events without a row here (the caller builds those in Python).
+#[pyfunction]
+fn event_columns<'py>(py: Python<'py>, events: Vec<Bound<'py, NativeEvent>>) -> PyResult<Bound<'py, PyTuple>> {
+    let mut columns: Vec<TextColumn> = (0..7).map(|i| TextColumn::new(events.len(), events.len() * if i == 6 { 120 } else { 24 })).collect();
+    let mut ts: Vec<u8> = Vec::with_capacity(events.len() * 8);
+    let mut skipped: Vec<usize> = Vec::new();
+    let mut rows = 0usize;
+    for (position, native) in events.iter().enumerate() {
+        let native = native.get();
+        let Some(row) = &native.row else {
+            skipped.push(position);
+            continue;
+        };
+        let e = &native.event;
+        for (column, text) in columns.iter_mut().zip([e.event_id.as_str(), e.call_id.as_str(), e.portal_id.as_str(),
+                                                      e.kind.wire_name(), e.kind.source(), row.node.as_str(),
+                                                      row.data.as_str()]) {
+            column.push(text)?;
+        }
+        ts.extend_from_slice(&e.ts_us.to_le_bytes());
+        rows += 1;
+    }
+    let columns = PyTuple::new(py, columns.into_iter().map(|c| c.into_py(py)))?;
+    (rows, PyList::new(py, skipped)?, columns, PyBytes::new(py, &ts)).into_pyobject(py)
 }
 
 type RowTuple = (String, String, String, String, String, String, i64, i64, String, i64);
@@ -270,6 +357,11 @@ fn shared_declaration(py: Python<'_>) -> PyResult<Bound<'_, pyo3::types::PyDict>
         sources.set_item(kind.wire_name(), kind.source())?;
     }
     d.set_item("sources", sources)?;
+    let data_fields = PyDict::new(py);
+    for (kind, fields) in shared::DATA_FIELDS_TABLE {
+        data_fields.set_item(kind, fields.to_vec())?;
+    }
+    d.set_item("data_fields", data_fields)?;
     let enums = PyDict::new(py);
     for (name, values) in shared::ENUMS_TABLE {
         enums.set_item(name, values.to_vec())?;
@@ -319,6 +411,8 @@ fn callstream_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
     m.add_class::<Step>()?;
     m.add_function(wrap_pyfunction!(validate_message, m)?)?;
+    m.add_function(wrap_pyfunction!(validate_row, m)?)?;
+    m.add_function(wrap_pyfunction!(event_columns, m)?)?;
     m.add_function(wrap_pyfunction!(state_summary, m)?)?;
     m.add_function(wrap_pyfunction!(debug_validate, m)?)?;
     m.add_function(wrap_pyfunction!(debug_state_roundtrip, m)?)?;

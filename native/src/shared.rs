@@ -17,6 +17,11 @@ pub fn source_of(kind: &str) -> Option<&'static str> {
     SOURCES_TABLE.iter().find(|(k, _)| *k == kind).map(|(_, s)| *s)
 }
 
+/// An event type's data fields in the contract's order (the canonical `data`).
+pub fn data_fields_of(kind: &str) -> Option<&'static [&'static str]> {
+    DATA_FIELDS_TABLE.iter().find(|(k, _)| *k == kind).map(|(_, f)| *f)
+}
+
 pub const DIRECTIONS: &[&str] = &["inbound", "outbound", "internal"];
 pub const LINES: &[&str] = &["rented", "operator", "sip", "internal"];
 pub const CONTROLLER_RESULTS: &[&str] = &["ok", "license_error", "config_not_found"];
@@ -61,6 +66,18 @@ pub const SOURCES_TABLE: &[(&str, &str)] = &[
     ("call.answered", "voice"),
     ("recording.stored", "voice"),
     ("call.ended", "voice"),
+];
+pub const DATA_FIELDS_TABLE: &[(&str, &[&str])] = &[
+    ("call.started", &["direction", "line", "from", "to", "line_number", "shown_number", "user_id", "extranet", "record"]),
+    ("controller.requested", &[]),
+    ("controller.replied", &["result", "config_id"]),
+    ("controller.bypassed", &["reason", "key_saved_at"]),
+    ("call.offered", &["user_id", "attempt", "rule", "rings"]),
+    ("call.offer_missed", &["user_id", "attempt"]),
+    ("call.forwarded", &["to", "reason"]),
+    ("call.answered", &["user_id"]),
+    ("recording.stored", &["url", "bytes", "seconds", "format"]),
+    ("call.ended", &["cause", "by"]),
 ];
 pub const ENUMS_TABLE: &[(&str, &[&str])] = &[
     ("directions", DIRECTIONS),

@@ -90,6 +90,20 @@ pub fn format_ts_ms(ts_us: i64) -> String {
             second % 60, ms)
 }
 
+/// `wire.format_ts_wire`: milliseconds when the sub-millisecond digits are zero, else microseconds.
+pub fn format_ts_wire(ts_us: i64) -> String {
+    let micros = ts_us.rem_euclid(1_000_000);
+    if micros % 1000 == 0 {
+        return format_ts_ms(ts_us);
+    }
+    let day = ts_us.div_euclid(US_PER_DAY);
+    let us = ts_us.rem_euclid(US_PER_DAY);
+    let (y, m, d) = civil_from_days(day);
+    let second = us / 1_000_000;
+    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", y, m, d, second / 3600, second / 60 % 60,
+            second % 60, micros)
+}
+
 /// `seconds_between` in whole milliseconds (half-up); a negative skew counts as 0.
 pub fn ms_between(start_us: i64, end_us: i64) -> i128 {
     let delta = end_us as i128 - start_us as i128;

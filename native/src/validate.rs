@@ -31,10 +31,11 @@ use regex::bytes::Regex;
 use crate::dec::Dec;
 use crate::event::{Data, Event, Kind};
 use crate::shared::{
-    BYPASS_REASONS, CONTROLLER_RESULTS, DIRECTIONS, EARLIEST_TS_US, END_BY, END_CAUSES, FORWARD_REASONS, LINES,
+    data_fields_of, BYPASS_REASONS, CONTROLLER_RESULTS, DIRECTIONS, EARLIEST_TS_US, END_BY, END_CAUSES, FORWARD_REASONS, LINES,
     MAX_AHEAD_US, MAX_TEXT_CHARS, OFFER_RULES, RECORDING_FORMATS,
 };
-use crate::timefmt::parse_ts_us;
+use crate::state::write_str;
+use crate::timefmt::{format_ts_wire, parse_ts_us};
 
 /// Contract: "too_large (over 1 MiB)".
 const MAX_VALUE_BYTES: usize = 1_048_576;
@@ -721,6 +722,71 @@ fn parse_data(kind: Kind, d: &[V<'_>; DATA]) -> Option<Data> {
 /// `validation.validate(value, key, timestamp_ms)` when it returns an Event; None when it
 /// rejects or when this fast path is not certain to agree (the caller then asks Python).
 pub fn validate(value: &[u8], key: Option<&[u8]>, timestamp_ms: Option<i64>) -> Option<Event> {
+    validate_parts(value, key, timestamp_ms).map(|(event, _, _)| event)
+}
+
+/// The `events` row's own fields of a valid message (the rest is the `Event`'s).
+pub struct EventRow {
+    pub node: String,
+    /// `data` in the canonical form of `streams/domain/wire.py`, as orjson writes it
+    pub data: String,
+}
+
+/// `validate`, and the message's `events` row fields when this module is certain to write
+/// them as `warehouse.decode.events_table` does (else None beside the event: a `seconds`
+/// float whose shortest text orjson and Python's repr write differently).
+pub fn validate_row(value: &[u8], key: Option<&[u8]>, timestamp_ms: Option<i64>)
+                    -> Option<(Event, Option<EventRow>)> {
+    let (event, node, data) = validate_parts(value, key, timestamp_ms)?;
+    let row = data_json(event.kind, &data).map(|data| EventRow { node: node.to_owned(), data });
+    Some((event, row))
+}
+
+/// The canonical `data` JSON of a message `parse_data` accepted (so every slot read here
+/// holds what its rule allows: strings without escapes, plain integers).
+fn data_json(kind: Kind, d: &[V<'_>; DATA]) -> Option<String> {
+    let mut out: Vec<u8> = Vec::with_capacity(160);
+    out.push(b'{');
+    // The declared order (streams/domain/shared.toml), as the Python core's wire.py writes it.
+    for (i, &name) in data_fields_of(kind.wire_name())?.iter().enumerate() {
+        let slot = data_slot(name)?;
+        if i > 0 {
+            out.push(b',');
+        }
+        out.push(b'"');
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        match (slot, d[slot]) {
+            (D_KEY_SAVED_AT, v) => write_str(&mut out, &format_ts_wire(timestamp(v)?)),
+            (D_SECONDS, V::Num(token)) => out.extend_from_slice(seconds_text(token)?.as_bytes()),
+            (D_EXTRANET | D_RECORD, V::Absent | V::False) => out.extend_from_slice(b"false"),
+            (_, V::True) => out.extend_from_slice(b"true"),
+            (_, V::Absent | V::Null) => out.extend_from_slice(b"null"),
+            (_, V::Str(text)) => write_str(&mut out, text),
+            (_, V::Num(token)) => out.extend_from_slice(plain_int(token)?.to_string().as_bytes()),
+            _ => return None,
+        }
+    }
+    out.push(b'}');
+    String::from_utf8(out).ok()
+}
+
+/// `seconds_to_json(seconds)` as orjson writes it: an integer token as the integer; a float
+/// as Python's repr (orjson writes the same digits for 0 and for 1e-4 <= x < 1e15; outside
+/// that range None: the caller builds the row in Python).
+fn seconds_text(token: &str) -> Option<String> {
+    if token.bytes().all(|c| c.is_ascii_digit()) {
+        return plain_int(token).map(|n| n.to_string());
+    }
+    let x: f64 = token.parse().ok()?;
+    if !(x == 0.0 || (1e-4..1e15).contains(&x)) {
+        return None;
+    }
+    Some(Dec::from_float_repr(x)?.to_python_str())
+}
+
+fn validate_parts<'a>(value: &'a [u8], key: Option<&[u8]>, timestamp_ms: Option<i64>)
+                      -> Option<(Event, &'a str, [V<'a>; DATA])> {
     let (envelope, data) = scan(value)?;
     // v: the integer 1 (not true, not 1.0, not -0 or 01).
     if envelope[E_V] != V::Num("1") {
@@ -736,7 +802,7 @@ pub fn validate(value: &[u8], key: Option<&[u8]>, timestamp_ms: Option<i64>) -> 
     if envelope[E_SOURCE] != V::Str(kind.source()) {
         return None;
     }
-    ident(envelope[E_NODE])?;
+    let node = ident(envelope[E_NODE])?;
     let ts_us = timestamp(envelope[E_TS])?;
     // Contract v1.1: not before 2000, not more than 24 h after the message's timestamp.
     if ts_us < EARLIEST_TS_US {
@@ -754,12 +820,13 @@ pub fn validate(value: &[u8], key: Option<&[u8]>, timestamp_ms: Option<i64>) -> 
             return None;
         }
     }
-    Some(Event {
+    let event = Event {
         event_id: event_id.to_owned(),
         kind,
         call_id: call_id.to_owned(),
         portal_id: portal_id.to_owned(),
         ts_us,
         data,
-    })
+    };
+    Some((event, node, *fields))
 }

@@ -27,6 +27,19 @@ SOURCE_OF_TYPE: dict[str, str] = {
     'call.ended': 'voice',
 }
 
+DATA_FIELDS: dict[str, tuple[str, ...]] = {
+    'call.started': ('direction', 'line', 'from', 'to', 'line_number', 'shown_number', 'user_id', 'extranet', 'record'),
+    'controller.requested': (),
+    'controller.replied': ('result', 'config_id'),
+    'controller.bypassed': ('reason', 'key_saved_at'),
+    'call.offered': ('user_id', 'attempt', 'rule', 'rings'),
+    'call.offer_missed': ('user_id', 'attempt'),
+    'call.forwarded': ('to', 'reason'),
+    'call.answered': ('user_id',),
+    'recording.stored': ('url', 'bytes', 'seconds', 'format'),
+    'call.ended': ('cause', 'by'),
+}
+
 DIRECTIONS = frozenset(('inbound', 'outbound', 'internal'))
 LINES = frozenset(('rented', 'operator', 'sip', 'internal'))
 CONTROLLER_RESULTS = frozenset(('ok', 'license_error', 'config_not_found'))

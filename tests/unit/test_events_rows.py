@@ -1,8 +1,7 @@
-"""The rebuild's vectorised ``events`` rows are exactly the sink's (``decode.events_table``)."""
+"""The rebuild's ``events`` rows (the compiled core's ``event_columns``) are exactly the sink's
+(``decode.events_table``): the Python core's twin of the compiled core's row writer."""
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import callstream_native
 import orjson
@@ -15,33 +14,19 @@ from streams.domain.validation import validate
 from streams.simulator import Faults, Knobs, generate_all
 from tests.unit.call_samples import T0
 from tests.unit.strategies import valid_wire
-from warehouse import duck
 from warehouse.decode import events_table
-from warehouse.events_rows import _vectorised, events_rows
+from warehouse.events_rows import events_rows, native_rows
 
 pytestmark = pytest.mark.unit
-NATIVE_VALIDATE = callstream_native.validate  # required (make setup builds it): never skipped
+NATIVE_VALIDATE = callstream_native.validate_row  # required (make setup builds it): never skipped
 
 
-class Message(NamedTuple):
-    """What the replay hands over for a message the compiled core accepted."""
-
-    value: bytes
-    key: bytes | None
-
-
-@pytest.fixture(scope="module")
-def con():
-    connection = duck.connect()
-    yield connection
-    connection.close()
-
-
-def _both(con, values: list[bytes], keyed: bool = True):
+def _both(values: list[bytes], keyed: bool = True):
     """(the rebuild's rows, the sink's rows) of the valid ones among ``values``, sorted alike.
 
-    As in the replay: a message the compiled validator accepts is handed over as it is, one
-    it leaves to Python as the Python core's ``Event``.
+    As in the replay: a message the compiled validator accepts is handed over as its
+    ``NativeEvent`` (with its row, or without when the compiled core leaves the row to
+    Python), one it leaves to Python as the Python core's ``Event``.
     """
     valid, mixed = [], []
     for offset, value in enumerate(values):
@@ -49,33 +34,33 @@ def _both(con, values: list[bytes], keyed: bool = True):
         if isinstance(event, Event):
             key = event.call_id.encode() if keyed else None
             valid.append((3, offset, event))
-            accepted = NATIVE_VALIDATE(value, key, None) is not None
-            mixed.append((3, offset, Message(value, key) if accepted else event))
+            native = NATIVE_VALIDATE(value, key, None)
+            mixed.append((3, offset, event if native is None else native))
     assert mixed
     sort = [("kafka_offset", "ascending")]
-    return events_rows(con, mixed).sort_by(sort), events_table(valid).sort_by(sort)
+    return events_rows(mixed).sort_by(sort), events_table(valid).sort_by(sort)
 
 
-def test_simulated_traffic_with_every_fault_gives_the_sinks_rows(con):
+def test_simulated_traffic_with_every_fault_gives_the_sinks_rows():
     messages, _ = generate_all(5, 600, 4, T0, Faults(duplicates=0.1, shuffle=0.4, late_recordings=0.3,
                                                      malformed=0.05),
                                Knobs(outage_rate=0.15, stale_key=0.3, license_errors=0.05, dev_copy=0.05,
                                      extranet=0.05))
     values = [m.value for m in messages]
-    fast, sink = _both(con, values)
+    fast, sink = _both(values)
     assert fast.num_rows > 3000 and fast.equals(sink)
-    source = [(3, offset, Message(value, None)) for offset, value in enumerate(values)
-              if NATIVE_VALIDATE(value, None, None) is not None]
-    plain, others = _vectorised(con, source)
-    assert plain.num_rows == len(source) and not others  # the simulator writes plain messages
+    source = [(3, offset, native) for offset, value in enumerate(values)
+              if (native := NATIVE_VALIDATE(value, None, None)) is not None]
+    rows, skipped = native_rows(source)
+    assert rows.num_rows == len(source) and not skipped  # the compiled core writes every row
 
 
 @settings(max_examples=100, deadline=None)
 @given(st.lists(valid_wire(), min_size=1, max_size=20), st.booleans())
-def test_any_valid_wire_form_gives_the_sinks_rows(con, drawn, keyed):
+def test_any_valid_wire_form_gives_the_sinks_rows(drawn, keyed):
     # Omitted optional fields, unknown extra fields, odd strings and numbers of every kind:
     # the plain ones are built in SQL, the rest in Python; the rows never differ.
-    fast, sink = _both(con, [orjson.dumps(wire) for _, wire in drawn], keyed)
+    fast, sink = _both([orjson.dumps(wire) for _, wire in drawn], keyed)
     assert fast.equals(sink)
 
 
@@ -116,6 +101,6 @@ def _text(document: dict) -> bytes:
       for saved in ["2026-11-01T06:00:00.000Z", "2026-11-01T06:00:00.123456Z", "2026-11-01T06:00:00.123000Z",
                     "2026-11-01T06:00:00Z", "2026-11-01T06:00:00.1Z", "2026-11-01T06:00:00.000001Z"]],
 ])
-def test_odd_forms_give_the_sinks_rows(con, value):
-    fast, sink = _both(con, [value])
+def test_odd_forms_give_the_sinks_rows(value):
+    fast, sink = _both([value])
     assert fast.num_rows == 1 and fast.equals(sink), (fast.to_pylist(), sink.to_pylist())

@@ -290,3 +290,21 @@ def test_recording_missing_takes_the_set_form_at_the_end(tariffs):
         (7200.0, ev("recording.stored", "r", 70))], after=AFTER).finish(TS_MS / 1000 + 7201)
     # The wait passed in broker time before the recording came: raised, then retracted.
     assert orjson.loads(late.alerts["recording_missing:call-1"])["detail"] == {"state": "retracted"}
+
+
+def test_feed_many_folds_as_feed_one_by_one(tariffs):
+    """The partition reader hands batches (feed_many) cut anywhere, across chunk borders."""
+    messages, _ = generate_all(29, 200, 4, T0, Faults(duplicates=0.1, shuffle=0.4, malformed=0.03), Knobs())
+    config = ReplayConfig(tariffs, RULES, AFTER, TOPIC, chunk=64)
+    one, many = PartitionReplay(config, 1), PartitionReplay(config, 1)
+    records = [(offset, TS_MS + offset, m.key, m.value) for offset, m in enumerate(messages)]
+    for record in records:
+        one.feed(*record)
+    cuts = random.Random(3).sample(range(1, len(records)), 20)
+    for start, end in zip([0, *sorted(cuts)], [*sorted(cuts), len(records)]):
+        many.feed_many(records[start:end])
+    assert [(p, o) for p, o, _ in one.take_rows()[0]] == [(p, o) for p, o, _ in many.take_rows()[0]]
+    assert one.messages == many.messages and one.rejected == many.rejected
+    now = TS_MS / 1000 + 2 * AFTER
+    a, b = one.finish(now), many.finish(now)
+    assert a.cdrs == b.cdrs and a.alerts == b.alerts and a.signals == b.signals

@@ -13,10 +13,16 @@ import re
 from pathlib import Path
 
 import callstream_native
+import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from scripts import generate_shared
 from streams.domain import shared
+from streams.domain.validation import validate
+from streams.domain.wire import event_to_dict
+from tests.unit.strategies import valid_wire
 
 pytestmark = pytest.mark.unit
 
@@ -39,6 +45,7 @@ def test_the_installed_compiled_core_was_built_from_this_declaration() -> None:
     assert built["enums"] == declaration["enums"]
     assert built["status_by_cause"] == declaration["status_by_cause"]
     assert built["bookkeeping"] == declaration["bookkeeping"]
+    assert built["data_fields"] == declaration["data_fields"]
 
 
 def test_the_python_core_reads_the_declaration() -> None:
@@ -49,6 +56,21 @@ def test_the_python_core_reads_the_declaration() -> None:
     assert events.DIRECTIONS == frozenset(declaration["enums"]["directions"])
     assert cdr.STATUS_BY_CAUSE is shared.STATUS_BY_CAUSE
     assert state.STATE_FORMAT == declaration["state_format"]
+    assert shared.DATA_FIELDS == {kind: tuple(fields) for kind, fields in declaration["data_fields"].items()}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(valid_wire(), min_size=1, max_size=5))
+def test_the_python_core_writes_data_in_the_declared_order(drawn) -> None:
+    """wire.py's writers (the sink's events.data) give each type's fields in the order the
+    compiled core writes the rebuild's events.data in (native/src/validate.rs)."""
+    for _, wire in drawn:
+        event = validate(orjson.dumps(wire))
+        assert tuple(event_to_dict(event)["data"]) == shared.DATA_FIELDS[event.type]
+
+
+def test_every_type_has_its_data_fields_declared() -> None:
+    assert set(shared.DATA_FIELDS) == set(shared.SOURCE_OF_TYPE)
 
 
 @pytest.mark.parametrize("values", [
