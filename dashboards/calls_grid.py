@@ -24,7 +24,8 @@ MAX_CALL_ID = 256  # longer ids are not calls of the contract: nothing to open
 
 # The look of the former html table (assets/style.css has the hover, the focus and the
 # header-wide sort click); widths follow the text.
-STYLE_CELL = {"fontFamily": "inherit", "fontSize": "13px", "padding": "5px 8px", "textAlign": "left",
+FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif'  # the page's (the table's own is monospace)
+STYLE_CELL = {"fontFamily": FONT, "fontSize": "13px", "padding": "5px 8px", "textAlign": "left",
               "whiteSpace": "nowrap", "maxWidth": "420px", "overflow": "hidden", "textOverflow": "ellipsis",
               "border": "none", "borderBottom": "1px solid #e5e7eb", "color": "#111827"}
 STYLE_HEADER = {"backgroundColor": "#f9fafb", "fontWeight": 600}
