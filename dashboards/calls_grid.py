@@ -9,7 +9,8 @@ DataTable prints it as text: no markdown, no HTML. Sorting and paging stay on th
 ``sort_action="custom"`` only reports the header click (``sort_by``), which
 :func:`clicked_column` turns into the column for the page's own rule (the same column flips,
 another one sorts descending); the page's own buttons page. A click on a cell sets
-``active_cell``, whose ``row_id`` (the row's ``id``: its call id) opens the call.
+``active_cell``, whose ``row_id`` (the row's ``id``: its call id) opens the call (through a
+store, see ``OPEN_JS``).
 """
 
 from __future__ import annotations
@@ -60,7 +61,16 @@ def clicked_column(sort_by: Any, current: str, sortable: Iterable[str]) -> str |
     return column if isinstance(column, str) and column in set(sortable) else None
 
 
-def call_of(active_cell: Any) -> str | None:
-    """The call id of the clicked row (``active_cell``'s ``row_id``), or None for none or a forged one."""
-    row_id = active_cell.get("row_id") if isinstance(active_cell, dict) else None
-    return row_id if isinstance(row_id, str) and 0 < len(row_id) <= MAX_CALL_ID else None
+# A cell click, in the browser: the row's call id into the page's store (``OPEN_STORE``), which
+# the server's callback reads. The table clears its selection whenever its data change (each
+# sort or page); done in the browser, that clearing costs no request.
+OPEN_STORE = "calls-open"
+OPEN_JS = """function (cell) {
+    var id = cell && cell.row_id;
+    return typeof id === "string" ? id : window.dash_clientside.no_update;
+}"""
+
+
+def call_of(value: Any) -> str | None:
+    """The call id the browser says was clicked, or None for a forged one."""
+    return value if isinstance(value, str) and 0 < len(value) <= MAX_CALL_ID else None

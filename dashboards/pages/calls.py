@@ -105,7 +105,7 @@ def layout(ctx: Context, query: dict[str, Any] | None = None) -> html.Div:
     return html.Div([
         html.H1(_(TITLE)), filters_panel(ctx, query),
         dcc.Store(id="calls-sort", data={"column": "started_at", "descending": True}),
-        dcc.Store(id="calls-page", data=0), dcc.Store(id="calls-count", data=0),
+        dcc.Store(id="calls-page", data=0), dcc.Store(id="calls-count", data=0), dcc.Store(id=calls_grid.OPEN_STORE),
         html.Div([html.Span(id="calls-summary", className="summary"),
                   html.Button("‹ " + _("Previous"), id="calls-prev", className="pager"),
                   html.Button(_("Next") + " ›", id="calls-next", className="pager"),
@@ -206,12 +206,13 @@ def register(app: Any, ctx: Context) -> None:
         column = calls_grid.clicked_column(sort_by, current["column"], SORT_COLUMNS)
         return no_update if column is None else next_sort(column, current)  # None: a forged click
 
-    @app.callback(Output("calls-detail", "children"), Input(calls_grid.GRID_ID, "active_cell"),
-                  prevent_initial_call=True)
-    def _open(active_cell: Any) -> Any:
-        call_id = calls_grid.call_of(active_cell)
-        # No call: the selection was cleared (a sort clears it), or a forged cell.
-        return no_update if call_id is None else call_view.render(ctx, call_id)
+    app.clientside_callback(calls_grid.OPEN_JS, Output(calls_grid.OPEN_STORE, "data"),
+                            Input(calls_grid.GRID_ID, "active_cell"), prevent_initial_call=True)
+
+    @app.callback(Output("calls-detail", "children"), Input(calls_grid.OPEN_STORE, "data"), prevent_initial_call=True)
+    def _open(clicked: Any) -> Any:
+        call_id = calls_grid.call_of(clicked)
+        return no_update if call_id is None else call_view.render(ctx, call_id)  # None: a forged click
 
     _register_options(app, ctx)
 

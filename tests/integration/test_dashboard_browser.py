@@ -118,6 +118,9 @@ def test_call_detail_filters_sort_pages_and_opens_a_call(site, browser) -> None:
     assert _count(browser, "#call-timeline tbody tr") >= 2 and _count(browser, "#call-recordings a") >= 1
     assert _count(browser, "#call-recordings audio") >= 1
     screenshot(browser, "dashboard-call-opened")
+    first = _text(browser, "#call-title")  # another row (a cell of another column): its own call
+    change_and_wait(browser, "document.querySelectorAll('#calls-grid td.dash-cell[data-dash-column=\"to\"]')[1].click()")
+    assert _text(browser, "#call-title").startswith("Call ") and _text(browser, "#call-title") != first
 
 
 def _search(driver, text: str) -> None:

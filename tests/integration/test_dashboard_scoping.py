@@ -97,9 +97,8 @@ def test_a_forged_row_click_opens_no_call_of_another_portal(setup):
     client = app.server.test_client()
     output = next(k for k in app.callback_map if k.startswith("calls-detail.children"))
     body = {"output": output, "outputs": {"id": "calls-detail", "property": "children"},
-            "inputs": [{"id": "calls-grid", "property": "active_cell",
-                        "value": {"row": 0, "column": 0, "column_id": "started_at", "row_id": other_call}}],
-            "state": [], "changedPropIds": ["calls-grid.active_cell"]}
+            "inputs": [{"id": "calls-open", "property": "data", "value": other_call}],
+            "state": [], "changedPropIds": ["calls-open.data"]}
     got = client.post("/_dash-update-component", json=body, headers=_auth("ann", "ann-password"))
     text = got.get_data(as_text=True)
     assert got.status_code == 200 and "call-missing" in text and portals[1] not in text.replace(other_call, "")
