@@ -74,7 +74,8 @@ def _sort_by(column: str) -> str:
 def _sorted(driver, column: str, icon: str) -> bool:
     """Whether ``column`` is the one the table shows sorted, with ``icon`` (sort-down / sort-up)."""
     return (_count(driver, f"#calls-grid th[data-dash-column='{column}'] svg[data-icon='{icon}']") == 1
-            and _count(driver, "#calls-grid th svg[data-icon='sort-down'], #calls-grid th svg[data-icon='sort-up']") == 1)
+            and _count(
+                driver, "#calls-grid th svg[data-icon='sort-down'], #calls-grid th svg[data-icon='sort-up']") == 1)
 
 
 def test_overview(site, browser) -> None:
@@ -100,10 +101,11 @@ def test_call_detail_filters_sort_pages_and_opens_a_call(site, browser) -> None:
     assert "page 2 of" in _text(browser, "#calls-summary")
     change_and_wait(browser, _sort_by("talk_s"))  # another column: by it, descending, from page 1
     assert _sorted(browser, "talk_s", "sort-down") and "page 1 of" in _text(browser, "#calls-summary")
-    talks = [cell.text for cell in browser.find_elements("css selector", "#calls-grid td[data-dash-column='talk_s']")]
+    talk_cells = "#calls-grid td[data-dash-column='talk_s']"
+    talks = [cell.text for cell in browser.find_elements("css selector", talk_cells)]
     change_and_wait(browser, _sort_by("talk_s"))  # the same column again: the other order
     assert _sorted(browser, "talk_s", "sort-up") and _count(browser, ROWS) == 50
-    assert [cell.text for cell in browser.find_elements("css selector", "#calls-grid td[data-dash-column='talk_s']")] != talks
+    assert [cell.text for cell in browser.find_elements("css selector", talk_cells)] != talks
     change_and_wait(browser, "document.querySelector('.recording-filter input[value=\"yes\"]').click()")
     recorded = _text(browser, "#calls-summary")
     href = browser.find_element("css selector", "#calls-download").get_attribute("href")
@@ -119,7 +121,8 @@ def test_call_detail_filters_sort_pages_and_opens_a_call(site, browser) -> None:
     assert _count(browser, "#call-recordings audio") >= 1
     screenshot(browser, "dashboard-call-opened")
     first = _text(browser, "#call-title")  # another row (a cell of another column): its own call
-    change_and_wait(browser, "document.querySelectorAll('#calls-grid td.dash-cell[data-dash-column=\"to\"]')[1].click()")
+    change_and_wait(browser,
+                    "document.querySelectorAll('#calls-grid td.dash-cell[data-dash-column=\"to\"]')[1].click()")
     assert _text(browser, "#call-title").startswith("Call ") and _text(browser, "#call-title") != first
 
 

@@ -17,7 +17,8 @@ def test_rows_are_plain_text_keyed_by_call_id() -> None:
     records = [{"call_id": "c-1", "from": HOSTILE, "talk_s": 1.5}, {"call_id": "c-2", "from": None, "talk_s": 0}]
     columns = [("from", "From", lambda r: r["from"] or "—"), ("talk_s", "Talk", lambda r: f"{r['talk_s']} s")]
     table = calls_grid.grid(records, columns, {"column": "talk_s", "descending": False})
-    assert table.data == [{"id": "c-1", "from": HOSTILE, "talk_s": "1.5 s"}, {"id": "c-2", "from": "—", "talk_s": "0 s"}]
+    assert table.data == [{"id": "c-1", "from": HOSTILE, "talk_s": "1.5 s"},
+                          {"id": "c-2", "from": "—", "talk_s": "0 s"}]
     # Text columns, never markdown (which would parse links and, with html allowed, markup).
     assert [c["type"] for c in table.columns] == ["text", "text"]
     assert all("presentation" not in c for c in table.columns)
