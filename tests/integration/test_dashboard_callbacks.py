@@ -222,6 +222,21 @@ def test_the_cdr_and_the_timeline_speak_russian(ctx) -> None:
     assert not {"talk_s", "hangup_cause", "call.started", "call.ended", "answered", "inbound"} & set(texts)
 
 
+def test_the_call_table_speaks_russian_in_the_portals_zone(ctx) -> None:
+    from dashboards.i18n import speaking
+
+    with speaking("ru"):
+        table, summary = calls.render_table(ctx, {}, {"column": "talk_s", "descending": True}, 0)[:2]
+    names = {c["id"]: c["name"] for c in table.columns}
+    assert names["started_at"] == "Начало" and names["talk_s"] == "Разговор" and names["cost"] == "Стоимость"
+    assert summary.startswith("звонков: ") and "страница 1 из" in summary
+    row = table.data[0]
+    assert row["talk_s"].endswith(" с") and row["started_at"].endswith(" UTC")  # a Russian unit; the view's zone
+    with speaking("en"):
+        english = calls.render_table(ctx, {}, {"column": "talk_s", "descending": True}, 0)[0]
+    assert english.data[0]["id"] == row["id"] and english.data[0]["talk_s"].endswith(" s")
+
+
 def test_quality_page_shows_lines_bypasses_causes_and_missed_offers_each_drilling_to_its_calls(ctx) -> None:
     from dashboards.urlstate import drill
 
