@@ -82,7 +82,7 @@ def _label(action) -> str:
         return getattr(action, "label", repr(action))
     for pattern, name in ((r'period input\[value=\\?"([^"\\]*)', "period {}"),
                           (r'recording-filter input\[value=\\?"([^"\\]*)', "has recording {!r}"),
-                          (r'\\?"column\\?":\\?"([a-z_]+)', "sort by {}"),
+                          (r'data-dash-column=\\?"([a-z_]+)', "sort by {}"),
                           (r"getElementById\('([a-z-]+)'\)", "{}")):
         found = re.search(pattern, action)
         if found:
@@ -94,9 +94,10 @@ def changes(path: str):
     """An endless cycle of filter changes a user makes on the page at ``path``."""
     if path != "/calls":
         return itertools.cycle([_period(p) for p in PERIODS])
-    sort = "document.getElementById('{\"column\":\"%s\",\"type\":\"calls-sort-by\"}').click()"
-    # The sorts come while every call is shown: "recorded" may leave no row, hence no sort
-    # button, for a portal without recordings (p-00 of the generated data).
+    # A header's sort control of the call table (one DataTable). The sorts come while every
+    # call is shown: "recorded" may leave no row, hence no table, for a portal without
+    # recordings (p-00 of the generated data).
+    sort = "document.querySelector('#calls-grid th[data-dash-column=\"%s\"] .column-header--sort').click()"
     return itertools.cycle([
         sort % "cost", "document.getElementById('calls-next').click()", sort % "talk_s",
         "document.querySelector('.recording-filter input[value=\"yes\"]').click()",

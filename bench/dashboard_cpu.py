@@ -2,7 +2,7 @@
 
     python bench/dashboard_cpu.py --warehouse var/bench-warehouse --user big --path /spend
     python bench/dashboard_cpu.py --warehouse var/bench-warehouse --user big --path /calls \\
-        --action "document.getElementById('{\\"column\\":\\"cost\\",\\"type\\":\\"calls-sort-by\\"}').click()"
+        --action "document.querySelector('#calls-grid th[data-dash-column=\\"cost\\"] .column-header--sort').click()"
 
 Serves a scratch copy of the warehouse as ``bench/dashboard_browser.py`` does (``--live N``: a sink
 writing N CDRs/s), logs in as one of its users and, after two warm-up loads, samples Chromium's

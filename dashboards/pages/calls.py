@@ -7,10 +7,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlencode
 
-from dash import ALL, Input, Output, State, dcc, html, no_update
+from dash import Input, Output, State, dcc, html, no_update
 from dash import ctx as dash_ctx
 
-from dashboards import controls, urlstate, view
+from dashboards import calls_grid, controls, urlstate, view
 from dashboards import formatting as fmt
 from dashboards.access import current_user
 from dashboards.data import Context
@@ -24,7 +24,6 @@ NAME, PATH, TITLE = "calls", "/calls", N_("Call detail")
 _POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="call-count")
 PAGE_SIZE = 50
 DEFAULT_SORT = {"column": "started_at", "descending": True}
-MAX_CALL_ID = 256  # longer ids are not calls of the contract: nothing to open
 DOWNLOAD_PATH = "/download/calls.csv"
 # (values key, component id, property) of every filter control, in callback order.
 CONTROLS = (("start", "calls-dates", "start_date"), ("end", "calls-dates", "end_date"),
@@ -106,7 +105,7 @@ def layout(ctx: Context, query: dict[str, Any] | None = None) -> html.Div:
     return html.Div([
         html.H1(_(TITLE)), filters_panel(ctx, query),
         dcc.Store(id="calls-sort", data={"column": "started_at", "descending": True}),
-        dcc.Store(id="calls-page", data=0), dcc.Store(id="calls-count", data=0),
+        dcc.Store(id="calls-page", data=0), dcc.Store(id="calls-count", data=0), dcc.Store(id=calls_grid.OPEN_STORE),
         html.Div([html.Span(id="calls-summary", className="summary"),
                   html.Button("‹ " + _("Previous"), id="calls-prev", className="pager"),
                   html.Button(_("Next") + " ›", id="calls-next", className="pager"),
@@ -123,14 +122,6 @@ def layout(ctx: Context, query: dict[str, Any] | None = None) -> html.Div:
 def values_of(args: tuple[Any, ...]) -> dict[str, Any]:
     """The control values (callback arguments in ``CONTROLS`` order) as a dict."""
     return {key: value for (key, _, _), value in zip(CONTROLS, args)}
-
-
-def _header(column: str, title: str, sort: dict[str, Any]) -> html.Th:
-    title = _(title)
-    if column not in SORT_COLUMNS:
-        return html.Th(title)
-    arrow = (" ▼" if sort.get("descending") else " ▲") if sort.get("column") == column else ""
-    return html.Th(html.Button(title + arrow, id={"type": "calls-sort-by", "column": column}, className="sort"))
 
 
 def _cell(value: Any) -> str:
@@ -160,11 +151,8 @@ def render_table(ctx: Context, values: dict[str, Any], sort: dict[str, Any] | No
         rows = ctx.data.get(queries.call_detail, flt, page=page, **args)
     page = max(0, min(page or 0, last))
     records = rows.to_dict("records")
-    body = [html.Tr([html.Td(_cell(text(r, flt.zone))) for _c, _t, text in COLUMNS],
-                    id={"type": "call-row", "call": r["call_id"]}, className="row", n_clicks=0)
-            for r in records]
-    table = html.Table([html.Thead(html.Tr([_header(c, t, sort) for c, t, _ in COLUMNS])), html.Tbody(body)],
-                       className="table calls", id="calls-grid") if body else \
+    columns = [(c, _(t), lambda r, text=text: _cell(text(r, flt.zone))) for c, t, text in COLUMNS]
+    table = calls_grid.grid(records, columns, sort) if records else \
         html.Div(_("No calls match these filters"), className="empty-note")
     summary = _("{n} calls · page {page} of {pages} · times in {zone}").format(
         n=fmt.count(total), page=page + 1, pages=last + 1, zone=flt.zone)
@@ -211,28 +199,22 @@ def register(app: Any, ctx: Context) -> None:
     def _page(*args: Any) -> int:
         return next_page(dash_ctx.triggered_id, args[-2], args[-1])
 
-    @app.callback(Output("calls-sort", "data"), Input({"type": "calls-sort-by", "column": ALL}, "n_clicks"),
+    @app.callback(Output("calls-sort", "data"), Input(calls_grid.GRID_ID, "sort_by"),
                   State("calls-sort", "data"), prevent_initial_call=True)
-    def _sort(clicks: Any, sort: Any) -> Any:
-        column = dash_ctx.triggered_id.get("column") if isinstance(dash_ctx.triggered_id, dict) else None
-        if not _clicked(clicks) or not isinstance(column, str) or column not in SORT_COLUMNS:
-            return no_update  # no click, or a forged header
-        return next_sort(column, controls.sort_choice(sort, SORT_COLUMNS, DEFAULT_SORT))
+    def _sort(sort_by: Any, sort: Any) -> Any:
+        current = controls.sort_choice(sort, SORT_COLUMNS, DEFAULT_SORT)
+        column = calls_grid.clicked_column(sort_by, current["column"], SORT_COLUMNS)
+        return no_update if column is None else next_sort(column, current)  # None: a forged click
 
-    @app.callback(Output("calls-detail", "children"), Input({"type": "call-row", "call": ALL}, "n_clicks"),
-                  prevent_initial_call=True)
-    def _open(clicks: Any) -> Any:
-        call_id = dash_ctx.triggered_id.get("call") if isinstance(dash_ctx.triggered_id, dict) else None
-        if not _clicked(clicks) or not isinstance(call_id, str) or len(call_id) > MAX_CALL_ID:
-            return no_update  # no click, or a forged row
-        return call_view.render(ctx, call_id)
+    app.clientside_callback(calls_grid.OPEN_JS, Output(calls_grid.OPEN_STORE, "data"),
+                            Input(calls_grid.GRID_ID, "active_cell"), prevent_initial_call=True)
+
+    @app.callback(Output("calls-detail", "children"), Input(calls_grid.OPEN_STORE, "data"), prevent_initial_call=True)
+    def _open(clicked: Any) -> Any:
+        call_id = calls_grid.call_of(clicked)
+        return no_update if call_id is None else call_view.render(ctx, call_id)  # None: a forged click
 
     _register_options(app, ctx)
-
-
-def _clicked(clicks: Any) -> bool:
-    """True when a pattern-matched input list holds a click (a forged one may hold anything)."""
-    return isinstance(clicks, list) and any(isinstance(c, int) and c > 0 for c in clicks)
 
 
 def user_options(ctx: Context, search: Any, selected: Any) -> list[dict[str, str]]:

@@ -62,6 +62,22 @@ def _count(driver, selector: str) -> int:
     return len(driver.find_elements("css selector", selector))
 
 
+# The call table is one DataTable: its cells carry their column's id, its header cells too.
+ROWS = "#calls-grid td.dash-cell[data-dash-column='started_at']"
+
+
+def _sort_by(column: str) -> str:
+    """The click on a column's header of the call table (its sort control)."""
+    return f"document.querySelector('#calls-grid th[data-dash-column=\"{column}\"] .column-header--sort').click()"
+
+
+def _sorted(driver, column: str, icon: str) -> bool:
+    """Whether ``column`` is the one the table shows sorted, with ``icon`` (sort-down / sort-up)."""
+    return (_count(driver, f"#calls-grid th[data-dash-column='{column}'] svg[data-icon='{icon}']") == 1
+            and _count(
+                driver, "#calls-grid th svg[data-icon='sort-down'], #calls-grid th svg[data-icon='sort-up']") == 1)
+
+
 def test_overview(site, browser) -> None:
     load(browser, site.url + "/")
     assert not browser_errors(browser)
@@ -78,12 +94,18 @@ def test_overview(site, browser) -> None:
 def test_call_detail_filters_sort_pages_and_opens_a_call(site, browser) -> None:
     load(browser, site.url + "/calls")
     assert not browser_errors(browser)
-    rows = _count(browser, "#calls-grid tbody tr")
+    rows = _count(browser, ROWS)
     assert rows == 50 and "page 1 of" in _text(browser, "#calls-summary")
+    assert _sorted(browser, "started_at", "sort-down")  # newest first
     change_and_wait(browser, "document.getElementById('calls-next').click()")
     assert "page 2 of" in _text(browser, "#calls-summary")
-    change_and_wait(browser, "document.getElementById('{\"column\":\"talk_s\",\"type\":\"calls-sort-by\"}').click()")
-    assert "▼" in _text(browser, "#calls-grid thead") and "page 1 of" in _text(browser, "#calls-summary")
+    change_and_wait(browser, _sort_by("talk_s"))  # another column: by it, descending, from page 1
+    assert _sorted(browser, "talk_s", "sort-down") and "page 1 of" in _text(browser, "#calls-summary")
+    talk_cells = "#calls-grid td[data-dash-column='talk_s']"
+    talks = [cell.text for cell in browser.find_elements("css selector", talk_cells)]
+    change_and_wait(browser, _sort_by("talk_s"))  # the same column again: the other order
+    assert _sorted(browser, "talk_s", "sort-up") and _count(browser, ROWS) == 50
+    assert [cell.text for cell in browser.find_elements("css selector", talk_cells)] != talks
     change_and_wait(browser, "document.querySelector('.recording-filter input[value=\"yes\"]').click()")
     recorded = _text(browser, "#calls-summary")
     href = browser.find_element("css selector", "#calls-download").get_attribute("href")
@@ -93,11 +115,15 @@ def test_call_detail_filters_sort_pages_and_opens_a_call(site, browser) -> None:
     assert lines[0].startswith("call_id,portal_id")
     assert int(recorded.split()[0]) == len([line for line in lines[1:] if line])
     screenshot(browser, "dashboard-calls")
-    change_and_wait(browser, "document.querySelector('#calls-grid tbody tr').click()")
+    change_and_wait(browser, f"document.querySelector({json.dumps(ROWS)}).click()")
     assert _text(browser, "#call-title").startswith("Call ")
     assert _count(browser, "#call-timeline tbody tr") >= 2 and _count(browser, "#call-recordings a") >= 1
     assert _count(browser, "#call-recordings audio") >= 1
     screenshot(browser, "dashboard-call-opened")
+    first = _text(browser, "#call-title")  # another row (a cell of another column): its own call
+    change_and_wait(browser,
+                    "document.querySelectorAll('#calls-grid td.dash-cell[data-dash-column=\"to\"]')[1].click()")
+    assert _text(browser, "#call-title").startswith("Call ") and _text(browser, "#call-title") != first
 
 
 def _search(driver, text: str) -> None:
@@ -110,12 +136,12 @@ def _search(driver, text: str) -> None:
 
 def test_number_search(site, browser) -> None:
     load(browser, site.url + "/calls")
-    number = _text(browser, "#calls-grid tbody tr td:nth-child(6)")
+    number = _text(browser, "#calls-grid td.dash-cell[data-dash-column='to']")
     change_and_wait(browser, lambda d: _search(d, number))
     wait_for(browser, "!document.getElementById('calls-summary').textContent.startsWith('601 ')")
     found = int(_text(browser, "#calls-summary").split()[0])
-    rows = browser.find_elements("css selector", "#calls-grid tbody tr")
-    assert found >= 1 and all(number in row.text for row in rows)
+    rows = browser.find_elements("css selector", "#calls-grid tr:has(td.dash-cell)")
+    assert found >= 1 and len(rows) == min(found, 50) and all(number in row.text for row in rows)
 
 
 @pytest.mark.parametrize("path, name, probe", [("/spend", "spend", "#spend-totals-table"),
@@ -138,11 +164,15 @@ def test_hostile_text_is_only_text(site, browser) -> None:
     assert _count(browser, "#al-latest-table img, #al-latest-table script") == 0
     load(browser, site.url + "/calls")
     change_and_wait(browser, lambda d: d.find_element("css selector", ".recording-filter input[value='yes']").click())
-    row = f"document.getElementById('{{\"call\":\"{HOSTILE_CALL}\",\"type\":\"call-row\"}}')"
+    # The hostile call's row: the one whose "from" is the markup, shown as text.
+    row = ("Array.from(document.querySelectorAll('#calls-grid td[data-dash-column=\"from\"]'))"
+           f".find(td => td.textContent === {json.dumps(HOSTILE_TEXT)})")
     for _ in range(20):  # the hostile call is recorded; page through to it
         if browser.execute_script(f"return !!{row}"):
             break
         change_and_wait(browser, "document.getElementById('calls-next').click()")
+    assert _count(browser, "#calls-grid img, #calls-grid script") == 0
+    assert browser.execute_script("return window.pwned === undefined && document.title === 'callstream'")
     change_and_wait(browser, f"{row}.click()")
     links = [a.get_attribute("href") for a in browser.find_elements("css selector", "#call-recordings a")]
     # Only the https URL is linked, through the audited route; the javascript: URL is shown as text.
@@ -167,4 +197,4 @@ def test_token_protects_the_dashboard_in_a_browser(warehouse, browser, tmp_path)
         load(browser, server.url + "/spend?token=s3cret-token")
         assert browser.current_url == server.url + "/spend" and not browser_errors(browser)
         load(browser, server.url + "/calls")  # the cookie carries the token from now on
-        assert _count(browser, "#calls-grid tbody tr") == 50
+        assert _count(browser, ROWS) == 50

@@ -75,13 +75,16 @@ def test_call_table_pages_sorts_and_filters(ctx) -> None:
     table, summary, href, total = calls.render_table(ctx, {}, None, 0)[:4]
     assert total == queries.call_count(ctx.data.reader, calls.controls.call_filter({}, ctx.now().date()))
     assert summary.startswith(f"{total:,}".replace(",", " ") + " calls · page 1 of")
-    body = table.children[1].children
-    assert len(body) == min(calls.PAGE_SIZE, total)
+    assert table.id == "calls-grid" and len(table.data) == min(calls.PAGE_SIZE, total)
+    assert [c["id"] for c in table.columns] == [c for c, _, _ in calls.COLUMNS]
+    newest = sorted(_all_cdrs(ctx), key=lambda r: (r["started_at"] is not None, r["started_at"], r["call_id"]))[-1]
+    assert table.data[0]["id"] == newest["call_id"]  # the row's id is its call: a click opens it
     last_page = (total - 1) // calls.PAGE_SIZE
     _, summary, _, _ = calls.render_table(ctx, {}, None, 10_000)[:4]  # clamped to the last page
     assert f"page {last_page + 1} of {last_page + 1}" in summary
     table, _, _, _ = calls.render_table(ctx, {}, {"column": "cost", "descending": True}, 0)[:4]
-    assert "▼" in _texts(table.children[0])[10]  # the cost header shows the order
+    assert table.sort_by == [{"column_id": "cost", "direction": "desc"}]  # the cost header shows the order
+    assert table.columns[10]["name"] == "Cost" and table.data[0]["cost"].endswith(("RUB", "USD", "EUR"))
     answered = calls.render_table(ctx, {"statuses": ["answered"], "recording": "yes"}, None, 0)[:4]
     assert answered[3] == sum(1 for r in _all_cdrs(ctx) if r["status"] == "answered" and r["recording_bytes"] > 0)
     carried = json.loads(parse_qs(urlsplit(answered[2]).query)["q"][0])
@@ -217,6 +220,21 @@ def test_the_cdr_and_the_timeline_speak_russian(ctx) -> None:
                   "входящий", "начало звонка", "звонок завершён", "голосовой сервер", "Хронология событий"):
         assert words in texts, (words, texts[:80])
     assert not {"talk_s", "hangup_cause", "call.started", "call.ended", "answered", "inbound"} & set(texts)
+
+
+def test_the_call_table_speaks_russian_in_the_portals_zone(ctx) -> None:
+    from dashboards.i18n import speaking
+
+    with speaking("ru"):
+        table, summary = calls.render_table(ctx, {}, {"column": "talk_s", "descending": True}, 0)[:2]
+    names = {c["id"]: c["name"] for c in table.columns}
+    assert names["started_at"] == "Начало" and names["talk_s"] == "Разговор" and names["cost"] == "Стоимость"
+    assert summary.startswith("звонков: ") and "страница 1 из" in summary
+    row = table.data[0]
+    assert row["talk_s"].endswith(" с") and row["started_at"].endswith(" UTC")  # a Russian unit; the view's zone
+    with speaking("en"):
+        english = calls.render_table(ctx, {}, {"column": "talk_s", "descending": True}, 0)[0]
+    assert english.data[0]["id"] == row["id"] and english.data[0]["talk_s"].endswith(" s")
 
 
 def test_quality_page_shows_lines_bypasses_causes_and_missed_offers_each_drilling_to_its_calls(ctx) -> None:

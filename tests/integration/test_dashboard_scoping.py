@@ -92,6 +92,20 @@ def test_forged_callback_inputs_and_urls_show_nothing_of_another_portal(setup):
     assert client.get(f"/recording/{other_call}/0", headers=_auth("vic", "vic-password")).status_code == 403
 
 
+def test_a_forged_row_click_opens_no_call_of_another_portal(setup):
+    app, portals, other_call, _store = setup
+    client = app.server.test_client()
+    output = next(k for k in app.callback_map if k.startswith("calls-detail.children"))
+    body = {"output": output, "outputs": {"id": "calls-detail", "property": "children"},
+            "inputs": [{"id": "calls-open", "property": "data", "value": other_call}],
+            "state": [], "changedPropIds": ["calls-open.data"]}
+    got = client.post("/_dash-update-component", json=body, headers=_auth("ann", "ann-password"))
+    text = got.get_data(as_text=True)
+    assert got.status_code == 200 and "call-missing" in text and portals[1] not in text.replace(other_call, "")
+    as_ops = client.post("/_dash-update-component", json=body, headers=_auth("ops", "ops-password"))
+    assert "call-title" in as_ops.get_data(as_text=True) and portals[1] in as_ops.get_data(as_text=True)
+
+
 def test_the_quality_page_of_a_portal_admin_shows_only_the_admins_portal(setup, root):
     from dashboards.access import acting_as
     from dashboards.accounts import User
