@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from common import collector
+from common import collector, heap
 from common.config import Settings
 from notify import ledger as ledger_mod
 from notify.actions import Actions
@@ -32,7 +32,6 @@ from notify.reading import ActionsReader, AlertReader
 from notify.rules import Rules
 from notify.sender import ChannelSender, Outcome
 from notify.status import Status
-from streams import heap
 
 log = logging.getLogger("callstream.notify")
 CHECKPOINT_S = 1.0

@@ -6,11 +6,11 @@ import asyncio
 import logging
 import signal
 
-from common import collector
+from common import collector, heap
 from common.config import Settings
 from common.errors import CliError
 from common.kafka_clients import require_codecs
-from streams import census, heap, logthrottle, topics
+from streams import census, logthrottle, topics
 from streams.app import changelog_topic_names, declare, internal_topic_names
 from streams.domain.rating import TariffError, TariffTable, load_tariffs
 from streams.faust_fence import diagnostics

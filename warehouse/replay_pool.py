@@ -117,17 +117,17 @@ def release_memory() -> None:
     """Give the memory a finished partition used back to the system before the next one: a
     process replays several partitions, and freed pages kept by Arrow's allocator and by
     glibc's arenas would add up (the rebuild's peak RSS is bounded per process)."""
-    import ctypes
     import gc
 
     import pyarrow as pa
 
+    from common import heap
+
     gc.collect()
     pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    trim = heap.trimmer()  # None where there is no glibc
+    if trim is not None:
+        trim()
 
 
 def _drain(messages, progress: Any, done: dict, running: dict, timeout: float) -> None:

@@ -1,4 +1,4 @@
-"""glibc's heap settings of the worker (streams/heap.py)."""
+"""glibc's heap settings of the worker (common/heap.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from streams import heap
+from common import heap
 
 pytestmark = pytest.mark.unit
 glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc only")
@@ -18,7 +18,7 @@ glibc = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's ma
 # whose threshold another test already raised would not show the difference.
 PROBE = """
 import ctypes, sys
-from streams import heap
+from common import heap
 from streams.census import _Mallinfo2
 mallinfo2 = ctypes.CDLL(None).mallinfo2
 mallinfo2.restype = _Mallinfo2

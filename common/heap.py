@@ -1,5 +1,8 @@
 """Hand glibc's free heap back to the system now and then (``malloc_trim``).
 
+Used by the worker, notify and the rebuild's replay processes (a process-wide
+setting of the C library, hence here, below every stage).
+
 A call state over 512 bytes is allocated by glibc, not by Python's own arenas,
 and so are RocksDB's block-cache blocks and memtables. A worker frees such
 blocks by the hundred thousand (every archived call, every replaced state),
@@ -25,10 +28,8 @@ Elsewhere than glibc (musl, macOS) there is nothing to call and both are off.
 from __future__ import annotations
 
 import ctypes
-import logging
 from collections.abc import Callable
 
-log = logging.getLogger("callstream.worker")
 TRIM_INTERVAL_S = 60.0
 MMAP_THRESHOLD = 128 * 1024
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (malloc.h)
