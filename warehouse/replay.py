@@ -150,6 +150,7 @@ class NativeCore:
             return None
 
     def validate(self, value: Any, key: Any, timestamp_ms: int | None) -> Any:
+        # _guarded written out: called once per message, one Python frame fewer.
         try:
             return self._validate(value, key, timestamp_ms)
         except self._panic:

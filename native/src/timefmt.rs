@@ -81,27 +81,26 @@ pub fn parse_ts_us(text: &str) -> Option<i64> {
 
 /// `format_ts_ms`: `2026-11-25T10:15:30.123Z`, milliseconds truncated (floored).
 pub fn format_ts_ms(ts_us: i64) -> String {
-    let day = ts_us.div_euclid(US_PER_DAY);
-    let us = ts_us.rem_euclid(US_PER_DAY);
-    let (y, m, d) = civil_from_days(day);
-    let second = us / 1_000_000;
-    let ms = (us % 1_000_000) / 1000;
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", y, m, d, second / 3600, second / 60 % 60,
-            second % 60, ms)
+    format_ts(ts_us, false)
 }
 
 /// `wire.format_ts_wire`: milliseconds when the sub-millisecond digits are zero, else microseconds.
 pub fn format_ts_wire(ts_us: i64) -> String {
-    let micros = ts_us.rem_euclid(1_000_000);
-    if micros % 1000 == 0 {
-        return format_ts_ms(ts_us);
-    }
+    format_ts(ts_us, ts_us.rem_euclid(1000) != 0)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` and the fraction: 6 digits with ``micros``, else 3 (floored).
+fn format_ts(ts_us: i64, micros: bool) -> String {
     let day = ts_us.div_euclid(US_PER_DAY);
     let us = ts_us.rem_euclid(US_PER_DAY);
     let (y, m, d) = civil_from_days(day);
     let second = us / 1_000_000;
-    format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z", y, m, d, second / 3600, second / 60 % 60,
-            second % 60, micros)
+    let clock = format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}", y, m, d, second / 3600, second / 60 % 60, second % 60);
+    if micros {
+        format!("{}.{:06}Z", clock, us % 1_000_000)
+    } else {
+        format!("{}.{:03}Z", clock, (us % 1_000_000) / 1000)
+    }
 }
 
 /// `seconds_between` in whole milliseconds (half-up); a negative skew counts as 0.
